@@ -1,0 +1,73 @@
+# nginx mod_wsgi: ngx_http_wsgi_module built out of tree against Debian's
+# nginx (nginx-dev ships its configure and headers in /usr/share/nginx/src).
+#
+#   make                 build build/ngx_http_wsgi_module.so (gcc)
+#   make run [APP=...]   serve examples/hello.wsgi (or APP) on 127.0.0.1:8080
+#   make test            deps, gcc and clang builds, style check, pytest
+#   make bench           benchmarks (bench/README.md), not part of the tests
+
+PYTHON =        /usr/bin/python3
+NGX_SRC =       /usr/share/nginx/src
+CC =            gcc
+BUILD =         build
+APP =           $(CURDIR)/examples/hello.wsgi
+PORT =          8080
+
+WSGI_CFLAGS =   -g -O2 -fstack-protector-strong -Wformat \
+                -Werror=format-security -fPIC -Wdate-time \
+                -D_FORTIFY_SOURCE=2 \
+                -W -Wall -Wextra -Wpointer-arith -Wno-unused-parameter \
+                -Wmissing-prototypes -Werror
+WSGI_LDFLAGS =  -Wl,-z,relro -Wl,-z,now -fPIC
+
+SOURCES =       config $(wildcard src/*.c src/*.h)
+
+.PHONY: all deps run test test-python clang style bench clean
+
+all: deps $(BUILD)/ngx_http_wsgi_module.so
+
+deps:
+	@tools/deps.sh
+
+# $(1): build directory, $(2): compiler
+define ngx_wsgi_build
+$(1)/nginx/Makefile: config
+	rm -rf $(1)/nginx
+	mkdir -p $(1)
+	cp -r $(NGX_SRC) $(1)/nginx
+	. $(NGX_SRC)/conf_flags; cd $(1)/nginx && ./configure \
+	    "$$$${NGX_CONF_FLAGS[@]}" --with-cc=$(2) \
+	    --with-cc-opt='$(WSGI_CFLAGS)' --with-ld-opt='$(WSGI_LDFLAGS)' \
+	    --add-dynamic-module=$(CURDIR) > ../configure.log 2>&1 \
+	    || { cat ../configure.log; exit 1; }
+
+$(1)/ngx_http_wsgi_module.so: $(1)/nginx/Makefile $(SOURCES)
+	$$(MAKE) -C $(1)/nginx -f objs/Makefile modules
+	cp $(1)/nginx/objs/ngx_http_wsgi_module.so $$@
+endef
+
+SHELL = /bin/bash
+
+$(eval $(call ngx_wsgi_build,$(BUILD),$(CC)))
+$(eval $(call ngx_wsgi_build,$(BUILD)-clang,clang))
+
+clang: deps $(BUILD)-clang/ngx_http_wsgi_module.so
+
+style:
+	$(PYTHON) tools/stylecheck.py
+	git diff --check HEAD -- . 2>/dev/null || git diff --check
+
+run: all
+	tools/run.sh $(CURDIR)/$(BUILD)/ngx_http_wsgi_module.so "$(APP)" $(PORT)
+
+test: all clang style test-python
+
+test-python:
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests $(PYTEST_ARGS)
+
+bench: all
+	@tools/deps.sh bench
+	$(PYTHON) bench/run.py $(BENCH_ARGS)
+
+clean:
+	rm -rf $(BUILD) $(BUILD)-clang

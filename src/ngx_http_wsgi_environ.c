@@ -1,0 +1,550 @@
+
+/*
+ * nginx mod_wsgi: the environ.
+ *
+ * The nginx side takes a snapshot of the request (CGI variables, headers,
+ * wsgi_var values, body segments) into the request pool; the Python side
+ * turns the snapshot into the environ dict.  The converters in between
+ * work on plain memory and know nothing of the request.
+ */
+
+
+#include "ngx_http_wsgi_module.h"
+
+
+static ngx_int_t ngx_http_wsgi_env_add(ngx_http_wsgi_snapshot_t *snap,
+    char *key, size_t key_len, u_char *value, size_t value_len);
+static ngx_int_t ngx_http_wsgi_snapshot_headers(ngx_http_request_t *r,
+    ngx_http_wsgi_loc_conf_t *wlcf, ngx_http_wsgi_snapshot_t *snap);
+static ngx_int_t ngx_http_wsgi_snapshot_body(ngx_http_request_t *r,
+    ngx_http_wsgi_snapshot_t *snap);
+
+
+/*
+ * "Accept-Encoding" -> "HTTP_ACCEPT_ENCODING"; dst has len + 5 bytes.
+ * Returns 0 for names a CGI variable cannot carry unambiguously (an
+ * underscore would let "X_Foo" pose as "X-Foo").
+ */
+
+size_t
+ngx_http_wsgi_header_key(u_char *dst, u_char *name, size_t len)
+{
+    u_char  c;
+    size_t  i;
+
+    if (len == 0) {
+        return 0;
+    }
+
+    dst = ngx_cpymem(dst, "HTTP_", 5);
+
+    for (i = 0; i < len; i++) {
+        c = name[i];
+
+        if (c == '-') {
+            c = '_';
+
+        } else if (c >= 'a' && c <= 'z') {
+            c -= 'a' - 'A';
+
+        } else if (!ngx_http_wsgi_isalnum(c)) {
+            return 0;
+        }
+
+        dst[i] = c;
+    }
+
+    return len + 5;
+}
+
+
+/*
+ * Splits the decoded path at the mount point: "/app" mounts "/app" and
+ * "/app/x", not "/application".  Returns the length of SCRIPT_NAME; the
+ * rest of the path is PATH_INFO.
+ */
+
+size_t
+ngx_http_wsgi_script_name(u_char *uri, size_t len, u_char *mount,
+    size_t mount_len)
+{
+    if (mount_len == 0
+        || len < mount_len
+        || ngx_strncmp(uri, mount, mount_len) != 0
+        || (len > mount_len && uri[mount_len] != '/'))
+    {
+        return 0;
+    }
+
+    return mount_len;
+}
+
+
+ngx_int_t
+ngx_http_wsgi_snapshot(ngx_http_request_t *r, ngx_http_wsgi_ctx_t *ctx)
+{
+    u_char                     *p;
+    size_t                      n;
+    ngx_str_t                   value, script_name;
+    ngx_uint_t                  i, port;
+    ngx_connection_t           *c;
+    ngx_http_wsgi_var_t        *vars;
+    ngx_http_wsgi_snapshot_t   *snap;
+    ngx_http_core_srv_conf_t   *cscf;
+    ngx_http_wsgi_loc_conf_t   *wlcf;
+    ngx_str_t                   addr;
+    u_char                      buf[NGX_SOCKADDR_STRLEN];
+
+    c = r->connection;
+    snap = &ctx->snap;
+
+    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wsgi_module);
+    cscf = ngx_http_get_module_srv_conf(r, ngx_http_core_module);
+
+    if (ngx_array_init(&snap->env, r->pool, 32, sizeof(ngx_keyval_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+#define ngx_http_wsgi_add(key, p, len)                                        \
+    if (ngx_http_wsgi_env_add(snap, key, sizeof(key) - 1, p, len) != NGX_OK) \
+    {                                                                         \
+        return NGX_ERROR;                                                     \
+    }
+
+    ngx_http_wsgi_add("REQUEST_METHOD", r->method_name.data,
+                      r->method_name.len);
+
+    /* SCRIPT_NAME from the location, or from "wsgi_var SCRIPT_NAME" */
+
+    script_name.data = r->uri.data;
+    script_name.len = ngx_http_wsgi_script_name(r->uri.data, r->uri.len,
+                                                wlcf->location.data,
+                                                wlcf->location.len);
+
+    if (wlcf->vars) {
+        vars = wlcf->vars->elts;
+
+        for (i = 0; i < wlcf->vars->nelts; i++) {
+            if (vars[i].key.len == sizeof("SCRIPT_NAME") - 1
+                && ngx_strncmp(vars[i].key.data, "SCRIPT_NAME",
+                               vars[i].key.len) == 0)
+            {
+                if (ngx_http_complex_value(r, &vars[i].value, &value)
+                    != NGX_OK)
+                {
+                    return NGX_ERROR;
+                }
+
+                while (value.len && value.data[value.len - 1] == '/') {
+                    value.len--;
+                }
+
+                script_name = value;
+                script_name.len = ngx_http_wsgi_script_name(r->uri.data,
+                                                            r->uri.len,
+                                                            value.data,
+                                                            value.len);
+                if (script_name.len == 0) {
+                    script_name = value;
+                    n = 0;
+
+                } else {
+                    n = script_name.len;
+                }
+
+                ngx_http_wsgi_add("SCRIPT_NAME", script_name.data,
+                                  script_name.len);
+                ngx_http_wsgi_add("PATH_INFO", r->uri.data + n,
+                                  r->uri.len - n);
+                goto script_done;
+            }
+        }
+    }
+
+    ngx_http_wsgi_add("SCRIPT_NAME", script_name.data, script_name.len);
+    ngx_http_wsgi_add("PATH_INFO", r->uri.data + script_name.len,
+                      r->uri.len - script_name.len);
+
+script_done:
+
+    ngx_http_wsgi_add("QUERY_STRING", r->args.data, r->args.len);
+    ngx_http_wsgi_add("REQUEST_URI", r->unparsed_uri.data,
+                      r->unparsed_uri.len);
+
+    if (r->headers_in.content_type) {
+        ngx_http_wsgi_add("CONTENT_TYPE",
+                          r->headers_in.content_type->value.data,
+                          r->headers_in.content_type->value.len);
+    }
+
+    if (ngx_http_wsgi_snapshot_body(r, snap) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (r->headers_in.content_length_n >= 0 || r->headers_in.chunked) {
+        p = ngx_pnalloc(r->pool, NGX_OFF_T_LEN);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        n = ngx_sprintf(p, "%O", snap->body_size) - p;
+
+        ngx_http_wsgi_add("CONTENT_LENGTH", p, n);
+    }
+
+    if (cscf->server_name.len) {
+        ngx_http_wsgi_add("SERVER_NAME", cscf->server_name.data,
+                          cscf->server_name.len);
+
+    } else {
+        ngx_http_wsgi_add("SERVER_NAME", r->headers_in.server.data,
+                          r->headers_in.server.len);
+    }
+
+    addr.data = buf;
+    addr.len = NGX_SOCKADDR_STRLEN;
+
+    if (ngx_connection_local_sockaddr(c, &addr, 0) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    port = ngx_inet_get_port(c->local_sockaddr);
+
+    p = ngx_pnalloc(r->pool, 2 * NGX_INT_T_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    n = ngx_sprintf(p, "%ui", port) - p;
+    ngx_http_wsgi_add("SERVER_PORT", p, n);
+
+    if (r->http_protocol.len) {
+        ngx_http_wsgi_add("SERVER_PROTOCOL", r->http_protocol.data,
+                          r->http_protocol.len);
+
+    } else {
+        ngx_http_wsgi_add("SERVER_PROTOCOL", (u_char *) "HTTP/0.9", 8);
+    }
+
+    ngx_http_wsgi_add("SERVER_SOFTWARE", (u_char *) NGINX_VER,
+                      sizeof(NGINX_VER) - 1);
+
+    ngx_http_wsgi_add("REMOTE_ADDR", c->addr_text.data, c->addr_text.len);
+
+    port = ngx_inet_get_port(c->sockaddr);
+
+    p += n;
+    n = ngx_sprintf(p, "%ui", port) - p;
+    ngx_http_wsgi_add("REMOTE_PORT", p, n);
+
+#if (NGX_HTTP_SSL)
+    if (c->ssl) {
+        ngx_http_wsgi_add("HTTPS", (u_char *) "on", 2);
+        snap->https = 1;
+    }
+#endif
+
+    if (ngx_http_wsgi_snapshot_headers(r, wlcf, snap) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    /* wsgi_var last: it overrides what came before */
+
+    if (wlcf->vars) {
+        vars = wlcf->vars->elts;
+
+        for (i = 0; i < wlcf->vars->nelts; i++) {
+            if (vars[i].key.len == sizeof("SCRIPT_NAME") - 1
+                && ngx_strncmp(vars[i].key.data, "SCRIPT_NAME",
+                               vars[i].key.len) == 0)
+            {
+                continue;
+            }
+
+            if (ngx_http_complex_value(r, &vars[i].value, &value) != NGX_OK) {
+                return NGX_ERROR;
+            }
+
+            if (ngx_http_wsgi_env_add(snap, (char *) vars[i].key.data,
+                                      vars[i].key.len, value.data, value.len)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+        }
+    }
+
+#undef ngx_http_wsgi_add
+
+    snap->multiprocess = ngx_http_wsgi_interp->multiprocess;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_wsgi_env_add(ngx_http_wsgi_snapshot_t *snap, char *key,
+    size_t key_len, u_char *value, size_t value_len)
+{
+    ngx_keyval_t  *kv;
+
+    kv = ngx_array_push(&snap->env);
+    if (kv == NULL) {
+        return NGX_ERROR;
+    }
+
+    kv->key.data = (u_char *) key;
+    kv->key.len = key_len;
+    kv->value.data = value;
+    kv->value.len = value_len;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_wsgi_snapshot_headers(ngx_http_request_t *r,
+    ngx_http_wsgi_loc_conf_t *wlcf, ngx_http_wsgi_snapshot_t *snap)
+{
+    u_char           *key, *p;
+    size_t            len, sep;
+    ngx_uint_t        i, j, first;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+    ngx_keyval_t     *kv;
+
+    first = snap->env.nelts;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == sizeof("Content-Type") - 1
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "Content-Type",
+                               h[i].key.len) == 0)
+        {
+            continue;
+        }
+
+        if (h[i].key.len == sizeof("Content-Length") - 1
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "Content-Length",
+                               h[i].key.len) == 0)
+        {
+            continue;
+        }
+
+        if (!wlcf->pass_authorization
+            && h[i].key.len == sizeof("Authorization") - 1
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "Authorization",
+                               h[i].key.len) == 0)
+        {
+            continue;
+        }
+
+        key = ngx_pnalloc(r->pool, h[i].key.len + 5);
+        if (key == NULL) {
+            return NGX_ERROR;
+        }
+
+        len = ngx_http_wsgi_header_key(key, h[i].key.data, h[i].key.len);
+        if (len == 0) {
+            ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                           "wsgi header \"%V\" not passed", &h[i].key);
+            continue;
+        }
+
+        /* a repeated header joins the first one's value */
+
+        kv = snap->env.elts;
+
+        for (j = first; j < snap->env.nelts; j++) {
+            if (kv[j].key.len == len
+                && ngx_strncmp(kv[j].key.data, key, len) == 0)
+            {
+                break;
+            }
+        }
+
+        if (j < snap->env.nelts) {
+            sep = (len == sizeof("HTTP_COOKIE") - 1
+                   && ngx_strncmp(key, "HTTP_COOKIE", len) == 0) ? ';' : ',';
+
+            p = ngx_pnalloc(r->pool, kv[j].value.len + 2 + h[i].value.len);
+            if (p == NULL) {
+                return NGX_ERROR;
+            }
+
+            kv[j].value.len = ngx_sprintf(p, "%V%c %V", &kv[j].value, sep,
+                                          &h[i].value)
+                              - p;
+            kv[j].value.data = p;
+
+            continue;
+        }
+
+        if (ngx_http_wsgi_env_add(snap, (char *) key, len, h[i].value.data,
+                                  h[i].value.len)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_wsgi_snapshot_body(ngx_http_request_t *r,
+    ngx_http_wsgi_snapshot_t *snap)
+{
+    ngx_uint_t             n;
+    ngx_buf_t             *b;
+    ngx_chain_t           *cl;
+    ngx_http_wsgi_body_t  *seg;
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        return NGX_OK;
+    }
+
+    n = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        n++;
+    }
+
+    snap->body = ngx_pcalloc(r->pool, n * sizeof(ngx_http_wsgi_body_t));
+    if (snap->body == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+        seg = &snap->body[snap->nbody];
+
+        if (b->in_file) {
+            seg->pos = NULL;
+            seg->fd = b->file->fd;
+            seg->offset = b->file_pos;
+            seg->size = b->file_last - b->file_pos;
+
+        } else {
+            seg->pos = b->pos;
+            seg->fd = NGX_INVALID_FILE;
+            seg->size = b->last - b->pos;
+        }
+
+        if (seg->size == 0) {
+            continue;
+        }
+
+        snap->body_size += seg->size;
+        snap->nbody++;
+    }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "wsgi body: %O bytes in %ui segments",
+                   snap->body_size, snap->nbody);
+
+    return NGX_OK;
+}
+
+
+/* the Python side: the environ dict of one request */
+
+PyObject *
+ngx_http_wsgi_environ(ngx_http_wsgi_ctx_t *ctx)
+{
+    PyObject               *env, *key, *value;
+    ngx_uint_t              i;
+    ngx_keyval_t           *kv;
+    ngx_http_wsgi_state_t  *st;
+
+    st = ngx_http_wsgi_state();
+
+    env = PyDict_New();
+    if (env == NULL) {
+        return NULL;
+    }
+
+    kv = ctx->snap.env.elts;
+
+    for (i = 0; i < ctx->snap.env.nelts; i++) {
+
+        /* PEP 3333: the request's bytes, decoded as latin-1 */
+
+        key = PyUnicode_DecodeLatin1((char *) kv[i].key.data, kv[i].key.len,
+                                     NULL);
+        if (key == NULL) {
+            goto failed;
+        }
+
+        value = PyUnicode_DecodeLatin1((char *) kv[i].value.data,
+                                       kv[i].value.len, NULL);
+        if (value == NULL) {
+            Py_DECREF(key);
+            goto failed;
+        }
+
+        if (PyDict_SetItem(env, key, value) != 0) {
+            Py_DECREF(key);
+            Py_DECREF(value);
+            goto failed;
+        }
+
+        Py_DECREF(key);
+        Py_DECREF(value);
+    }
+
+    ctx->input = ngx_http_wsgi_input_new(ctx);
+    if (ctx->input == NULL) {
+        goto failed;
+    }
+
+    ctx->errors = ngx_http_wsgi_errors_new(ctx->log, NGX_LOG_ERR);
+    if (ctx->errors == NULL) {
+        goto failed;
+    }
+
+    if (PyDict_SetItemString(env, "wsgi.version", st->version) != 0
+        || PyDict_SetItemString(env, "wsgi.url_scheme",
+                                ctx->snap.https ? st->str_https
+                                                : st->str_http)
+           != 0
+        || PyDict_SetItemString(env, "wsgi.input", ctx->input) != 0
+        || PyDict_SetItemString(env, "wsgi.errors", ctx->errors) != 0
+        || PyDict_SetItemString(env, "wsgi.multithread",
+                                ctx->snap.multithread ? Py_True : Py_False)
+           != 0
+        || PyDict_SetItemString(env, "wsgi.multiprocess",
+                                ctx->snap.multiprocess ? Py_True : Py_False)
+           != 0
+        || PyDict_SetItemString(env, "wsgi.run_once", Py_False) != 0
+        || PyDict_SetItemString(env, "wsgi.input_terminated", Py_True) != 0
+        || PyDict_SetItemString(env, "wsgi.file_wrapper",
+                                st->file_wrapper_type)
+           != 0)
+    {
+        goto failed;
+    }
+
+    return env;
+
+failed:
+
+    Py_DECREF(env);
+    return NULL;
+}

@@ -1,0 +1,695 @@
+
+/*
+ * nginx mod_wsgi: the content handler.
+ *
+ * Reads the body, snapshots the request, runs execution steps and turns
+ * their output into nginx output, pausing while the client is slow.  The
+ * request is finalized in one place, ngx_http_wsgi_process(), after the
+ * application's iterable was closed.
+ */
+
+
+#include "ngx_http_wsgi_module.h"
+
+
+static void ngx_http_wsgi_body_handler(ngx_http_request_t *r);
+static void ngx_http_wsgi_run(ngx_http_wsgi_ctx_t *ctx,
+    ngx_http_wsgi_step_e step);
+static ngx_int_t ngx_http_wsgi_process(ngx_http_wsgi_ctx_t *ctx,
+    ngx_http_wsgi_step_e *step);
+static ngx_int_t ngx_http_wsgi_finish(ngx_http_wsgi_ctx_t *ctx,
+    ngx_int_t rc, ngx_http_wsgi_step_e *step);
+static ngx_int_t ngx_http_wsgi_send_header(ngx_http_wsgi_ctx_t *ctx);
+static ngx_int_t ngx_http_wsgi_send_body(ngx_http_wsgi_ctx_t *ctx,
+    ngx_uint_t last);
+static void ngx_http_wsgi_update_busy(ngx_http_wsgi_ctx_t *ctx);
+static void ngx_http_wsgi_discard_output(ngx_http_wsgi_ctx_t *ctx);
+static ngx_int_t ngx_http_wsgi_wait(ngx_http_wsgi_ctx_t *ctx);
+static void ngx_http_wsgi_write_handler(ngx_http_request_t *r);
+static void ngx_http_wsgi_cleanup(void *data);
+
+
+#define NGX_HTTP_WSGI_BOUND  65536
+
+
+ngx_int_t
+ngx_http_wsgi_handler(ngx_http_request_t *r)
+{
+    ngx_int_t  rc;
+
+    if (ngx_http_wsgi_interp == NULL) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "wsgi: Python is not available in this worker, "
+                      "see the log of its start");
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_wsgi_body_handler);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_wsgi_body_handler(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t        *cln;
+    ngx_http_wsgi_ctx_t       *ctx;
+    ngx_http_wsgi_loc_conf_t  *wlcf;
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "wsgi body read");
+
+    if (r->connection->error) {
+        ngx_http_finalize_request(r, NGX_HTTP_CLIENT_CLOSED_REQUEST);
+        return;
+    }
+
+    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wsgi_module);
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_wsgi_ctx_t));
+    if (ctx == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     ctx->busy = NULL;
+     *     ctx->free = NULL;
+     *     ctx->sent = 0;
+     *     ctx->iterable = NULL;
+     *     ctx->out = NULL;
+     *     ctx->started = 0;
+     *     ...
+     */
+
+    ctx->request = r;
+    ctx->app = wlcf->app;
+    ctx->log = r->connection->log;
+    ctx->bound = NGX_HTTP_WSGI_BOUND;
+    ctx->length = -1;
+
+    if (ngx_array_init(&ctx->release, r->pool, 8, sizeof(PyObject *))
+        != NGX_OK)
+    {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (ngx_http_wsgi_snapshot(r, ctx) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    cln->handler = ngx_http_wsgi_cleanup;
+    cln->data = ctx;
+
+    ngx_http_set_ctx(r, ctx, ngx_http_wsgi_module);
+
+    ngx_http_wsgi_run(ctx, NGX_HTTP_WSGI_STEP_CALL);
+}
+
+
+/*
+ * Runs steps until the request waits for the client or is finalized.
+ * Inline mode: the event loop runs each step itself.
+ */
+
+static void
+ngx_http_wsgi_run(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e step)
+{
+    for ( ;; ) {
+        ngx_http_wsgi_step_run(ctx, step);
+
+        if (ngx_http_wsgi_process(ctx, &step) != NGX_AGAIN) {
+            return;
+        }
+    }
+}
+
+
+/*
+ * Handles what a step produced.  Returns NGX_AGAIN with the next step to
+ * run, or NGX_DONE when the request waits for a write event or was
+ * finalized.
+ */
+
+static ngx_int_t
+ngx_http_wsgi_process(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e *step)
+{
+    ngx_int_t            rc;
+    ngx_http_request_t  *r;
+
+    r = ctx->request;
+
+    if (ctx->finishing) {
+        /* the close step has run */
+        ngx_http_wsgi_discard_output(ctx);
+        ngx_http_finalize_request(r, ctx->final_rc);
+        return NGX_DONE;
+    }
+
+    if (ctx->failed) {
+        ngx_http_wsgi_discard_output(ctx);
+
+        return ngx_http_wsgi_finish(ctx, ctx->header_sent
+                                         ? NGX_ERROR
+                                         : NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                    step);
+    }
+
+    if (!ctx->header_sent) {
+
+        if (!ctx->committed && !ctx->done) {
+            *step = NGX_HTTP_WSGI_STEP_ITERATE;
+            return NGX_AGAIN;
+        }
+
+        if (!ctx->started) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "wsgi: application \"%s\" returned without "
+                          "calling start_response()", ctx->app->path.data);
+            ngx_http_wsgi_discard_output(ctx);
+            return ngx_http_wsgi_finish(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                        step);
+        }
+
+        rc = ngx_http_wsgi_send_header(ctx);
+
+        if (rc == NGX_ERROR || rc > NGX_OK) {
+            ngx_http_wsgi_discard_output(ctx);
+            return ngx_http_wsgi_finish(ctx, rc, step);
+        }
+    }
+
+    if (ctx->done && !ctx->header_only && ctx->length >= 0
+        && ctx->produced < ctx->length)
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "wsgi: application \"%s\" produced %O bytes of its "
+                      "Content-Length of %O, closing the connection",
+                      ctx->app->path.data, ctx->produced, ctx->length);
+        r->keepalive = 0;
+    }
+
+    rc = ngx_http_wsgi_send_body(ctx, ctx->done);
+
+    if (rc == NGX_ERROR) {
+        return ngx_http_wsgi_finish(ctx, NGX_ERROR, step);
+    }
+
+    if (ctx->done) {
+        /* closed by the step; what is still buffered nginx sends itself */
+        return ngx_http_wsgi_finish(ctx, rc, step);
+    }
+
+    if (rc == NGX_AGAIN) {
+        if (ngx_http_wsgi_wait(ctx) != NGX_OK) {
+            return ngx_http_wsgi_finish(ctx, NGX_ERROR, step);
+        }
+
+        return NGX_DONE;
+    }
+
+    *step = NGX_HTTP_WSGI_STEP_ITERATE;
+
+    return NGX_AGAIN;
+}
+
+
+/* the request ends with rc once the iterable is closed */
+
+static ngx_int_t
+ngx_http_wsgi_finish(ngx_http_wsgi_ctx_t *ctx, ngx_int_t rc,
+    ngx_http_wsgi_step_e *step)
+{
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ctx->log, 0, "wsgi finish: %i", rc);
+
+    if (ctx->closed) {
+        ngx_http_finalize_request(ctx->request, rc);
+        return NGX_DONE;
+    }
+
+    ctx->finishing = 1;
+    ctx->final_rc = rc;
+
+    *step = NGX_HTTP_WSGI_STEP_CLOSE;
+
+    return NGX_AGAIN;
+}
+
+
+static ngx_int_t
+ngx_http_wsgi_send_header(ngx_http_wsgi_ctx_t *ctx)
+{
+    u_char              *p, *name, *value;
+    size_t               nlen, vlen;
+    ngx_int_t            rc;
+    ngx_uint_t           i;
+    ngx_table_elt_t     *h;
+    ngx_http_request_t  *r;
+
+    r = ctx->request;
+
+    r->headers_out.status = ctx->status_code;
+    r->headers_out.status_line.data = (u_char *) PyBytes_AS_STRING(ctx->status);
+    r->headers_out.status_line.len = PyBytes_GET_SIZE(ctx->status);
+
+    /* the bytes stay referenced by the context until its cleanup */
+
+    p = (u_char *) PyBytes_AS_STRING(ctx->headers);
+
+    for (i = 0; i < ctx->nheaders; i++) {
+        name = p;
+        nlen = ngx_strlen(name);
+        value = name + nlen + 1;
+        vlen = ngx_strlen(value);
+        p = value + vlen + 1;
+
+        if (nlen == sizeof("Content-Length") - 1
+            && ngx_strncasecmp(name, (u_char *) "Content-Length", nlen) == 0)
+        {
+            r->headers_out.content_length_n = ctx->length;
+            continue;
+        }
+
+        if (nlen == sizeof("Content-Type") - 1
+            && ngx_strncasecmp(name, (u_char *) "Content-Type", nlen) == 0)
+        {
+            r->headers_out.content_type.data = value;
+            r->headers_out.content_type.len = vlen;
+            r->headers_out.content_type_len = vlen;
+
+            for (p = value; p < value + vlen; p++) {
+                if (*p == ';' || *p == ' ') {
+                    r->headers_out.content_type_len = p - value;
+                    break;
+                }
+            }
+
+            p = value + vlen + 1;
+            continue;
+        }
+
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+
+        h->hash = 1;
+        h->key.data = name;
+        h->key.len = nlen;
+        h->value.data = value;
+        h->value.len = vlen;
+        h->lowcase_key = NULL;
+
+        /* the application's own Date and Server replace nginx's */
+
+        if (nlen == sizeof("Date") - 1
+            && ngx_strncasecmp(name, (u_char *) "Date", nlen) == 0)
+        {
+            r->headers_out.date = h;
+
+        } else if (nlen == sizeof("Server") - 1
+                   && ngx_strncasecmp(name, (u_char *) "Server", nlen) == 0)
+        {
+            r->headers_out.server = h;
+
+        } else if (nlen == sizeof("Content-Encoding") - 1
+                   && ngx_strncasecmp(name, (u_char *) "Content-Encoding",
+                                      nlen)
+                      == 0)
+        {
+            r->headers_out.content_encoding = h;
+        }
+    }
+
+    if (ctx->length < 0) {
+        r->headers_out.content_length_n = -1;
+    }
+
+    /*
+     * nginx recognizes bodiless statuses only without a status line of
+     * the application's own
+     */
+
+    if (ctx->status_code == NGX_HTTP_NO_CONTENT
+        || ctx->status_code == NGX_HTTP_NOT_MODIFIED)
+    {
+        r->header_only = 1;
+        r->headers_out.content_length_n = -1;
+
+        if (ctx->status_code == NGX_HTTP_NO_CONTENT) {
+            ngx_str_null(&r->headers_out.content_type);
+            r->headers_out.content_type_len = 0;
+        }
+    }
+
+    ctx->header_sent = 1;
+
+    rc = ngx_http_send_header(r);
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "wsgi header sent: %ui, rc: %i", ctx->status_code, rc);
+
+    if (r->header_only) {
+        ctx->header_only = 1;
+    }
+
+    return rc;
+}
+
+
+/*
+ * Passes the step's chunks to the output filters, each buffer pointing at
+ * its bytes object, which stays pinned until nginx has sent it.
+ */
+
+static ngx_int_t
+ngx_http_wsgi_send_body(ngx_http_wsgi_ctx_t *ctx, ngx_uint_t last)
+{
+    ngx_int_t               rc;
+    ngx_uint_t              i;
+    ngx_buf_t              *b;
+    ngx_chain_t            *cl, *out, **ll;
+    ngx_http_request_t     *r;
+    ngx_http_wsgi_buf_t    *wb;
+    ngx_http_wsgi_chunk_t  *chunk;
+
+    r = ctx->request;
+
+    if (ctx->header_only) {
+        ngx_http_wsgi_discard_output(ctx);
+        return NGX_OK;
+    }
+
+    b = NULL;
+    out = NULL;
+    ll = &out;
+
+    for (i = 0; i < ctx->nout; i++) {
+        chunk = &ctx->out[i];
+
+        if (ctx->free) {
+            cl = ctx->free;
+            ctx->free = cl->next;
+            wb = (ngx_http_wsgi_buf_t *) cl->buf;
+
+        } else {
+            cl = ngx_alloc_chain_link(r->pool);
+            if (cl == NULL) {
+                return NGX_ERROR;
+            }
+
+            wb = ngx_palloc(r->pool, sizeof(ngx_http_wsgi_buf_t));
+            if (wb == NULL) {
+                return NGX_ERROR;
+            }
+
+            cl->buf = &wb->buf;
+        }
+
+        b = &wb->buf;
+        ngx_memzero(b, sizeof(ngx_buf_t));
+
+        b->tag = (ngx_buf_tag_t) &ngx_http_wsgi_module;
+        b->memory = 1;
+        b->pos = chunk->data;
+        b->last = chunk->data + chunk->size;
+        b->start = b->pos;
+        b->end = b->last;
+
+        /* the pin moves from the step's output to the buffer */
+
+        wb->obj = chunk->obj;
+        chunk->obj = NULL;
+
+        ctx->sent += chunk->size;
+
+        *ll = cl;
+        ll = &cl->next;
+    }
+
+    ctx->nout = 0;
+
+    if (out == NULL && !last) {
+        return NGX_OK;
+    }
+
+    if (out == NULL) {
+        rc = ngx_http_send_special(r, NGX_HTTP_LAST);
+        ngx_http_wsgi_update_busy(ctx);
+        return rc;
+    }
+
+    *ll = NULL;
+
+    if (last && r == r->main) {
+        b->last_buf = 1;
+
+    } else if (last) {
+        b->last_in_chain = 1;
+
+    } else {
+        /* stream: what the application produced goes out now */
+        b->flush = 1;
+    }
+
+    rc = ngx_http_output_filter(r, out);
+
+    /* our links follow the busy ones until nginx is done with them */
+
+    for (ll = &ctx->busy; *ll; ll = &(*ll)->next) { /* void */ }
+
+    *ll = out;
+
+    ngx_http_wsgi_update_busy(ctx);
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "wsgi output: %i, busy: %p", rc, ctx->busy);
+
+    if (rc == NGX_OK && (ctx->busy || r->buffered || r->connection->buffered))
+    {
+        return NGX_AGAIN;
+    }
+
+    return rc;
+}
+
+
+/* sent buffers give their bytes objects to the next step to release */
+
+static void
+ngx_http_wsgi_update_busy(ngx_http_wsgi_ctx_t *ctx)
+{
+    PyObject             **pin;
+    ngx_chain_t           *cl;
+    ngx_http_wsgi_buf_t   *wb;
+
+    while (ctx->busy) {
+        cl = ctx->busy;
+        wb = (ngx_http_wsgi_buf_t *) cl->buf;
+
+        if (ngx_buf_size(&wb->buf) != 0) {
+            break;
+        }
+
+        if (wb->obj) {
+            pin = ngx_array_push(&ctx->release);
+            if (pin == NULL) {
+                /* keep it pinned: the cleanup gets it through busy */
+                break;
+            }
+
+            *pin = wb->obj;
+            wb->obj = NULL;
+        }
+
+        ctx->busy = cl->next;
+        cl->next = ctx->free;
+        ctx->free = cl;
+    }
+}
+
+
+static void
+ngx_http_wsgi_discard_output(ngx_http_wsgi_ctx_t *ctx)
+{
+    ngx_uint_t   i;
+    PyObject   **pin;
+
+    for (i = 0; i < ctx->nout; i++) {
+        pin = ngx_array_push(&ctx->release);
+        if (pin == NULL) {
+            /* the step cleanup releases what is left in out */
+            ngx_memmove(ctx->out, &ctx->out[i],
+                        (ctx->nout - i) * sizeof(ngx_http_wsgi_chunk_t));
+            ctx->nout -= i;
+            return;
+        }
+
+        *pin = ctx->out[i].obj;
+    }
+
+    ctx->nout = 0;
+}
+
+
+static ngx_int_t
+ngx_http_wsgi_wait(ngx_http_wsgi_ctx_t *ctx)
+{
+    ngx_event_t               *wev;
+    ngx_http_request_t        *r;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    r = ctx->request;
+    wev = r->connection->write;
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "wsgi wait for client");
+
+    ctx->waiting = 1;
+    r->write_event_handler = ngx_http_wsgi_write_handler;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    if (!wev->delayed) {
+        ngx_add_timer(wev, clcf->send_timeout);
+    }
+
+    if (ngx_handle_write_event(wev, clcf->send_lowat) != NGX_OK) {
+        ctx->waiting = 0;
+        r->write_event_handler = ngx_http_request_empty_handler;
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_wsgi_write_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                  rc;
+    ngx_event_t               *wev;
+    ngx_connection_t          *c;
+    ngx_http_wsgi_ctx_t       *ctx;
+    ngx_http_wsgi_step_e       step;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    c = r->connection;
+    wev = c->write;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_wsgi_module);
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, c->log, 0, "wsgi write handler");
+
+    if (wev->timedout) {
+        ngx_log_error(NGX_LOG_INFO, c->log, NGX_ETIMEDOUT,
+                      "client timed out");
+        c->timedout = 1;
+
+        ctx->waiting = 0;
+        r->write_event_handler = ngx_http_request_empty_handler;
+
+        if (ngx_http_wsgi_finish(ctx, NGX_HTTP_REQUEST_TIME_OUT, &step)
+            == NGX_AGAIN)
+        {
+            ngx_http_wsgi_run(ctx, step);
+        }
+
+        return;
+    }
+
+    if (wev->delayed || r->aio) {
+        clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+        if (ngx_handle_write_event(wev, clcf->send_lowat) != NGX_OK) {
+            if (ngx_http_wsgi_finish(ctx, NGX_ERROR, &step) == NGX_AGAIN) {
+                ngx_http_wsgi_run(ctx, step);
+            }
+        }
+
+        return;
+    }
+
+    rc = ngx_http_output_filter(r, NULL);
+
+    ngx_http_wsgi_update_busy(ctx);
+
+    if (rc == NGX_ERROR) {
+        ctx->waiting = 0;
+        r->write_event_handler = ngx_http_request_empty_handler;
+
+        if (ngx_http_wsgi_finish(ctx, NGX_ERROR, &step) == NGX_AGAIN) {
+            ngx_http_wsgi_run(ctx, step);
+        }
+
+        return;
+    }
+
+    if (rc == NGX_AGAIN || ctx->busy || r->buffered || c->buffered) {
+        if (ngx_http_wsgi_wait(ctx) != NGX_OK
+            && ngx_http_wsgi_finish(ctx, NGX_ERROR, &step) == NGX_AGAIN)
+        {
+            ngx_http_wsgi_run(ctx, step);
+        }
+
+        return;
+    }
+
+    if (wev->timer_set) {
+        ngx_del_timer(wev);
+    }
+
+    ctx->waiting = 0;
+    r->write_event_handler = ngx_http_request_empty_handler;
+
+    ngx_http_wsgi_run(ctx, NGX_HTTP_WSGI_STEP_ITERATE);
+}
+
+
+static void
+ngx_http_wsgi_cleanup(void *data)
+{
+    ngx_http_wsgi_ctx_t *ctx = data;
+
+    PyObject            **pin;
+    ngx_chain_t          *cl;
+    ngx_http_wsgi_buf_t  *wb;
+
+    if (ngx_http_wsgi_interp == NULL) {
+        return;
+    }
+
+    /* whatever nginx did not send holds its bytes no longer */
+
+    for (cl = ctx->busy; cl; cl = cl->next) {
+        wb = (ngx_http_wsgi_buf_t *) cl->buf;
+
+        if (wb->obj) {
+            pin = ngx_array_push(&ctx->release);
+            if (pin == NULL) {
+                continue;
+            }
+
+            *pin = wb->obj;
+            wb->obj = NULL;
+        }
+    }
+
+    ctx->busy = NULL;
+
+    ngx_http_wsgi_step_cleanup(ctx);
+}

@@ -1,0 +1,521 @@
+
+/*
+ * nginx mod_wsgi: directives, configuration and the worker lifecycle.
+ */
+
+
+#include "ngx_http_wsgi_module.h"
+#include <ngx_md5.h>
+
+
+static void *ngx_http_wsgi_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_wsgi_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_http_wsgi_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_wsgi_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static char *ngx_http_wsgi_pass(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_wsgi_python_path(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_wsgi_var(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_wsgi_init_process(ngx_cycle_t *cycle);
+static void ngx_http_wsgi_exit_process(ngx_cycle_t *cycle);
+
+
+static ngx_conf_num_bounds_t  ngx_http_wsgi_optimize_bounds = {
+    ngx_conf_check_num_bounds, 0, 2
+};
+
+
+static ngx_command_t  ngx_http_wsgi_commands[] = {
+
+    { ngx_string("wsgi_pass"),
+      NGX_HTTP_LOC_CONF|NGX_HTTP_LIF_CONF|NGX_CONF_TAKE12,
+      ngx_http_wsgi_pass,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("wsgi_python_path"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_wsgi_python_path,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("wsgi_python_home"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_wsgi_main_conf_t, python_home),
+      NULL },
+
+    { ngx_string("wsgi_python_optimize"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_wsgi_main_conf_t, optimize),
+      &ngx_http_wsgi_optimize_bounds },
+
+    { ngx_string("wsgi_var"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE2,
+      ngx_http_wsgi_var,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("wsgi_pass_authorization"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wsgi_loc_conf_t, pass_authorization),
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_wsgi_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    NULL,                                  /* postconfiguration */
+
+    ngx_http_wsgi_create_main_conf,        /* create main configuration */
+    ngx_http_wsgi_init_main_conf,          /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_wsgi_create_loc_conf,         /* create location configuration */
+    ngx_http_wsgi_merge_loc_conf           /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_wsgi_module = {
+    NGX_MODULE_V1,
+    &ngx_http_wsgi_module_ctx,             /* module context */
+    ngx_http_wsgi_commands,                /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    ngx_http_wsgi_init_process,            /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_http_wsgi_exit_process,            /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static void *
+ngx_http_wsgi_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_wsgi_main_conf_t  *wmcf;
+
+    wmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_wsgi_main_conf_t));
+    if (wmcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     wmcf->python_home = { 0, NULL };
+     *     wmcf->workers = 0;
+     */
+
+    if (ngx_array_init(&wmcf->apps, cf->pool, 4,
+                       sizeof(ngx_http_wsgi_app_t *))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    wmcf->python_path = NGX_CONF_UNSET_PTR;
+    wmcf->optimize = NGX_CONF_UNSET;
+
+    return wmcf;
+}
+
+
+static char *
+ngx_http_wsgi_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_wsgi_main_conf_t *wmcf = conf;
+
+    ngx_conf_init_ptr_value(wmcf->python_path, NULL);
+    ngx_conf_init_value(wmcf->optimize, 0);
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_http_wsgi_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_wsgi_loc_conf_t  *wlcf;
+
+    wlcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_wsgi_loc_conf_t));
+    if (wlcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     wlcf->app = NULL;
+     *     wlcf->location = { 0, NULL };
+     */
+
+    wlcf->vars = NGX_CONF_UNSET_PTR;
+    wlcf->pass_authorization = NGX_CONF_UNSET;
+
+    return wlcf;
+}
+
+
+static char *
+ngx_http_wsgi_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_wsgi_loc_conf_t *prev = parent;
+    ngx_http_wsgi_loc_conf_t *conf = child;
+
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    /* "if" and "limit_except" blocks run their location's application */
+
+    if (clcf->noname && conf->app == NULL) {
+        conf->app = prev->app;
+        conf->location = prev->location;
+    }
+
+    if (clcf->lmt_excpt && clcf->handler == NULL && conf->app) {
+        clcf->handler = ngx_http_wsgi_handler;
+    }
+
+    ngx_conf_merge_ptr_value(conf->vars, prev->vars, NULL);
+    ngx_conf_merge_value(conf->pass_authorization, prev->pass_authorization,
+                         0);
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_wsgi_pass(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_wsgi_loc_conf_t *wlcf = conf;
+
+    u_char                     *p;
+    ngx_md5_t                   md5;
+    ngx_str_t                  *value, path, callable;
+    ngx_uint_t                  i;
+    u_char                      hash[16];
+    ngx_file_info_t             fi;
+    ngx_http_wsgi_app_t        *app, **apps;
+    ngx_http_core_loc_conf_t   *clcf;
+    ngx_http_wsgi_main_conf_t  *wmcf;
+
+    if (wlcf->app) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    path = value[1];
+
+    if (path.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "empty script path");
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_conf_full_name(cf->cycle, &path, 0) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_file_info(path.data, &fi) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_file_info_n " \"%s\" failed", path.data);
+        return NGX_CONF_ERROR;
+    }
+
+    if (!ngx_is_file(&fi)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "script \"%s\" is not a regular file", path.data);
+        return NGX_CONF_ERROR;
+    }
+
+    if (access((char *) path.data, R_OK) != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "script \"%s\" is not readable", path.data);
+        return NGX_CONF_ERROR;
+    }
+
+    if (cf->args->nelts == 3) {
+        callable = value[2];
+
+        if (callable.len == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "empty callable name");
+            return NGX_CONF_ERROR;
+        }
+
+        for (i = 0; i < callable.len; i++) {
+            if (callable.data[i] != '_'
+                && !ngx_http_wsgi_isalnum(callable.data[i])
+                && !(i > 0 && callable.data[i] == '.'))
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid callable name \"%V\"", &callable);
+                return NGX_CONF_ERROR;
+            }
+        }
+
+    } else {
+        ngx_str_set(&callable, "application");
+    }
+
+    wmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_wsgi_module);
+
+    /* one application object per script and callable */
+
+    apps = wmcf->apps.elts;
+    app = NULL;
+
+    for (i = 0; i < wmcf->apps.nelts; i++) {
+        if (apps[i]->path.len == path.len
+            && ngx_strcmp(apps[i]->path.data, path.data) == 0
+            && apps[i]->callable.len == callable.len
+            && ngx_strncmp(apps[i]->callable.data, callable.data,
+                           callable.len) == 0)
+        {
+            app = apps[i];
+            break;
+        }
+    }
+
+    if (app == NULL) {
+        app = ngx_pcalloc(cf->pool, sizeof(ngx_http_wsgi_app_t));
+        if (app == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        app->path = path;
+
+        app->callable.data = ngx_pnalloc(cf->pool, callable.len + 1);
+        if (app->callable.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        app->callable.len = callable.len;
+        ngx_cpystrn(app->callable.data, callable.data, callable.len + 1);
+
+        app->index = wmcf->apps.nelts;
+
+        /* the script's module name, unique per path, as Apache mod_wsgi */
+
+        app->module.data = ngx_pnalloc(cf->pool, sizeof("_wsgi_") - 1 + 32
+                                                 + 1);
+        if (app->module.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_md5_init(&md5);
+        ngx_md5_update(&md5, path.data, path.len);
+        ngx_md5_final(hash, &md5);
+
+        p = ngx_cpymem(app->module.data, "_wsgi_", sizeof("_wsgi_") - 1);
+        p = ngx_hex_dump(p, hash, 16);
+        *p = '\0';
+
+        app->module.len = p - app->module.data;
+
+        apps = ngx_array_push(&wmcf->apps);
+        if (apps == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *apps = app;
+    }
+
+    wlcf->app = app;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    clcf->handler = ngx_http_wsgi_handler;
+
+    /* the mount point: a prefix location without its trailing slash */
+
+    wlcf->location = clcf->name;
+
+#if (NGX_PCRE)
+    if (clcf->regex) {
+        ngx_str_null(&wlcf->location);
+    }
+#endif
+
+    if (clcf->named) {
+        ngx_str_null(&wlcf->location);
+    }
+
+    while (wlcf->location.len
+           && wlcf->location.data[wlcf->location.len - 1] == '/')
+    {
+        wlcf->location.len--;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_wsgi_python_path(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_wsgi_main_conf_t *wmcf = conf;
+
+    u_char     *p, *last, *sep;
+    ngx_str_t  *value, *dir;
+
+    if (wmcf->python_path != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    wmcf->python_path = ngx_array_create(cf->pool, 4, sizeof(ngx_str_t));
+    if (wmcf->python_path == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    p = value[1].data;
+    last = p + value[1].len;
+
+    while (p < last) {
+        sep = ngx_strlchr(p, last, ':');
+        if (sep == NULL) {
+            sep = last;
+        }
+
+        if (sep == p) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "empty directory in \"%V\"", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+
+        dir = ngx_array_push(wmcf->python_path);
+        if (dir == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        dir->len = sep - p;
+        dir->data = p;
+
+        if (ngx_conf_full_name(cf->cycle, dir, 0) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+
+        p = sep + 1;
+    }
+
+    if (wmcf->python_path->nelts == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "empty directory in \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_wsgi_var(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_wsgi_loc_conf_t *wlcf = conf;
+
+    ngx_str_t                         *value;
+    ngx_uint_t                         i;
+    ngx_http_wsgi_var_t               *var;
+    ngx_http_compile_complex_value_t   ccv;
+
+    value = cf->args->elts;
+
+    if (value[1].len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "empty variable name");
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 0; i < value[1].len; i++) {
+        if (value[1].data[i] <= ' ' || value[1].data[i] >= 0x7f) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid variable name \"%V\"", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (wlcf->vars == NGX_CONF_UNSET_PTR) {
+        wlcf->vars = ngx_array_create(cf->pool, 4,
+                                      sizeof(ngx_http_wsgi_var_t));
+        if (wlcf->vars == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    var = ngx_array_push(wlcf->vars);
+    if (var == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    var->key = value[1];
+
+    ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+    ccv.cf = cf;
+    ccv.value = &value[2];
+    ccv.complex_value = &var->value;
+
+    if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_wsgi_init_process(ngx_cycle_t *cycle)
+{
+    ngx_core_conf_t            *ccf;
+    ngx_http_wsgi_main_conf_t  *wmcf;
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
+
+    wmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_wsgi_module);
+
+    if (wmcf == NULL || wmcf->apps.nelts == 0) {
+        return NGX_OK;
+    }
+
+    ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
+
+    wmcf->workers = (ngx_process == NGX_PROCESS_SINGLE)
+                    ? 1 : (ngx_uint_t) ccf->worker_processes;
+
+    if (ngx_http_wsgi_interp_init(cycle, wmcf) != NGX_OK) {
+        /* the error is logged; requests get 500 */
+        return NGX_OK;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_wsgi_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_wsgi_interp_done(cycle);
+}

@@ -1,0 +1,260 @@
+
+/*
+ * nginx mod_wsgi: PEP 3333 applications hosted inside nginx.
+ */
+
+
+#ifndef _NGX_HTTP_WSGI_MODULE_H_INCLUDED_
+#define _NGX_HTTP_WSGI_MODULE_H_INCLUDED_
+
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+
+/*
+ * The module is split in two sides that meet in ngx_http_wsgi_ctx_t.
+ *
+ * The nginx side (module.c, handler.c) owns the request: it snapshots what
+ * the application may see into ctx->snap, runs execution steps and turns
+ * what a step produced (status, headers, body chunks) into nginx output.
+ *
+ * The Python side (step.c, environ.c, response.c, input.c, errors.c,
+ * file_wrapper.c, interp.c, app.c) runs only inside an execution step, on
+ * whatever thread runs the step, holding the GIL.  It never touches the
+ * nginx request, its pool or its events; it reads the snapshot and fills
+ * the step's output.
+ */
+
+
+#define NGX_HTTP_WSGI_SLOW_NEXT      1000   /* us: a next() this slow streams */
+
+
+#define ngx_http_wsgi_isdigit(c)  ((c) >= '0' && (c) <= '9')
+#define ngx_http_wsgi_isalnum(c)                                              \
+    (ngx_http_wsgi_isdigit(c)                                                 \
+     || ((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z'))
+
+
+typedef struct ngx_http_wsgi_ctx_s  ngx_http_wsgi_ctx_t;
+
+
+typedef struct {
+    ngx_str_t                    path;        /* absolute, null-terminated */
+    ngx_str_t                    callable;    /* null-terminated */
+    ngx_str_t                    module;      /* "_wsgi_<md5 of path>" */
+    ngx_uint_t                   index;       /* in the interpreter's list */
+} ngx_http_wsgi_app_t;
+
+
+typedef struct {
+    ngx_array_t                  apps;        /* of ngx_http_wsgi_app_t * */
+    ngx_array_t                 *python_path; /* of ngx_str_t */
+    ngx_str_t                    python_home;
+    ngx_int_t                    optimize;
+    ngx_uint_t                   workers;     /* for wsgi.multiprocess */
+} ngx_http_wsgi_main_conf_t;
+
+
+typedef struct {
+    ngx_str_t                    key;
+    ngx_http_complex_value_t     value;
+} ngx_http_wsgi_var_t;
+
+
+typedef struct {
+    ngx_http_wsgi_app_t         *app;
+    ngx_str_t                    location;    /* for SCRIPT_NAME */
+    ngx_array_t                 *vars;        /* of ngx_http_wsgi_var_t */
+    ngx_flag_t                   pass_authorization;
+} ngx_http_wsgi_loc_conf_t;
+
+
+/* a request body segment: memory, or a range of the body's temp file */
+typedef struct {
+    u_char                      *pos;         /* NULL for a file segment */
+    ngx_fd_t                     fd;
+    off_t                        offset;
+    off_t                        size;
+} ngx_http_wsgi_body_t;
+
+
+/*
+ * The request as the application sees it, taken on the event loop before
+ * the first step and read-only afterwards: environ keys and values (later
+ * entries override earlier ones) and the body segments.
+ */
+typedef struct {
+    ngx_array_t                  env;         /* of ngx_keyval_t */
+    ngx_http_wsgi_body_t        *body;
+    ngx_uint_t                   nbody;
+    off_t                        body_size;
+    unsigned                     https:1;
+    unsigned                     multiprocess:1;
+    unsigned                     multithread:1;
+} ngx_http_wsgi_snapshot_t;
+
+
+/* a body chunk produced by a step: data kept alive by a bytes object */
+typedef struct {
+    PyObject                    *obj;         /* exact bytes, owned */
+    u_char                      *data;
+    size_t                       size;
+} ngx_http_wsgi_chunk_t;
+
+
+/* a buffer on its way through nginx's filters, with the bytes it shows */
+typedef struct {
+    ngx_buf_t                    buf;
+    PyObject                    *obj;         /* owned, released by a step */
+} ngx_http_wsgi_buf_t;
+
+
+typedef enum {
+    NGX_HTTP_WSGI_STEP_CALL = 0,
+    NGX_HTTP_WSGI_STEP_ITERATE,
+    NGX_HTTP_WSGI_STEP_CLOSE
+} ngx_http_wsgi_step_e;
+
+
+struct ngx_http_wsgi_ctx_s {
+    /* nginx side: touched on the event loop only */
+    ngx_http_request_t          *request;
+    ngx_chain_t                 *busy;
+    ngx_chain_t                 *free;
+    off_t                        sent;
+    ngx_int_t                    final_rc;
+    unsigned                     header_sent:1;
+    unsigned                     header_only:1;
+    unsigned                     waiting:1;
+    unsigned                     finishing:1;
+
+    /* set before the first step, read-only afterwards */
+    ngx_http_wsgi_app_t         *app;
+    ngx_http_wsgi_snapshot_t     snap;
+    ngx_log_t                   *log;
+    size_t                       bound;       /* bytes a step may produce */
+
+    /* pins the nginx side is done with; emptied by the next step */
+    ngx_array_t                  release;     /* of PyObject * */
+
+    /* Python side: touched by steps only, holding the GIL */
+    PyObject                    *iterable;
+    PyObject                    *iterator;
+    PyObject                    *input;
+    PyObject                    *errors;
+    PyObject                    *start_response;
+    PyObject                    *write;
+    PyObject                    *status;      /* bytes "NNN reason" */
+    PyObject                    *headers;     /* bytes "name\0value\0"... */
+    ngx_uint_t                   nheaders;
+    ngx_uint_t                   status_code;
+    off_t                        length;      /* app's Content-Length or -1 */
+    off_t                        produced;
+
+    /* a step's output: read by the nginx side after the step */
+    ngx_http_wsgi_chunk_t       *out;         /* PyMem_RawMalloc()ed */
+    ngx_uint_t                   nout;
+    ngx_uint_t                   nalloc;
+    size_t                       out_size;
+
+    unsigned                     started:1;   /* start_response() called */
+    unsigned                     committed:1; /* headers are final */
+    unsigned                     done:1;      /* iteration ended */
+    unsigned                     closed:1;    /* close() called */
+    unsigned                     failed:1;    /* error logged */
+    unsigned                     streaming:1; /* slow producer */
+};
+
+
+/* the Python side state of a worker: the interpreter and its apps */
+typedef struct {
+    PyThreadState               *main;
+    PyObject                    *module;      /* "ngx" */
+    PyObject                    *apps;        /* list, index -> app or None */
+    ngx_log_t                   *log;
+    unsigned                     multiprocess:1;
+} ngx_http_wsgi_interp_t;
+
+
+/* per-interpreter state of the "ngx" Python module */
+typedef struct {
+    PyObject                    *input_type;
+    PyObject                    *errors_type;
+    PyObject                    *start_response_type;
+    PyObject                    *file_wrapper_type;
+    PyObject                    *version;     /* (1, 0) */
+    PyObject                    *str_http;
+    PyObject                    *str_https;
+} ngx_http_wsgi_state_t;
+
+
+extern ngx_module_t  ngx_http_wsgi_module;
+extern ngx_http_wsgi_interp_t  *ngx_http_wsgi_interp;
+
+
+/* nginx side */
+ngx_int_t ngx_http_wsgi_handler(ngx_http_request_t *r);
+
+
+/* execution steps: the only way the nginx side runs Python */
+void ngx_http_wsgi_step_run(ngx_http_wsgi_ctx_t *ctx,
+    ngx_http_wsgi_step_e step);
+void ngx_http_wsgi_step_cleanup(ngx_http_wsgi_ctx_t *ctx);
+void ngx_http_wsgi_step_output(ngx_http_wsgi_ctx_t *ctx, PyObject *obj,
+    u_char *data, size_t size);
+ngx_int_t ngx_http_wsgi_step_chunk(ngx_http_wsgi_ctx_t *ctx, PyObject *item,
+    const char *what);
+
+
+/* interpreter */
+ngx_int_t ngx_http_wsgi_interp_init(ngx_cycle_t *cycle,
+    ngx_http_wsgi_main_conf_t *wmcf);
+void ngx_http_wsgi_interp_done(ngx_cycle_t *cycle);
+PyThreadState *ngx_http_wsgi_python_enter(void);
+void ngx_http_wsgi_python_leave(PyThreadState *ts);
+ngx_http_wsgi_state_t *ngx_http_wsgi_state(void);
+PyObject *ngx_http_wsgi_module_init(void);
+
+
+/* applications */
+PyObject *ngx_http_wsgi_app_get(ngx_http_wsgi_app_t *app, ngx_log_t *log);
+
+
+/* environ */
+ngx_int_t ngx_http_wsgi_snapshot(ngx_http_request_t *r,
+    ngx_http_wsgi_ctx_t *ctx);
+size_t ngx_http_wsgi_header_key(u_char *dst, u_char *name, size_t len);
+size_t ngx_http_wsgi_script_name(u_char *uri, size_t len, u_char *mount,
+    size_t mount_len);
+PyObject *ngx_http_wsgi_environ(ngx_http_wsgi_ctx_t *ctx);
+
+
+/* response */
+PyObject *ngx_http_wsgi_start_response_new(ngx_http_wsgi_ctx_t *ctx);
+void ngx_http_wsgi_start_response_expire(PyObject *sr);
+
+
+/* wsgi.input */
+PyObject *ngx_http_wsgi_input_new(ngx_http_wsgi_ctx_t *ctx);
+void ngx_http_wsgi_input_expire(PyObject *input);
+
+
+/* wsgi.errors, sys.stdout, sys.stderr; the log helpers */
+PyObject *ngx_http_wsgi_errors_new(ngx_log_t *log, ngx_uint_t level);
+void ngx_http_wsgi_errors_expire(PyObject *errors);
+void ngx_http_wsgi_log_exception(ngx_log_t *log, const char *fmt, ...);
+
+
+/* type specs, added to the "ngx" module by interp.c */
+extern PyType_Spec  ngx_http_wsgi_input_spec;
+extern PyType_Spec  ngx_http_wsgi_errors_spec;
+extern PyType_Spec  ngx_http_wsgi_start_response_spec;
+extern PyType_Spec  ngx_http_wsgi_file_wrapper_spec;
+
+
+#endif /* _NGX_HTTP_WSGI_MODULE_H_INCLUDED_ */

@@ -1,0 +1,17 @@
+#!/usr/bin/python3
+"""Django's command-line utility for the test site (tests/test_django.py)."""
+
+import os
+import sys
+
+
+def main():
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "testsite.settings")
+
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(sys.argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,11 @@
+from wsgiref.validate import validator
+
+
+def app(environ, start_response):
+    body = b"Hello, World!\n"
+    start_response("200 OK", [("Content-Type", "text/plain"),
+                              ("Content-Length", str(len(body)))])
+    return [body]
+
+
+application = validator(app)

@@ -1,0 +1,26 @@
+"""Sleeps ?t=SECONDS after writing its pid to ?marker=PATH (if given).
+
+Answers "done <pid> <t>\n".
+"""
+
+import os
+import time
+from urllib.parse import parse_qs
+from wsgiref.validate import validator
+
+
+def app(environ, start_response):
+    qs = parse_qs(environ.get("QUERY_STRING", ""))
+    t = float(qs.get("t", ["1"])[0])
+    marker = qs.get("marker", [None])[0]
+    if marker:
+        with open(marker, "w") as f:
+            f.write(str(os.getpid()))
+    time.sleep(t)
+    body = ("done %d %s\n" % (os.getpid(), t)).encode()
+    start_response("200 OK", [("Content-Type", "text/plain"),
+                              ("Content-Length", str(len(body)))])
+    return [body]
+
+
+application = validator(app)

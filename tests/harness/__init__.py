@@ -1,0 +1,14 @@
+"""Test harness for ngx_http_wsgi_module (see tests/conftest.py)."""
+
+from .server import (
+    APPS_DIR, NGINX_BIN, REPO_ROOT, NginxFactory, Response, Server,
+    build_config, conf_line, dechunk, free_port, install_app,
+    module_path, nginx_test_config, pid_alive, proc_children,
+    read_until_eof, render, split_response, write_config)
+
+__all__ = [
+    "APPS_DIR", "NGINX_BIN", "REPO_ROOT", "NginxFactory", "Response",
+    "Server", "build_config", "conf_line", "dechunk", "free_port",
+    "install_app", "module_path", "nginx_test_config", "pid_alive",
+    "proc_children", "read_until_eof", "render", "split_response",
+    "write_config"]

@@ -1,0 +1,333 @@
+"""Directives: wsgi_pass, wsgi_python_path/home/optimize, config errors."""
+
+import os
+import re
+import shutil
+
+import pytest
+
+from harness import APPS_DIR, conf_line, install_app
+
+
+def assert_emerg_at(rc, out, conf, needle, msg_re=None):
+    """nginx -t failed with [emerg] ... in CONF:LINE (LINE of needle)."""
+    assert rc != 0, out
+    line = conf_line(conf, needle)
+    m = re.search(r"\[emerg\] (.*) in %s:(\d+)" % re.escape(str(conf)), out)
+    assert m, f"no '[emerg] ... in {conf}:N' in output:\n{out}"
+    assert int(m.group(2)) == line, \
+        f"error reported at line {m.group(2)}, directive is at {line}:\n{out}"
+    if msg_re:
+        assert re.search(msg_re, m.group(1)), out
+    return m.group(1)
+
+
+# -- wsgi_pass ---------------------------------------------------------------
+
+def test_wsgi_pass_serves_app(nginx):
+    srv = nginx(server="location / { wsgi_pass {apps}/hello.py; }")
+    r = srv.get("/")
+    assert r.status == 200
+    assert r.body == b"Hello, World!\n"
+    assert r.header("Content-Type") == "text/plain"
+
+
+def test_wsgi_pass_default_callable_is_application(nginx):
+    srv = nginx(server="location / { wsgi_pass {apps}/callables.py; }")
+    r = srv.get("/")
+    assert (r.status, r.body) == (200, b"application")
+
+
+def test_wsgi_pass_callable_argument(nginx):
+    srv = nginx(server="""
+        location /a { wsgi_pass {apps}/callables.py other; }
+        location /b { wsgi_pass {apps}/callables.py third_app; }
+        location /c { wsgi_pass {apps}/callables.py application; }
+    """)
+    assert srv.get("/a").body == b"other"
+    assert srv.get("/b").body == b"third_app"
+    assert srv.get("/c").body == b"application"
+
+
+def test_same_script_in_two_locations(nginx):
+    # two wsgi_pass of one script, and two different scripts, in one server
+    srv = nginx(server="""
+        location /x { wsgi_pass {apps}/callables.py other; }
+        location /y { wsgi_pass {apps}/callables.py other; }
+        location /h { wsgi_pass {apps}/hello.py; }
+    """)
+    for _ in range(2):
+        assert srv.get("/x").body == b"other"
+        assert srv.get("/y").body == b"other"
+        assert srv.get("/h").body == b"Hello, World!\n"
+
+
+def test_wsgi_pass_wsgi_extension(nginx, tmp_path):
+    app = tmp_path / "hello.wsgi"
+    shutil.copy(APPS_DIR / "hello.py", app)
+    srv = nginx(server=f"location / {{ wsgi_pass {app}; }}",
+                prefix=tmp_path / "p")
+    r = srv.get("/")
+    assert (r.status, r.body) == (200, b"Hello, World!\n")
+
+
+def test_wsgi_pass_relative_path_resolves_against_prefix(nginx, tmp_path):
+    prefix = tmp_path / "prefix"
+    prefix.mkdir()
+    # only in the prefix, not in prefix/conf nor in nginx's cwd
+    shutil.copy(APPS_DIR / "callables.py", prefix / "rel_app.py")
+    srv = nginx(server="location / { wsgi_pass rel_app.py other; }",
+                prefix=prefix)
+    r = srv.get("/")
+    assert (r.status, r.body) == (200, b"other")
+
+
+def test_wsgi_pass_relative_subdir(nginx, tmp_path):
+    prefix = tmp_path / "prefix"
+    (prefix / "apps").mkdir(parents=True)
+    shutil.copy(APPS_DIR / "hello.py", prefix / "apps" / "h.py")
+    srv = nginx(server="location / { wsgi_pass apps/h.py; }", prefix=prefix)
+    assert srv.get("/").body == b"Hello, World!\n"
+
+
+def test_wsgi_pass_in_if_in_location(nginx):
+    srv = nginx(server="""
+        location / {
+            wsgi_pass {apps}/callables.py;
+            if ($arg_alt) {
+                wsgi_pass {apps}/callables.py other;
+            }
+        }
+    """)
+    assert srv.get("/").body == b"application"
+    assert srv.get("/?alt=1").body == b"other"
+    assert srv.get("/").body == b"application"
+
+
+def test_location_without_wsgi_pass_is_not_handled(nginx, tmp_path):
+    (tmp_path / "html").mkdir()
+    (tmp_path / "html" / "static.txt").write_text("static file\n")
+    srv = nginx(server="""
+        location /app { wsgi_pass {apps}/hello.py; }
+        location / { root {prefix}/html; }
+    """)
+    assert srv.get("/static.txt").body == b"static file\n"
+    assert srv.get("/app").body == b"Hello, World!\n"
+    assert srv.get("/missing").status == 404
+
+
+def test_nginx_t_ok(nginx_t):
+    rc, out, conf = nginx_t(
+        http="wsgi_python_optimize 1; wsgi_python_path {apps};"
+             " wsgi_var HTTP_A a; wsgi_pass_authorization on;",
+        server="""
+            wsgi_var B b;
+            wsgi_pass_authorization off;
+            location / {
+                wsgi_pass {apps}/callables.py other;
+                wsgi_var C $host;
+                wsgi_pass_authorization on;
+            }
+        """)
+    assert rc == 0, out
+    assert "syntax is ok" in out and "test is successful" in out
+
+
+def test_missing_script_is_emerg(nginx_t, tmp_path):
+    missing = tmp_path / "no_such_app.py"
+    rc, out, conf = nginx_t(
+        server=f"location / {{\n wsgi_pass {missing};\n }}")
+    msg = assert_emerg_at(rc, out, conf, "wsgi_pass")
+    assert str(missing) in msg or "no_such_app.py" in out
+
+
+def test_missing_relative_script_is_emerg(nginx_t):
+    rc, out, conf = nginx_t(server="location / {\n wsgi_pass nope.py;\n }")
+    assert_emerg_at(rc, out, conf, "wsgi_pass")
+
+
+def test_script_in_missing_directory_is_emerg(nginx_t, tmp_path):
+    rc, out, conf = nginx_t(
+        server=f"location / {{\n wsgi_pass {tmp_path}/nodir/app.py;\n }}")
+    assert_emerg_at(rc, out, conf, "wsgi_pass")
+
+
+def test_directory_as_script_is_emerg(nginx_t, tmp_path):
+    d = tmp_path / "adir.py"
+    d.mkdir()
+    rc, out, conf = nginx_t(server=f"location / {{\n wsgi_pass {d};\n }}")
+    assert_emerg_at(rc, out, conf, "wsgi_pass")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads mode 000 files")
+def test_unreadable_script_is_emerg(nginx_t, tmp_path):
+    app = tmp_path / "secret.py"
+    shutil.copy(APPS_DIR / "hello.py", app)
+    app.chmod(0)
+    rc, out, conf = nginx_t(server=f"location / {{\n wsgi_pass {app};\n }}")
+    assert_emerg_at(rc, out, conf, "wsgi_pass")
+
+
+def test_missing_script_server_does_not_start(nginx_t, tmp_path):
+    # the error is detected at configuration time, second location
+    rc, out, conf = nginx_t(server=f"""
+        location /ok {{ wsgi_pass {APPS_DIR}/hello.py; }}
+        location /bad {{
+            wsgi_pass {tmp_path}/missing.py;
+        }}""")
+    assert_emerg_at(rc, out, conf, f"wsgi_pass {tmp_path}/missing.py")
+
+
+def test_wsgi_pass_three_args_is_emerg(nginx_t):
+    rc, out, conf = nginx_t(server="location / {\n"
+                            " wsgi_pass {apps}/hello.py application x;\n }")
+    assert_emerg_at(rc, out, conf, "wsgi_pass",
+                    r'invalid number of arguments in "wsgi_pass"')
+
+
+def test_wsgi_pass_no_args_is_emerg(nginx_t):
+    rc, out, conf = nginx_t(server="location / {\n wsgi_pass;\n }")
+    assert_emerg_at(rc, out, conf, "wsgi_pass",
+                    r'invalid number of arguments in "wsgi_pass"')
+
+
+def test_wsgi_pass_not_allowed_in_server(nginx_t):
+    rc, out, conf = nginx_t(server="wsgi_pass {apps}/hello.py;")
+    assert_emerg_at(rc, out, conf, "wsgi_pass", r"not allowed here")
+
+
+def test_wsgi_var_one_arg_is_emerg(nginx_t):
+    rc, out, conf = nginx_t(server="location / {\n"
+                            " wsgi_pass {apps}/hello.py;\n"
+                            " wsgi_var ONLY_NAME;\n }")
+    assert_emerg_at(rc, out, conf, "wsgi_var",
+                    r'invalid number of arguments in "wsgi_var"')
+
+
+def test_wsgi_var_three_args_is_emerg(nginx_t):
+    rc, out, conf = nginx_t(http="wsgi_var A b c;")
+    assert_emerg_at(rc, out, conf, "wsgi_var",
+                    r'invalid number of arguments in "wsgi_var"')
+
+
+@pytest.mark.parametrize("value", ["5", "-1", "3", "abc"])
+def test_wsgi_python_optimize_invalid_is_emerg(nginx_t, value):
+    rc, out, conf = nginx_t(http=f"wsgi_python_optimize {value};")
+    assert_emerg_at(rc, out, conf, "wsgi_python_optimize")
+
+
+def test_wsgi_python_optimize_not_allowed_in_server(nginx_t):
+    rc, out, conf = nginx_t(server="wsgi_python_optimize 1;")
+    assert_emerg_at(rc, out, conf, "wsgi_python_optimize", r"not allowed here")
+
+
+def test_wsgi_python_path_not_allowed_in_location(nginx_t):
+    rc, out, conf = nginx_t(server="location / {\n"
+                            " wsgi_python_path /tmp;\n }")
+    assert_emerg_at(rc, out, conf, "wsgi_python_path", r"not allowed here")
+
+
+def test_wsgi_python_home_not_allowed_in_server(nginx_t):
+    rc, out, conf = nginx_t(server="wsgi_python_home /usr;")
+    assert_emerg_at(rc, out, conf, "wsgi_python_home", r"not allowed here")
+
+
+def test_wsgi_pass_authorization_invalid_value(nginx_t):
+    rc, out, conf = nginx_t(server="wsgi_pass_authorization maybe;")
+    assert_emerg_at(rc, out, conf, "wsgi_pass_authorization",
+                    r'invalid value "maybe"')
+
+
+# -- interpreter settings ----------------------------------------------------
+
+def test_wsgi_python_optimize_default_0(nginx):
+    srv = nginx(server="location / { wsgi_pass {apps}/pyinfo_app.py; }")
+    info = srv.get_json("/")
+    assert info["optimize"] == 0
+    assert info["assert_enabled"] is True
+    assert info["docstring"] == "docstring present"
+
+
+def test_wsgi_python_optimize_1(nginx):
+    srv = nginx(http="wsgi_python_optimize 1;",
+                server="location / { wsgi_pass {apps}/pyinfo_app.py; }")
+    info = srv.get_json("/")
+    assert info["optimize"] == 1
+    assert info["assert_enabled"] is False
+    assert info["docstring"] == "docstring present"
+
+
+def test_wsgi_python_optimize_2(nginx):
+    srv = nginx(http="wsgi_python_optimize 2;",
+                server="location / { wsgi_pass {apps}/pyinfo_app.py; }")
+    info = srv.get_json("/")
+    assert info["optimize"] == 2
+    assert info["docstring"] is None
+
+
+def test_wsgi_python_path_makes_module_importable(nginx, tmp_path):
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "ngxwsgi_testmod.py").write_text("VALUE = 'from lib'\n")
+    srv = nginx(http=f"wsgi_python_path {lib};",
+                server="location / { wsgi_pass {apps}/pyinfo_app.py; }",
+                prefix=tmp_path / "p")
+    info = srv.get_json("/?import=ngxwsgi_testmod")
+    assert info["import"] == {"value": "from lib",
+                              "file": str(lib / "ngxwsgi_testmod.py")}
+    assert str(lib) in info["path"]
+
+
+def test_wsgi_python_path_module_imported_by_app_at_import(nginx, tmp_path):
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "ngxwsgi_dep.py").write_text("VALUE = 42\n")
+    app = install_app("import_module_app.py", tmp_path,
+                      MODULE="ngxwsgi_dep")
+    srv = nginx(http=f"wsgi_python_path {lib};",
+                server=f"location / {{ wsgi_pass {app}; }}",
+                prefix=tmp_path / "p")
+    r = srv.get("/")
+    assert r.status == 200, srv.logs_tail()
+    assert r.json() == {"value": 42}
+
+
+def test_wsgi_python_path_several_dirs_prepended_in_order(nginx, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    (a / "ngxwsgi_shadow.py").write_text("VALUE = 'a'\n")
+    (b / "ngxwsgi_shadow.py").write_text("VALUE = 'b'\n")
+    (b / "ngxwsgi_only_b.py").write_text("VALUE = 'only b'\n")
+    # a stdlib-shadowing module proves "prepended" (before the stdlib)
+    (b / "colorsys.py").write_text("VALUE = 'shadowed stdlib'\n")
+    srv = nginx(http=f"wsgi_python_path {a}:{b};",
+                server="location / { wsgi_pass {apps}/pyinfo_app.py; }",
+                prefix=tmp_path / "p")
+    info = srv.get_json("/?import=ngxwsgi_shadow")
+    assert info["import"]["value"] == "a"
+    assert srv.get_json("/?import=ngxwsgi_only_b")["import"]["value"] \
+        == "only b"
+    assert srv.get_json("/?import=colorsys")["import"]["value"] \
+        == "shadowed stdlib"
+    path = info["path"]
+    assert path.index(str(a)) < path.index(str(b))
+    stdlib = [p for p in path if p.rstrip("/").endswith("python3.11")]
+    assert stdlib and path.index(str(b)) < path.index(stdlib[0]), path
+
+
+def test_wsgi_python_home_usr(nginx):
+    srv = nginx(http="wsgi_python_home /usr;",
+                server="location / { wsgi_pass {apps}/pyinfo_app.py; }")
+    info = srv.get_json("/")
+    assert info["prefix"] == "/usr"
+    assert info["version"][:2] == [3, 11]
+    # the stdlib works (json, threading were imported by the app)
+    assert any(p.startswith("/usr/lib/python3") for p in info["path"])
+
+
+def test_python_version_is_system_python(nginx):
+    srv = nginx(server="location / { wsgi_pass {apps}/pyinfo_app.py; }")
+    info = srv.get_json("/")
+    assert info["version"][:2] == [3, 11]
+    assert info["pid"] != info["ppid"]

@@ -1,0 +1,502 @@
+"""The WSGI environ (SPEC.md "environ"), seen through tests/apps/env_app.py."""
+
+import http.client
+import json
+import os
+import shutil
+import ssl
+import subprocess
+
+import pytest
+
+from harness import free_port, split_response
+
+ENV = "wsgi_pass {apps}/env_app.py;"
+
+# wsgi.multithread is False in the default (inline) mode; a run with other
+# http-level globals (e.g. a thread pool) may legitimately differ.
+GLOBALS_SET = bool(os.environ.get("TEST_NGINX_GLOBALS_HTTP", "").strip())
+
+
+def env_server(nginx, location="location /", extra="", **kw):
+    return nginx(server=f"{location} {{ {ENV} {extra} }}", **kw)
+
+
+def raw_env(srv, head_lines, body=b""):
+    """Send a raw request (list of header lines after the request line
+    included), return the environ dict parsed from the JSON answer."""
+    req = "\r\n".join(head_lines).encode("latin-1") + b"\r\n\r\n" + body
+    data = srv.raw(req)
+    status, headers, rest = split_response(data)
+    assert " 200 " in status + " ", f"{data[:2000]!r}\n{srv.logs_tail()}"
+    length = int(dict((k.lower(), v) for k, v in headers)["content-length"])
+    return json.loads(rest[:length])
+
+
+def raw_env_bytes(srv, req):
+    data = srv.raw(req)
+    status, headers, rest = split_response(data)
+    assert " 200 " in status + " ", f"{data[:2000]!r}\n{srv.logs_tail()}"
+    length = int(dict((k.lower(), v) for k, v in headers)["content-length"])
+    return json.loads(rest[:length])
+
+
+# -- CGI variables -------------------------------------------------------------
+
+def test_basic_variables(nginx):
+    srv = env_server(nginx)
+    e = srv.get_json("/path/x?a=1&b=2")
+    assert e["REQUEST_METHOD"] == "GET"
+    assert e["SCRIPT_NAME"] == ""
+    assert e["PATH_INFO"] == "/path/x"
+    assert e["QUERY_STRING"] == "a=1&b=2"
+    assert e["SERVER_NAME"] == "localhost"
+    assert e["SERVER_PORT"] == str(srv.port)
+    assert e["SERVER_PROTOCOL"] == "HTTP/1.1"
+    assert e["REMOTE_ADDR"] == "127.0.0.1"
+    assert e["REQUEST_URI"] == "/path/x?a=1&b=2"
+    assert e["HTTP_HOST"] == f"127.0.0.1:{srv.port}"
+    assert "HTTPS" not in e
+    assert e["wsgi.url_scheme"] == "http"
+    assert "CONTENT_TYPE" not in e
+    assert "CONTENT_LENGTH" not in e
+    assert "HTTP_CONTENT_TYPE" not in e
+    assert "HTTP_CONTENT_LENGTH" not in e
+
+
+def test_all_cgi_values_are_native_str(nginx):
+    srv = env_server(nginx)
+    e = srv.get_json("/x?y=1", headers={"X-Thing": "v", "Cookie": "a=b"})
+    non_dotted = {k: v for k, v in e.items()
+                  if "." not in k and not k.startswith("_")}
+    assert len(non_dotted) >= 10
+    bad = {k: v for k, v in non_dotted.items() if not isinstance(v, str)}
+    assert not bad, bad
+
+
+def test_query_string_empty_when_none(nginx):
+    srv = env_server(nginx)
+    assert srv.get_json("/x")["QUERY_STRING"] == ""
+    assert srv.get_json("/x?")["QUERY_STRING"] == ""
+
+
+def test_query_string_is_raw(nginx):
+    srv = env_server(nginx)
+    e = srv.get_json("/x?q=%20a+b&c=%C3%A9&d")
+    assert e["QUERY_STRING"] == "q=%20a+b&c=%C3%A9&d"
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "PUT", "DELETE", "PATCH",
+                                    "OPTIONS", "PROPFIND"])
+def test_request_method(nginx, method):
+    srv = env_server(nginx)
+    r = srv.request(method, "/m")
+    assert r.status == 200, srv.logs_tail()
+    assert r.json()["REQUEST_METHOD"] == method
+
+
+def test_content_type_and_length_for_body(nginx):
+    srv = env_server(nginx)
+    e = srv.post("/p", b"hello", headers={"Content-Type": "text/x-test"}).json()
+    assert e["CONTENT_TYPE"] == "text/x-test"
+    assert e["CONTENT_LENGTH"] == "5"
+    assert "HTTP_CONTENT_TYPE" not in e
+    assert "HTTP_CONTENT_LENGTH" not in e
+
+
+def test_content_type_without_body(nginx):
+    srv = env_server(nginx)
+    e = srv.get_json("/p", headers={"Content-Type": "application/x-empty"})
+    assert e["CONTENT_TYPE"] == "application/x-empty"
+    assert "CONTENT_LENGTH" not in e
+    assert "HTTP_CONTENT_TYPE" not in e
+
+
+def test_server_protocol_http10(nginx):
+    srv = env_server(nginx)
+    e = raw_env(srv, ["GET /ten HTTP/1.0", "Host: h10"])
+    assert e["SERVER_PROTOCOL"] == "HTTP/1.0"
+    assert e["PATH_INFO"] == "/ten"
+    assert e["HTTP_HOST"] == "h10"
+
+
+def test_remote_port_is_client_port(nginx):
+    srv = env_server(nginx)
+    conn = srv.connection()
+    conn.connect()
+    local_port = conn.sock.getsockname()[1]
+    conn.request("GET", "/rp")
+    r = conn.getresponse()
+    e = json.loads(r.read())
+    conn.close()
+    assert e["REMOTE_ADDR"] == "127.0.0.1"
+    assert e["REMOTE_PORT"] == str(local_port)
+
+
+def test_server_port_is_local_port(nginx):
+    srv = env_server(nginx)
+    # Host header names another port: SERVER_PORT is still the local one
+    e = srv.get_json("/", headers={"Host": "example.test:1234"})
+    assert e["SERVER_PORT"] == str(srv.port)
+    assert e["HTTP_HOST"] == "example.test:1234"
+
+
+# -- SERVER_NAME -----------------------------------------------------------
+
+def test_server_name_from_config(nginx):
+    srv = env_server(nginx)
+    e = srv.get_json("/", headers={"Host": "other.test"})
+    assert e["SERVER_NAME"] == "localhost"
+
+
+def test_server_name_is_primary_name(nginx):
+    srv = env_server(nginx, server_name="primary.test alias.test")
+    e = srv.get_json("/", headers={"Host": "alias.test"})
+    assert e["SERVER_NAME"] == "primary.test"
+
+
+def test_server_name_empty_uses_host(nginx):
+    srv = env_server(nginx, server_name='""')
+    e = srv.get_json("/", headers={"Host": "myhost.test"})
+    assert e["SERVER_NAME"] == "myhost.test"
+
+
+# -- SCRIPT_NAME / PATH_INFO -----------------------------------------------
+
+@pytest.mark.parametrize("location,path,script_name,path_info", [
+    ("location /app/", "/app/x", "/app", "/x"),
+    ("location /app/", "/app/", "/app", "/"),
+    ("location /app/", "/app/a/b/c", "/app", "/a/b/c"),
+    ("location /", "/a/b", "", "/a/b"),
+    ("location /", "/", "", "/"),
+    ("location = /exact", "/exact", "/exact", ""),
+    ("location ~ ^/re/", "/re/x", "", "/re/x"),
+    ("location ~* \\.wsgi$", "/dir/f.wsgi", "", "/dir/f.wsgi"),
+])
+def test_script_name_location_forms(nginx, location, path, script_name,
+                                    path_info):
+    srv = env_server(nginx, location=location)
+    e = srv.get_json(path)
+    assert (e["SCRIPT_NAME"], e["PATH_INFO"]) == (script_name, path_info)
+
+
+@pytest.mark.parametrize("path,path_info", [
+    ("/mnt/x", "/x"),
+    ("/mnt/a/b", "/a/b"),
+    ("/mnt", ""),
+    ("/other/y", "/other/y"),
+])
+def test_script_name_from_wsgi_var(nginx, path, path_info):
+    srv = env_server(nginx, extra="wsgi_var SCRIPT_NAME /mnt;")
+    e = srv.get_json(path)
+    assert e["SCRIPT_NAME"] == "/mnt"
+    assert e["PATH_INFO"] == path_info
+
+
+def test_script_name_from_wsgi_var_in_prefix_location(nginx):
+    srv = env_server(nginx, location="location /app/",
+                     extra="wsgi_var SCRIPT_NAME /app/sub;")
+    e = srv.get_json("/app/sub/page")
+    assert (e["SCRIPT_NAME"], e["PATH_INFO"]) == ("/app/sub", "/page")
+
+
+def test_path_info_is_decoded(nginx):
+    srv = env_server(nginx)
+    e = srv.get_json("/a%41b/%20c")
+    assert e["PATH_INFO"] == "/aAb/ c"
+    assert e["REQUEST_URI"] == "/a%41b/%20c"
+
+
+def test_path_info_utf8_round_trip(nginx):
+    srv = env_server(nginx)
+    e = srv.get_json("/caf%C3%A9/%E2%82%AC?x=%C3%A9")
+    pi = e["PATH_INFO"]
+    assert pi.encode("latin-1").decode("utf-8") == "/café/€"
+    assert e["REQUEST_URI"] == "/caf%C3%A9/%E2%82%AC?x=%C3%A9"
+    assert e["QUERY_STRING"] == "x=%C3%A9"
+
+
+def test_path_info_utf8_under_script_name(nginx):
+    srv = env_server(nginx, location="location /app/")
+    e = srv.get_json("/app/%C3%BCber")
+    assert e["SCRIPT_NAME"] == "/app"
+    assert e["PATH_INFO"].encode("latin-1").decode("utf-8") == "/über"
+
+
+def test_request_uri_is_raw(nginx):
+    srv = env_server(nginx)
+    e = srv.get_json("/p%41th//double/./dot?q=%20x&y")
+    assert e["REQUEST_URI"] == "/p%41th//double/./dot?q=%20x&y"
+    assert e["QUERY_STRING"] == "q=%20x&y"
+
+
+# -- HTTP_* headers ------------------------------------------------------------
+
+def test_http_headers(nginx):
+    srv = env_server(nginx)
+    e = raw_env(srv, [
+        "GET / HTTP/1.1", "Host: hh.test", "X-Custom-Header: custom value",
+        "x-lower-case: lc", "X-A1-B2: digits", "User-Agent: tester/1.0",
+        "Accept: */*", "Connection: close"])
+    assert e["HTTP_HOST"] == "hh.test"
+    assert e["HTTP_X_CUSTOM_HEADER"] == "custom value"
+    assert e["HTTP_X_LOWER_CASE"] == "lc"
+    assert e["HTTP_X_A1_B2"] == "digits"
+    assert e["HTTP_USER_AGENT"] == "tester/1.0"
+    assert e["HTTP_ACCEPT"] == "*/*"
+
+
+def test_repeated_headers_joined_with_comma(nginx):
+    srv = env_server(nginx)
+    e = raw_env(srv, ["GET / HTTP/1.1", "Host: h", "X-Multi: a",
+                      "X-Other: o", "x-multi: b", "X-MULTI: c",
+                      "Connection: close"])
+    assert e["HTTP_X_MULTI"] == "a, b, c"
+    assert e["HTTP_X_OTHER"] == "o"
+
+
+def test_cookies_joined_with_semicolon(nginx):
+    srv = env_server(nginx)
+    e = raw_env(srv, ["GET / HTTP/1.1", "Host: h", "Cookie: a=1",
+                      "Cookie: b=2; c=3", "Connection: close"])
+    assert e["HTTP_COOKIE"] == "a=1; b=2; c=3"
+
+
+def test_single_cookie(nginx):
+    srv = env_server(nginx)
+    e = srv.get_json("/", headers={"Cookie": "sid=abc; x=y"})
+    assert e["HTTP_COOKIE"] == "sid=abc; x=y"
+
+
+def test_underscore_header_dropped_default(nginx):
+    srv = env_server(nginx)
+    e = raw_env(srv, ["GET / HTTP/1.1", "Host: h", "X_Under: evil",
+                      "Connection: close"])
+    assert "HTTP_X_UNDER" not in e
+
+
+def test_underscore_header_dropped_with_underscores_in_headers(nginx):
+    # nginx itself keeps such headers here; the module must drop them
+    srv = nginx(server=f"underscores_in_headers on; location / {{ {ENV} }}")
+    e = raw_env(srv, ["GET / HTTP/1.1", "Host: h", "X_Under: evil",
+                      "Connection: close"])
+    assert "HTTP_X_UNDER" not in e
+    e = raw_env(srv, ["GET / HTTP/1.1", "Host: h", "X_Under: evil",
+                      "X-Under: good", "Connection: close"])
+    assert e["HTTP_X_UNDER"] == "good"
+    e = raw_env(srv, ["GET / HTTP/1.1", "Host: h", "X-Under: good",
+                      "X_Under: evil", "Connection: close"])
+    assert e["HTTP_X_UNDER"] == "good"
+
+
+def test_header_value_bytes_are_latin1(nginx):
+    srv = env_server(nginx)
+    e = raw_env_bytes(srv, b"GET / HTTP/1.1\r\nHost: h\r\n"
+                           b"X-Utf8: caf\xc3\xa9\r\nConnection: close\r\n\r\n")
+    assert e["HTTP_X_UTF8"].encode("latin-1") == b"caf\xc3\xa9"
+
+
+# -- wsgi.* ------------------------------------------------------------------
+
+def test_wsgi_entries(nginx):
+    srv = env_server(nginx)
+    e = srv.get_json("/")
+    assert e["wsgi.version"]["type"] == "tuple"
+    assert e["wsgi.version"]["value"] == [1, 0]
+    assert e["wsgi.url_scheme"] == "http"
+    assert e["wsgi.multithread"]["type"] == "bool"
+    if not GLOBALS_SET:
+        assert e["wsgi.multithread"]["repr"] == "False"
+    assert e["wsgi.multiprocess"]["repr"] == "False"
+    assert e["wsgi.run_once"]["repr"] == "False"
+    assert e["wsgi.input_terminated"]["repr"] == "True"
+    assert e["wsgi.file_wrapper"]["callable"] is True
+    inp = e["wsgi.input"]
+    assert {"read", "readline", "readlines"} <= set(inp["attrs"])
+    assert inp["iterable"] is True
+    assert {"write", "writelines", "flush"} <= set(e["wsgi.errors"]["attrs"])
+
+
+def test_wsgi_multiprocess_with_two_workers(nginx):
+    srv = env_server(nginx, workers=2)
+    e = srv.get_json("/")
+    assert e["wsgi.multiprocess"]["repr"] == "True"
+    assert e["wsgi.run_once"]["repr"] == "False"
+    assert e["_pid"] in srv.worker_pids()
+
+
+def test_environ_is_fresh_per_request(nginx):
+    srv = env_server(nginx)
+    conn = srv.connection()
+    conn.request("GET", "/one?a=1", headers={"X-First": "1"})
+    e1 = json.loads(conn.getresponse().read())
+    conn.request("GET", "/two")
+    e2 = json.loads(conn.getresponse().read())
+    conn.close()
+    assert e1["PATH_INFO"] == "/one" and e1["HTTP_X_FIRST"] == "1"
+    assert e2["PATH_INFO"] == "/two"
+    assert e2["QUERY_STRING"] == ""
+    assert "HTTP_X_FIRST" not in e2
+
+
+# -- HTTPS -------------------------------------------------------------------
+
+@pytest.fixture
+def cert(tmp_path):
+    if not shutil.which("openssl"):
+        pytest.skip("no openssl binary")
+    key, crt = tmp_path / "key.pem", tmp_path / "cert.pem"
+    p = subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+         "-keyout", str(key), "-out", str(crt), "-days", "2",
+         "-subj", "/CN=localhost"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+    assert p.returncode == 0, p.stdout
+    return key, crt
+
+
+def test_https_under_tls(nginx, cert, tmp_path):
+    key, crt = cert
+    # the harness listens on one plain port; add a TLS listener on a
+    # second free port
+    tls_port = free_port()
+    srv = nginx(server=f"""
+        listen 127.0.0.1:{tls_port} ssl;
+        ssl_certificate {crt};
+        ssl_certificate_key {key};
+        location / {{ {ENV} }}
+    """, prefix=tmp_path / "p")
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    conn = http.client.HTTPSConnection("127.0.0.1", tls_port, context=ctx,
+                                       timeout=10)
+    conn.request("GET", "/s")
+    r = conn.getresponse()
+    assert r.status == 200
+    e = json.loads(r.read())
+    conn.close()
+    assert e["HTTPS"] == "on"
+    assert e["wsgi.url_scheme"] == "https"
+    assert e["SERVER_PORT"] == str(tls_port)
+    plain = srv.get_json("/s")
+    assert "HTTPS" not in plain
+    assert plain["wsgi.url_scheme"] == "http"
+
+
+# -- wsgi_var ------------------------------------------------------------------
+
+def test_wsgi_var_http_level_inherited(nginx):
+    srv = nginx(http="wsgi_var FROM_HTTP h;",
+                server=f"location / {{ {ENV} }}")
+    assert srv.get_json("/")["FROM_HTTP"] == "h"
+
+
+def test_wsgi_var_server_level_replaces_http(nginx):
+    srv = nginx(http="wsgi_var FROM_HTTP h;",
+                server=f"wsgi_var FROM_SERVER s; location / {{ {ENV} }}")
+    e = srv.get_json("/")
+    assert e["FROM_SERVER"] == "s"
+    assert "FROM_HTTP" not in e
+
+
+def test_wsgi_var_location_level_replaces_outer(nginx):
+    srv = nginx(http="wsgi_var FROM_HTTP h;",
+                server=f"""wsgi_var FROM_SERVER s;
+                    location /loc {{ {ENV} wsgi_var FROM_LOC l;
+                                     wsgi_var FROM_LOC2 l2; }}
+                    location /inh {{ {ENV} }}""")
+    e = srv.get_json("/loc")
+    assert e["FROM_LOC"] == "l" and e["FROM_LOC2"] == "l2"
+    assert "FROM_SERVER" not in e and "FROM_HTTP" not in e
+    e = srv.get_json("/inh")
+    assert e["FROM_SERVER"] == "s"
+    assert "FROM_LOC" not in e and "FROM_HTTP" not in e
+
+
+def test_wsgi_var_nested_location_inherits(nginx):
+    srv = nginx(server=f"""
+        location /outer/ {{
+            wsgi_var OUTER o;
+            location /outer/inner/ {{ {ENV} }}
+        }}""")
+    e = srv.get_json("/outer/inner/x")
+    assert e["OUTER"] == "o"
+
+
+def test_wsgi_var_with_nginx_variables(nginx):
+    srv = nginx(server=f"""location /v/ {{ {ENV}
+        wsgi_var MY_HOST $host;
+        wsgi_var MY_URI $uri;
+        wsgi_var MY_ARG $arg_x;
+        wsgi_var MIXED "pre-${{arg_x}}-$request_method-post";
+        wsgi_var LITERAL plain;
+    }}""")
+    e = srv.get_json("/v/p%41th?x=42", headers={"Host": "foo.test"})
+    assert e["MY_HOST"] == "foo.test"
+    assert e["MY_URI"] == "/v/pAth"
+    assert e["MY_ARG"] == "42"
+    assert e["MIXED"] == "pre-42-GET-post"
+    assert e["LITERAL"] == "plain"
+    # evaluated per request
+    e = srv.get_json("/v/other?x=7", headers={"Host": "bar.test"})
+    assert (e["MY_HOST"], e["MY_URI"], e["MY_ARG"]) == \
+        ("bar.test", "/v/other", "7")
+
+
+def test_wsgi_var_overrides_header(nginx):
+    srv = nginx(server=f"""location / {{ {ENV}
+        wsgi_var HTTP_X_FORWARDED_FOR fixed;
+    }}""")
+    e = srv.get_json("/", headers={"X-Forwarded-For": "10.0.0.1"})
+    assert e["HTTP_X_FORWARDED_FOR"] == "fixed"
+
+
+def test_wsgi_var_overrides_cgi_variable(nginx):
+    srv = nginx(server=f"""location / {{ {ENV}
+        wsgi_var REMOTE_ADDR $http_x_real_ip;
+        wsgi_var SERVER_NAME override.test;
+    }}""")
+    e = srv.get_json("/", headers={"X-Real-IP": "192.0.2.7"})
+    assert e["REMOTE_ADDR"] == "192.0.2.7"
+    assert e["SERVER_NAME"] == "override.test"
+
+
+# -- wsgi_pass_authorization ---------------------------------------------------
+
+AUTH = {"Authorization": "Basic dXNlcjpwYXNz"}
+
+
+def test_authorization_off_by_default(nginx):
+    srv = env_server(nginx)
+    e = srv.get_json("/", headers=AUTH)
+    assert "HTTP_AUTHORIZATION" not in e
+
+
+def test_authorization_on(nginx):
+    srv = env_server(nginx, extra="wsgi_pass_authorization on;")
+    e = srv.get_json("/", headers=AUTH)
+    assert e["HTTP_AUTHORIZATION"] == "Basic dXNlcjpwYXNz"
+    assert "HTTP_AUTHORIZATION" not in srv.get_json("/")
+
+
+def test_authorization_off_explicit(nginx):
+    srv = env_server(nginx, extra="wsgi_pass_authorization off;")
+    assert "HTTP_AUTHORIZATION" not in srv.get_json("/", headers=AUTH)
+
+
+def test_authorization_inheritance(nginx):
+    srv = nginx(http="wsgi_pass_authorization on;", server=f"""
+        location /inherit {{ {ENV} }}
+        location /off {{ {ENV} wsgi_pass_authorization off; }}
+    """)
+    assert srv.get_json("/inherit", headers=AUTH)["HTTP_AUTHORIZATION"] \
+        == "Basic dXNlcjpwYXNz"
+    assert "HTTP_AUTHORIZATION" not in srv.get_json("/off", headers=AUTH)
+
+
+def test_authorization_server_level(nginx):
+    srv = nginx(server=f"""wsgi_pass_authorization on;
+        location / {{ {ENV} }}""")
+    assert srv.get_json("/", headers=AUTH)["HTTP_AUTHORIZATION"] \
+        == "Basic dXNlcjpwYXNz"

@@ -1,0 +1,141 @@
+"""Interpreter lifecycle (SPEC.md "Lifecycle")."""
+
+import time
+
+from harness import install_app, pid_alive, read_until_eof, split_response
+
+
+def wait_for(pred, timeout=5, step=0.02):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v or time.monotonic() > deadline:
+            return v
+        time.sleep(step)
+
+
+def read_pids(path):
+    try:
+        return [int(x) for x in path.read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+def test_python_runs_in_worker_not_master(nginx):
+    srv = nginx(server="location / { wsgi_pass {apps}/pyinfo_app.py; }")
+    info = srv.get_json("/")
+    assert info["pid"] != srv.pid
+    assert info["pid"] in srv.worker_pids()
+    assert info["ppid"] == srv.pid
+
+
+def test_same_worker_keeps_interpreter(nginx):
+    srv = nginx(server="location / { wsgi_pass {apps}/pyinfo_app.py; }")
+    pids = {srv.get_json("/")["pid"] for _ in range(5)}
+    assert len(pids) == 1
+    assert pids <= set(srv.worker_pids())
+
+
+def test_app_imported_at_worker_start(nginx, tmp_path):
+    marker = tmp_path / "imports.txt"
+    app = install_app("import_marker_app.py", tmp_path, MARKER=marker)
+    srv = nginx(server=f"location / {{ wsgi_pass {app}; }}", workers=2,
+                prefix=tmp_path / "p")
+    # no request has been sent: the import happens at worker start
+    pids = wait_for(lambda: len(read_pids(marker)) >= 2 and read_pids(marker))
+    assert pids, f"app not imported before any request ({read_pids(marker)})"
+    workers = srv.worker_pids()
+    assert sorted(pids) == sorted(workers)
+    assert srv.pid not in pids
+    # requests do not import again
+    for _ in range(4):
+        j = srv.get_json("/")
+        assert j["pid"] in workers
+    assert sorted(read_pids(marker)) == sorted(workers)
+
+
+def test_background_thread_runs_between_requests(nginx):
+    srv = nginx(server="location / { wsgi_pass {apps}/thread_app.py; }")
+    a = srv.get_json("/")
+    time.sleep(0.5)          # no request in flight: ~50 ticks of 10 ms
+    b = srv.get_json("/")
+    assert a["pid"] == b["pid"]
+    assert a["alive"] and b["alive"]
+    assert b["counter"] - a["counter"] >= 15, (a, b)
+    time.sleep(0.3)
+    c = srv.get_json("/")
+    assert c["counter"] - b["counter"] >= 8, (b, c)
+
+
+def start_slow(srv, marker, t=1.5):
+    s = srv.raw_socket(timeout=15)
+    s.sendall(f"GET /slow?t={t}&marker={marker} HTTP/1.1\r\nHost: h\r\n"
+              "Connection: close\r\n\r\n".encode())
+    assert wait_for(lambda: marker.exists() and marker.read_text(),
+                    timeout=5), f"slow request not started\n{srv.logs_tail()}"
+    return s, int(marker.read_text())
+
+
+SLOW_SERVER = """
+    location /slow { wsgi_pass {apps}/slow_app.py; }
+    location / { wsgi_pass {apps}/pyinfo_app.py; }
+"""
+
+
+def test_reload_with_slow_request_in_flight(nginx, tmp_path):
+    marker = tmp_path / "slow_started"
+    imports = tmp_path / "imports.txt"
+    app = install_app("import_marker_app.py", tmp_path, MARKER=imports)
+    srv = nginx(server=SLOW_SERVER + f"location /imp {{ wsgi_pass {app}; }}",
+                prefix=tmp_path / "p")
+    assert wait_for(lambda: len(read_pids(imports)) == 1)
+    sock, old_pid = start_slow(srv, marker)
+    assert old_pid in srv.worker_pids()
+
+    new = srv.reload(wait_old=False)
+    assert old_pid not in new
+    # new workers serve while the old one still finishes its request
+    info = srv.get_json("/")
+    assert info["pid"] in new
+    assert pid_alive(old_pid)
+
+    data = read_until_eof(sock, timeout=10)
+    sock.close()
+    status, headers, body = split_response(data)
+    assert status.startswith("HTTP/1.1 200"), data
+    assert body == b"done %d 1.5\n" % old_pid
+
+    assert wait_for(lambda: not pid_alive(old_pid), timeout=5), \
+        "old worker did not exit after its request"
+    # the new worker imported the apps at its start, the master never did
+    assert wait_for(lambda: len(read_pids(imports)) == 2)
+    assert read_pids(imports)[1] in new
+    assert srv.pid not in read_pids(imports)
+    assert srv.get_json("/")["pid"] in new
+
+
+def test_quit_with_slow_request_in_flight(nginx, tmp_path):
+    marker = tmp_path / "slow_started"
+    srv = nginx(server=SLOW_SERVER, prefix=tmp_path / "p")
+    sock, pid = start_slow(srv, marker)
+    srv.quit()
+    data = read_until_eof(sock, timeout=10)
+    sock.close()
+    status, headers, body = split_response(data)
+    assert status.startswith("HTTP/1.1 200"), data
+    assert body == b"done %d 1.5\n" % pid
+    assert srv.wait_exit(10) == 0, srv.logs_tail()
+    assert not pid_alive(pid)
+
+
+def test_reload_twice_keeps_serving(nginx):
+    srv = nginx(server="location / { wsgi_pass {apps}/pyinfo_app.py; }",
+                workers=2)
+    seen = set()
+    for _ in range(2):
+        new = srv.reload()
+        for _ in range(3):
+            pid = srv.get_json("/")["pid"]
+            assert pid in new
+            seen.add(pid)
+    assert srv.pid not in seen
