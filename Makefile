@@ -43,7 +43,7 @@ $(1)/nginx/Makefile: config
 
 $(1)/ngx_http_wsgi_module.so: $(1)/nginx/Makefile $(SOURCES)
 	$$(MAKE) -C $(1)/nginx -f objs/Makefile modules
-	cp $(1)/nginx/objs/ngx_http_wsgi_module.so $$@
+	cp $(1)/nginx/objs/ngx_http_wsgi_module.so $$@.tmp && mv $$@.tmp $$@
 endef
 
 SHELL = /bin/bash
@@ -62,8 +62,11 @@ run: all
 
 test: all clang style test-python
 
+# the suite runs twice: on the thread pool (the default) and inline
 test-python:
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests $(PYTEST_ARGS)
+	TEST_NGINX_GLOBALS_HTTP="wsgi_thread_pool off;" \
+	    $(PYTHON) -m pytest -q -p no:cacheprovider tests $(PYTEST_ARGS)
 
 bench: all
 	@tools/deps.sh bench

@@ -468,7 +468,7 @@ ngx_http_wsgi_snapshot_body(ngx_http_request_t *r,
 PyObject *
 ngx_http_wsgi_environ(ngx_http_wsgi_ctx_t *ctx)
 {
-    PyObject               *env, *key, *value;
+    PyObject               *env, *key, *value, *connected;
     ngx_uint_t              i;
     ngx_keyval_t           *kv;
     ngx_http_wsgi_state_t  *st;
@@ -540,6 +540,19 @@ ngx_http_wsgi_environ(ngx_http_wsgi_ctx_t *ctx)
     {
         goto failed;
     }
+
+    connected = PyObject_GetAttrString(ctx->start_response,
+                                       "client_connected");
+    if (connected == NULL) {
+        goto failed;
+    }
+
+    if (PyDict_SetItemString(env, "ngx.client_connected", connected) != 0) {
+        Py_DECREF(connected);
+        goto failed;
+    }
+
+    Py_DECREF(connected);
 
     return env;
 

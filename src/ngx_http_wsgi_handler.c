@@ -26,10 +26,9 @@ static void ngx_http_wsgi_update_busy(ngx_http_wsgi_ctx_t *ctx);
 static void ngx_http_wsgi_discard_output(ngx_http_wsgi_ctx_t *ctx);
 static ngx_int_t ngx_http_wsgi_wait(ngx_http_wsgi_ctx_t *ctx);
 static void ngx_http_wsgi_write_handler(ngx_http_request_t *r);
+static void ngx_http_wsgi_read_handler(ngx_http_request_t *r);
+static void ngx_http_wsgi_abort(ngx_http_wsgi_ctx_t *ctx, ngx_int_t rc);
 static void ngx_http_wsgi_cleanup(void *data);
-
-
-#define NGX_HTTP_WSGI_BOUND  65536
 
 
 ngx_int_t
@@ -92,8 +91,10 @@ ngx_http_wsgi_body_handler(ngx_http_request_t *r)
     ctx->request = r;
     ctx->app = wlcf->app;
     ctx->log = r->connection->log;
-    ctx->bound = NGX_HTTP_WSGI_BOUND;
+    ctx->bound = wlcf->buffer_size;
     ctx->length = -1;
+    ctx->thread_pool = wlcf->thread_pool;
+    ctx->snap.multithread = (wlcf->thread_pool != NULL);
 
     if (ngx_array_init(&ctx->release, r->pool, 8, sizeof(PyObject *))
         != NGX_OK)
@@ -118,24 +119,105 @@ ngx_http_wsgi_body_handler(ngx_http_request_t *r)
 
     ngx_http_set_ctx(r, ctx, ngx_http_wsgi_module);
 
+    /* a client that goes away is noticed while the application runs */
+
+    r->read_event_handler = ngx_http_wsgi_read_handler;
+
     ngx_http_wsgi_run(ctx, NGX_HTTP_WSGI_STEP_CALL);
 }
 
 
 /*
- * Runs steps until the request waits for the client or is finalized.
- * Inline mode: the event loop runs each step itself.
+ * Runs steps until the request waits for a thread, for the client, or is
+ * finalized.  Inline mode: the event loop runs each step itself.
  */
 
 static void
 ngx_http_wsgi_run(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e step)
 {
+    ngx_int_t            rc;
+    ngx_table_elt_t     *h;
+    ngx_http_request_t  *r;
+
+    r = ctx->request;
+
     for ( ;; ) {
-        ngx_http_wsgi_step_run(ctx, step);
+
+        if (ctx->thread_pool) {
+            rc = ngx_http_wsgi_thread_post(ctx, step);
+
+            if (rc == NGX_OK) {
+                return;
+            }
+
+            if (step == NGX_HTTP_WSGI_STEP_CALL) {
+
+                /* nothing has run yet: the client may come back later */
+
+                ctx->closed = 1;
+
+                if (rc == NGX_DECLINED) {
+                    h = ngx_list_push(&r->headers_out.headers);
+                    if (h != NULL) {
+                        h->hash = 1;
+                        ngx_str_set(&h->key, "Retry-After");
+                        ngx_str_set(&h->value, "1");
+                        h->lowcase_key = NULL;
+                    }
+
+                    ngx_http_finalize_request(r,
+                                              NGX_HTTP_SERVICE_UNAVAILABLE);
+                    return;
+                }
+
+                ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+                return;
+            }
+
+            if (step == NGX_HTTP_WSGI_STEP_CLOSE) {
+
+                /* close() is never skipped, even when the pool is full */
+
+                ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                              "wsgi: thread pool is full, closing the "
+                              "response of \"%s\" on the event loop",
+                              ctx->app->path.data);
+
+                ngx_http_wsgi_step_run(ctx, step);
+
+            } else {
+                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                              "wsgi: thread pool is full, response of "
+                              "\"%s\" is cut", ctx->app->path.data);
+
+                if (ngx_http_wsgi_finish(ctx, NGX_ERROR, &step) != NGX_AGAIN)
+                {
+                    return;
+                }
+
+                continue;
+            }
+
+        } else {
+            ngx_http_wsgi_step_run(ctx, step);
+        }
 
         if (ngx_http_wsgi_process(ctx, &step) != NGX_AGAIN) {
             return;
         }
+    }
+}
+
+
+/* a step that ran on a thread is back on the event loop */
+
+void
+ngx_http_wsgi_step_complete(ngx_http_wsgi_ctx_t *ctx)
+{
+    ngx_http_wsgi_step_e  step;
+
+    if (ngx_http_wsgi_process(ctx, &step) == NGX_AGAIN) {
+        ngx_http_wsgi_run(ctx, step);
     }
 }
 
@@ -159,6 +241,11 @@ ngx_http_wsgi_process(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e *step)
         ngx_http_wsgi_discard_output(ctx);
         ngx_http_finalize_request(r, ctx->final_rc);
         return NGX_DONE;
+    }
+
+    if (ctx->client_gone) {
+        ngx_http_wsgi_discard_output(ctx);
+        return ngx_http_wsgi_finish(ctx, NGX_HTTP_CLIENT_CLOSED_REQUEST, step);
     }
 
     if (ctx->failed) {
@@ -586,7 +673,6 @@ ngx_http_wsgi_write_handler(ngx_http_request_t *r)
     ngx_event_t               *wev;
     ngx_connection_t          *c;
     ngx_http_wsgi_ctx_t       *ctx;
-    ngx_http_wsgi_step_e       step;
     ngx_http_core_loc_conf_t  *clcf;
 
     c = r->connection;
@@ -600,25 +686,15 @@ ngx_http_wsgi_write_handler(ngx_http_request_t *r)
                       "client timed out");
         c->timedout = 1;
 
-        ctx->waiting = 0;
-        r->write_event_handler = ngx_http_request_empty_handler;
-
-        if (ngx_http_wsgi_finish(ctx, NGX_HTTP_REQUEST_TIME_OUT, &step)
-            == NGX_AGAIN)
-        {
-            ngx_http_wsgi_run(ctx, step);
-        }
-
+        ngx_http_wsgi_abort(ctx, NGX_HTTP_REQUEST_TIME_OUT);
         return;
     }
 
-    if (wev->delayed || r->aio) {
+    if (wev->delayed) {
         clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
 
         if (ngx_handle_write_event(wev, clcf->send_lowat) != NGX_OK) {
-            if (ngx_http_wsgi_finish(ctx, NGX_ERROR, &step) == NGX_AGAIN) {
-                ngx_http_wsgi_run(ctx, step);
-            }
+            ngx_http_wsgi_abort(ctx, NGX_ERROR);
         }
 
         return;
@@ -629,21 +705,13 @@ ngx_http_wsgi_write_handler(ngx_http_request_t *r)
     ngx_http_wsgi_update_busy(ctx);
 
     if (rc == NGX_ERROR) {
-        ctx->waiting = 0;
-        r->write_event_handler = ngx_http_request_empty_handler;
-
-        if (ngx_http_wsgi_finish(ctx, NGX_ERROR, &step) == NGX_AGAIN) {
-            ngx_http_wsgi_run(ctx, step);
-        }
-
+        ngx_http_wsgi_abort(ctx, NGX_ERROR);
         return;
     }
 
     if (rc == NGX_AGAIN || ctx->busy || r->buffered || c->buffered) {
-        if (ngx_http_wsgi_wait(ctx) != NGX_OK
-            && ngx_http_wsgi_finish(ctx, NGX_ERROR, &step) == NGX_AGAIN)
-        {
-            ngx_http_wsgi_run(ctx, step);
+        if (ngx_http_wsgi_wait(ctx) != NGX_OK) {
+            ngx_http_wsgi_abort(ctx, NGX_ERROR);
         }
 
         return;
@@ -656,7 +724,196 @@ ngx_http_wsgi_write_handler(ngx_http_request_t *r)
     ctx->waiting = 0;
     r->write_event_handler = ngx_http_request_empty_handler;
 
+    if (ctx->flushing) {
+        /* the write() that waited for this returns */
+        ctx->flushing = 0;
+        ngx_http_wsgi_thread_signal(ctx, NGX_OK);
+        return;
+    }
+
     ngx_http_wsgi_run(ctx, NGX_HTTP_WSGI_STEP_ITERATE);
+}
+
+
+/*
+ * The client is gone or too slow while the request waits for it: a write()
+ * waiting on a thread fails, otherwise the response ends here.
+ */
+
+static void
+ngx_http_wsgi_abort(ngx_http_wsgi_ctx_t *ctx, ngx_int_t rc)
+{
+    ngx_http_request_t    *r;
+    ngx_http_wsgi_step_e   step;
+
+    r = ctx->request;
+
+    ctx->waiting = 0;
+    r->write_event_handler = ngx_http_request_empty_handler;
+
+    if (r->connection->write->timer_set) {
+        ngx_del_timer(r->connection->write);
+    }
+
+    if (ctx->flushing) {
+        /* the step fails in write() and comes back by itself */
+        ctx->flushing = 0;
+        ngx_http_wsgi_thread_signal(ctx, NGX_ERROR);
+        return;
+    }
+
+    if (ctx->running) {
+        /* the step sees client_gone when it is back */
+        return;
+    }
+
+    if (ngx_http_wsgi_finish(ctx, rc, &step) == NGX_AGAIN) {
+        ngx_http_wsgi_run(ctx, step);
+    }
+}
+
+
+/*
+ * nginx side of write() in thread mode: send what the step has produced so
+ * far; the waiting thread goes on once it is sent.
+ */
+
+void
+ngx_http_wsgi_flush(ngx_http_wsgi_ctx_t *ctx)
+{
+    ngx_int_t            rc;
+    ngx_http_request_t  *r;
+
+    r = ctx->request;
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "wsgi flush");
+
+    if (ctx->client_gone || r->connection->error) {
+        ngx_http_wsgi_thread_signal(ctx, NGX_ERROR);
+        return;
+    }
+
+    if (!ctx->header_sent) {
+        rc = ngx_http_wsgi_send_header(ctx);
+
+        if (rc == NGX_ERROR || rc > NGX_OK) {
+            ngx_http_wsgi_discard_output(ctx);
+            ngx_http_wsgi_thread_signal(ctx, NGX_ERROR);
+            return;
+        }
+    }
+
+    rc = ngx_http_wsgi_send_body(ctx, 0);
+
+    if (rc == NGX_AGAIN) {
+        ctx->flushing = 1;
+
+        if (ngx_http_wsgi_wait(ctx) == NGX_OK) {
+            return;
+        }
+
+        ctx->flushing = 0;
+        rc = NGX_ERROR;
+    }
+
+    ngx_http_wsgi_thread_signal(ctx, rc == NGX_ERROR ? NGX_ERROR : NGX_OK);
+}
+
+
+static void
+ngx_http_wsgi_read_handler(ngx_http_request_t *r)
+{
+    int                   n;
+    char                  buf[1];
+    ngx_err_t             err;
+    ngx_event_t          *rev;
+    ngx_connection_t     *c;
+    ngx_http_wsgi_ctx_t  *ctx;
+
+    c = r->connection;
+    rev = c->read;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_wsgi_module);
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, c->log, 0, "wsgi read handler");
+
+    if (ctx == NULL || ctx->client_gone) {
+        return;
+    }
+
+#if (NGX_HTTP_V2)
+    if (r->stream) {
+        if (!c->error) {
+            return;
+        }
+
+        err = 0;
+        goto closed;
+    }
+#endif
+
+#if (NGX_HAVE_EPOLLRDHUP)
+
+    if ((ngx_event_flags & NGX_USE_EPOLL_EVENT) && ngx_use_epoll_rdhup) {
+        socklen_t  len;
+
+        if (!rev->pending_eof) {
+            return;
+        }
+
+        rev->eof = 1;
+
+        err = 0;
+        len = sizeof(ngx_err_t);
+
+        if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, (void *) &err, &len)
+            == -1)
+        {
+            err = ngx_socket_errno;
+        }
+
+        goto closed;
+    }
+
+#endif
+
+    n = recv(c->fd, buf, 1, MSG_PEEK);
+
+    if (n == 0) {
+        rev->eof = 1;
+        err = 0;
+        goto closed;
+    }
+
+    if (n == -1) {
+        err = ngx_socket_errno;
+
+        if (err != NGX_EAGAIN) {
+            rev->eof = 1;
+            rev->error = 1;
+            goto closed;
+        }
+    }
+
+    /* pipelined data is not a reason to stop */
+
+    if ((ngx_event_flags & NGX_USE_LEVEL_EVENT) && rev->active) {
+        if (ngx_del_event(rev, NGX_READ_EVENT, 0) != NGX_OK) {
+            ngx_http_wsgi_abort(ctx, NGX_ERROR);
+        }
+    }
+
+    return;
+
+closed:
+
+    ngx_log_error(NGX_LOG_INFO, c->log, err,
+                  "client prematurely closed connection");
+
+    c->error = 1;
+    ctx->client_gone = 1;
+
+    ngx_http_wsgi_abort(ctx, NGX_HTTP_CLIENT_CLOSED_REQUEST);
 }
 
 
@@ -691,5 +948,47 @@ ngx_http_wsgi_cleanup(void *data)
 
     ctx->busy = NULL;
 
-    ngx_http_wsgi_step_cleanup(ctx);
+    if (ctx->thread_pool == NULL || !ctx->closed) {
+
+        /*
+         * Inline mode, or a request that ended without its close step
+         * (terminated from outside): close and release here.
+         */
+
+        ngx_http_wsgi_step_cleanup(ctx);
+        return;
+    }
+
+    /* the pool's memory is going: a thread releases a copy of the list */
+
+    ngx_http_wsgi_discard_output(ctx);
+
+    if (ctx->status) {
+        pin = ngx_array_push(&ctx->release);
+        if (pin) {
+            *pin = ctx->status;
+            ctx->status = NULL;
+        }
+    }
+
+    if (ctx->headers) {
+        pin = ngx_array_push(&ctx->release);
+        if (pin) {
+            *pin = ctx->headers;
+            ctx->headers = NULL;
+        }
+    }
+
+    if (ctx->nout || ctx->status || ctx->headers) {
+        /* out of memory: release on the event loop */
+        ngx_http_wsgi_step_cleanup(ctx);
+        return;
+    }
+
+    ngx_http_wsgi_thread_release(ctx->thread_pool, ctx->release.elts,
+                                 ctx->release.nelts, ctx->log);
+    ctx->release.nelts = 0;
+
+    PyMem_RawFree(ctx->out);
+    ctx->out = NULL;
 }

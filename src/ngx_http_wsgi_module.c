@@ -19,6 +19,8 @@ static char *ngx_http_wsgi_python_path(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_wsgi_var(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_wsgi_thread_pool(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static ngx_int_t ngx_http_wsgi_init_process(ngx_cycle_t *cycle);
 static void ngx_http_wsgi_exit_process(ngx_cycle_t *cycle);
 
@@ -26,6 +28,12 @@ static void ngx_http_wsgi_exit_process(ngx_cycle_t *cycle);
 static ngx_conf_num_bounds_t  ngx_http_wsgi_optimize_bounds = {
     ngx_conf_check_num_bounds, 0, 2
 };
+
+
+static ngx_str_t  ngx_http_wsgi_default_pool = ngx_string("wsgi");
+
+#define NGX_HTTP_WSGI_THREADS    32
+#define NGX_HTTP_WSGI_MAX_QUEUE  1024
 
 
 static ngx_command_t  ngx_http_wsgi_commands[] = {
@@ -70,6 +78,20 @@ static ngx_command_t  ngx_http_wsgi_commands[] = {
       ngx_conf_set_flag_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_wsgi_loc_conf_t, pass_authorization),
+      NULL },
+
+    { ngx_string("wsgi_thread_pool"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_wsgi_thread_pool,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("wsgi_buffer_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wsgi_loc_conf_t, buffer_size),
       NULL },
 
       ngx_null_command
@@ -122,6 +144,7 @@ ngx_http_wsgi_create_main_conf(ngx_conf_t *cf)
      *
      *     wmcf->python_home = { 0, NULL };
      *     wmcf->workers = 0;
+     *     wmcf->thread_pool = NULL;
      */
 
     if (ngx_array_init(&wmcf->apps, cf->pool, 4,
@@ -146,6 +169,24 @@ ngx_http_wsgi_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_ptr_value(wmcf->python_path, NULL);
     ngx_conf_init_value(wmcf->optimize, 0);
 
+    if (wmcf->apps.nelts == 0) {
+        return NGX_CONF_OK;
+    }
+
+    /*
+     * The pool for locations that name none, so that a plain wsgi_pass
+     * never blocks the event loop: "thread_pool wsgi ...;" if declared
+     * before the http block, otherwise one of ours.
+     */
+
+    wmcf->thread_pool = ngx_http_wsgi_thread_pool_default(cf,
+                                                 &ngx_http_wsgi_default_pool,
+                                                 NGX_HTTP_WSGI_THREADS,
+                                                 NGX_HTTP_WSGI_MAX_QUEUE);
+    if (wmcf->thread_pool == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
     return NGX_CONF_OK;
 }
 
@@ -169,6 +210,8 @@ ngx_http_wsgi_create_loc_conf(ngx_conf_t *cf)
 
     wlcf->vars = NGX_CONF_UNSET_PTR;
     wlcf->pass_authorization = NGX_CONF_UNSET;
+    wlcf->thread_pool = NGX_CONF_UNSET_PTR;
+    wlcf->buffer_size = NGX_CONF_UNSET_SIZE;
 
     return wlcf;
 }
@@ -180,9 +223,11 @@ ngx_http_wsgi_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_wsgi_loc_conf_t *prev = parent;
     ngx_http_wsgi_loc_conf_t *conf = child;
 
-    ngx_http_core_loc_conf_t  *clcf;
+    ngx_http_core_loc_conf_t   *clcf;
+    ngx_http_wsgi_main_conf_t  *wmcf;
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    wmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_wsgi_module);
 
     /* "if" and "limit_except" blocks run their location's application */
 
@@ -198,6 +243,15 @@ ngx_http_wsgi_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_ptr_value(conf->vars, prev->vars, NULL);
     ngx_conf_merge_value(conf->pass_authorization, prev->pass_authorization,
                          0);
+    ngx_conf_merge_ptr_value(conf->thread_pool, prev->thread_pool,
+                             wmcf->thread_pool);
+    ngx_conf_merge_size_value(conf->buffer_size, prev->buffer_size, 65536);
+
+    if (conf->buffer_size == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"wsgi_buffer_size\" must be positive");
+        return NGX_CONF_ERROR;
+    }
 
     return NGX_CONF_OK;
 }
@@ -482,6 +536,40 @@ ngx_http_wsgi_var(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+static char *
+ngx_http_wsgi_thread_pool(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_wsgi_loc_conf_t *wlcf = conf;
+
+    ngx_str_t  *value;
+
+    if (wlcf->thread_pool != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        wlcf->thread_pool = NULL;
+        return NGX_CONF_OK;
+    }
+
+    if (value[1].len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "empty thread pool name");
+        return NGX_CONF_ERROR;
+    }
+
+    /* nginx reports a pool that no "thread_pool" declares */
+
+    wlcf->thread_pool = ngx_thread_pool_add(cf, &value[1]);
+    if (wlcf->thread_pool == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
 static ngx_int_t
 ngx_http_wsgi_init_process(ngx_cycle_t *cycle)
 {
@@ -510,6 +598,10 @@ ngx_http_wsgi_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
+    if (ngx_http_wsgi_thread_init(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return NGX_OK;
 }
 
@@ -517,5 +609,6 @@ ngx_http_wsgi_init_process(ngx_cycle_t *cycle)
 static void
 ngx_http_wsgi_exit_process(ngx_cycle_t *cycle)
 {
+    ngx_http_wsgi_thread_done(cycle);
     ngx_http_wsgi_interp_done(cycle);
 }

@@ -14,6 +14,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
+#include <ngx_thread_pool.h>
 
 
 /*
@@ -57,6 +58,7 @@ typedef struct {
     ngx_str_t                    python_home;
     ngx_int_t                    optimize;
     ngx_uint_t                   workers;     /* for wsgi.multiprocess */
+    ngx_thread_pool_t           *thread_pool; /* the default pool */
 } ngx_http_wsgi_main_conf_t;
 
 
@@ -71,6 +73,8 @@ typedef struct {
     ngx_str_t                    location;    /* for SCRIPT_NAME */
     ngx_array_t                 *vars;        /* of ngx_http_wsgi_var_t */
     ngx_flag_t                   pass_authorization;
+    ngx_thread_pool_t           *thread_pool; /* NULL: inline */
+    size_t                       buffer_size;
 } ngx_http_wsgi_loc_conf_t;
 
 
@@ -128,10 +132,23 @@ struct ngx_http_wsgi_ctx_s {
     ngx_chain_t                 *free;
     off_t                        sent;
     ngx_int_t                    final_rc;
+    ngx_thread_pool_t           *thread_pool; /* NULL: steps run inline */
+    ngx_thread_task_t           *task;
+    ngx_event_t                  timer;
+    ngx_http_wsgi_step_e         step;
     unsigned                     header_sent:1;
     unsigned                     header_only:1;
-    unsigned                     waiting:1;
+    unsigned                     waiting:1;   /* for the client to drain */
+    unsigned                     flushing:1;  /* ... while write() waits */
     unsigned                     finishing:1;
+    unsigned                     running:1;   /* a step is on a thread */
+
+    /* set by the event loop, read by a running step */
+    volatile ngx_int_t           client_gone;
+
+    /* write() waiting on a pool thread; under the channel mutex */
+    ngx_int_t                    flush;
+    ngx_http_wsgi_ctx_t         *flush_next;
 
     /* set before the first step, read-only afterwards */
     ngx_http_wsgi_app_t         *app;
@@ -167,6 +184,8 @@ struct ngx_http_wsgi_ctx_s {
     unsigned                     done:1;      /* iteration ended */
     unsigned                     closed:1;    /* close() called */
     unsigned                     failed:1;    /* error logged */
+    unsigned                     aborted:1;   /* client gone: stopped */
+    unsigned                     flushing_py:1; /* in write()'s flush */
     unsigned                     streaming:1; /* slow producer */
 };
 
@@ -199,6 +218,21 @@ extern ngx_http_wsgi_interp_t  *ngx_http_wsgi_interp;
 
 /* nginx side */
 ngx_int_t ngx_http_wsgi_handler(ngx_http_request_t *r);
+void ngx_http_wsgi_step_complete(ngx_http_wsgi_ctx_t *ctx);
+void ngx_http_wsgi_flush(ngx_http_wsgi_ctx_t *ctx);
+
+
+/* thread pools */
+ngx_thread_pool_t *ngx_http_wsgi_thread_pool_default(ngx_conf_t *cf,
+    ngx_str_t *name, ngx_uint_t threads, ngx_uint_t max_queue);
+ngx_int_t ngx_http_wsgi_thread_init(ngx_cycle_t *cycle);
+void ngx_http_wsgi_thread_done(ngx_cycle_t *cycle);
+ngx_int_t ngx_http_wsgi_thread_post(ngx_http_wsgi_ctx_t *ctx,
+    ngx_http_wsgi_step_e step);
+void ngx_http_wsgi_thread_release(ngx_thread_pool_t *tp, PyObject **objs,
+    ngx_uint_t n, ngx_log_t *log);
+ngx_int_t ngx_http_wsgi_thread_flush(ngx_http_wsgi_ctx_t *ctx);
+void ngx_http_wsgi_thread_signal(ngx_http_wsgi_ctx_t *ctx, ngx_int_t rc);
 
 
 /* execution steps: the only way the nginx side runs Python */

@@ -25,6 +25,8 @@ static PyObject *ngx_http_wsgi_start_response_call(PyObject *self,
     PyObject *args, PyObject *kwargs);
 static PyObject *ngx_http_wsgi_start_response_write(PyObject *self,
     PyObject *data);
+static PyObject *ngx_http_wsgi_start_response_client_connected(
+    PyObject *self, PyObject *unused);
 static int ngx_http_wsgi_start_response_traverse(PyObject *self,
     visitproc visit, void *arg);
 static int ngx_http_wsgi_start_response_clear(PyObject *self);
@@ -54,6 +56,9 @@ static const char  *ngx_http_wsgi_hop_by_hop[] = {
 static PyMethodDef  ngx_http_wsgi_start_response_methods[] = {
     { "write", (PyCFunction) ngx_http_wsgi_start_response_write, METH_O,
       "write(data): the PEP 3333 write() callable" },
+    { "client_connected", ngx_http_wsgi_start_response_client_connected,
+      METH_NOARGS,
+      "client_connected(): False once the client has gone away" },
     { NULL, NULL, 0, NULL }
 };
 
@@ -432,6 +437,7 @@ ngx_http_wsgi_start_response_write(PyObject *self, PyObject *data)
     ngx_http_wsgi_start_response_t *sr = (ngx_http_wsgi_start_response_t *)
                                          self;
 
+    ngx_int_t             rc;
     ngx_http_wsgi_ctx_t  *ctx;
 
     ctx = sr->ctx;
@@ -465,13 +471,49 @@ ngx_http_wsgi_start_response_write(PyObject *self, PyObject *data)
         Py_RETURN_NONE;
     }
 
+    if (ctx->client_gone) {
+        PyErr_SetString(PyExc_OSError, "write(): client disconnected");
+        return NULL;
+    }
+
+    if (ctx->flushing_py) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "write() called while another write() waits");
+        return NULL;
+    }
+
     if (ngx_http_wsgi_step_chunk(ctx, data, "write() argument") != NGX_OK) {
         /* cannot happen for bytes-like data after the checks above */
         PyErr_SetString(PyExc_RuntimeError, "write() failed");
         return NULL;
     }
 
+    if (ctx->thread_pool && ctx->nout) {
+
+        /* on a pool thread: the data goes out now, and write() waits */
+
+        ctx->flushing_py = 1;
+        rc = ngx_http_wsgi_thread_flush(ctx);
+        ctx->flushing_py = 0;
+
+        if (rc != NGX_OK) {
+            PyErr_SetString(PyExc_OSError, "write(): client disconnected");
+            return NULL;
+        }
+    }
+
     Py_RETURN_NONE;
+}
+
+
+static PyObject *
+ngx_http_wsgi_start_response_client_connected(PyObject *self,
+    PyObject *unused)
+{
+    ngx_http_wsgi_start_response_t *sr = (ngx_http_wsgi_start_response_t *)
+                                         self;
+
+    return PyBool_FromLong(sr->ctx != NULL && !sr->ctx->client_gone);
 }
 
 

@@ -51,7 +51,9 @@ ngx_http_wsgi_step_run(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e step)
         break;
     }
 
-    if (ctx->done || ctx->failed || step == NGX_HTTP_WSGI_STEP_CLOSE) {
+    if (ctx->done || ctx->failed || ctx->aborted
+        || step == NGX_HTTP_WSGI_STEP_CLOSE)
+    {
         ngx_http_wsgi_step_close(ctx);
     }
 
@@ -64,6 +66,7 @@ ngx_http_wsgi_step_call(ngx_http_wsgi_ctx_t *ctx)
 {
     PyObject  *app, *environ, *result;
 
+    environ = NULL;
     result = NULL;
 
     app = ngx_http_wsgi_app_get(ctx->app, ctx->log);
@@ -72,17 +75,17 @@ ngx_http_wsgi_step_call(ngx_http_wsgi_ctx_t *ctx)
         return NGX_ERROR;
     }
 
-    environ = ngx_http_wsgi_environ(ctx);
-    if (environ == NULL) {
-        ngx_http_wsgi_log_exception(ctx->log, "failed to build environ for "
-                                    "\"%s\"", ctx->app->path.data);
-        goto failed;
-    }
-
     ctx->start_response = ngx_http_wsgi_start_response_new(ctx);
     if (ctx->start_response == NULL) {
         ngx_http_wsgi_log_exception(ctx->log, "failed to create "
                                     "start_response()");
+        goto failed;
+    }
+
+    environ = ngx_http_wsgi_environ(ctx);
+    if (environ == NULL) {
+        ngx_http_wsgi_log_exception(ctx->log, "failed to build environ for "
+                                    "\"%s\"", ctx->app->path.data);
         goto failed;
     }
 
@@ -180,6 +183,12 @@ ngx_http_wsgi_step_iterate(ngx_http_wsgi_ctx_t *ctx)
             || (ctx->nout
                 && (ctx->streaming || (off_t) ctx->out_size == ctx->produced)))
         {
+            return;
+        }
+
+        if (ctx->client_gone) {
+            /* nobody reads what would come next */
+            ctx->aborted = 1;
             return;
         }
 

@@ -2,13 +2,13 @@
 
 from .server import (
     APPS_DIR, NGINX_BIN, REPO_ROOT, NginxFactory, Response, Server,
-    build_config, conf_line, dechunk, free_port, install_app,
+    build_config, conf_line, inline_mode, dechunk, free_port, install_app,
     module_path, nginx_test_config, pid_alive, proc_children,
     read_until_eof, render, split_response, write_config)
 
 __all__ = [
     "APPS_DIR", "NGINX_BIN", "REPO_ROOT", "NginxFactory", "Response",
-    "Server", "build_config", "conf_line", "dechunk", "free_port",
+    "Server", "build_config", "conf_line", "inline_mode", "dechunk", "free_port",
     "install_app", "module_path", "nginx_test_config", "pid_alive",
     "proc_children", "read_until_eof", "render", "split_response",
     "write_config"]

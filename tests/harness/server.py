@@ -50,6 +50,12 @@ def render(text, prefix):
                 .replace("{prefix}", str(prefix)))
 
 
+def inline_mode():
+    """True when the suite runs with the application on the event loop."""
+    return "wsgi_thread_pool off" in os.environ.get(
+        "TEST_NGINX_GLOBALS_HTTP", "")
+
+
 def build_config(prefix, port, server="", http="", main="", workers=1,
                  error_level="info", server_name="localhost"):
     prefix = Path(prefix)
