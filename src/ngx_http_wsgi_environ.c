@@ -267,6 +267,17 @@ script_done:
                 return NGX_ERROR;
             }
 
+            /* "wsgi_var HTTPS on" behind a TLS-terminating proxy */
+
+            if (vars[i].key.len == sizeof("HTTPS") - 1
+                && ngx_strncmp(vars[i].key.data, "HTTPS", 5) == 0)
+            {
+                snap->https = (value.len == 2
+                               && ngx_strncasecmp(value.data,
+                                                  (u_char *) "on", 2) == 0)
+                              || (value.len == 1 && value.data[0] == '1');
+            }
+
             if (ngx_http_wsgi_env_add(snap, (char *) vars[i].key.data,
                                       vars[i].key.len, value.data, value.len)
                 != NGX_OK)

@@ -343,7 +343,9 @@ ngx_http_wsgi_interp_setup(ngx_cycle_t *cycle,
         }
     }
 
-    out = ngx_http_wsgi_errors_new(NULL, NGX_LOG_NOTICE);
+    /* print() shows at nginx's default "error" level, as in Apache */
+
+    out = ngx_http_wsgi_errors_new(NULL, NGX_LOG_ERR);
     if (out == NULL) {
         return NGX_ERROR;
     }

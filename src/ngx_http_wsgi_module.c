@@ -21,6 +21,10 @@ static char *ngx_http_wsgi_var(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_wsgi_thread_pool(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_wsgi_python_home(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_wsgi_buffer_size(ngx_conf_t *cf, void *post,
+    void *data);
 static ngx_int_t ngx_http_wsgi_init_process(ngx_cycle_t *cycle);
 static void ngx_http_wsgi_exit_process(ngx_cycle_t *cycle);
 
@@ -28,6 +32,10 @@ static void ngx_http_wsgi_exit_process(ngx_cycle_t *cycle);
 static ngx_conf_num_bounds_t  ngx_http_wsgi_optimize_bounds = {
     ngx_conf_check_num_bounds, 0, 2
 };
+
+
+static ngx_conf_post_handler_pt  ngx_http_wsgi_buffer_size_post =
+    ngx_http_wsgi_buffer_size;
 
 
 static ngx_str_t  ngx_http_wsgi_default_pool = ngx_string("wsgi");
@@ -54,7 +62,7 @@ static ngx_command_t  ngx_http_wsgi_commands[] = {
 
     { ngx_string("wsgi_python_home"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_str_slot,
+      ngx_http_wsgi_python_home,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_wsgi_main_conf_t, python_home),
       NULL },
@@ -92,7 +100,7 @@ static ngx_command_t  ngx_http_wsgi_commands[] = {
       ngx_conf_set_size_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_wsgi_loc_conf_t, buffer_size),
-      NULL },
+      &ngx_http_wsgi_buffer_size_post },
 
       ngx_null_command
 };
@@ -247,12 +255,6 @@ ngx_http_wsgi_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                              wmcf->thread_pool);
     ngx_conf_merge_size_value(conf->buffer_size, prev->buffer_size, 65536);
 
-    if (conf->buffer_size == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"wsgi_buffer_size\" must be positive");
-        return NGX_CONF_ERROR;
-    }
-
     return NGX_CONF_OK;
 }
 
@@ -315,15 +317,34 @@ ngx_http_wsgi_pass(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             return NGX_CONF_ERROR;
         }
 
+        /* a Python name, or dotted names: "app", "obj.wsgi_app" */
+
         for (i = 0; i < callable.len; i++) {
-            if (callable.data[i] != '_'
-                && !ngx_http_wsgi_isalnum(callable.data[i])
-                && !(i > 0 && callable.data[i] == '.'))
+            if (callable.data[i] == '_'
+                || ngx_http_wsgi_isalnum(callable.data[i]))
             {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid callable name \"%V\"", &callable);
-                return NGX_CONF_ERROR;
+                if (ngx_http_wsgi_isdigit(callable.data[i])
+                    && (i == 0 || callable.data[i - 1] == '.'))
+                {
+                    break;
+                }
+
+                continue;
             }
+
+            if (callable.data[i] == '.' && i > 0
+                && callable.data[i - 1] != '.' && i + 1 < callable.len)
+            {
+                continue;
+            }
+
+            break;
+        }
+
+        if (i < callable.len) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid callable name \"%V\"", &callable);
+            return NGX_CONF_ERROR;
         }
 
     } else {
@@ -564,6 +585,62 @@ ngx_http_wsgi_thread_pool(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     wlcf->thread_pool = ngx_thread_pool_add(cf, &value[1]);
     if (wlcf->thread_pool == NULL) {
         return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_wsgi_python_home(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_wsgi_main_conf_t *wmcf = conf;
+
+    ngx_str_t        *value;
+    ngx_file_info_t   fi;
+
+    if (wmcf->python_home.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    wmcf->python_home = value[1];
+
+    if (wmcf->python_home.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "empty directory");
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_conf_full_name(cf->cycle, &wmcf->python_home, 0) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_file_info(wmcf->python_home.data, &fi) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_file_info_n " \"%s\" failed",
+                           wmcf->python_home.data);
+        return NGX_CONF_ERROR;
+    }
+
+    if (!ngx_is_dir(&fi)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%s\" is not a directory",
+                           wmcf->python_home.data);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_wsgi_buffer_size(ngx_conf_t *cf, void *post, void *data)
+{
+    size_t *sp = data;
+
+    if (*sp == 0) {
+        return "must be positive";
     }
 
     return NGX_CONF_OK;

@@ -100,7 +100,8 @@ ngx_http_wsgi_thread_pool_default(ngx_conf_t *cf, ngx_str_t *name,
     ngx_str_set(&arg[0], "thread_pool");
     arg[1] = *name;
 
-    arg[2].data = ngx_pnalloc(cf->temp_pool, sizeof("threads=") + NGX_INT_T_LEN);
+    arg[2].data = ngx_pnalloc(cf->temp_pool,
+                              sizeof("threads=") + NGX_INT_T_LEN);
     arg[3].data = ngx_pnalloc(cf->temp_pool,
                               sizeof("max_queue=") + NGX_INT_T_LEN);
     if (arg[2].data == NULL || arg[3].data == NULL) {
