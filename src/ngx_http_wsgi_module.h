@@ -33,6 +33,8 @@
 
 
 #define NGX_HTTP_WSGI_SLOW_NEXT      1000   /* us: a next() this slow streams */
+#define NGX_HTTP_WSGI_SMALL          512    /* chunks this small coalesce */
+#define NGX_HTTP_WSGI_COALESCE       4096   /* ... into buffers this big */
 
 
 #define ngx_http_wsgi_isdigit(c)  ((c) >= '0' && (c) <= '9')
@@ -108,6 +110,7 @@ typedef struct {
     PyObject                    *obj;         /* exact bytes, owned */
     u_char                      *data;
     size_t                       size;
+    unsigned                     coalesce:1;  /* ours, with room left */
 } ngx_http_wsgi_chunk_t;
 
 

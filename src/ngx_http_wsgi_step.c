@@ -322,33 +322,75 @@ void
 ngx_http_wsgi_step_output(ngx_http_wsgi_ctx_t *ctx, PyObject *obj,
     u_char *data, size_t size)
 {
+    PyObject               *buf;
     ngx_uint_t              n;
     ngx_http_wsgi_chunk_t  *out;
+
+    ctx->out_size += size;
+    ctx->produced += size;
+
+    /*
+     * Small chunks are copied together into a buffer of our own, which
+     * nobody else sees until nginx has sent it, so that many tiny strings
+     * do not cost a buffer (and an iovec) each.
+     */
+
+    if (size <= NGX_HTTP_WSGI_SMALL && ctx->nout) {
+        out = &ctx->out[ctx->nout - 1];
+
+        if (out->coalesce && out->size + size <= NGX_HTTP_WSGI_COALESCE) {
+            ngx_memcpy(out->data + out->size, data, size);
+            out->size += size;
+            return;
+        }
+    }
 
     if (ctx->nout == ctx->nalloc) {
         n = ctx->nalloc ? ctx->nalloc * 2 : 8;
 
         out = PyMem_RawRealloc(ctx->out, n * sizeof(ngx_http_wsgi_chunk_t));
         if (out == NULL) {
-            /* the chunk is lost: fail the response rather than corrupt it */
-            ngx_log_error(NGX_LOG_ERR, ctx->log, 0,
-                          "wsgi: out of memory for a response chunk");
-            ctx->failed = 1;
-            return;
+            goto failed;
         }
 
         ctx->out = out;
         ctx->nalloc = n;
     }
 
-    out = &ctx->out[ctx->nout++];
+    out = &ctx->out[ctx->nout];
 
-    out->obj = Py_NewRef(obj);
-    out->data = data;
-    out->size = size;
+    if (size <= NGX_HTTP_WSGI_SMALL) {
+        buf = PyBytes_FromStringAndSize(NULL, NGX_HTTP_WSGI_COALESCE);
+        if (buf == NULL) {
+            PyErr_Clear();
+            goto failed;
+        }
 
-    ctx->out_size += size;
-    ctx->produced += size;
+        out->obj = buf;
+        out->data = (u_char *) PyBytes_AS_STRING(buf);
+        out->size = size;
+        out->coalesce = 1;
+
+        ngx_memcpy(out->data, data, size);
+
+    } else {
+        out->obj = Py_NewRef(obj);
+        out->data = data;
+        out->size = size;
+        out->coalesce = 0;
+    }
+
+    ctx->nout++;
+
+    return;
+
+failed:
+
+    /* the chunk is lost: fail the response rather than corrupt it */
+
+    ngx_log_error(NGX_LOG_ERR, ctx->log, 0,
+                  "wsgi: out of memory for a response chunk");
+    ctx->failed = 1;
 }
 
 
