@@ -13,11 +13,58 @@
 
 
 static ngx_int_t ngx_http_wsgi_env_add(ngx_http_wsgi_snapshot_t *snap,
-    char *key, size_t key_len, u_char *value, size_t value_len);
+    ngx_uint_t known, u_char *key, size_t key_len, u_char *value,
+    size_t value_len);
 static ngx_int_t ngx_http_wsgi_snapshot_headers(ngx_http_request_t *r,
     ngx_http_wsgi_loc_conf_t *wlcf, ngx_http_wsgi_snapshot_t *snap);
 static ngx_int_t ngx_http_wsgi_snapshot_body(ngx_http_request_t *r,
     ngx_http_wsgi_snapshot_t *snap);
+
+
+static ngx_str_t  ngx_http_wsgi_env_keys[] = {
+    ngx_null_string,
+    ngx_string("REQUEST_METHOD"),
+    ngx_string("SCRIPT_NAME"),
+    ngx_string("PATH_INFO"),
+    ngx_string("QUERY_STRING"),
+    ngx_string("REQUEST_URI"),
+    ngx_string("CONTENT_TYPE"),
+    ngx_string("CONTENT_LENGTH"),
+    ngx_string("SERVER_NAME"),
+    ngx_string("SERVER_PORT"),
+    ngx_string("SERVER_PROTOCOL"),
+    ngx_string("SERVER_SOFTWARE"),
+    ngx_string("REMOTE_ADDR"),
+    ngx_string("REMOTE_PORT"),
+    ngx_string("HTTPS"),
+    ngx_string("HTTP_HOST"),
+    ngx_string("HTTP_USER_AGENT"),
+    ngx_string("HTTP_ACCEPT"),
+    ngx_string("HTTP_ACCEPT_ENCODING"),
+    ngx_string("HTTP_ACCEPT_LANGUAGE"),
+    ngx_string("HTTP_CONNECTION"),
+    ngx_string("HTTP_COOKIE"),
+    ngx_string("HTTP_REFERER"),
+    ngx_string("HTTP_CACHE_CONTROL"),
+    ngx_string("HTTP_X_FORWARDED_FOR"),
+    ngx_string("wsgi.version"),
+    ngx_string("wsgi.url_scheme"),
+    ngx_string("wsgi.input"),
+    ngx_string("wsgi.errors"),
+    ngx_string("wsgi.multithread"),
+    ngx_string("wsgi.multiprocess"),
+    ngx_string("wsgi.run_once"),
+    ngx_string("wsgi.input_terminated"),
+    ngx_string("wsgi.file_wrapper"),
+    ngx_string("ngx.client_connected"),
+};
+
+
+ngx_str_t *
+ngx_http_wsgi_env_key(ngx_uint_t known)
+{
+    return &ngx_http_wsgi_env_keys[known];
+}
 
 
 /*
@@ -101,19 +148,21 @@ ngx_http_wsgi_snapshot(ngx_http_request_t *r, ngx_http_wsgi_ctx_t *ctx)
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wsgi_module);
     cscf = ngx_http_get_module_srv_conf(r, ngx_http_core_module);
 
-    if (ngx_array_init(&snap->env, r->pool, 32, sizeof(ngx_keyval_t))
+    if (ngx_array_init(&snap->env, r->pool, 32, sizeof(ngx_http_wsgi_env_t))
         != NGX_OK)
     {
         return NGX_ERROR;
     }
 
 #define ngx_http_wsgi_add(key, p, len)                                        \
-    if (ngx_http_wsgi_env_add(snap, key, sizeof(key) - 1, p, len) != NGX_OK) \
+    if (ngx_http_wsgi_env_add(snap, NGX_HTTP_WSGI_ENV_ ## key, NULL, 0,       \
+                              p, len)                                         \
+        != NGX_OK)                                                            \
     {                                                                         \
         return NGX_ERROR;                                                     \
     }
 
-    ngx_http_wsgi_add("REQUEST_METHOD", r->method_name.data,
+    ngx_http_wsgi_add(REQUEST_METHOD, r->method_name.data,
                       r->method_name.len);
 
     /* SCRIPT_NAME from the location, or from "wsgi_var SCRIPT_NAME" */
@@ -154,27 +203,27 @@ ngx_http_wsgi_snapshot(ngx_http_request_t *r, ngx_http_wsgi_ctx_t *ctx)
                     n = script_name.len;
                 }
 
-                ngx_http_wsgi_add("SCRIPT_NAME", script_name.data,
+                ngx_http_wsgi_add(SCRIPT_NAME, script_name.data,
                                   script_name.len);
-                ngx_http_wsgi_add("PATH_INFO", r->uri.data + n,
+                ngx_http_wsgi_add(PATH_INFO, r->uri.data + n,
                                   r->uri.len - n);
                 goto script_done;
             }
         }
     }
 
-    ngx_http_wsgi_add("SCRIPT_NAME", script_name.data, script_name.len);
-    ngx_http_wsgi_add("PATH_INFO", r->uri.data + script_name.len,
+    ngx_http_wsgi_add(SCRIPT_NAME, script_name.data, script_name.len);
+    ngx_http_wsgi_add(PATH_INFO, r->uri.data + script_name.len,
                       r->uri.len - script_name.len);
 
 script_done:
 
-    ngx_http_wsgi_add("QUERY_STRING", r->args.data, r->args.len);
-    ngx_http_wsgi_add("REQUEST_URI", r->unparsed_uri.data,
+    ngx_http_wsgi_add(QUERY_STRING, r->args.data, r->args.len);
+    ngx_http_wsgi_add(REQUEST_URI, r->unparsed_uri.data,
                       r->unparsed_uri.len);
 
     if (r->headers_in.content_type) {
-        ngx_http_wsgi_add("CONTENT_TYPE",
+        ngx_http_wsgi_add(CONTENT_TYPE,
                           r->headers_in.content_type->value.data,
                           r->headers_in.content_type->value.len);
     }
@@ -191,15 +240,15 @@ script_done:
 
         n = ngx_sprintf(p, "%O", snap->body_size) - p;
 
-        ngx_http_wsgi_add("CONTENT_LENGTH", p, n);
+        ngx_http_wsgi_add(CONTENT_LENGTH, p, n);
     }
 
     if (cscf->server_name.len) {
-        ngx_http_wsgi_add("SERVER_NAME", cscf->server_name.data,
+        ngx_http_wsgi_add(SERVER_NAME, cscf->server_name.data,
                           cscf->server_name.len);
 
     } else {
-        ngx_http_wsgi_add("SERVER_NAME", r->headers_in.server.data,
+        ngx_http_wsgi_add(SERVER_NAME, r->headers_in.server.data,
                           r->headers_in.server.len);
     }
 
@@ -218,30 +267,30 @@ script_done:
     }
 
     n = ngx_sprintf(p, "%ui", port) - p;
-    ngx_http_wsgi_add("SERVER_PORT", p, n);
+    ngx_http_wsgi_add(SERVER_PORT, p, n);
 
     if (r->http_protocol.len) {
-        ngx_http_wsgi_add("SERVER_PROTOCOL", r->http_protocol.data,
+        ngx_http_wsgi_add(SERVER_PROTOCOL, r->http_protocol.data,
                           r->http_protocol.len);
 
     } else {
-        ngx_http_wsgi_add("SERVER_PROTOCOL", (u_char *) "HTTP/0.9", 8);
+        ngx_http_wsgi_add(SERVER_PROTOCOL, (u_char *) "HTTP/0.9", 8);
     }
 
-    ngx_http_wsgi_add("SERVER_SOFTWARE", (u_char *) NGINX_VER,
+    ngx_http_wsgi_add(SERVER_SOFTWARE, (u_char *) NGINX_VER,
                       sizeof(NGINX_VER) - 1);
 
-    ngx_http_wsgi_add("REMOTE_ADDR", c->addr_text.data, c->addr_text.len);
+    ngx_http_wsgi_add(REMOTE_ADDR, c->addr_text.data, c->addr_text.len);
 
     port = ngx_inet_get_port(c->sockaddr);
 
     p += n;
     n = ngx_sprintf(p, "%ui", port) - p;
-    ngx_http_wsgi_add("REMOTE_PORT", p, n);
+    ngx_http_wsgi_add(REMOTE_PORT, p, n);
 
 #if (NGX_HTTP_SSL)
     if (c->ssl) {
-        ngx_http_wsgi_add("HTTPS", (u_char *) "on", 2);
+        ngx_http_wsgi_add(HTTPS, (u_char *) "on", 2);
         snap->https = 1;
     }
 #endif
@@ -278,8 +327,9 @@ script_done:
                               || (value.len == 1 && value.data[0] == '1');
             }
 
-            if (ngx_http_wsgi_env_add(snap, (char *) vars[i].key.data,
-                                      vars[i].key.len, value.data, value.len)
+            if (ngx_http_wsgi_env_add(snap, NGX_HTTP_WSGI_ENV_DYNAMIC,
+                                      vars[i].key.data, vars[i].key.len,
+                                      value.data, value.len)
                 != NGX_OK)
             {
                 return NGX_ERROR;
@@ -296,20 +346,47 @@ script_done:
 
 
 static ngx_int_t
-ngx_http_wsgi_env_add(ngx_http_wsgi_snapshot_t *snap, char *key,
-    size_t key_len, u_char *value, size_t value_len)
+ngx_http_wsgi_env_add(ngx_http_wsgi_snapshot_t *snap, ngx_uint_t known,
+    u_char *key, size_t key_len, u_char *value, size_t value_len)
 {
-    ngx_keyval_t  *kv;
+    ngx_http_wsgi_env_t  *env;
 
-    kv = ngx_array_push(&snap->env);
-    if (kv == NULL) {
+    env = ngx_array_push(&snap->env);
+    if (env == NULL) {
         return NGX_ERROR;
     }
 
-    kv->key.data = (u_char *) key;
-    kv->key.len = key_len;
-    kv->value.data = value;
-    kv->value.len = value_len;
+    if (known) {
+        env->key = ngx_http_wsgi_env_keys[known];
+
+    } else {
+
+        /* a common header gets its interned key */
+
+        for (known = NGX_HTTP_WSGI_ENV_HTTP_FIRST;
+             known <= NGX_HTTP_WSGI_ENV_HTTP_LAST;
+             known++)
+        {
+            if (ngx_http_wsgi_env_keys[known].len == key_len
+                && ngx_strncmp(ngx_http_wsgi_env_keys[known].data, key,
+                               key_len)
+                   == 0)
+            {
+                break;
+            }
+        }
+
+        if (known > NGX_HTTP_WSGI_ENV_HTTP_LAST) {
+            known = NGX_HTTP_WSGI_ENV_DYNAMIC;
+        }
+
+        env->key.data = key;
+        env->key.len = key_len;
+    }
+
+    env->known = known;
+    env->value.data = value;
+    env->value.len = value_len;
 
     return NGX_OK;
 }
@@ -322,9 +399,9 @@ ngx_http_wsgi_snapshot_headers(ngx_http_request_t *r,
     u_char           *key, *p;
     size_t            len, sep;
     ngx_uint_t        i, j, first;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
-    ngx_keyval_t     *kv;
+    ngx_list_part_t      *part;
+    ngx_table_elt_t      *h;
+    ngx_http_wsgi_env_t  *kv;
 
     first = snap->env.nelts;
 
@@ -406,8 +483,8 @@ ngx_http_wsgi_snapshot_headers(ngx_http_request_t *r,
             continue;
         }
 
-        if (ngx_http_wsgi_env_add(snap, (char *) key, len, h[i].value.data,
-                                  h[i].value.len)
+        if (ngx_http_wsgi_env_add(snap, NGX_HTTP_WSGI_ENV_DYNAMIC, key, len,
+                                  h[i].value.data, h[i].value.len)
             != NGX_OK)
         {
             return NGX_ERROR;
@@ -481,12 +558,12 @@ ngx_http_wsgi_environ(ngx_http_wsgi_ctx_t *ctx)
 {
     PyObject               *env, *key, *value, *connected;
     ngx_uint_t              i;
-    ngx_keyval_t           *kv;
+    ngx_http_wsgi_env_t    *kv;
     ngx_http_wsgi_state_t  *st;
 
     st = ngx_http_wsgi_state();
 
-    env = PyDict_New();
+    env = _PyDict_NewPresized(ctx->snap.env.nelts + 10);
     if (env == NULL) {
         return NULL;
     }
@@ -495,13 +572,18 @@ ngx_http_wsgi_environ(ngx_http_wsgi_ctx_t *ctx)
 
     for (i = 0; i < ctx->snap.env.nelts; i++) {
 
-        /* PEP 3333: the request's bytes, decoded as latin-1 */
+        if (kv[i].known) {
+            key = Py_NewRef(st->keys[kv[i].known]);
 
-        key = PyUnicode_DecodeLatin1((char *) kv[i].key.data, kv[i].key.len,
-                                     NULL);
-        if (key == NULL) {
-            goto failed;
+        } else {
+            key = PyUnicode_DecodeLatin1((char *) kv[i].key.data,
+                                         kv[i].key.len, NULL);
+            if (key == NULL) {
+                goto failed;
+            }
         }
+
+        /* PEP 3333: the request's bytes, decoded as latin-1 */
 
         value = PyUnicode_DecodeLatin1((char *) kv[i].value.data,
                                        kv[i].value.len, NULL);
@@ -530,38 +612,33 @@ ngx_http_wsgi_environ(ngx_http_wsgi_ctx_t *ctx)
         goto failed;
     }
 
-    if (PyDict_SetItemString(env, "wsgi.version", st->version) != 0
-        || PyDict_SetItemString(env, "wsgi.url_scheme",
-                                ctx->snap.https ? st->str_https
-                                                : st->str_http)
-           != 0
-        || PyDict_SetItemString(env, "wsgi.input", ctx->input) != 0
-        || PyDict_SetItemString(env, "wsgi.errors", ctx->errors) != 0
-        || PyDict_SetItemString(env, "wsgi.multithread",
-                                ctx->snap.multithread ? Py_True : Py_False)
-           != 0
-        || PyDict_SetItemString(env, "wsgi.multiprocess",
-                                ctx->snap.multiprocess ? Py_True : Py_False)
-           != 0
-        || PyDict_SetItemString(env, "wsgi.run_once", Py_False) != 0
-        || PyDict_SetItemString(env, "wsgi.input_terminated", Py_True) != 0
-        || PyDict_SetItemString(env, "wsgi.file_wrapper",
-                                st->file_wrapper_type)
-           != 0)
-    {
-        goto failed;
-    }
-
-    connected = PyObject_GetAttrString(ctx->start_response,
-                                       "client_connected");
+    connected = ngx_http_wsgi_start_response_connected(ctx->start_response);
     if (connected == NULL) {
         goto failed;
     }
 
-    if (PyDict_SetItemString(env, "ngx.client_connected", connected) != 0) {
+#define ngx_http_wsgi_set(k, v)                                               \
+    (PyDict_SetItem(env, st->keys[NGX_HTTP_WSGI_ENV_ ## k], v) != 0)
+
+    if (ngx_http_wsgi_set(WSGI_VERSION, st->version)
+        || ngx_http_wsgi_set(WSGI_URL_SCHEME,
+                             ctx->snap.https ? st->str_https : st->str_http)
+        || ngx_http_wsgi_set(WSGI_INPUT, ctx->input)
+        || ngx_http_wsgi_set(WSGI_ERRORS, ctx->errors)
+        || ngx_http_wsgi_set(WSGI_MULTITHREAD,
+                             ctx->snap.multithread ? Py_True : Py_False)
+        || ngx_http_wsgi_set(WSGI_MULTIPROCESS,
+                             ctx->snap.multiprocess ? Py_True : Py_False)
+        || ngx_http_wsgi_set(WSGI_RUN_ONCE, Py_False)
+        || ngx_http_wsgi_set(WSGI_INPUT_TERMINATED, Py_True)
+        || ngx_http_wsgi_set(WSGI_FILE_WRAPPER, st->file_wrapper_type)
+        || ngx_http_wsgi_set(NGX_CLIENT_CONNECTED, connected))
+    {
         Py_DECREF(connected);
         goto failed;
     }
+
+#undef ngx_http_wsgi_set
 
     Py_DECREF(connected);
 

@@ -44,6 +44,8 @@ PyObject *
 ngx_http_wsgi_module_init(void)
 {
     PyObject               *m;
+    ngx_str_t              *key;
+    ngx_uint_t              i;
     ngx_http_wsgi_state_t  *st;
 
     m = PyModule_Create(&ngx_http_wsgi_moduledef);
@@ -88,6 +90,18 @@ ngx_http_wsgi_module_init(void)
         goto failed;
     }
 
+    for (i = 1; i < NGX_HTTP_WSGI_ENV_KEYS; i++) {
+        key = ngx_http_wsgi_env_key(i);
+
+        st->keys[i] = PyUnicode_FromStringAndSize((char *) key->data,
+                                                  key->len);
+        if (st->keys[i] == NULL) {
+            goto failed;
+        }
+
+        PyUnicode_InternInPlace(&st->keys[i]);
+    }
+
     st->version = Py_BuildValue("(ii)", 1, 0);
     st->str_http = PyUnicode_InternFromString("http");
     st->str_https = PyUnicode_InternFromString("https");
@@ -127,11 +141,16 @@ ngx_http_wsgi_module_traverse(PyObject *m, visitproc visit, void *arg)
 static int
 ngx_http_wsgi_module_clear(PyObject *m)
 {
+    ngx_uint_t              i;
     ngx_http_wsgi_state_t  *st;
 
     st = PyModule_GetState(m);
 
     if (st) {
+        for (i = 0; i < NGX_HTTP_WSGI_ENV_KEYS; i++) {
+            Py_CLEAR(st->keys[i]);
+        }
+
         Py_CLEAR(st->input_type);
         Py_CLEAR(st->errors_type);
         Py_CLEAR(st->start_response_type);

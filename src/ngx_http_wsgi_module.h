@@ -89,13 +89,65 @@ typedef struct {
 } ngx_http_wsgi_body_t;
 
 
+/* environ keys the Python side keeps interned */
+typedef enum {
+    NGX_HTTP_WSGI_ENV_DYNAMIC = 0,
+    NGX_HTTP_WSGI_ENV_REQUEST_METHOD,
+    NGX_HTTP_WSGI_ENV_SCRIPT_NAME,
+    NGX_HTTP_WSGI_ENV_PATH_INFO,
+    NGX_HTTP_WSGI_ENV_QUERY_STRING,
+    NGX_HTTP_WSGI_ENV_REQUEST_URI,
+    NGX_HTTP_WSGI_ENV_CONTENT_TYPE,
+    NGX_HTTP_WSGI_ENV_CONTENT_LENGTH,
+    NGX_HTTP_WSGI_ENV_SERVER_NAME,
+    NGX_HTTP_WSGI_ENV_SERVER_PORT,
+    NGX_HTTP_WSGI_ENV_SERVER_PROTOCOL,
+    NGX_HTTP_WSGI_ENV_SERVER_SOFTWARE,
+    NGX_HTTP_WSGI_ENV_REMOTE_ADDR,
+    NGX_HTTP_WSGI_ENV_REMOTE_PORT,
+    NGX_HTTP_WSGI_ENV_HTTPS,
+    NGX_HTTP_WSGI_ENV_HTTP_HOST,
+    NGX_HTTP_WSGI_ENV_HTTP_USER_AGENT,
+    NGX_HTTP_WSGI_ENV_HTTP_ACCEPT,
+    NGX_HTTP_WSGI_ENV_HTTP_ACCEPT_ENCODING,
+    NGX_HTTP_WSGI_ENV_HTTP_ACCEPT_LANGUAGE,
+    NGX_HTTP_WSGI_ENV_HTTP_CONNECTION,
+    NGX_HTTP_WSGI_ENV_HTTP_COOKIE,
+    NGX_HTTP_WSGI_ENV_HTTP_REFERER,
+    NGX_HTTP_WSGI_ENV_HTTP_CACHE_CONTROL,
+    NGX_HTTP_WSGI_ENV_HTTP_X_FORWARDED_FOR,
+    NGX_HTTP_WSGI_ENV_WSGI_VERSION,
+    NGX_HTTP_WSGI_ENV_WSGI_URL_SCHEME,
+    NGX_HTTP_WSGI_ENV_WSGI_INPUT,
+    NGX_HTTP_WSGI_ENV_WSGI_ERRORS,
+    NGX_HTTP_WSGI_ENV_WSGI_MULTITHREAD,
+    NGX_HTTP_WSGI_ENV_WSGI_MULTIPROCESS,
+    NGX_HTTP_WSGI_ENV_WSGI_RUN_ONCE,
+    NGX_HTTP_WSGI_ENV_WSGI_INPUT_TERMINATED,
+    NGX_HTTP_WSGI_ENV_WSGI_FILE_WRAPPER,
+    NGX_HTTP_WSGI_ENV_NGX_CLIENT_CONNECTED,
+    NGX_HTTP_WSGI_ENV_KEYS
+} ngx_http_wsgi_env_key_e;
+
+
+#define NGX_HTTP_WSGI_ENV_HTTP_FIRST  NGX_HTTP_WSGI_ENV_HTTP_HOST
+#define NGX_HTTP_WSGI_ENV_HTTP_LAST   NGX_HTTP_WSGI_ENV_HTTP_X_FORWARDED_FOR
+
+
+typedef struct {
+    ngx_str_t                    key;
+    ngx_str_t                    value;
+    ngx_http_wsgi_env_key_e      known;
+} ngx_http_wsgi_env_t;
+
+
 /*
  * The request as the application sees it, taken on the event loop before
  * the first step and read-only afterwards: environ keys and values (later
  * entries override earlier ones) and the body segments.
  */
 typedef struct {
-    ngx_array_t                  env;         /* of ngx_keyval_t */
+    ngx_array_t                  env;         /* of ngx_http_wsgi_env_t */
     ngx_http_wsgi_body_t        *body;
     ngx_uint_t                   nbody;
     off_t                        body_size;
@@ -210,6 +262,7 @@ typedef struct {
     PyObject                    *start_response_type;
     PyObject                    *file_wrapper_type;
     PyObject                    *version;     /* (1, 0) */
+    PyObject                    *keys[NGX_HTTP_WSGI_ENV_KEYS];
     PyObject                    *str_http;
     PyObject                    *str_https;
 } ngx_http_wsgi_state_t;
@@ -266,6 +319,7 @@ PyObject *ngx_http_wsgi_app_get(ngx_http_wsgi_app_t *app, ngx_log_t *log);
 ngx_int_t ngx_http_wsgi_snapshot(ngx_http_request_t *r,
     ngx_http_wsgi_ctx_t *ctx);
 size_t ngx_http_wsgi_header_key(u_char *dst, u_char *name, size_t len);
+ngx_str_t *ngx_http_wsgi_env_key(ngx_uint_t known);
 size_t ngx_http_wsgi_script_name(u_char *uri, size_t len, u_char *mount,
     size_t mount_len);
 PyObject *ngx_http_wsgi_environ(ngx_http_wsgi_ctx_t *ctx);
@@ -274,6 +328,7 @@ PyObject *ngx_http_wsgi_environ(ngx_http_wsgi_ctx_t *ctx);
 /* response */
 PyObject *ngx_http_wsgi_start_response_new(ngx_http_wsgi_ctx_t *ctx);
 void ngx_http_wsgi_start_response_expire(PyObject *sr);
+PyObject *ngx_http_wsgi_start_response_connected(PyObject *sr);
 
 
 /* wsgi.input */

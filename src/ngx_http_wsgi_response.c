@@ -101,13 +101,24 @@ ngx_http_wsgi_start_response_new(ngx_http_wsgi_ctx_t *ctx)
 
     PyObject_GC_Track(sr);
 
-    sr->write = PyObject_GetAttrString((PyObject *) sr, "write");
+    sr->write = PyCFunction_NewEx(&ngx_http_wsgi_start_response_methods[0],
+                                  (PyObject *) sr, NULL);
     if (sr->write == NULL) {
         Py_DECREF(sr);
         return NULL;
     }
 
     return (PyObject *) sr;
+}
+
+
+/* environ["ngx.client_connected"] */
+
+PyObject *
+ngx_http_wsgi_start_response_connected(PyObject *sr)
+{
+    return PyCFunction_NewEx(&ngx_http_wsgi_start_response_methods[1], sr,
+                             NULL);
 }
 
 

@@ -405,7 +405,12 @@ ngx_http_wsgi_step_close(ngx_http_wsgi_ctx_t *ctx)
 
     ctx->closed = 1;
 
-    if (ctx->iterable) {
+    /* lists and tuples have no close() */
+
+    if (ctx->iterable
+        && !PyList_CheckExact(ctx->iterable)
+        && !PyTuple_CheckExact(ctx->iterable))
+    {
         close = PyObject_GetAttrString(ctx->iterable, "close");
 
         if (close == NULL) {
