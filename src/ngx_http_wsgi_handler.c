@@ -94,6 +94,7 @@ ngx_http_wsgi_body_handler(ngx_http_request_t *r)
     ctx->bound = wlcf->buffer_size;
     ctx->length = -1;
     ctx->thread_pool = wlcf->thread_pool;
+    ctx->max_queue = (ngx_uint_t) wlcf->max_queue;
     ctx->snap.multithread = (wlcf->thread_pool != NULL);
 
     if (ngx_array_init(&ctx->release, r->pool, 8, sizeof(PyObject *))
@@ -144,7 +145,7 @@ ngx_http_wsgi_run(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e step)
     for ( ;; ) {
 
         if (ctx->thread_pool) {
-            rc = ngx_http_wsgi_thread_post(ctx, step);
+            rc = ngx_http_wsgi_thread_post(ctx, step, ctx->max_queue);
 
             if (rc == NGX_OK) {
                 return;

@@ -34,6 +34,11 @@ static ngx_conf_num_bounds_t  ngx_http_wsgi_optimize_bounds = {
 };
 
 
+static ngx_conf_num_bounds_t  ngx_http_wsgi_max_queue_bounds = {
+    ngx_conf_check_num_bounds, 1, -1
+};
+
+
 static ngx_conf_post_handler_pt  ngx_http_wsgi_buffer_size_post =
     ngx_http_wsgi_buffer_size;
 
@@ -94,6 +99,13 @@ static ngx_command_t  ngx_http_wsgi_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
+
+    { ngx_string("wsgi_max_queue"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wsgi_loc_conf_t, max_queue),
+      &ngx_http_wsgi_max_queue_bounds },
 
     { ngx_string("wsgi_buffer_size"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -220,6 +232,7 @@ ngx_http_wsgi_create_loc_conf(ngx_conf_t *cf)
     wlcf->pass_authorization = NGX_CONF_UNSET;
     wlcf->thread_pool = NGX_CONF_UNSET_PTR;
     wlcf->buffer_size = NGX_CONF_UNSET_SIZE;
+    wlcf->max_queue = NGX_CONF_UNSET;
 
     return wlcf;
 }
@@ -254,6 +267,7 @@ ngx_http_wsgi_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_ptr_value(conf->thread_pool, prev->thread_pool,
                              wmcf->thread_pool);
     ngx_conf_merge_size_value(conf->buffer_size, prev->buffer_size, 65536);
+    ngx_conf_merge_value(conf->max_queue, prev->max_queue, 1024);
 
     return NGX_CONF_OK;
 }

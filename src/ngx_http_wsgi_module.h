@@ -77,6 +77,7 @@ typedef struct {
     ngx_flag_t                   pass_authorization;
     ngx_thread_pool_t           *thread_pool; /* NULL: inline */
     size_t                       buffer_size;
+    ngx_int_t                    max_queue;
 } ngx_http_wsgi_loc_conf_t;
 
 
@@ -187,10 +188,11 @@ struct ngx_http_wsgi_ctx_s {
     ngx_chain_t                 *free;
     off_t                        sent;
     ngx_int_t                    final_rc;
+    ngx_uint_t                   max_queue;
     ngx_thread_pool_t           *thread_pool; /* NULL: steps run inline */
-    ngx_thread_task_t           *task;
     ngx_event_t                  timer;
     ngx_http_wsgi_step_e         step;
+    ngx_http_wsgi_ctx_t         *step_next;   /* under the channel mutex */
     unsigned                     header_sent:1;
     unsigned                     header_only:1;
     unsigned                     waiting:1;   /* for the client to drain */
@@ -284,7 +286,7 @@ ngx_thread_pool_t *ngx_http_wsgi_thread_pool_default(ngx_conf_t *cf,
 ngx_int_t ngx_http_wsgi_thread_init(ngx_cycle_t *cycle);
 void ngx_http_wsgi_thread_done(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_wsgi_thread_post(ngx_http_wsgi_ctx_t *ctx,
-    ngx_http_wsgi_step_e step);
+    ngx_http_wsgi_step_e step, ngx_uint_t max_queue);
 void ngx_http_wsgi_thread_release(ngx_thread_pool_t *tp, PyObject **objs,
     ngx_uint_t n, ngx_log_t *log);
 ngx_int_t ngx_http_wsgi_thread_flush(ngx_http_wsgi_ctx_t *ctx);

@@ -2,10 +2,17 @@
 /*
  * nginx mod_wsgi: execution steps on nginx thread pools.
  *
- * A step is posted as a thread task; the pool thread takes the GIL, runs
- * it, and the task's completion event hands the context back to the event
- * loop.  The request is pinned meanwhile (r->main->blocked), and a timer
- * keeps a gracefully exiting worker alive until the step is back.
+ * Steps wait in a queue per pool, taken by "runners": thread tasks that
+ * run queued steps one after another and exit when the queue is empty.
+ * Only one thread can run Python at a time, so a new runner is posted only
+ * when there is none, or when the queue has not moved for a millisecond
+ * (the runners are blocked, e.g. waiting for a database); a busy worker
+ * thus runs many steps per thread wake-up instead of waking a thread per
+ * step that then waits for the GIL.  Finished steps go back to the event
+ * loop through the worker's channel, an eventfd, written once per batch.
+ *
+ * The request is pinned while its step is away (r->main->blocked), and a
+ * timer keeps a gracefully exiting worker alive until the step is back.
  *
  * write() needs the event loop while its step is still running: the pool
  * thread queues the context on the worker's channel (an eventfd in the
@@ -22,18 +29,59 @@
 #define NGX_HTTP_WSGI_KEEP_ALIVE  3600000
 
 
-typedef struct {
-    ngx_thread_task_t        task;
+#define NGX_HTTP_WSGI_STALE       1000      /* us without progress */
+
+
+typedef struct ngx_http_wsgi_release_s  ngx_http_wsgi_release_t;
+
+struct ngx_http_wsgi_release_s {
+    ngx_http_wsgi_release_t *next;
     ngx_uint_t               n;
     PyObject                *objs[1];
-} ngx_http_wsgi_release_t;
+};
 
 
-static void ngx_http_wsgi_thread_handler(void *data, ngx_log_t *log);
-static void ngx_http_wsgi_thread_event_handler(ngx_event_t *ev);
+typedef struct ngx_http_wsgi_sched_s  ngx_http_wsgi_sched_t;
+
+typedef struct ngx_http_wsgi_runner_s  ngx_http_wsgi_runner_t;
+
+struct ngx_http_wsgi_runner_s {
+    ngx_thread_task_t        task;
+    ngx_http_wsgi_sched_t   *sched;
+    ngx_http_wsgi_runner_t  *next;        /* free list */
+};
+
+
+/* the steps waiting for a pool; counters under the channel mutex */
+
+struct ngx_http_wsgi_sched_s {
+    ngx_thread_pool_t       *pool;
+    ngx_http_wsgi_ctx_t     *head;
+    ngx_http_wsgi_ctx_t    **tail;
+    ngx_uint_t               queued;
+    ngx_http_wsgi_release_t *releases;
+    ngx_uint_t               runners;     /* posted, not yet returned */
+    ngx_uint_t               busy;        /* running a step */
+    uint64_t                 progress;    /* when a step was last taken */
+    ngx_event_t              timer;       /* looks for a stalled queue */
+    ngx_event_t              kick;        /* after this event loop round */
+    ngx_http_wsgi_runner_t  *free;        /* event loop only */
+    ngx_http_wsgi_sched_t   *next;
+};
+
+
+static ngx_http_wsgi_sched_t *ngx_http_wsgi_sched_get(
+    ngx_thread_pool_t *pool, ngx_log_t *log);
+static ngx_int_t ngx_http_wsgi_sched_runner(ngx_http_wsgi_sched_t *sched,
+    ngx_log_t *log);
+static void ngx_http_wsgi_sched_timer_handler(ngx_event_t *ev);
+static void ngx_http_wsgi_sched_kick(ngx_http_wsgi_sched_t *sched);
+static void ngx_http_wsgi_sched_kick_handler(ngx_event_t *ev);
+static void ngx_http_wsgi_runner_handler(void *data, ngx_log_t *log);
+static void ngx_http_wsgi_runner_event_handler(ngx_event_t *ev);
+static void ngx_http_wsgi_thread_complete(ngx_http_wsgi_ctx_t *ctx);
 static void ngx_http_wsgi_thread_timer_handler(ngx_event_t *ev);
-static void ngx_http_wsgi_release_handler(void *data, ngx_log_t *log);
-static void ngx_http_wsgi_release_event_handler(ngx_event_t *ev);
+static uint64_t ngx_http_wsgi_thread_clock(void);
 static void ngx_http_wsgi_channel_handler(ngx_event_t *rev);
 
 
@@ -44,6 +92,8 @@ extern ngx_module_t  ngx_thread_pool_module;
 
 static ngx_connection_t     *ngx_http_wsgi_channel;
 static ngx_http_wsgi_ctx_t  *ngx_http_wsgi_channel_queue;
+static ngx_http_wsgi_ctx_t  *ngx_http_wsgi_channel_done;
+static ngx_http_wsgi_sched_t  *ngx_http_wsgi_scheds;
 static pthread_mutex_t       ngx_http_wsgi_channel_mutex =
                                  PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t        ngx_http_wsgi_channel_cond =
@@ -170,39 +220,61 @@ ngx_http_wsgi_thread_done(ngx_cycle_t *cycle)
 }
 
 
-/* nginx side: runs a step of ctx on its thread pool */
+/*
+ * nginx side: queues a step of ctx for its thread pool.  NGX_DECLINED: the
+ * queue is full.
+ */
 
 ngx_int_t
-ngx_http_wsgi_thread_post(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e step)
+ngx_http_wsgi_thread_post(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e step,
+    ngx_uint_t max_queue)
 {
-    ngx_thread_task_t   *task;
-    ngx_http_request_t  *r;
+    ngx_uint_t              queued;
+    ngx_http_request_t     *r;
+    ngx_http_wsgi_sched_t  *sched;
 
     r = ctx->request;
-    task = ctx->task;
 
-    if (task == NULL) {
-        task = ngx_thread_task_alloc(r->pool, 0);
-        if (task == NULL) {
-            return NGX_ERROR;
-        }
-
-        task->ctx = ctx;
-        task->handler = ngx_http_wsgi_thread_handler;
-        task->event.handler = ngx_http_wsgi_thread_event_handler;
-        task->event.data = ctx;
-
-        ctx->timer.handler = ngx_http_wsgi_thread_timer_handler;
-        ctx->timer.data = ctx;
-        ctx->timer.log = r->connection->log;
-
-        ctx->task = task;
+    sched = ngx_http_wsgi_sched_get(ctx->thread_pool, r->connection->log);
+    if (sched == NULL) {
+        return NGX_ERROR;
     }
 
     ctx->step = step;
+    ctx->step_next = NULL;
 
-    if (ngx_thread_task_post(ctx->thread_pool, task) != NGX_OK) {
+    (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
+
+    queued = sched->queued;
+
+    if (step != NGX_HTTP_WSGI_STEP_CALL || queued < max_queue) {
+        *sched->tail = ctx;
+        sched->tail = &ctx->step_next;
+        sched->queued++;
+    }
+
+    (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
+
+    if (step == NGX_HTTP_WSGI_STEP_CALL && queued >= max_queue) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "wsgi: %ui requests wait for a thread, "
+                      "wsgi_max_queue reached", queued);
         return NGX_DECLINED;
+    }
+
+    /*
+     * Runners are woken once per round of the event loop, with all the
+     * steps the round has queued, rather than once per step.
+     */
+
+    if (!sched->kick.posted) {
+        ngx_post_event(&sched->kick, &ngx_posted_events);
+    }
+
+    if (ctx->timer.handler == NULL) {
+        ctx->timer.handler = ngx_http_wsgi_thread_timer_handler;
+        ctx->timer.data = ctx;
+        ctx->timer.log = r->connection->log;
     }
 
     ctx->running = 1;
@@ -215,19 +287,247 @@ ngx_http_wsgi_thread_post(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e step)
 
 
 static void
-ngx_http_wsgi_thread_handler(void *data, ngx_log_t *log)
+ngx_http_wsgi_sched_kick_handler(ngx_event_t *ev)
 {
-    ngx_http_wsgi_ctx_t *ctx = data;
+    ngx_http_wsgi_sched_kick(ev->data);
+}
 
-    ngx_http_wsgi_step_run(ctx, ctx->step);
+
+/*
+ * A runner is posted when there is none, or when the busy ones have not
+ * taken a step for a while: then they are blocked, and the queue needs
+ * another thread.  While steps wait, a timer looks again every ms.
+ */
+
+static void
+ngx_http_wsgi_sched_kick(ngx_http_wsgi_sched_t *sched)
+{
+    uint64_t    now;
+    ngx_uint_t  need, waiting;
+
+    now = ngx_http_wsgi_thread_clock();
+
+    (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
+
+    waiting = (sched->queued || sched->releases);
+
+    need = waiting
+           && sched->runners == sched->busy
+           && (sched->runners == 0
+               || now - sched->progress >= NGX_HTTP_WSGI_STALE);
+
+    if (need) {
+        sched->runners++;
+    }
+
+    (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
+
+    if (need && ngx_http_wsgi_sched_runner(sched, ngx_cycle->log) != NGX_OK)
+    {
+        /* the pool is full: the steps wait for a runner to be free */
+
+        (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
+        sched->runners--;
+        (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
+    }
+
+    if (waiting && !sched->timer.timer_set) {
+        ngx_add_timer(&sched->timer, 1);
+    }
+}
+
+
+static ngx_http_wsgi_sched_t *
+ngx_http_wsgi_sched_get(ngx_thread_pool_t *pool, ngx_log_t *log)
+{
+    ngx_http_wsgi_sched_t  *sched;
+
+    for (sched = ngx_http_wsgi_scheds; sched; sched = sched->next) {
+        if (sched->pool == pool) {
+            return sched;
+        }
+    }
+
+    /* one per pool for the life of the worker */
+
+    sched = ngx_calloc(sizeof(ngx_http_wsgi_sched_t), log);
+    if (sched == NULL) {
+        return NULL;
+    }
+
+    sched->pool = pool;
+    sched->tail = &sched->head;
+
+    sched->timer.handler = ngx_http_wsgi_sched_timer_handler;
+    sched->timer.data = sched;
+    sched->timer.log = ngx_cycle->log;
+    sched->timer.cancelable = 1;
+
+    sched->kick.handler = ngx_http_wsgi_sched_kick_handler;
+    sched->kick.data = sched;
+    sched->kick.log = ngx_cycle->log;
+
+    sched->next = ngx_http_wsgi_scheds;
+    ngx_http_wsgi_scheds = sched;
+
+    return sched;
+}
+
+
+static ngx_int_t
+ngx_http_wsgi_sched_runner(ngx_http_wsgi_sched_t *sched, ngx_log_t *log)
+{
+    ngx_http_wsgi_runner_t  *runner;
+
+    runner = sched->free;
+
+    if (runner) {
+        sched->free = runner->next;
+
+    } else {
+        runner = ngx_calloc(sizeof(ngx_http_wsgi_runner_t), log);
+        if (runner == NULL) {
+            return NGX_ERROR;
+        }
+
+        runner->sched = sched;
+        runner->task.ctx = runner;
+        runner->task.handler = ngx_http_wsgi_runner_handler;
+        runner->task.event.handler = ngx_http_wsgi_runner_event_handler;
+        runner->task.event.data = runner;
+    }
+
+    if (ngx_thread_task_post(sched->pool, &runner->task) != NGX_OK) {
+        runner->next = sched->free;
+        sched->free = runner;
+        return NGX_ERROR;
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, log, 0, "wsgi runner posted: %p",
+                   runner);
+
+    return NGX_OK;
+}
+
+
+/* the event loop: a stalled queue gets another runner */
+
+static void
+ngx_http_wsgi_sched_timer_handler(ngx_event_t *ev)
+{
+    ngx_http_wsgi_sched_kick(ev->data);
+}
+
+
+/* a pool thread: runs queued steps until there are none */
+
+static void
+ngx_http_wsgi_runner_handler(void *data, ngx_log_t *log)
+{
+    ngx_http_wsgi_runner_t *runner = data;
+
+    uint64_t                  one;
+    ngx_uint_t                notify, i;
+    PyThreadState            *ts;
+    ngx_http_wsgi_ctx_t      *ctx;
+    ngx_http_wsgi_sched_t    *sched;
+    ngx_http_wsgi_release_t  *rel, *next;
+
+    sched = runner->sched;
+    one = 1;
+
+    for ( ;; ) {
+        (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
+
+        rel = sched->releases;
+        sched->releases = NULL;
+
+        ctx = sched->head;
+
+        if (ctx == NULL && rel == NULL) {
+            sched->runners--;
+            (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
+            return;
+        }
+
+        if (ctx == NULL) {
+            (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
+
+            ts = ngx_http_wsgi_python_enter();
+
+            for ( /* void */ ; rel; rel = next) {
+                next = rel->next;
+
+                for (i = 0; i < rel->n; i++) {
+                    Py_DECREF(rel->objs[i]);
+                }
+
+                ngx_free(rel);
+            }
+
+            ngx_http_wsgi_python_leave(ts);
+
+            continue;
+        }
+
+        if (rel) {
+            /* steps first; the releases wait for the next round */
+            sched->releases = rel;
+        }
+
+        sched->head = ctx->step_next;
+
+        if (sched->head == NULL) {
+            sched->tail = &sched->head;
+        }
+
+        sched->queued--;
+        sched->busy++;
+        sched->progress = ngx_http_wsgi_thread_clock();
+
+        (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
+
+        ngx_http_wsgi_step_run(ctx, ctx->step);
+
+        (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
+
+        sched->busy--;
+        sched->progress = ngx_http_wsgi_thread_clock();
+
+        notify = (ngx_http_wsgi_channel_done == NULL
+                  && ngx_http_wsgi_channel_queue == NULL);
+
+        ctx->step_next = ngx_http_wsgi_channel_done;
+        ngx_http_wsgi_channel_done = ctx;
+
+        (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
+
+        if (notify
+            && write(ngx_http_wsgi_channel->fd, &one, sizeof(one)) == -1
+            && ngx_errno != NGX_EAGAIN)
+        {
+            ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
+                          "wsgi: write() to the channel failed");
+        }
+    }
 }
 
 
 static void
-ngx_http_wsgi_thread_event_handler(ngx_event_t *ev)
+ngx_http_wsgi_runner_event_handler(ngx_event_t *ev)
 {
-    ngx_http_wsgi_ctx_t *ctx = ev->data;
+    ngx_http_wsgi_runner_t *runner = ev->data;
 
+    runner->next = runner->sched->free;
+    runner->sched->free = runner;
+}
+
+
+/* the event loop: a step is back */
+
+static void
+ngx_http_wsgi_thread_complete(ngx_http_wsgi_ctx_t *ctx)
+{
     ngx_connection_t    *c;
     ngx_http_request_t  *r;
 
@@ -263,7 +563,8 @@ ngx_http_wsgi_thread_timer_handler(ngx_event_t *ev)
 
 /*
  * Releases bytes objects the request no longer needs on a pool thread:
- * the request pool that listed them is gone by the time the task runs.
+ * the request pool that listed them is gone by the time a runner gets to
+ * them, so they travel in a copy.
  */
 
 void
@@ -272,31 +573,41 @@ ngx_http_wsgi_thread_release(ngx_thread_pool_t *tp, PyObject **objs,
 {
     ngx_uint_t                i;
     PyThreadState            *ts;
+    ngx_http_wsgi_sched_t    *sched;
     ngx_http_wsgi_release_t  *rel;
 
     if (n == 0) {
         return;
     }
 
-    rel = ngx_calloc(sizeof(ngx_http_wsgi_release_t)
-                     + (n - 1) * sizeof(PyObject *), log);
+    sched = ngx_http_wsgi_sched_get(tp, log);
 
-    if (rel) {
-        rel->task.ctx = rel;
-        rel->task.handler = ngx_http_wsgi_release_handler;
-        rel->task.event.handler = ngx_http_wsgi_release_event_handler;
-        rel->task.event.data = rel;
+    rel = ngx_alloc(sizeof(ngx_http_wsgi_release_t)
+                    + (n - 1) * sizeof(PyObject *), log);
+
+    if (sched && rel) {
         rel->n = n;
         ngx_memcpy(rel->objs, objs, n * sizeof(PyObject *));
 
-        if (ngx_thread_task_post(tp, &rel->task) == NGX_OK) {
-            return;
+        (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
+
+        rel->next = sched->releases;
+        sched->releases = rel;
+
+        (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
+
+        /* not urgent: any runner that comes by takes them */
+
+        if (!sched->kick.posted) {
+            ngx_post_event(&sched->kick, &ngx_posted_events);
         }
 
-        ngx_free(rel);
+        return;
     }
 
-    /* the queue is full: release them here rather than leak them */
+    ngx_free(rel);
+
+    /* out of memory: release them here rather than leak them */
 
     ts = ngx_http_wsgi_python_enter();
 
@@ -305,31 +616,6 @@ ngx_http_wsgi_thread_release(ngx_thread_pool_t *tp, PyObject **objs,
     }
 
     ngx_http_wsgi_python_leave(ts);
-}
-
-
-static void
-ngx_http_wsgi_release_handler(void *data, ngx_log_t *log)
-{
-    ngx_http_wsgi_release_t *rel = data;
-
-    ngx_uint_t      i;
-    PyThreadState  *ts;
-
-    ts = ngx_http_wsgi_python_enter();
-
-    for (i = 0; i < rel->n; i++) {
-        Py_DECREF(rel->objs[i]);
-    }
-
-    ngx_http_wsgi_python_leave(ts);
-}
-
-
-static void
-ngx_http_wsgi_release_event_handler(ngx_event_t *ev)
-{
-    ngx_free(ev->data);
 }
 
 
@@ -344,6 +630,7 @@ ngx_http_wsgi_thread_flush(ngx_http_wsgi_ctx_t *ctx)
 {
     uint64_t         one;
     ngx_int_t        rc;
+    ngx_uint_t       notify;
     struct timespec  ts;
 
     one = 1;
@@ -352,13 +639,17 @@ ngx_http_wsgi_thread_flush(ngx_http_wsgi_ctx_t *ctx)
 
     (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
 
+    notify = (ngx_http_wsgi_channel_done == NULL
+              && ngx_http_wsgi_channel_queue == NULL);
+
     ctx->flush = NGX_AGAIN;
     ctx->flush_next = ngx_http_wsgi_channel_queue;
     ngx_http_wsgi_channel_queue = ctx;
 
     (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
 
-    if (write(ngx_http_wsgi_channel->fd, &one, sizeof(one)) == -1
+    if (notify
+        && write(ngx_http_wsgi_channel->fd, &one, sizeof(one)) == -1
         && ngx_errno != NGX_EAGAIN)
     {
         ngx_log_error(NGX_LOG_ERR, ctx->log, ngx_errno,
@@ -419,7 +710,7 @@ ngx_http_wsgi_channel_handler(ngx_event_t *rev)
 {
     uint64_t              n;
     ngx_connection_t     *c;
-    ngx_http_wsgi_ctx_t  *ctx, *next;
+    ngx_http_wsgi_ctx_t  *ctx, *next, *done;
 
     c = rev->data;
 
@@ -429,6 +720,9 @@ ngx_http_wsgi_channel_handler(ngx_event_t *rev)
 
     ctx = ngx_http_wsgi_channel_queue;
     ngx_http_wsgi_channel_queue = NULL;
+
+    done = ngx_http_wsgi_channel_done;
+    ngx_http_wsgi_channel_done = NULL;
 
     (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
 
@@ -440,4 +734,24 @@ ngx_http_wsgi_channel_handler(ngx_event_t *rev)
 
         ctx = next;
     }
+
+    while (done) {
+        next = done->step_next;
+        done->step_next = NULL;
+
+        ngx_http_wsgi_thread_complete(done);
+
+        done = next;
+    }
+}
+
+
+static uint64_t
+ngx_http_wsgi_thread_clock(void)
+{
+    struct timespec  ts;
+
+    (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+
+    return (uint64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
