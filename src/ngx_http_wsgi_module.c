@@ -45,6 +45,9 @@ static ngx_conf_post_handler_pt  ngx_http_wsgi_buffer_size_post =
 
 static ngx_str_t  ngx_http_wsgi_default_pool = ngx_string("wsgi");
 
+#define NGX_HTTP_WSGI_DEFAULT_POOL                                            \
+    ((ngx_thread_pool_t *) &ngx_http_wsgi_default_pool)
+
 #define NGX_HTTP_WSGI_THREADS    32
 #define NGX_HTTP_WSGI_MAX_QUEUE  1024
 
@@ -266,6 +269,10 @@ ngx_http_wsgi_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                          0);
     ngx_conf_merge_ptr_value(conf->thread_pool, prev->thread_pool,
                              wmcf->thread_pool);
+
+    if (conf->thread_pool == NGX_HTTP_WSGI_DEFAULT_POOL) {
+        conf->thread_pool = wmcf->thread_pool;
+    }
     ngx_conf_merge_size_value(conf->buffer_size, prev->buffer_size, 65536);
     ngx_conf_merge_value(conf->max_queue, prev->max_queue, 1024);
 
@@ -592,6 +599,16 @@ ngx_http_wsgi_thread_pool(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     if (value[1].len == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "empty thread pool name");
         return NGX_CONF_ERROR;
+    }
+
+    if (value[1].len == ngx_http_wsgi_default_pool.len
+        && ngx_strncmp(value[1].data, ngx_http_wsgi_default_pool.data,
+                       value[1].len)
+           == 0)
+    {
+        /* the module's own pool, declared when the http block ends */
+        wlcf->thread_pool = NGX_HTTP_WSGI_DEFAULT_POOL;
+        return NGX_CONF_OK;
     }
 
     /* nginx reports a pool that no "thread_pool" declares */
