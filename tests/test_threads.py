@@ -1,0 +1,713 @@
+"""Applications on nginx thread pools (wsgi_thread_pool, wsgi_buffer_size).
+
+Most tests name their mode explicitly per location, so that they check the
+same thing in both runs of the suite (thread pool by default and
+TEST_NGINX_GLOBALS_HTTP="wsgi_thread_pool off;"):
+
+    main:      thread_pool t threads=4;
+    location:  wsgi_thread_pool t;     ("pool")
+               wsgi_thread_pool off;   ("inline", on the event loop)
+
+Apps: tests/apps/thr_app.py (one callable per test, behind
+wsgiref.validate), tests/apps/thr_raw.py (bytearray/memoryview chunks,
+which the validator would refuse), tests/apps/slow_app.py and
+tests/apps/env_app.py.
+"""
+
+import hashlib
+import re
+import socket
+import time
+import urllib.parse
+
+import pytest
+
+from harness import (conf_line, dechunk, inline_mode, pid_alive,
+                     read_until_eof, split_response)
+
+
+POOL_MAIN = "thread_pool t threads=4;"
+MODES = {"inline": "wsgi_thread_pool off;", "pool": "wsgi_thread_pool t;"}
+
+
+def loc(path, app, mode, extra=""):
+    """A location running {apps}/APP ("script.py [callable]") in mode."""
+    return (f"location {path} {{ wsgi_pass {{apps}}/{app}; {MODES[mode]} "
+            f"{extra} }}\n")
+
+
+def url(path, **params):
+    return path + "?" + urllib.parse.urlencode(
+        {k: str(v) for k, v in params.items()})
+
+
+def wait_for(pred, timeout=5.0, interval=0.02):
+    """Poll pred() until truthy or timeout; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v or time.monotonic() > deadline:
+            return v
+        time.sleep(interval)
+
+
+def read_side(path):
+    try:
+        return path.read_text().splitlines()
+    except FileNotFoundError:
+        return []
+
+
+def send_get(port, path, host="127.0.0.1", rcvbuf=None, timeout=10.0):
+    """Connect (SO_RCVBUF set before connect when given), send a GET with
+    Connection: close, return the socket without reading."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        if rcvbuf:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        s.settimeout(timeout)
+        s.connect((host, port))
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n"
+                  f"Connection: close\r\n\r\n".encode())
+    except BaseException:
+        s.close()
+        raise
+    return s
+
+
+class Reply:
+    """One response read off a socket until EOF."""
+
+    def __init__(self, data):
+        self.raw = data
+        self.status_line, self.headers, rest = split_response(data)
+        self.code = int(self.status_line.split(" ")[1])
+        if self.header("Transfer-Encoding") == "chunked":
+            self.body, self.complete, _ = dechunk(rest)
+        elif self.header("Content-Length") is not None:
+            n = int(self.header("Content-Length"))
+            self.body = rest[:n]
+            self.complete = len(rest) == n
+        else:
+            self.body, self.complete = rest, True
+
+    def header(self, name):
+        for k, v in self.headers:
+            if k.lower() == name.lower():
+                return v
+        return None
+
+    def __repr__(self):
+        return (f"<Reply {self.status_line!r} {self.headers!r} "
+                f"complete={self.complete} body={self.body[:200]!r}>")
+
+
+def finish(sock, timeout=10.0):
+    """Read the rest of the response on sock until EOF, close it."""
+    try:
+        return Reply(read_until_eof(sock, timeout))
+    finally:
+        sock.close()
+
+
+def chunk_bytes(i, size):
+    """Same as thr_app.chunk_bytes()."""
+    head = b"%08d|" % i
+    return head + bytes([65 + i % 26]) * (size - len(head))
+
+
+def expected_digest(n, size):
+    h = hashlib.sha256()
+    for i in range(n):
+        h.update(chunk_bytes(i, size))
+    return h.hexdigest()
+
+
+def marker_text(path):
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return ""
+
+
+def wait_marker(srv, path):
+    """Wait until slow_app.py wrote its pid to path; return the pid."""
+    text = wait_for(lambda: marker_text(path))
+    assert text, f"slow request did not start\n{srv.logs_tail()}"
+    return int(text)
+
+
+def free_port_on(addr):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind((addr, 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+# -- a slow application does not hold up the worker --------------------------
+
+
+def slow_server(nginx, tmp_path, slow_mode):
+    static = tmp_path / "html" / "static"
+    static.mkdir(parents=True)
+    (static / "f.txt").write_bytes(b"static file\n")
+    return nginx(main=POOL_MAIN, server=(
+        "root {prefix}/html;\n"
+        "location /static/ { }\n"
+        + loc("/slow", "slow_app.py", slow_mode)
+        + loc("/fast", "thr_app.py hello", "pool")))
+
+
+def timed_get(srv, path):
+    t0 = time.monotonic()
+    r = srv.get(path, timeout=10)
+    return r, time.monotonic() - t0
+
+
+def test_slow_app_does_not_delay_static_nor_other_wsgi(nginx, tmp_path):
+    srv = slow_server(nginx, tmp_path, "pool")
+    marker = tmp_path / "slow_started"
+    t0 = time.monotonic()
+    slow = send_get(srv.port, url("/slow", t=2, marker=marker))
+    pid = wait_marker(srv, marker)
+
+    r, took = timed_get(srv, "/static/f.txt")
+    assert (r.status, r.body) == (200, b"static file\n"), r
+    assert took < 1.0, f"static file took {took:.2f}s behind a slow app"
+
+    r, took = timed_get(srv, "/fast")
+    assert r.status == 200, r
+    assert r.body == b"hello %d True\n" % pid, r
+    assert took < 1.0, f"second wsgi location took {took:.2f}s"
+
+    # both were answered while the slow one was still running
+    slow.setblocking(False)
+    try:
+        early = slow.recv(1)
+    except BlockingIOError:
+        early = None
+    slow.setblocking(True)
+    assert early is None, "the slow response was already there"
+
+    rep = finish(slow)
+    assert rep.code == 200, rep
+    assert rep.body == b"done %d 2.0\n" % pid
+    assert time.monotonic() - t0 >= 1.9
+    assert srv.worker_pids() == [pid]
+
+
+def test_control_inline_slow_app_delays_the_worker(nginx, tmp_path):
+    # the measurement above can tell: on the event loop, it does block
+    srv = slow_server(nginx, tmp_path, "inline")
+    marker = tmp_path / "slow_started"
+    slow = send_get(srv.port, url("/slow", t=1, marker=marker))
+    wait_marker(srv, marker)
+    r, took = timed_get(srv, "/static/f.txt")
+    assert r.status == 200
+    assert took > 0.5, f"inline slow app did not block ({took:.2f}s)"
+    assert finish(slow).code == 200
+
+
+# -- thread pool queue bound -------------------------------------------------
+
+
+def module_has_directive(nginx_t, directive):
+    """Whether nginx -t accepts directive in a wsgi location."""
+    rc, out, _ = nginx_t(server="location / { wsgi_pass {apps}/hello.py; "
+                                f"{directive} }}")
+    assert rc == 0 or "unknown directive" in out, out
+    return rc == 0
+
+
+def test_queue_overflow_is_503_with_retry_after(nginx, nginx_t, tmp_path):
+    # The bound is the pool's max_queue; a module that queues requests in
+    # front of the pool itself bounds that queue with wsgi_max_queue.
+    own_queue = module_has_directive(nginx_t, "wsgi_max_queue 1;")
+    srv = nginx(main="thread_pool q threads=1 max_queue=1;",
+                server="location /slow { wsgi_pass {apps}/slow_app.py; "
+                       "wsgi_thread_pool q; %s }"
+                       % ("wsgi_max_queue 1;" if own_queue else ""))
+    m1, m2 = tmp_path / "m1", tmp_path / "m2"
+    t0 = time.monotonic()
+    s1 = send_get(srv.port, url("/slow", t=1.5, marker=m1))
+    pid = wait_marker(srv, m1)
+
+    # the one thread is busy: this one waits in the queue ...
+    s2 = send_get(srv.port, url("/slow", t=0.5, marker=m2))
+    time.sleep(0.3)
+    assert not m2.exists()
+
+    # ... and the queue (max_queue=1) is full for this one
+    t3 = time.monotonic()
+    r3 = finish(send_get(srv.port, url("/slow", t=0)), timeout=5)
+    assert r3.code == 503, r3
+    assert r3.header("Retry-After") == "1", r3
+    assert time.monotonic() - t3 < 1.0, "503 was not immediate"
+    assert not m2.exists(), "the queued request ran before the first ended"
+
+    r1 = finish(s1)
+    assert r1.code == 200, r1
+    assert r1.body == b"done %d 1.5\n" % pid
+    r2 = finish(s2)
+    assert r2.code == 200, r2
+    assert r2.body == b"done %d 0.5\n" % pid
+    assert time.monotonic() - t0 >= 1.9, "queued request did not wait"
+
+    assert srv.wait_log(r'\[error\] .*(thread pool "q" queue overflow'
+                        r'|wsgi_max_queue reached)'), srv.logs_tail()
+    # the worker goes on serving (paced: back-to-back requests on this
+    # pool are test_back_to_back_requests_on_a_minimal_pool_are_served)
+    for _ in range(3):
+        time.sleep(0.1)
+        r = srv.get(url("/slow", t=0))
+        assert r.status == 200, f"{r!r}\n{srv.logs_tail()}"
+    assert srv.worker_pids() == [pid]
+
+
+def test_back_to_back_requests_on_a_minimal_pool_are_served(nginx, nginx_t):
+    # one thread, room for one waiting request: a client that sends its
+    # next request as soon as it has the previous answer never finds the
+    # pool busy with work of the module's own
+    own_queue = module_has_directive(nginx_t, "wsgi_max_queue 1;")
+    srv = nginx(main="thread_pool q threads=1 max_queue=1;",
+                server="location / { wsgi_pass {apps}/thr_app.py hello; "
+                       "wsgi_thread_pool q; %s }"
+                       % ("wsgi_max_queue 1;" if own_queue else ""))
+    N = 500
+    conn = srv.connection(timeout=10)
+    try:
+        codes = []
+        for _ in range(N):
+            conn.request("GET", "/")
+            r = conn.getresponse()
+            r.read()
+            codes.append(r.status)
+    finally:
+        conn.close()
+    bad = [(i, c) for i, c in enumerate(codes) if c != 200]
+    assert not bad, f"{len(bad)} of {N} answered {bad[:5]}...\n" \
+                    f"{srv.logs_tail(10)}"
+
+
+# -- write() waits for the client --------------------------------------------
+
+
+def test_write_blocks_instead_of_buffering(nginx, tmp_path):
+    n, size = 256, 256 * 1024
+    srv = nginx(main=POOL_MAIN,
+                server=loc("/w", "thr_app.py write_big", "pool"))
+    side = tmp_path / "side.txt"
+    s = send_get(srv.port, url("/w", n=n, size=size, side=side),
+                 rcvbuf=16384)
+    try:
+        assert wait_for(lambda: read_side(side)), srv.logs_tail()
+        time.sleep(2)
+        done = [ln for ln in read_side(side) if ln.startswith("wrote")]
+        # socket buffers hold a few MiB at most: 16 chunks of 256 KiB
+        assert len(done) < n // 4, \
+            f"{len(done)} of {n} write()s returned to a non-reading client"
+        assert "returned" not in read_side(side)
+
+        head = b""
+        while b"\r\n\r\n" not in head:
+            d = s.recv(65536)
+            assert d, head
+            head += d
+        status, headers, rest = split_response(head)
+        assert status.startswith("HTTP/1.1 200"), head[:500]
+        assert dict(headers)["Content-Length"] == str(n * size)
+        h = hashlib.sha256(rest)
+        got = len(rest)
+        while True:
+            d = s.recv(1 << 20)
+            if not d:
+                break
+            h.update(d)
+            got += len(d)
+    finally:
+        s.close()
+    assert got == n * size
+    assert h.hexdigest() == expected_digest(n, size), "body corrupted"
+    assert wait_for(lambda: "returned" in read_side(side))
+    assert len(read_side(side)) == n + 1
+
+
+# -- mutable chunks are copied -----------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["bytearray", "memoryview",
+                                  "write_bytearray", "write_memoryview"])
+@pytest.mark.parametrize("mode", ["inline", "pool"])
+def test_mutating_a_chunk_after_handing_it_over(nginx, mode, kind):
+    srv = nginx(main=POOL_MAIN, server=loc("/", "thr_raw.py mutate", mode))
+    # one big chunk per step, then several within one step's batch
+    for n, letters in ((100 * 1024, "AB"), (8 * 1024, "ABCDEFGH"),
+                       (1, "xyz")):
+        r = srv.get(url("/", kind=kind, n=n, letters=letters))
+        assert r.status == 200, f"{r!r}\n{srv.logs_tail()}"
+        want = b"".join(c.encode() * n for c in letters)
+        assert len(r.body) == len(want)
+        if r.body != want:
+            runs = [(m.group(0)[:1], len(m.group(0)))
+                    for m in re.finditer(rb"(.)\1*", r.body)]
+            pytest.fail(f"{kind} n={n} letters={letters}: got runs {runs}")
+
+
+# -- wsgi.multithread --------------------------------------------------------
+
+
+def test_wsgi_multithread_follows_the_mode(nginx):
+    srv = nginx(main=POOL_MAIN, server=(
+        loc("/pool", "env_app.py", "pool")
+        + loc("/inline", "env_app.py", "inline")
+        + "location /default { wsgi_pass {apps}/env_app.py; }\n"))
+    for path, want in (("/pool", True), ("/inline", False),
+                       ("/default", not inline_mode())):
+        e = srv.get_json(path)
+        assert e["wsgi.multithread"]["type"] == "bool", e
+        assert e["wsgi.multithread"]["repr"] == str(want), path
+
+
+# -- the client goes away ----------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["inline", "pool"])
+def test_client_gone_stops_a_streaming_generator(nginx, tmp_path, mode):
+    srv = nginx(main=POOL_MAIN, server=(
+        loc("/stream", "thr_app.py stream", mode)
+        + loc("/hello", "thr_app.py hello", mode)))
+    pids = srv.worker_pids()
+    side = tmp_path / "side.txt"
+    s = send_get(srv.port, url("/stream", n=200, delay=0.05, side=side))
+    data = b""
+    try:
+        deadline = time.monotonic() + 5
+        while b"chunk 2\n" not in data and time.monotonic() < deadline:
+            d = s.recv(65536)
+            if not d:
+                break
+            data += d
+    finally:
+        s.close()
+    gone_at = time.monotonic()
+    assert b"chunk 2\n" in data, data
+    before = len([ln for ln in read_side(side) if ln.startswith("chunk")])
+
+    assert wait_for(lambda: "close" in read_side(side), timeout=3), \
+        f"close() not called:\n{read_side(side)[-5:]}\n{srv.logs_tail()}"
+    took = time.monotonic() - gone_at
+    lines = read_side(side)
+    chunks = [ln for ln in lines if ln.startswith("chunk")]
+    assert lines[-1] == "close" and lines.count("close") == 1, lines
+    assert len(chunks) < 200
+    # the client was there for the first ones
+    assert chunks[:3] == ["chunk 0 True", "chunk 1 True", "chunk 2 True"]
+    # 50 ms a chunk: at most a second's worth after the client went away
+    assert len(chunks) - before <= 20, \
+        f"{len(chunks) - before} chunks after the disconnect ({took:.2f}s)"
+    # nothing more is produced after close()
+    time.sleep(0.3)
+    assert read_side(side) == lines
+
+    r = srv.get("/hello")
+    assert r.status == 200, r
+    assert srv.worker_pids() == pids
+
+
+def watch_server(nginx):
+    return nginx(main=POOL_MAIN, server=(
+        loc("/watch", "thr_app.py watch", "pool")
+        + loc("/hello", "thr_app.py hello", "pool")))
+
+
+def test_client_connected_turns_false_when_client_leaves(nginx, tmp_path):
+    srv = watch_server(nginx)
+    pids = srv.worker_pids()
+    side = tmp_path / "side.txt"
+    s = send_get(srv.port, url("/watch", limit=5, side=side))
+    try:
+        assert wait_for(lambda: read_side(side)), srv.logs_tail()
+        assert read_side(side)[0] == "start True"
+        time.sleep(0.2)
+        assert len(read_side(side)) == 1, read_side(side)
+    finally:
+        s.close()
+    assert wait_for(lambda: len(read_side(side)) >= 3, timeout=3), \
+        f"app did not see the client go: {read_side(side)}"
+    lines = read_side(side)
+    assert lines[1].startswith("gone "), lines
+    assert lines[2] == "returned", lines
+    assert srv.get("/hello").status == 200
+    assert srv.worker_pids() == pids
+
+
+def test_client_connected_stays_true_while_client_waits(nginx, tmp_path):
+    srv = watch_server(nginx)
+    side = tmp_path / "side.txt"
+    rep = finish(send_get(srv.port, url("/watch", limit=0.5, side=side)))
+    assert rep.code == 200, rep
+    assert rep.body == b"watched\n"
+    assert read_side(side) == ["start True", "timeout", "returned"]
+
+
+# -- configuration -----------------------------------------------------------
+
+
+def assert_emerg_at(rc, out, conf, needle, msg_re):
+    """nginx -t failed with [emerg] MSG in CONF:LINE, LINE that of needle."""
+    assert rc != 0, out
+    line = conf_line(conf, needle)
+    m = re.search(r"\[emerg\] (.*) in %s:(\d+)" % re.escape(str(conf)), out)
+    assert m, f"no '[emerg] ... in {conf}:N' in output:\n{out}"
+    assert int(m.group(2)) == line, \
+        f"error reported at line {m.group(2)}, directive is at {line}:\n{out}"
+    assert re.search(msg_re, m.group(1)), out
+    return m.group(1)
+
+
+def test_unknown_thread_pool(nginx_t):
+    rc, out, conf = nginx_t(server="location / {\n"
+                                   " wsgi_pass {apps}/hello.py;\n"
+                                   " wsgi_thread_pool nosuch;\n }")
+    assert_emerg_at(rc, out, conf, "wsgi_thread_pool nosuch",
+                    r'unknown thread pool "nosuch"')
+
+
+def test_thread_pool_declared_in_main_is_accepted(nginx_t):
+    rc, out, conf = nginx_t(main="thread_pool other threads=2;",
+                            server="location / {\n"
+                                   " wsgi_pass {apps}/hello.py;\n"
+                                   " wsgi_thread_pool other;\n }")
+    assert rc == 0, out
+
+
+def test_duplicate_wsgi_thread_pool(nginx_t):
+    rc, out, conf = nginx_t(main=POOL_MAIN,
+                            server="location / {\n"
+                                   " wsgi_pass {apps}/hello.py;\n"
+                                   " wsgi_thread_pool off;\n"
+                                   " wsgi_thread_pool t;\n }")
+    assert_emerg_at(rc, out, conf, "wsgi_thread_pool t;",
+                    r'"wsgi_thread_pool" directive is duplicate')
+
+
+@pytest.mark.parametrize("value,msg", [
+    ("0", r'"wsgi_buffer_size" directive must be positive'),
+    ("abc", r'"wsgi_buffer_size" directive invalid value'),
+    ("-1", r'"wsgi_buffer_size" directive invalid value'),
+])
+def test_wsgi_buffer_size_invalid(nginx_t, value, msg):
+    rc, out, conf = nginx_t(server="location / {\n"
+                                   " wsgi_pass {apps}/hello.py;\n"
+                                   f" wsgi_buffer_size {value};\n }}")
+    assert_emerg_at(rc, out, conf, "wsgi_buffer_size", msg)
+
+
+def test_wsgi_python_home_missing(nginx_t):
+    rc, out, conf = nginx_t(http="wsgi_python_home /nonexistent;",
+                            server="location / {\n"
+                                   " wsgi_pass {apps}/hello.py;\n }")
+    assert_emerg_at(rc, out, conf, "wsgi_python_home",
+                    r'"/nonexistent" failed \(2: No such file')
+
+
+def test_wsgi_python_home_not_a_directory(nginx_t):
+    rc, out, conf = nginx_t(http="wsgi_python_home {apps}/hello.py;",
+                            server="location / {\n"
+                                   " wsgi_pass {apps}/hello.py;\n }")
+    assert_emerg_at(rc, out, conf, "wsgi_python_home",
+                    r'hello\.py" is not a directory')
+
+
+@pytest.mark.parametrize("name", ["1abc", "a..b", "a.", ".a", "a-b",
+                                  "a.1b", "a b"])
+def test_wsgi_pass_invalid_callable_name(nginx_t, name):
+    rc, out, conf = nginx_t(server="location / {\n"
+                                   f' wsgi_pass {{apps}}/hello.py "{name}";'
+                                   "\n }")
+    assert_emerg_at(rc, out, conf, "wsgi_pass",
+                    r'invalid callable name "%s"' % re.escape(name))
+
+
+@pytest.mark.parametrize("name", ["application", "_a1.b_2.c"])
+def test_wsgi_pass_valid_callable_name(nginx_t, name):
+    rc, out, conf = nginx_t(server="location / {\n"
+                                   f" wsgi_pass {{apps}}/hello.py {name};"
+                                   "\n }")
+    assert rc == 0, out
+
+
+def test_declared_wsgi_pool_starts_and_serves(nginx):
+    srv = nginx(main="thread_pool wsgi threads=2;",
+                server="location / { wsgi_pass {apps}/env_app.py; }")
+    e = srv.get_json("/")
+    assert e["wsgi.multithread"]["repr"] == str(not inline_mode())
+
+
+def test_wsgi_thread_pool_wsgi_names_the_module_pool(nginx, nginx_t):
+    # "wsgi" is the module's own pool even when no thread_pool declares it
+    rc, out, conf = nginx_t(server="wsgi_thread_pool wsgi;\n"
+                                   "location / { wsgi_pass {apps}/hello.py; }")
+    assert rc == 0, out
+    env = "wsgi_pass {apps}/env_app.py;"
+    srv = nginx(server=(
+        f"location /a {{ {env} wsgi_thread_pool wsgi; }}\n"
+        f"location /b {{ {env} wsgi_thread_pool off; }}\n"))
+    assert srv.get_json("/a")["wsgi.multithread"]["repr"] == "True"
+    assert srv.get_json("/b")["wsgi.multithread"]["repr"] == "False"
+
+
+@pytest.mark.parametrize("value,msg", [
+    ("0", r"must be equal to or greater than 1"),
+    ("abc", r'"wsgi_max_queue" directive invalid number'),
+])
+def test_wsgi_max_queue_invalid(nginx_t, value, msg):
+    if not module_has_directive(nginx_t, "wsgi_max_queue 1;"):
+        pytest.skip("no wsgi_max_queue in this module")
+    rc, out, conf = nginx_t(server="location / {\n"
+                                   " wsgi_pass {apps}/hello.py;\n"
+                                   f" wsgi_max_queue {value};\n }}")
+    assert_emerg_at(rc, out, conf, "wsgi_max_queue", msg)
+
+
+def two_slow(srv, t):
+    """Two concurrent requests of t seconds: seconds until both are done."""
+    t0 = time.monotonic()
+    socks = [send_get(srv.port, url("/slow", t=t)) for _ in range(2)]
+    for s in socks:
+        rep = finish(s)
+        assert rep.code == 200, f"{rep!r}\n{srv.logs_tail()}"
+    return time.monotonic() - t0
+
+
+@pytest.mark.skipif(inline_mode(), reason="the default pool is not used "
+                    "under http-level wsgi_thread_pool off")
+def test_declared_wsgi_pool_is_the_default(nginx):
+    slow = "location /slow { wsgi_pass {apps}/slow_app.py; }"
+    # the module's own pool runs two requests at once ...
+    srv = nginx(server=slow)
+    took = two_slow(srv, 0.8)
+    assert took < 1.5, f"default pool serialized requests ({took:.2f}s)"
+    # ... a declared "thread_pool wsgi threads=1" replaces it
+    srv = nginx(main="thread_pool wsgi threads=1;", server=slow)
+    took = two_slow(srv, 0.8)
+    assert took >= 1.5, f"declared pool of 1 thread ran both ({took:.2f}s)"
+
+
+# -- wsgi_var HTTPS ----------------------------------------------------------
+
+
+def test_wsgi_var_https_sets_url_scheme(nginx):
+    srv = nginx(server=(
+        "location /plain { wsgi_pass {apps}/env_app.py; }\n"
+        "location /on { wsgi_pass {apps}/env_app.py; wsgi_var HTTPS on; }\n"
+        "location /one { wsgi_pass {apps}/env_app.py; wsgi_var HTTPS 1; }\n"
+        "location /off { wsgi_pass {apps}/env_app.py; wsgi_var HTTPS off; }\n"
+        "location /arg { wsgi_pass {apps}/env_app.py; "
+        "wsgi_var HTTPS $arg_https; }\n"))
+    e = srv.get_json("/plain")
+    assert e["wsgi.url_scheme"] == "http"
+    assert "HTTPS" not in e
+    e = srv.get_json("/on")
+    assert e["wsgi.url_scheme"] == "https"
+    assert e["HTTPS"] == "on"
+    e = srv.get_json("/one")
+    assert e["wsgi.url_scheme"] == "https"
+    e = srv.get_json("/off")
+    assert e["wsgi.url_scheme"] == "http"
+    assert e["HTTPS"] == "off"
+    assert srv.get_json("/arg?https=on")["wsgi.url_scheme"] == "https"
+    assert srv.get_json("/arg")["wsgi.url_scheme"] == "http"
+
+
+# -- wsgi_buffer_size --------------------------------------------------------
+
+
+def produced_when_stalled(srv, port, path, key, n, size):
+    """Start a stream the client does not read; the number of chunks
+    produced once that number stopped growing."""
+    s = send_get(port, url(path, key=key, n=n, size=size),
+                 host="127.0.0.2", rcvbuf=4096)
+    try:
+        last, stable_since = -1, time.monotonic()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            now = srv.get_json(url("/progress", key=key))["produced"]
+            if now != last:
+                last, stable_since = now, time.monotonic()
+            elif now and time.monotonic() - stable_since >= 0.5:
+                break
+            time.sleep(0.05)
+        produced = last
+
+        # then everything arrives, intact
+        data = read_until_eof(s, timeout=20)
+    finally:
+        s.close()
+    status, headers, body = split_response(data)
+    assert status.startswith("HTTP/1.1 200"), data[:300]
+    assert len(body) == n * size
+    assert hashlib.sha256(body).hexdigest() == expected_digest(n, size)
+    return produced
+
+
+@pytest.mark.parametrize("mode", ["inline", "pool"])
+def test_wsgi_buffer_size_bounds_what_is_produced_ahead(nginx, mode):
+    # a listener with a small fixed send buffer, so that socket buffers
+    # do not dwarf wsgi_buffer_size (127.0.0.2: the harness has 127.0.0.1)
+    port = free_port_on("127.0.0.2")
+    srv = nginx(main=POOL_MAIN, server=(
+        f"listen 127.0.0.2:{port} sndbuf=16k;\n"
+        + loc("/p8k", "thr_app.py produce", mode, "wsgi_buffer_size 8k;")
+        + loc("/p1m", "thr_app.py produce", mode, "wsgi_buffer_size 1m;")
+        + loc("/progress", "thr_app.py progress", mode)))
+    n, size = 4096, 4096                  # 16 MiB of 4 KiB chunks
+    small = produced_when_stalled(srv, port, "/p8k", "small", n, size)
+    big = produced_when_stalled(srv, port, "/p1m", "big", n, size)
+    kib = size // 1024
+    assert small < n and big < n, (small, big)
+    # socket buffers (well under 512 KiB here) + wsgi_buffer_size
+    assert small * size <= 512 * 1024, f"8k: {small * kib} KiB ahead"
+    assert big * size <= 2 * 1024 * 1024, f"1m: {big * kib} KiB ahead"
+    assert big * size >= small * size + 512 * 1024, \
+        f"8k: {small * kib} KiB, 1m: {big * kib} KiB ahead"
+    assert big >= 4 * small, (small, big)
+
+
+# -- graceful quit -----------------------------------------------------------
+
+
+def test_quit_waits_for_a_running_thread_step(nginx, tmp_path):
+    srv = nginx(main=POOL_MAIN, server=loc("/slow", "slow_app.py", "pool"))
+    marker = tmp_path / "slow_started"
+    t0 = time.monotonic()
+    s = send_get(srv.port, url("/slow", t=1.5, marker=marker))
+    pid = wait_marker(srv, marker)
+    srv.quit()
+    time.sleep(0.5)
+    assert pid_alive(pid), "worker exited under a running step"
+    rep = finish(s)
+    assert rep.code == 200, f"{rep!r}\n{srv.logs_tail()}"
+    assert rep.body == b"done %d 1.5\n" % pid
+    assert time.monotonic() - t0 >= 1.4
+    assert srv.wait_exit(10) == 0, srv.logs_tail()
+    assert wait_for(lambda: not pid_alive(pid), timeout=3)
+
+
+# -- print() -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["inline", "pool"])
+def test_print_goes_to_error_log_at_error_level(nginx, mode):
+    srv = nginx(main=POOL_MAIN, server=loc("/", "thr_app.py printer", mode),
+                error_level="info")
+    token = f"tok{mode}{time.monotonic_ns()}"
+    r = srv.get(url("/", token=token))
+    assert (r.status, r.body) == (200, b"printed\n"), r
+    for stream in ("out", "err"):
+        rx = r"^\S+ \S+ \[(\w+)\] .*wsgi: thr-print-%s %s$" % (stream, token)
+        m = srv.wait_log(rx, timeout=3)
+        assert m, f"no print() to std{stream} in the log\n{srv.logs_tail()}"
+        assert m.group(1) == "error", m.group(0)
