@@ -175,21 +175,23 @@ ngx_http_wsgi_run(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e step)
                 return;
             }
 
+            /* the scheduler could not be allocated */
+
             if (step == NGX_HTTP_WSGI_STEP_CLOSE) {
 
-                /* close() is never skipped, even when the pool is full */
+                /* close() is never skipped */
 
                 ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                              "wsgi: thread pool is full, closing the "
-                              "response of \"%s\" on the event loop",
+                              "wsgi: cannot queue the close of \"%s\", "
+                              "closing on the event loop",
                               ctx->app->path.data);
 
                 ngx_http_wsgi_step_run(ctx, step);
 
             } else {
                 ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                              "wsgi: thread pool is full, response of "
-                              "\"%s\" is cut", ctx->app->path.data);
+                              "wsgi: cannot queue a step of \"%s\", "
+                              "the response is cut", ctx->app->path.data);
 
                 if (ngx_http_wsgi_finish(ctx, NGX_ERROR, &step) != NGX_AGAIN)
                 {

@@ -222,8 +222,8 @@ def module_has_directive(nginx_t, directive):
 
 
 def test_queue_overflow_is_503_with_retry_after(nginx, nginx_t, tmp_path):
-    # The bound is the pool's max_queue; a module that queues requests in
-    # front of the pool itself bounds that queue with wsgi_max_queue.
+    # Requests wait in the module's queue in front of the pool; its bound
+    # is wsgi_max_queue (the pool's max_queue bounds only runner tasks).
     own_queue = module_has_directive(nginx_t, "wsgi_max_queue 1;")
     srv = nginx(main="thread_pool q threads=1 max_queue=1;",
                 server="location /slow { wsgi_pass {apps}/slow_app.py; "
