@@ -198,3 +198,71 @@ ngx_http_wsgi_file_wrapper_dealloc(PyObject *self)
     type->tp_free(self);
     Py_DECREF(type);
 }
+
+
+/*
+ * For the nginx side: fw wraps a regular file with fileno().  Returns a
+ * descriptor of its own (so the application may close the file), the
+ * file-like's current position and what is left of the file after it.
+ * NGX_DECLINED, with no exception set: read it block by block instead.
+ */
+
+ngx_int_t
+ngx_http_wsgi_file_wrapper_file(PyObject *self, ngx_fd_t *fd, off_t *offset,
+    off_t *size)
+{
+    ngx_http_wsgi_file_wrapper_t *fw = (ngx_http_wsgi_file_wrapper_t *) self;
+
+    int          n;
+    long long    pos;
+    PyObject    *rv;
+    struct stat  st;
+
+    if (fw->filelike == NULL) {
+        return NGX_DECLINED;
+    }
+
+    rv = PyObject_CallMethod(fw->filelike, "fileno", NULL);
+    if (rv == NULL) {
+        PyErr_Clear();
+        return NGX_DECLINED;
+    }
+
+    n = PyLong_Check(rv) ? (int) PyLong_AsLong(rv) : -1;
+    Py_DECREF(rv);
+
+    if (n < 0 || PyErr_Occurred()) {
+        PyErr_Clear();
+        return NGX_DECLINED;
+    }
+
+    if (fstat(n, &st) == -1 || !S_ISREG(st.st_mode)) {
+        return NGX_DECLINED;
+    }
+
+    /* the file-like's position, read-ahead buffers included */
+
+    rv = PyObject_CallMethod(fw->filelike, "tell", NULL);
+    if (rv == NULL) {
+        PyErr_Clear();
+        return NGX_DECLINED;
+    }
+
+    pos = PyLong_Check(rv) ? PyLong_AsLongLong(rv) : -1;
+    Py_DECREF(rv);
+
+    if (pos < 0 || PyErr_Occurred()) {
+        PyErr_Clear();
+        return NGX_DECLINED;
+    }
+
+    *fd = fcntl(n, F_DUPFD_CLOEXEC, 0);
+    if (*fd == -1) {
+        return NGX_DECLINED;
+    }
+
+    *offset = (off_t) pos;
+    *size = (st.st_size > *offset) ? st.st_size - *offset : 0;
+
+    return NGX_OK;
+}

@@ -22,6 +22,10 @@ static ngx_int_t ngx_http_wsgi_finish(ngx_http_wsgi_ctx_t *ctx,
 static ngx_int_t ngx_http_wsgi_send_header(ngx_http_wsgi_ctx_t *ctx);
 static ngx_int_t ngx_http_wsgi_send_body(ngx_http_wsgi_ctx_t *ctx,
     ngx_uint_t last);
+static ngx_int_t ngx_http_wsgi_send_file(ngx_http_wsgi_ctx_t *ctx,
+    ngx_http_wsgi_chunk_t *chunk, ngx_buf_t *b);
+static ngx_int_t ngx_http_wsgi_close_file(ngx_http_request_t *r,
+    ngx_fd_t fd);
 static void ngx_http_wsgi_update_busy(ngx_http_wsgi_ctx_t *ctx);
 static void ngx_http_wsgi_discard_output(ngx_http_wsgi_ctx_t *ctx);
 static ngx_int_t ngx_http_wsgi_wait(ngx_http_wsgi_ctx_t *ctx);
@@ -95,6 +99,29 @@ ngx_http_wsgi_body_handler(ngx_http_request_t *r)
     ctx->length = -1;
     ctx->thread_pool = wlcf->thread_pool;
     ctx->max_queue = (ngx_uint_t) wlcf->max_queue;
+    ctx->add_length = -1;
+    ctx->spool_fd = NGX_INVALID_FILE;
+    ctx->output_buffering = wlcf->output_buffering;
+    ctx->optimize_send_headers = wlcf->optimize_send_headers;
+    ctx->write_buffering = wlcf->write_buffering;
+    ctx->spool_max = wlcf->write_buffer_size;
+    ctx->temp_dir = wlcf->temp_path->name.data;
+
+    /*
+     * nginx's range filter answers several ranges only from a body in one
+     * buffer: such a request gets its whole response spooled
+     */
+
+    if (wlcf->allow_ranges
+        && r->headers_in.range
+        && ngx_strlchr(r->headers_in.range->value.data,
+                       r->headers_in.range->value.data
+                       + r->headers_in.range->value.len, ',')
+           != NULL)
+    {
+        ctx->spool_all = 1;
+        ctx->spool_max = ngx_max(wlcf->buffer_size, wlcf->write_buffer_size);
+    }
     ctx->snap.multithread = (wlcf->thread_pool != NULL);
 
     if (ngx_array_init(&ctx->release, r->pool, 8, sizeof(PyObject *))
@@ -282,6 +309,17 @@ ngx_http_wsgi_process(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e *step)
             ngx_http_wsgi_discard_output(ctx);
             return ngx_http_wsgi_finish(ctx, rc, step);
         }
+
+        if (ctx->header_only && !ctx->done && ctx->optimize_send_headers) {
+
+            /* HEAD, 204, 304: nobody needs the rest of the body */
+
+            ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                           "wsgi header only, iteration stopped");
+
+            ngx_http_wsgi_discard_output(ctx);
+            return ngx_http_wsgi_finish(ctx, NGX_OK, step);
+        }
     }
 
     if (ctx->done && !ctx->header_only && ctx->length >= 0
@@ -344,12 +382,13 @@ ngx_http_wsgi_finish(ngx_http_wsgi_ctx_t *ctx, ngx_int_t rc,
 static ngx_int_t
 ngx_http_wsgi_send_header(ngx_http_wsgi_ctx_t *ctx)
 {
-    u_char              *p, *name, *value;
-    size_t               nlen, vlen;
-    ngx_int_t            rc;
-    ngx_uint_t           i;
-    ngx_table_elt_t     *h;
-    ngx_http_request_t  *r;
+    u_char                    *p, *name, *value;
+    size_t                     nlen, vlen;
+    ngx_int_t                  rc;
+    ngx_uint_t                 i;
+    ngx_table_elt_t           *h;
+    ngx_http_request_t        *r;
+    ngx_http_wsgi_loc_conf_t  *wlcf;
 
     r = ctx->request;
 
@@ -423,11 +462,40 @@ ngx_http_wsgi_send_header(ngx_http_wsgi_ctx_t *ctx)
                       == 0)
         {
             r->headers_out.content_encoding = h;
+
+        } else if (nlen == sizeof("ETag") - 1
+                   && ngx_strncasecmp(name, (u_char *) "ETag", nlen) == 0)
+        {
+            /* for If-None-Match, If-Match and If-Range */
+            r->headers_out.etag = h;
+
+        } else if (nlen == sizeof("Last-Modified") - 1
+                   && ngx_strncasecmp(name, (u_char *) "Last-Modified", nlen)
+                      == 0)
+        {
+            /* for If-Modified-Since and If-Unmodified-Since */
+            r->headers_out.last_modified = h;
+            r->headers_out.last_modified_time = ngx_parse_http_time(value,
+                                                                    vlen);
         }
     }
 
     if (ctx->length < 0) {
-        r->headers_out.content_length_n = -1;
+        /* ours when the whole body is known: a file, a spooled body */
+        r->headers_out.content_length_n = ctx->add_length;
+    }
+
+    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wsgi_module);
+
+    if (!wlcf->cache_validation) {
+        r->disable_not_modified = 1;
+    }
+
+    if (wlcf->allow_ranges
+        && ctx->status_code == NGX_HTTP_OK
+        && r->headers_out.content_length_n >= 0)
+    {
+        r->allow_ranges = 1;
     }
 
     /*
@@ -515,11 +583,19 @@ ngx_http_wsgi_send_body(ngx_http_wsgi_ctx_t *ctx, ngx_uint_t last)
         ngx_memzero(b, sizeof(ngx_buf_t));
 
         b->tag = (ngx_buf_tag_t) &ngx_http_wsgi_module;
-        b->memory = 1;
-        b->pos = chunk->data;
-        b->last = chunk->data + chunk->size;
-        b->start = b->pos;
-        b->end = b->last;
+
+        if (chunk->fd != NGX_INVALID_FILE) {
+            if (ngx_http_wsgi_send_file(ctx, chunk, b) != NGX_OK) {
+                return NGX_ERROR;
+            }
+
+        } else {
+            b->memory = 1;
+            b->pos = chunk->data;
+            b->last = chunk->data + chunk->size;
+            b->start = b->pos;
+            b->end = b->last;
+        }
 
         /* the pin moves from the step's output to the buffer */
 
@@ -579,6 +655,72 @@ ngx_http_wsgi_send_body(ngx_http_wsgi_ctx_t *ctx, ngx_uint_t last)
 }
 
 
+/*
+ * A file chunk: nginx sends the range itself (sendfile, aio, output_buffers
+ * and the filters apply); the descriptor is closed with the request.
+ */
+
+static ngx_int_t
+ngx_http_wsgi_send_file(ngx_http_wsgi_ctx_t *ctx,
+    ngx_http_wsgi_chunk_t *chunk, ngx_buf_t *b)
+{
+    ngx_fd_t             fd;
+    ngx_http_request_t  *r;
+
+    static ngx_str_t  file_wrapper = ngx_string("wsgi.file_wrapper");
+    static ngx_str_t  temp_file = ngx_string("wsgi temp file");
+
+    r = ctx->request;
+
+    fd = chunk->fd;
+    chunk->fd = NGX_INVALID_FILE;
+
+    if (ngx_http_wsgi_close_file(r, fd) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    b->file = ngx_pcalloc(r->pool, sizeof(ngx_file_t));
+    if (b->file == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->in_file = 1;
+    b->file_pos = chunk->offset;
+    b->file_last = chunk->offset + (off_t) chunk->size;
+
+    b->file->fd = fd;
+    b->file->name = chunk->temp ? temp_file : file_wrapper;
+    b->file->log = r->connection->log;
+
+    return NGX_OK;
+}
+
+
+/* the request's pool closes fd; if it cannot, fd is closed now */
+
+static ngx_int_t
+ngx_http_wsgi_close_file(ngx_http_request_t *r, ngx_fd_t fd)
+{
+    ngx_pool_cleanup_t       *cln;
+    ngx_pool_cleanup_file_t  *clnf;
+
+    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_pool_cleanup_file_t));
+    if (cln == NULL) {
+        (void) ngx_close_file(fd);
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_pool_cleanup_file;
+    clnf = cln->data;
+
+    clnf->fd = fd;
+    clnf->name = (u_char *) "wsgi.file_wrapper";
+    clnf->log = r->connection->log;
+
+    return NGX_OK;
+}
+
+
 /* sent buffers give their bytes objects to the next step to release */
 
 static void
@@ -621,6 +763,16 @@ ngx_http_wsgi_discard_output(ngx_http_wsgi_ctx_t *ctx)
     PyObject   **pin;
 
     for (i = 0; i < ctx->nout; i++) {
+
+        if (ctx->out[i].fd != NGX_INVALID_FILE) {
+            (void) ngx_close_file(ctx->out[i].fd);
+            ctx->out[i].fd = NGX_INVALID_FILE;
+        }
+
+        if (ctx->out[i].obj == NULL) {
+            continue;
+        }
+
         pin = ngx_array_push(&ctx->release);
         if (pin == NULL) {
             /* the step cleanup releases what is left in out */

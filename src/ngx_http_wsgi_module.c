@@ -45,6 +45,11 @@ static ngx_conf_post_handler_pt  ngx_http_wsgi_buffer_size_post =
 
 static ngx_str_t  ngx_http_wsgi_default_pool = ngx_string("wsgi");
 
+
+static ngx_path_init_t  ngx_http_wsgi_temp_path = {
+    ngx_string("wsgi_temp"), { 1, 2, 0 }
+};
+
 #define NGX_HTTP_WSGI_DEFAULT_POOL                                            \
     ((ngx_thread_pool_t *) &ngx_http_wsgi_default_pool)
 
@@ -109,6 +114,55 @@ static ngx_command_t  ngx_http_wsgi_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_wsgi_loc_conf_t, max_queue),
       &ngx_http_wsgi_max_queue_bounds },
+
+    { ngx_string("wsgi_allow_ranges"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wsgi_loc_conf_t, allow_ranges),
+      NULL },
+
+    { ngx_string("wsgi_cache_validation"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wsgi_loc_conf_t, cache_validation),
+      NULL },
+
+    { ngx_string("wsgi_optimize_send_headers"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wsgi_loc_conf_t, optimize_send_headers),
+      NULL },
+
+    { ngx_string("wsgi_output_buffering"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wsgi_loc_conf_t, output_buffering),
+      NULL },
+
+    { ngx_string("wsgi_write_buffering"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wsgi_loc_conf_t, write_buffering),
+      NULL },
+
+    { ngx_string("wsgi_write_buffer_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wsgi_loc_conf_t, write_buffer_size),
+      &ngx_http_wsgi_buffer_size_post },
+
+    { ngx_string("wsgi_temp_path"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1234,
+      ngx_conf_set_path_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wsgi_loc_conf_t, temp_path),
+      NULL },
 
     { ngx_string("wsgi_buffer_size"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -229,6 +283,7 @@ ngx_http_wsgi_create_loc_conf(ngx_conf_t *cf)
      *
      *     wlcf->app = NULL;
      *     wlcf->location = { 0, NULL };
+     *     wlcf->temp_path = NULL;
      */
 
     wlcf->vars = NGX_CONF_UNSET_PTR;
@@ -236,6 +291,12 @@ ngx_http_wsgi_create_loc_conf(ngx_conf_t *cf)
     wlcf->thread_pool = NGX_CONF_UNSET_PTR;
     wlcf->buffer_size = NGX_CONF_UNSET_SIZE;
     wlcf->max_queue = NGX_CONF_UNSET;
+    wlcf->allow_ranges = NGX_CONF_UNSET;
+    wlcf->cache_validation = NGX_CONF_UNSET;
+    wlcf->optimize_send_headers = NGX_CONF_UNSET;
+    wlcf->output_buffering = NGX_CONF_UNSET;
+    wlcf->write_buffering = NGX_CONF_UNSET;
+    wlcf->write_buffer_size = NGX_CONF_UNSET_SIZE;
 
     return wlcf;
 }
@@ -275,6 +336,21 @@ ngx_http_wsgi_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
     ngx_conf_merge_size_value(conf->buffer_size, prev->buffer_size, 65536);
     ngx_conf_merge_value(conf->max_queue, prev->max_queue, 1024);
+    ngx_conf_merge_value(conf->allow_ranges, prev->allow_ranges, 0);
+    ngx_conf_merge_value(conf->cache_validation, prev->cache_validation, 1);
+    ngx_conf_merge_value(conf->optimize_send_headers,
+                         prev->optimize_send_headers, 0);
+    ngx_conf_merge_value(conf->output_buffering, prev->output_buffering, 0);
+    ngx_conf_merge_value(conf->write_buffering, prev->write_buffering, 0);
+    ngx_conf_merge_size_value(conf->write_buffer_size,
+                              prev->write_buffer_size, (size_t) ngx_pagesize);
+
+    if (ngx_conf_merge_path_value(cf, &conf->temp_path, prev->temp_path,
+                                  &ngx_http_wsgi_temp_path)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
 
     return NGX_CONF_OK;
 }

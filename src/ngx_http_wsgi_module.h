@@ -78,6 +78,13 @@ typedef struct {
     ngx_thread_pool_t           *thread_pool; /* NULL: inline */
     size_t                       buffer_size;
     ngx_int_t                    max_queue;
+    ngx_flag_t                   allow_ranges;
+    ngx_flag_t                   cache_validation;
+    ngx_flag_t                   optimize_send_headers;
+    ngx_flag_t                   output_buffering;
+    ngx_flag_t                   write_buffering;
+    size_t                       write_buffer_size;
+    ngx_path_t                  *temp_path;
 } ngx_http_wsgi_loc_conf_t;
 
 
@@ -158,12 +165,19 @@ typedef struct {
 } ngx_http_wsgi_snapshot_t;
 
 
-/* a body chunk produced by a step: data kept alive by a bytes object */
+/*
+ * A body chunk produced by a step: memory kept alive by a bytes object, or
+ * a range of an open file (wsgi.file_wrapper, a temp file), whose
+ * descriptor the chunk owns until the nginx side takes it.
+ */
 typedef struct {
     PyObject                    *obj;         /* exact bytes, owned */
     u_char                      *data;
     size_t                       size;
+    ngx_fd_t                     fd;          /* NGX_INVALID_FILE: memory */
+    off_t                        offset;
     unsigned                     coalesce:1;  /* ours, with room left */
+    unsigned                     temp:1;      /* a temp file */
 } ngx_http_wsgi_chunk_t;
 
 
@@ -195,6 +209,7 @@ struct ngx_http_wsgi_ctx_s {
     ngx_http_wsgi_ctx_t         *step_next;   /* under the channel mutex */
     unsigned                     header_sent:1;
     unsigned                     header_only:1;
+    unsigned                     optimize_send_headers:1;
     unsigned                     waiting:1;   /* for the client to drain */
     unsigned                     flushing:1;  /* ... while write() waits */
     unsigned                     finishing:1;
@@ -212,6 +227,11 @@ struct ngx_http_wsgi_ctx_s {
     ngx_http_wsgi_snapshot_t     snap;
     ngx_log_t                   *log;
     size_t                       bound;       /* bytes a step may produce */
+    size_t                       spool_max;   /* in memory, then a file */
+    u_char                      *temp_dir;    /* null-terminated */
+    unsigned                     output_buffering:1;
+    unsigned                     write_buffering:1;
+    unsigned                     spool_all:1; /* multipart ranges */
 
     /* pins the nginx side is done with; emptied by the next step */
     ngx_array_t                  release;     /* of PyObject * */
@@ -222,13 +242,19 @@ struct ngx_http_wsgi_ctx_s {
     PyObject                    *input;
     PyObject                    *errors;
     PyObject                    *start_response;
-    PyObject                    *write;
     PyObject                    *status;      /* bytes "NNN reason" */
     PyObject                    *headers;     /* bytes "name\0value\0"... */
     ngx_uint_t                   nheaders;
     ngx_uint_t                   status_code;
     off_t                        length;      /* app's Content-Length or -1 */
     off_t                        produced;
+    off_t                        add_length;  /* ours, or -1 */
+
+    /* the spool: body held back, in memory up to spool_max, then a file */
+    PyObject                    *spool;       /* bytes of spool_max */
+    size_t                       spool_len;
+    ngx_fd_t                     spool_fd;
+    off_t                        spool_file_len;
 
     /* a step's output: read by the nginx side after the step */
     ngx_http_wsgi_chunk_t       *out;         /* PyMem_RawMalloc()ed */
@@ -244,6 +270,9 @@ struct ngx_http_wsgi_ctx_s {
     unsigned                     aborted:1;   /* client gone: stopped */
     unsigned                     flushing_py:1; /* in write()'s flush */
     unsigned                     streaming:1; /* slow producer */
+    unsigned                     first_out:1; /* headers went with a batch */
+    unsigned                     in_call:1;   /* application() running */
+    unsigned                     spool_failed:1; /* no temp file: memory */
 };
 
 
@@ -299,6 +328,8 @@ void ngx_http_wsgi_step_run(ngx_http_wsgi_ctx_t *ctx,
 void ngx_http_wsgi_step_cleanup(ngx_http_wsgi_ctx_t *ctx);
 void ngx_http_wsgi_step_output(ngx_http_wsgi_ctx_t *ctx, PyObject *obj,
     u_char *data, size_t size);
+void ngx_http_wsgi_step_output_file(ngx_http_wsgi_ctx_t *ctx, ngx_fd_t fd,
+    off_t offset, off_t size, ngx_uint_t temp);
 ngx_int_t ngx_http_wsgi_step_chunk(ngx_http_wsgi_ctx_t *ctx, PyObject *item,
     const char *what);
 
@@ -342,6 +373,11 @@ void ngx_http_wsgi_input_expire(PyObject *input);
 PyObject *ngx_http_wsgi_errors_new(ngx_log_t *log, ngx_uint_t level);
 void ngx_http_wsgi_errors_expire(PyObject *errors);
 void ngx_http_wsgi_log_exception(ngx_log_t *log, const char *fmt, ...);
+
+
+/* wsgi.file_wrapper */
+ngx_int_t ngx_http_wsgi_file_wrapper_file(PyObject *fw, ngx_fd_t *fd,
+    off_t *offset, off_t *size);
 
 
 /* type specs, added to the "ngx" module by interp.c */

@@ -15,9 +15,16 @@
 
 
 static ngx_int_t ngx_http_wsgi_step_call(ngx_http_wsgi_ctx_t *ctx);
+static void ngx_http_wsgi_step_file(ngx_http_wsgi_ctx_t *ctx);
 static void ngx_http_wsgi_step_iterate(ngx_http_wsgi_ctx_t *ctx);
 static void ngx_http_wsgi_step_close(ngx_http_wsgi_ctx_t *ctx);
 static void ngx_http_wsgi_step_release(ngx_http_wsgi_ctx_t *ctx);
+static ngx_http_wsgi_chunk_t *ngx_http_wsgi_step_chunk_add(
+    ngx_http_wsgi_ctx_t *ctx, PyObject *obj, u_char *data, size_t size);
+static void ngx_http_wsgi_spool_add(ngx_http_wsgi_ctx_t *ctx, u_char *data,
+    size_t size);
+static void ngx_http_wsgi_spool_flush(ngx_http_wsgi_ctx_t *ctx);
+static ngx_fd_t ngx_http_wsgi_spool_file(ngx_http_wsgi_ctx_t *ctx);
 static uint64_t ngx_http_wsgi_step_clock(void);
 
 
@@ -64,7 +71,8 @@ ngx_http_wsgi_step_run(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e step)
 static ngx_int_t
 ngx_http_wsgi_step_call(ngx_http_wsgi_ctx_t *ctx)
 {
-    PyObject  *app, *environ, *result;
+    PyObject    *app, *environ, *result, *item;
+    Py_ssize_t   i, n;
 
     environ = NULL;
     result = NULL;
@@ -89,8 +97,12 @@ ngx_http_wsgi_step_call(ngx_http_wsgi_ctx_t *ctx)
         goto failed;
     }
 
+    ctx->in_call = 1;
+
     result = PyObject_CallFunctionObjArgs(app, environ, ctx->start_response,
                                           NULL);
+
+    ctx->in_call = 0;
 
     /* the application keeps environ if it wants to */
 
@@ -111,6 +123,49 @@ ngx_http_wsgi_step_call(ngx_http_wsgi_ctx_t *ctx)
 
     ctx->iterable = result;
     result = NULL;
+
+    if (ctx->write_buffering && !ctx->spool_all) {
+
+        /* what write() held back goes first, now that the app returned */
+
+        ngx_http_wsgi_spool_flush(ctx);
+
+        if (ctx->length < 0
+            && (PyList_CheckExact(ctx->iterable)
+                || PyTuple_CheckExact(ctx->iterable)))
+        {
+            /* and the whole body is known: its length goes with it */
+
+            ctx->add_length = ctx->produced;
+
+            n = PySequence_Fast_GET_SIZE(ctx->iterable);
+
+            for (i = 0; i < n; i++) {
+                /* borrowed */
+                item = PySequence_Fast_GET_ITEM(ctx->iterable, i);
+
+                if (!PyBytes_Check(item)) {
+                    ctx->add_length = -1;
+                    break;
+                }
+
+                ctx->add_length += PyBytes_GET_SIZE(item);
+            }
+        }
+    }
+
+    if (ctx->started
+        && Py_IS_TYPE(ctx->iterable,
+                      (PyTypeObject *) ngx_http_wsgi_state()->file_wrapper_type)
+        && !ctx->spool_all)
+    {
+        ngx_http_wsgi_step_file(ctx);
+
+        if (ctx->done) {
+            Py_DECREF(app);
+            return NGX_OK;
+        }
+    }
 
     /* lists and tuples are walked by index, without an iterator */
 
@@ -142,12 +197,59 @@ failed:
 }
 
 
+/*
+ * The application returned wsgi.file_wrapper of a real file: nginx sends
+ * the file itself (sendfile, aio, output_buffers and the filters apply),
+ * from the file's current position, no more than the Content-Length.
+ */
+
+static void
+ngx_http_wsgi_step_file(ngx_http_wsgi_ctx_t *ctx)
+{
+    off_t     offset, size;
+    ngx_fd_t  fd;
+
+    if (ngx_http_wsgi_file_wrapper_file(ctx->iterable, &fd, &offset, &size)
+        != NGX_OK)
+    {
+        /* not a regular file with fileno(): read it block by block */
+        return;
+    }
+
+    if (ctx->length >= 0) {
+        size = ngx_min(size, ctx->length - ctx->produced);
+
+    } else {
+        ctx->add_length = ctx->produced + size;
+    }
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, ctx->log, 0,
+                   "wsgi file wrapper: fd:%d @%O %O", fd, offset, size);
+
+    ctx->committed = 1;
+    ctx->done = 1;
+    ctx->produced += size;
+
+    if (size > 0) {
+        ngx_http_wsgi_step_output_file(ctx, fd, offset, size, 0);
+
+    } else {
+        (void) close(fd);
+    }
+}
+
+
 static void
 ngx_http_wsgi_step_iterate(ngx_http_wsgi_ctx_t *ctx)
 {
     PyObject    *item;
     Py_ssize_t   i, n;
     uint64_t     start;
+
+    if (ctx->done) {
+        /* wsgi.file_wrapper of a real file: nothing to iterate */
+        return;
+    }
 
     if (ctx->iterator == NULL) {
 
@@ -168,22 +270,35 @@ ngx_http_wsgi_step_iterate(ngx_http_wsgi_ctx_t *ctx)
         }
 
         ctx->done = 1;
-        return;
+        goto done;
     }
 
     for ( ;; ) {
 
         /*
          * Give the output to nginx when there is enough of it, when the
-         * headers have just become final (the first chunk goes out at
-         * once), and before asking a slow producer for more.
+         * headers have just become final (they go out at once, with the
+         * first chunk), and before asking a slow producer for more.  All
+         * of it is held back for multipart ranges, and with output
+         * buffering only a full buffer goes.
          */
 
-        if (ctx->out_size >= ctx->bound
-            || (ctx->nout
-                && (ctx->streaming || (off_t) ctx->out_size == ctx->produced)))
-        {
-            return;
+        if (!ctx->spool_all) {
+
+            if (ctx->out_size >= ctx->bound) {
+                return;
+            }
+
+            if (ctx->committed && !ctx->first_out
+                && !ctx->output_buffering)
+            {
+                ctx->first_out = 1;
+                return;
+            }
+
+            if (ctx->nout && ctx->streaming && !ctx->output_buffering) {
+                return;
+            }
         }
 
         if (ctx->client_gone) {
@@ -210,7 +325,7 @@ ngx_http_wsgi_step_iterate(ngx_http_wsgi_ctx_t *ctx)
             }
 
             ctx->done = 1;
-            return;
+            goto done;
         }
 
         if (ngx_http_wsgi_step_chunk(ctx, item, "response body item")
@@ -225,8 +340,22 @@ ngx_http_wsgi_step_iterate(ngx_http_wsgi_ctx_t *ctx)
 
         if (ctx->done) {
             /* Content-Length reached */
-            return;
+            goto done;
         }
+    }
+
+done:
+
+    if (ctx->spool_all) {
+
+        /* the whole body is known: one buffer, and its length */
+
+        if (ctx->length < 0) {
+            ctx->add_length = ctx->produced;
+        }
+
+        ctx->committed = 1;
+        ngx_http_wsgi_spool_flush(ctx);
     }
 }
 
@@ -274,6 +403,13 @@ ngx_http_wsgi_step_chunk(ngx_http_wsgi_ctx_t *ctx, PyObject *item,
 
     if (size == 0) {
         Py_DECREF(bytes);
+
+        /* an empty item after start_response(): the headers are final */
+
+        if (ctx->started && !ctx->in_call && !ctx->spool_all) {
+            ctx->committed = 1;
+        }
+
         return NGX_OK;
     }
 
@@ -284,7 +420,9 @@ ngx_http_wsgi_step_chunk(ngx_http_wsgi_ctx_t *ctx, PyObject *item,
         goto failed;
     }
 
-    ctx->committed = 1;
+    if (!ctx->spool_all && !(ctx->write_buffering && ctx->in_call)) {
+        ctx->committed = 1;
+    }
 
     if (ctx->length >= 0 && ctx->produced + (off_t) size >= ctx->length) {
 
@@ -322,75 +460,290 @@ void
 ngx_http_wsgi_step_output(ngx_http_wsgi_ctx_t *ctx, PyObject *obj,
     u_char *data, size_t size)
 {
+    size_t                  small, cap;
     PyObject               *buf;
-    ngx_uint_t              n;
     ngx_http_wsgi_chunk_t  *out;
 
-    ctx->out_size += size;
     ctx->produced += size;
+
+    if (ctx->spool_all || (ctx->write_buffering && ctx->in_call)) {
+        ngx_http_wsgi_spool_add(ctx, data, size);
+        return;
+    }
 
     /*
      * Small chunks are copied together into a buffer of our own, which
      * nobody else sees until nginx has sent it, so that many tiny strings
-     * do not cost a buffer (and an iovec) each.
+     * do not cost a buffer (and an iovec) each.  With output buffering,
+     * every chunk smaller than wsgi_buffer_size is.
      */
 
-    if (size <= NGX_HTTP_WSGI_SMALL && ctx->nout) {
+    if (ctx->output_buffering) {
+        small = ctx->bound - 1;
+        cap = ctx->bound;
+
+    } else {
+        small = NGX_HTTP_WSGI_SMALL;
+        cap = NGX_HTTP_WSGI_COALESCE;
+    }
+
+    if (size <= small && ctx->nout) {
         out = &ctx->out[ctx->nout - 1];
 
-        if (out->coalesce && out->size + size <= NGX_HTTP_WSGI_COALESCE) {
+        if (out->coalesce && out->size + size <= cap) {
             ngx_memcpy(out->data + out->size, data, size);
             out->size += size;
+            ctx->out_size += size;
             return;
         }
     }
+
+    if (size <= small) {
+        buf = PyBytes_FromStringAndSize(NULL, cap);
+        if (buf == NULL) {
+            PyErr_Clear();
+            ngx_log_error(NGX_LOG_ERR, ctx->log, 0,
+                          "wsgi: out of memory for a response chunk");
+            ctx->failed = 1;
+            return;
+        }
+
+        ngx_memcpy(PyBytes_AS_STRING(buf), data, size);
+
+        out = ngx_http_wsgi_step_chunk_add(ctx, buf,
+                                           (u_char *) PyBytes_AS_STRING(buf),
+                                           size);
+        Py_DECREF(buf);
+
+        if (out) {
+            out->coalesce = 1;
+        }
+
+        return;
+    }
+
+    (void) ngx_http_wsgi_step_chunk_add(ctx, obj, data, size);
+}
+
+
+/* a new chunk of memory that obj keeps alive */
+
+static ngx_http_wsgi_chunk_t *
+ngx_http_wsgi_step_chunk_add(ngx_http_wsgi_ctx_t *ctx, PyObject *obj,
+    u_char *data, size_t size)
+{
+    ngx_uint_t              n;
+    ngx_http_wsgi_chunk_t  *out;
 
     if (ctx->nout == ctx->nalloc) {
         n = ctx->nalloc ? ctx->nalloc * 2 : 8;
 
         out = PyMem_RawRealloc(ctx->out, n * sizeof(ngx_http_wsgi_chunk_t));
         if (out == NULL) {
-            goto failed;
+            /* the chunk is lost: fail the response rather than corrupt it */
+            ngx_log_error(NGX_LOG_ERR, ctx->log, 0,
+                          "wsgi: out of memory for a response chunk");
+            ctx->failed = 1;
+            return NULL;
         }
 
         ctx->out = out;
         ctx->nalloc = n;
     }
 
-    out = &ctx->out[ctx->nout];
+    out = &ctx->out[ctx->nout++];
 
-    if (size <= NGX_HTTP_WSGI_SMALL) {
-        buf = PyBytes_FromStringAndSize(NULL, NGX_HTTP_WSGI_COALESCE);
-        if (buf == NULL) {
-            PyErr_Clear();
+    out->obj = obj ? Py_NewRef(obj) : NULL;
+    out->data = data;
+    out->size = size;
+    out->fd = NGX_INVALID_FILE;
+    out->offset = 0;
+    out->coalesce = 0;
+    out->temp = 0;
+
+    ctx->out_size += size;
+
+    return out;
+}
+
+
+/* a range of an open file; the chunk owns fd */
+
+void
+ngx_http_wsgi_step_output_file(ngx_http_wsgi_ctx_t *ctx, ngx_fd_t fd,
+    off_t offset, off_t size, ngx_uint_t temp)
+{
+    ngx_http_wsgi_chunk_t  *out;
+
+    out = ngx_http_wsgi_step_chunk_add(ctx, NULL, NULL, (size_t) size);
+
+    if (out == NULL) {
+        (void) close(fd);
+        return;
+    }
+
+    out->fd = fd;
+    out->offset = offset;
+    out->temp = temp;
+}
+
+
+/*
+ * The spool holds body back: what write() produces while the application
+ * runs (wsgi_write_buffering), or the whole body (multipart ranges).  It
+ * is memory up to spool_max, then an unlinked file in wsgi_temp_path.
+ */
+
+static void
+ngx_http_wsgi_spool_add(ngx_http_wsgi_ctx_t *ctx, u_char *data, size_t size)
+{
+    u_char   *p;
+    ssize_t   n;
+    size_t    cap;
+    PyObject  *buf;
+
+    if (ctx->spool_fd == NGX_INVALID_FILE
+        && (ctx->spool_len + size <= ctx->spool_max || ctx->spool_failed))
+    {
+        cap = ctx->spool ? (size_t) PyBytes_GET_SIZE(ctx->spool) : 0;
+
+        if (ctx->spool_len + size > cap) {
+            cap = ngx_max(ctx->spool_max, 2 * (ctx->spool_len + size));
+
+            buf = PyBytes_FromStringAndSize(NULL, cap);
+            if (buf == NULL) {
+                PyErr_Clear();
+                goto failed;
+            }
+
+            if (ctx->spool_len) {
+                ngx_memcpy(PyBytes_AS_STRING(buf),
+                           PyBytes_AS_STRING(ctx->spool), ctx->spool_len);
+            }
+
+            Py_XSETREF(ctx->spool, buf);
+        }
+
+        ngx_memcpy(PyBytes_AS_STRING(ctx->spool) + ctx->spool_len, data,
+                   size);
+        ctx->spool_len += size;
+        return;
+    }
+
+    if (ctx->spool_fd == NGX_INVALID_FILE) {
+        ctx->spool_fd = ngx_http_wsgi_spool_file(ctx);
+
+        if (ctx->spool_fd == NGX_INVALID_FILE) {
+            /* logged: nothing is lost, the spool stays in memory */
+            ctx->spool_failed = 1;
+            ngx_http_wsgi_spool_add(ctx, data, size);
+            return;
+        }
+
+        if (ctx->spool_len) {
+            ngx_http_wsgi_spool_add(ctx,
+                                    (u_char *) PyBytes_AS_STRING(ctx->spool),
+                                    ctx->spool_len);
+            ctx->spool_len = 0;
+            Py_CLEAR(ctx->spool);
+        }
+    }
+
+    p = data;
+
+    while (size) {
+        n = pwrite(ctx->spool_fd, p, size, ctx->spool_file_len);
+
+        if (n == -1) {
+            if (ngx_errno == NGX_EINTR) {
+                continue;
+            }
+
+            ngx_log_error(NGX_LOG_ERR, ctx->log, ngx_errno,
+                          "wsgi: writing a temp file in \"%s\" failed",
+                          ctx->temp_dir);
             goto failed;
         }
 
-        out->obj = buf;
-        out->data = (u_char *) PyBytes_AS_STRING(buf);
-        out->size = size;
-        out->coalesce = 1;
-
-        ngx_memcpy(out->data, data, size);
-
-    } else {
-        out->obj = Py_NewRef(obj);
-        out->data = data;
-        out->size = size;
-        out->coalesce = 0;
+        p += n;
+        size -= n;
+        ctx->spool_file_len += n;
     }
-
-    ctx->nout++;
 
     return;
 
 failed:
 
-    /* the chunk is lost: fail the response rather than corrupt it */
-
-    ngx_log_error(NGX_LOG_ERR, ctx->log, 0,
-                  "wsgi: out of memory for a response chunk");
     ctx->failed = 1;
+}
+
+
+static ngx_fd_t
+ngx_http_wsgi_spool_file(ngx_http_wsgi_ctx_t *ctx)
+{
+    ngx_fd_t     fd;
+    ngx_uint_t   i;
+    u_char       name[NGX_MAX_PATH];
+
+    static ngx_atomic_t  ngx_http_wsgi_spool_n;
+
+    for (i = 0; i < 16; i++) {
+        if (ngx_snprintf(name, NGX_MAX_PATH - 1, "%s/wsgi.%P.%uA%Z",
+                         ctx->temp_dir, ngx_pid,
+                         ngx_atomic_fetch_add(&ngx_http_wsgi_spool_n, 1))
+            == name + NGX_MAX_PATH - 1)
+        {
+            break;
+        }
+
+        fd = open((char *) name, O_RDWR|O_CREAT|O_EXCL|O_CLOEXEC, 0600);
+
+        if (fd != NGX_INVALID_FILE) {
+            /* nobody needs its name: it goes away with its descriptor */
+            (void) unlink((char *) name);
+            return fd;
+        }
+
+        if (ngx_errno != NGX_EEXIST) {
+            break;
+        }
+    }
+
+    ngx_log_error(NGX_LOG_ERR, ctx->log, ngx_errno,
+                  "wsgi: cannot create a temp file in \"%s\", keeping "
+                  "the response body in memory", ctx->temp_dir);
+
+    return NGX_INVALID_FILE;
+}
+
+
+/* the spool becomes output */
+
+static void
+ngx_http_wsgi_spool_flush(ngx_http_wsgi_ctx_t *ctx)
+{
+    if (ctx->spool_fd != NGX_INVALID_FILE) {
+        if (ctx->spool_file_len) {
+            ngx_http_wsgi_step_output_file(ctx, ctx->spool_fd, 0,
+                                           ctx->spool_file_len, 1);
+
+        } else {
+            (void) close(ctx->spool_fd);
+        }
+
+        ctx->spool_fd = NGX_INVALID_FILE;
+        ctx->spool_file_len = 0;
+        return;
+    }
+
+    if (ctx->spool_len) {
+        (void) ngx_http_wsgi_step_chunk_add(ctx, ctx->spool,
+                                   (u_char *) PyBytes_AS_STRING(ctx->spool),
+                                   ctx->spool_len);
+        ctx->spool_len = 0;
+    }
+
+    Py_CLEAR(ctx->spool);
 }
 
 
@@ -495,13 +848,23 @@ ngx_http_wsgi_step_cleanup(ngx_http_wsgi_ctx_t *ctx)
     ngx_http_wsgi_step_release(ctx);
 
     for (i = 0; i < ctx->nout; i++) {
-        Py_DECREF(ctx->out[i].obj);
+        Py_XDECREF(ctx->out[i].obj);
+
+        if (ctx->out[i].fd != NGX_INVALID_FILE) {
+            (void) close(ctx->out[i].fd);
+        }
     }
 
     ctx->nout = 0;
 
     Py_CLEAR(ctx->status);
     Py_CLEAR(ctx->headers);
+    Py_CLEAR(ctx->spool);
+
+    if (ctx->spool_fd != NGX_INVALID_FILE) {
+        (void) close(ctx->spool_fd);
+        ctx->spool_fd = NGX_INVALID_FILE;
+    }
 
     ngx_http_wsgi_python_leave(ts);
 
