@@ -228,11 +228,22 @@ script_done:
                           r->headers_in.content_type->value.len);
     }
 
-    if (ngx_http_wsgi_snapshot_body(r, snap) != NGX_OK) {
+    if (!ctx->streaming_input
+        && ngx_http_wsgi_snapshot_body(r, snap) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
-    if (r->headers_in.content_length_n >= 0 || r->headers_in.chunked) {
+    if (r->headers_in.chunked && !wlcf->request_buffering) {
+
+        /* streamed: the length is not known, wsgi.input reads to the end */
+
+    } else if (ctx->streaming_input) {
+        ngx_http_wsgi_add(CONTENT_LENGTH,
+                          r->headers_in.content_length->value.data,
+                          r->headers_in.content_length->value.len);
+
+    } else if (r->headers_in.content_length_n >= 0 || r->headers_in.chunked) {
         p = ngx_pnalloc(r->pool, NGX_OFF_T_LEN);
         if (p == NULL) {
             return NGX_ERROR;

@@ -11,6 +11,8 @@
 
 #include "ngx_http_wsgi_module.h"
 
+#include <poll.h>
+
 
 static void ngx_http_wsgi_body_handler(ngx_http_request_t *r);
 static void ngx_http_wsgi_run(ngx_http_wsgi_ctx_t *ctx,
@@ -31,6 +33,8 @@ static void ngx_http_wsgi_discard_output(ngx_http_wsgi_ctx_t *ctx);
 static ngx_int_t ngx_http_wsgi_wait(ngx_http_wsgi_ctx_t *ctx);
 static void ngx_http_wsgi_write_handler(ngx_http_request_t *r);
 static void ngx_http_wsgi_read_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_wsgi_input_read(ngx_http_wsgi_ctx_t *ctx,
+    ngx_uint_t read);
 static void ngx_http_wsgi_abort(ngx_http_wsgi_ctx_t *ctx, ngx_int_t rc);
 static void ngx_http_wsgi_cleanup(void *data);
 
@@ -38,13 +42,21 @@ static void ngx_http_wsgi_cleanup(void *data);
 ngx_int_t
 ngx_http_wsgi_handler(ngx_http_request_t *r)
 {
-    ngx_int_t  rc;
+    ngx_int_t                  rc;
+    ngx_http_wsgi_loc_conf_t  *wlcf;
 
     if (ngx_http_wsgi_interp == NULL) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "wsgi: Python is not available in this worker, "
                       "see the log of its start");
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wsgi_module);
+
+    if (!wlcf->request_buffering) {
+        /* the application reads the body as it arrives */
+        r->request_body_no_buffering = 1;
     }
 
     rc = ngx_http_read_client_request_body(r, ngx_http_wsgi_body_handler);
@@ -129,6 +141,24 @@ ngx_http_wsgi_body_handler(ngx_http_request_t *r)
     {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
+    }
+
+    ctx->in_last = &ctx->in;
+    ctx->in_state = NGX_OK;
+
+    if (r->reading_body) {
+
+        /* wsgi_request_buffering off, and the body is still coming */
+
+        ctx->streaming_input = 1;
+        ctx->in_state = NGX_AGAIN;
+
+        /* what nginx has read so far */
+
+        if (ngx_http_wsgi_input_read(ctx, 0) == NGX_ERROR) {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
     }
 
     if (ngx_http_wsgi_snapshot(r, ctx) != NGX_OK) {
@@ -941,6 +971,21 @@ ngx_http_wsgi_flush(ngx_http_wsgi_ctx_t *ctx)
 
     r = ctx->request;
 
+    if (ctx->pull) {
+
+        /* wsgi.input waits for more of the body */
+
+        rc = ngx_http_wsgi_input_read(ctx, 1);
+
+        if (rc == NGX_AGAIN) {
+            ctx->pulling = 1;
+            return;
+        }
+
+        ngx_http_wsgi_thread_signal(ctx, rc);
+        return;
+    }
+
     ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "wsgi flush");
 
@@ -981,6 +1026,7 @@ ngx_http_wsgi_read_handler(ngx_http_request_t *r)
 {
     int                   n;
     char                  buf[1];
+    ngx_int_t             rc;
     ngx_err_t             err;
     ngx_event_t          *rev;
     ngx_connection_t     *c;
@@ -993,6 +1039,29 @@ ngx_http_wsgi_read_handler(ngx_http_request_t *r)
     ngx_log_debug0(NGX_LOG_DEBUG_HTTP, c->log, 0, "wsgi read handler");
 
     if (ctx == NULL || ctx->client_gone) {
+        return;
+    }
+
+    if (ctx->pulling) {
+        rc = ngx_http_wsgi_input_read(ctx, 1);
+
+        if (rc != NGX_AGAIN) {
+            ctx->pulling = 0;
+            ngx_http_wsgi_thread_signal(ctx, rc);
+        }
+
+        return;
+    }
+
+    if (r->reading_body) {
+        /* the body waits for the application to ask for it */
+
+        if ((ngx_event_flags & NGX_USE_LEVEL_EVENT) && rev->active) {
+            if (ngx_del_event(rev, NGX_READ_EVENT, 0) != NGX_OK) {
+                ngx_http_wsgi_abort(ctx, NGX_ERROR);
+            }
+        }
+
         return;
     }
 
@@ -1072,6 +1141,155 @@ closed:
 }
 
 
+/*
+ * Reads what the client has sent of a streamed body into ctx->in (with
+ * read unset, only takes what nginx has read already).
+ * NGX_OK: data or the end arrived; NGX_AGAIN: nothing yet; NGX_ERROR: the
+ * body cannot be read (logged), wsgi.input raises OSError.
+ */
+
+static ngx_int_t
+ngx_http_wsgi_input_read(ngx_http_wsgi_ctx_t *ctx, ngx_uint_t read)
+{
+    size_t                    size;
+    ngx_int_t                 rc;
+    ngx_uint_t                got;
+    ngx_buf_t                *b;
+    ngx_chain_t              *cl;
+    ngx_http_request_t       *r;
+    ngx_http_wsgi_in_t       *in;
+    ngx_http_request_body_t  *rb;
+
+    r = ctx->request;
+    rb = r->request_body;
+
+    if (ctx->in_state != NGX_AGAIN) {
+        return ctx->in_state;
+    }
+
+    rc = NGX_OK;
+
+    if (read && r->reading_body) {
+        rc = ngx_http_read_unbuffered_request_body(r);
+    }
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE || rc == NGX_ERROR) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "wsgi: reading the request body failed: %i", rc);
+        ctx->in_state = NGX_ERROR;
+        return NGX_ERROR;
+    }
+
+    got = 0;
+
+    for (cl = rb->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+        size = b->last - b->pos;
+
+        if (size == 0) {
+            continue;
+        }
+
+        /* nginx reuses its buffer: the data is copied out */
+
+        in = ngx_alloc(offsetof(ngx_http_wsgi_in_t, data) + size,
+                       r->connection->log);
+        if (in == NULL) {
+            ctx->in_state = NGX_ERROR;
+            return NGX_ERROR;
+        }
+
+        in->next = NULL;
+        in->size = size;
+        in->pos = 0;
+        ngx_memcpy(in->data, b->pos, size);
+
+        *ctx->in_last = in;
+        ctx->in_last = &in->next;
+
+        b->pos = b->last;
+        got = 1;
+    }
+
+    rb->bufs = NULL;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "wsgi input streamed: %ui, reading: %d",
+                   got, r->reading_body);
+
+    if (!r->reading_body) {
+        ctx->in_state = NGX_OK;
+        return NGX_OK;
+    }
+
+    return got ? NGX_OK : NGX_AGAIN;
+}
+
+
+/*
+ * Inline mode: wsgi.input waits on the event loop's own thread, without
+ * the GIL, until the client sends more or client_body_timeout passes.
+ */
+
+ngx_int_t
+ngx_http_wsgi_input_pull(ngx_http_wsgi_ctx_t *ctx)
+{
+    int                        n;
+    ngx_int_t                  rc;
+    ngx_connection_t          *c;
+    struct pollfd              pfd;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    c = ctx->request->connection;
+    clcf = ngx_http_get_module_loc_conf(ctx->request, ngx_http_core_module);
+
+    for ( ;; ) {
+        rc = ngx_http_wsgi_input_read(ctx, 1);
+
+        if (rc != NGX_AGAIN) {
+            return rc;
+        }
+
+        pfd.fd = c->fd;
+        pfd.events = POLLIN;
+        pfd.revents = 0;
+
+        n = poll(&pfd, 1, (int) clcf->client_body_timeout);
+
+        if (n == -1 && ngx_errno == NGX_EINTR) {
+            continue;
+        }
+
+        if (n <= 0) {
+            ngx_log_error(NGX_LOG_INFO, c->log, n ? ngx_errno : NGX_ETIMEDOUT,
+                          "wsgi: client timed out sending the request body");
+            ctx->in_state = NGX_ERROR;
+            return NGX_ERROR;
+        }
+
+        /* the event loop would have said so */
+
+        c->read->ready = 1;
+        c->read->available = -1;
+    }
+}
+
+
+void
+ngx_http_wsgi_input_free(ngx_http_wsgi_ctx_t *ctx)
+{
+    ngx_http_wsgi_in_t  *in, *next;
+
+    for (in = ctx->in; in; in = next) {
+        next = in->next;
+        ngx_free(in);
+    }
+
+    ctx->in = NULL;
+    ctx->in_last = &ctx->in;
+}
+
+
 static void
 ngx_http_wsgi_cleanup(void *data)
 {
@@ -1080,6 +1298,8 @@ ngx_http_wsgi_cleanup(void *data)
     PyObject            **pin;
     ngx_chain_t          *cl;
     ngx_http_wsgi_buf_t  *wb;
+
+    ngx_http_wsgi_input_free(ctx);
 
     if (ngx_http_wsgi_interp == NULL) {
         return;

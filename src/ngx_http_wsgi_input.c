@@ -23,7 +23,7 @@ typedef struct {
     ngx_http_wsgi_ctx_t     *ctx;
     ngx_uint_t               seg;        /* current body segment */
     off_t                    off;        /* offset in it */
-    off_t                    left;       /* bytes not yet read */
+    off_t                    left;       /* bytes not yet read, -1: stream */
     u_char                  *buf;        /* read-ahead of a file segment */
     ngx_uint_t               buf_seg;
     off_t                    buf_off;
@@ -46,7 +46,9 @@ static ssize_t ngx_http_wsgi_input_peek(ngx_http_wsgi_input_t *in,
 static void ngx_http_wsgi_input_consume(ngx_http_wsgi_input_t *in,
     size_t n);
 static PyObject *ngx_http_wsgi_input_line(ngx_http_wsgi_input_t *in,
-    Py_ssize_t limit);
+    Py_ssize_t limit, ngx_uint_t line);
+static ssize_t ngx_http_wsgi_input_stream(ngx_http_wsgi_input_t *in,
+    u_char **data);
 
 
 static PyMethodDef  ngx_http_wsgi_input_methods[] = {
@@ -95,7 +97,7 @@ ngx_http_wsgi_input_new(ngx_http_wsgi_ctx_t *ctx)
     in->ctx = ctx;
     in->seg = 0;
     in->off = 0;
-    in->left = ctx->snap.body_size;
+    in->left = ctx->streaming_input ? -1 : ctx->snap.body_size;
     in->buf = NULL;
     in->buf_seg = 0;
     in->buf_off = 0;
@@ -178,6 +180,10 @@ ngx_http_wsgi_input_peek(ngx_http_wsgi_input_t *in, u_char **data)
     size_t                 size;
     ngx_http_wsgi_body_t  *seg;
 
+    if (in->left == -1) {
+        return ngx_http_wsgi_input_stream(in, data);
+    }
+
     for ( ;; ) {
         if (in->seg >= in->ctx->snap.nbody) {
             return 0;
@@ -240,9 +246,74 @@ ngx_http_wsgi_input_peek(ngx_http_wsgi_input_t *in, u_char **data)
 }
 
 
+/*
+ * The body as it arrives (wsgi_request_buffering off): waits, without the
+ * GIL, for the nginx side to read more when nothing is left.
+ */
+
+static ssize_t
+ngx_http_wsgi_input_stream(ngx_http_wsgi_input_t *in, u_char **data)
+{
+    ngx_int_t             rc;
+    ngx_http_wsgi_in_t   *seg;
+    ngx_http_wsgi_ctx_t  *ctx;
+
+    ctx = in->ctx;
+
+    for ( ;; ) {
+        seg = ctx->in;
+
+        if (seg) {
+            if (seg->pos < seg->size) {
+                *data = seg->data + seg->pos;
+                return (ssize_t) (seg->size - seg->pos);
+            }
+
+            ctx->in = seg->next;
+
+            if (ctx->in == NULL) {
+                ctx->in_last = &ctx->in;
+            }
+
+            ngx_free(seg);
+            continue;
+        }
+
+        if (ctx->in_state == NGX_OK) {
+            return 0;
+        }
+
+        if (ctx->in_state == NGX_AGAIN) {
+
+            if (ctx->thread_pool) {
+                rc = ngx_http_wsgi_thread_wait(ctx, 1);
+
+            } else {
+                Py_BEGIN_ALLOW_THREADS
+                rc = ngx_http_wsgi_input_pull(ctx);
+                Py_END_ALLOW_THREADS
+            }
+
+            if (rc != NGX_ERROR || ctx->in != NULL) {
+                continue;
+            }
+        }
+
+        PyErr_SetString(PyExc_OSError, "wsgi.input: the request body could "
+                        "not be read, the client may have gone away");
+        return -1;
+    }
+}
+
+
 static void
 ngx_http_wsgi_input_consume(ngx_http_wsgi_input_t *in, size_t n)
 {
+    if (in->left == -1) {
+        in->ctx->in->pos += n;
+        return;
+    }
+
     in->off += n;
     in->left -= n;
 }
@@ -262,6 +333,11 @@ ngx_http_wsgi_input_read(PyObject *self, PyObject *args)
         || ngx_http_wsgi_input_size(args, "read", &size) != NGX_OK)
     {
         return NULL;
+    }
+
+    if (in->left == -1) {
+        /* a stream: as many bytes as asked for, or up to the end */
+        return ngx_http_wsgi_input_line(in, size < 0 ? -1 : size, 0);
     }
 
     if (size < 0 || size > in->left) {
@@ -310,29 +386,33 @@ ngx_http_wsgi_input_read(PyObject *self, PyObject *args)
 }
 
 
-/* a line of at most limit bytes (no limit when negative) */
+/*
+ * A line (or with line unset, just bytes) of at most limit bytes, no limit
+ * when negative.
+ */
 
 static PyObject *
-ngx_http_wsgi_input_line(ngx_http_wsgi_input_t *in, Py_ssize_t limit)
+ngx_http_wsgi_input_line(ngx_http_wsgi_input_t *in, Py_ssize_t limit,
+    ngx_uint_t line)
 {
-    u_char      *data, *nl, *line, *p;
+    u_char      *data, *nl, *buf, *p;
     size_t       len, alloc;
     ssize_t      n;
     PyObject    *bytes;
 
-    line = NULL;
+    buf = NULL;
     len = 0;
     alloc = 0;
 
-    if (limit < 0 || limit > in->left) {
+    if (in->left != -1 && (limit < 0 || limit > in->left)) {
         limit = (Py_ssize_t) in->left;
     }
 
-    while ((Py_ssize_t) len < limit) {
+    while (limit < 0 || (Py_ssize_t) len < limit) {
         n = ngx_http_wsgi_input_peek(in, &data);
 
         if (n < 0) {
-            PyMem_Free(line);
+            PyMem_Free(buf);
             return NULL;
         }
 
@@ -340,15 +420,17 @@ ngx_http_wsgi_input_line(ngx_http_wsgi_input_t *in, Py_ssize_t limit)
             break;
         }
 
-        n = ngx_min(n, limit - (Py_ssize_t) len);
+        if (limit >= 0) {
+            n = ngx_min(n, limit - (Py_ssize_t) len);
+        }
 
-        nl = ngx_strlchr(data, data + n, LF);
+        nl = line ? ngx_strlchr(data, data + n, LF) : NULL;
         if (nl) {
             n = nl + 1 - data;
         }
 
-        if (len == 0 && nl) {
-            /* the common case: the whole line is contiguous */
+        if (len == 0 && (nl || (Py_ssize_t) n == limit)) {
+            /* the common case: all of it is contiguous */
             bytes = PyBytes_FromStringAndSize((char *) data, n);
             if (bytes) {
                 ngx_http_wsgi_input_consume(in, n);
@@ -360,16 +442,16 @@ ngx_http_wsgi_input_line(ngx_http_wsgi_input_t *in, Py_ssize_t limit)
         if (len + n > alloc) {
             alloc = ngx_max(2 * alloc, len + n);
 
-            p = PyMem_Realloc(line, alloc);
+            p = PyMem_Realloc(buf, alloc);
             if (p == NULL) {
-                PyMem_Free(line);
+                PyMem_Free(buf);
                 return PyErr_NoMemory();
             }
 
-            line = p;
+            buf = p;
         }
 
-        ngx_memcpy(line + len, data, n);
+        ngx_memcpy(buf + len, data, n);
         len += n;
 
         ngx_http_wsgi_input_consume(in, n);
@@ -379,9 +461,9 @@ ngx_http_wsgi_input_line(ngx_http_wsgi_input_t *in, Py_ssize_t limit)
         }
     }
 
-    bytes = PyBytes_FromStringAndSize((char *) line, len);
+    bytes = PyBytes_FromStringAndSize((char *) buf, len);
 
-    PyMem_Free(line);
+    PyMem_Free(buf);
 
     return bytes;
 }
@@ -400,7 +482,7 @@ ngx_http_wsgi_input_readline(PyObject *self, PyObject *args)
         return NULL;
     }
 
-    return ngx_http_wsgi_input_line(in, size);
+    return ngx_http_wsgi_input_line(in, size, 1);
 }
 
 
@@ -427,7 +509,7 @@ ngx_http_wsgi_input_readlines(PyObject *self, PyObject *args)
     total = 0;
 
     for ( ;; ) {
-        line = ngx_http_wsgi_input_line(in, -1);
+        line = ngx_http_wsgi_input_line(in, -1, 1);
         if (line == NULL) {
             Py_DECREF(list);
             return NULL;
@@ -468,7 +550,7 @@ ngx_http_wsgi_input_iternext(PyObject *self)
         return NULL;
     }
 
-    line = ngx_http_wsgi_input_line(in, -1);
+    line = ngx_http_wsgi_input_line(in, -1, 1);
 
     if (line != NULL && PyBytes_GET_SIZE(line) == 0) {
         /* StopIteration */

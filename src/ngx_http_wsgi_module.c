@@ -164,6 +164,13 @@ static ngx_command_t  ngx_http_wsgi_commands[] = {
       offsetof(ngx_http_wsgi_loc_conf_t, temp_path),
       NULL },
 
+    { ngx_string("wsgi_request_buffering"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wsgi_loc_conf_t, request_buffering),
+      NULL },
+
     { ngx_string("wsgi_buffer_size"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_size_slot,
@@ -297,6 +304,7 @@ ngx_http_wsgi_create_loc_conf(ngx_conf_t *cf)
     wlcf->output_buffering = NGX_CONF_UNSET;
     wlcf->write_buffering = NGX_CONF_UNSET;
     wlcf->write_buffer_size = NGX_CONF_UNSET_SIZE;
+    wlcf->request_buffering = NGX_CONF_UNSET;
 
     return wlcf;
 }
@@ -342,6 +350,8 @@ ngx_http_wsgi_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                          prev->optimize_send_headers, 0);
     ngx_conf_merge_value(conf->output_buffering, prev->output_buffering, 0);
     ngx_conf_merge_value(conf->write_buffering, prev->write_buffering, 0);
+    ngx_conf_merge_value(conf->request_buffering, prev->request_buffering,
+                         1);
     ngx_conf_merge_size_value(conf->write_buffer_size,
                               prev->write_buffer_size, (size_t) ngx_pagesize);
 

@@ -85,6 +85,7 @@ typedef struct {
     ngx_flag_t                   write_buffering;
     size_t                       write_buffer_size;
     ngx_path_t                  *temp_path;
+    ngx_flag_t                   request_buffering;
 } ngx_http_wsgi_loc_conf_t;
 
 
@@ -165,6 +166,17 @@ typedef struct {
 } ngx_http_wsgi_snapshot_t;
 
 
+/* request body data that arrived while the application runs */
+typedef struct ngx_http_wsgi_in_s  ngx_http_wsgi_in_t;
+
+struct ngx_http_wsgi_in_s {
+    ngx_http_wsgi_in_t          *next;
+    size_t                       size;
+    size_t                       pos;
+    u_char                       data[1];
+};
+
+
 /*
  * A body chunk produced by a step: memory kept alive by a bytes object, or
  * a range of an open file (wsgi.file_wrapper, a temp file), whose
@@ -210,6 +222,7 @@ struct ngx_http_wsgi_ctx_s {
     unsigned                     header_sent:1;
     unsigned                     header_only:1;
     unsigned                     optimize_send_headers:1;
+    unsigned                     pulling:1;   /* the body for wsgi.input */
     unsigned                     waiting:1;   /* for the client to drain */
     unsigned                     flushing:1;  /* ... while write() waits */
     unsigned                     finishing:1;
@@ -218,9 +231,20 @@ struct ngx_http_wsgi_ctx_s {
     /* set by the event loop, read by a running step */
     volatile ngx_int_t           client_gone;
 
-    /* write() waiting on a pool thread; under the channel mutex */
+    /* write() or wsgi.input waiting on a pool thread: channel mutex */
     ngx_int_t                    flush;
+    ngx_uint_t                   pull;        /* wants body, not a flush */
     ngx_http_wsgi_ctx_t         *flush_next;
+
+    /*
+     * The request body streamed to wsgi.input (wsgi_request_buffering
+     * off): filled by the nginx side only while the Python side waits
+     * for it, consumed (and freed) by the Python side.
+     */
+    ngx_http_wsgi_in_t          *in;
+    ngx_http_wsgi_in_t         **in_last;
+    ngx_int_t                    in_state;    /* AGAIN, OK: end, ERROR */
+    unsigned                     streaming_input:1;
 
     /* set before the first step, read-only afterwards */
     ngx_http_wsgi_app_t         *app;
@@ -307,6 +331,7 @@ extern ngx_http_wsgi_interp_t  *ngx_http_wsgi_interp;
 ngx_int_t ngx_http_wsgi_handler(ngx_http_request_t *r);
 void ngx_http_wsgi_step_complete(ngx_http_wsgi_ctx_t *ctx);
 void ngx_http_wsgi_flush(ngx_http_wsgi_ctx_t *ctx);
+void ngx_http_wsgi_input_free(ngx_http_wsgi_ctx_t *ctx);
 
 
 /* thread pools */
@@ -318,7 +343,9 @@ ngx_int_t ngx_http_wsgi_thread_post(ngx_http_wsgi_ctx_t *ctx,
     ngx_http_wsgi_step_e step, ngx_uint_t max_queue);
 void ngx_http_wsgi_thread_release(ngx_thread_pool_t *tp, PyObject **objs,
     ngx_uint_t n, ngx_log_t *log);
-ngx_int_t ngx_http_wsgi_thread_flush(ngx_http_wsgi_ctx_t *ctx);
+ngx_int_t ngx_http_wsgi_thread_wait(ngx_http_wsgi_ctx_t *ctx,
+    ngx_uint_t pull);
+ngx_int_t ngx_http_wsgi_input_pull(ngx_http_wsgi_ctx_t *ctx);
 void ngx_http_wsgi_thread_signal(ngx_http_wsgi_ctx_t *ctx, ngx_int_t rc);
 
 

@@ -504,7 +504,7 @@ ngx_http_wsgi_start_response_write(PyObject *self, PyObject *data)
         /* on a pool thread: the data goes out now, and write() waits */
 
         ctx->flushing_py = 1;
-        rc = ngx_http_wsgi_thread_flush(ctx);
+        rc = ngx_http_wsgi_thread_wait(ctx, 0);
         ctx->flushing_py = 0;
 
         if (rc != NGX_OK) {

@@ -620,13 +620,14 @@ ngx_http_wsgi_thread_release(ngx_thread_pool_t *tp, PyObject **objs,
 
 
 /*
- * Python side, on a pool thread holding the GIL: hands the step's output
- * to the event loop and waits until it is sent.  NGX_ERROR: the client is
- * gone or the worker is terminating.
+ * Python side, on a pool thread holding the GIL: asks the event loop to
+ * send the step's output (write()) or to read more of the request body
+ * (wsgi.input), and waits without the GIL until it has.  NGX_ERROR: the
+ * client is gone, the body could not be read, or the worker terminates.
  */
 
 ngx_int_t
-ngx_http_wsgi_thread_flush(ngx_http_wsgi_ctx_t *ctx)
+ngx_http_wsgi_thread_wait(ngx_http_wsgi_ctx_t *ctx, ngx_uint_t pull)
 {
     uint64_t         one;
     ngx_int_t        rc;
@@ -643,6 +644,7 @@ ngx_http_wsgi_thread_flush(ngx_http_wsgi_ctx_t *ctx)
               && ngx_http_wsgi_channel_queue == NULL);
 
     ctx->flush = NGX_AGAIN;
+    ctx->pull = pull;
     ctx->flush_next = ngx_http_wsgi_channel_queue;
     ngx_http_wsgi_channel_queue = ctx;
 
