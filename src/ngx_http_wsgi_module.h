@@ -355,6 +355,7 @@ void ngx_http_wsgi_step_run(ngx_http_wsgi_ctx_t *ctx,
 void ngx_http_wsgi_step_cleanup(ngx_http_wsgi_ctx_t *ctx);
 void ngx_http_wsgi_step_output(ngx_http_wsgi_ctx_t *ctx, PyObject *obj,
     u_char *data, size_t size);
+void ngx_http_wsgi_spool_discard(ngx_http_wsgi_ctx_t *ctx);
 void ngx_http_wsgi_step_output_file(ngx_http_wsgi_ctx_t *ctx, ngx_fd_t fd,
     off_t offset, off_t size, ngx_uint_t temp);
 ngx_int_t ngx_http_wsgi_step_chunk(ngx_http_wsgi_ctx_t *ctx, PyObject *item,

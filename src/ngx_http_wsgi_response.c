@@ -206,6 +206,11 @@ ngx_http_wsgi_start_response_call(PyObject *self, PyObject *args,
         return NULL;
     }
 
+    if (ctx->started) {
+        /* exc_info: an error page replaces what write() held back */
+        ngx_http_wsgi_spool_discard(ctx);
+    }
+
     Py_XSETREF(ctx->headers, block);
     ctx->nheaders = nheaders;
     ctx->length = length;

@@ -39,7 +39,8 @@ ngx_http_wsgi_step_run(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e step)
 
     ngx_http_wsgi_step_release(ctx);
 
-    ctx->nout = 0;
+    /* out was taken by the nginx side; out_size counts this step's */
+
     ctx->out_size = 0;
 
     switch (step) {
@@ -129,6 +130,10 @@ ngx_http_wsgi_step_call(ngx_http_wsgi_ctx_t *ctx)
         /* what write() held back goes first, now that the app returned */
 
         ngx_http_wsgi_spool_flush(ctx);
+
+        if (ctx->nout) {
+            ctx->committed = 1;
+        }
 
         if (ctx->length < 0
             && (PyList_CheckExact(ctx->iterable)
@@ -352,6 +357,17 @@ done:
 
         if (ctx->length < 0) {
             ctx->add_length = ctx->produced;
+
+        } else if (ctx->produced < ctx->length) {
+
+            /* nginx would cut ranges out of bytes that do not exist */
+
+            ngx_log_error(NGX_LOG_ERR, ctx->log, 0,
+                          "wsgi: application \"%s\" produced %O bytes of "
+                          "its Content-Length of %O", ctx->app->path.data,
+                          ctx->produced, ctx->length);
+            ctx->failed = 1;
+            return;
         }
 
         ctx->committed = 1;
@@ -714,6 +730,23 @@ ngx_http_wsgi_spool_file(ngx_http_wsgi_ctx_t *ctx)
                   "the response body in memory", ctx->temp_dir);
 
     return NGX_INVALID_FILE;
+}
+
+
+/* start_response() with exc_info: what was held back is not the answer */
+
+void
+ngx_http_wsgi_spool_discard(ngx_http_wsgi_ctx_t *ctx)
+{
+    ctx->produced -= ctx->spool_len + ctx->spool_file_len;
+    ctx->spool_len = 0;
+    Py_CLEAR(ctx->spool);
+
+    if (ctx->spool_fd != NGX_INVALID_FILE) {
+        (void) close(ctx->spool_fd);
+        ctx->spool_fd = NGX_INVALID_FILE;
+        ctx->spool_file_len = 0;
+    }
 }
 
 
