@@ -219,6 +219,7 @@ struct ngx_http_wsgi_ctx_s {
     ngx_event_t                  timer;
     ngx_http_wsgi_step_e         step;
     ngx_http_wsgi_ctx_t         *step_next;   /* under the channel mutex */
+    uint64_t                     queued;      /* us, when the step was */
     unsigned                     header_sent:1;
     unsigned                     header_only:1;
     unsigned                     optimize_send_headers:1;

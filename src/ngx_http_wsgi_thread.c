@@ -5,7 +5,7 @@
  * Steps wait in a queue per pool, taken by "runners": thread tasks that
  * run queued steps one after another and exit when the queue is empty.
  * Only one thread can run Python at a time, so a new runner is posted only
- * when there is none, or when the queue has not moved for a millisecond
+ * when there is none, or when the oldest waiting step has waited 250 us
  * (the runners are blocked, e.g. waiting for a database); a busy worker
  * thus runs many steps per thread wake-up instead of waking a thread per
  * step that then waits for the GIL.  Finished steps go back to the event
@@ -29,7 +29,7 @@
 #define NGX_HTTP_WSGI_KEEP_ALIVE  3600000
 
 
-#define NGX_HTTP_WSGI_STALE       1000      /* us without progress */
+#define NGX_HTTP_WSGI_STALE       250       /* us a step may wait */
 
 
 typedef struct ngx_http_wsgi_release_s  ngx_http_wsgi_release_t;
@@ -62,7 +62,6 @@ struct ngx_http_wsgi_sched_s {
     ngx_http_wsgi_release_t *releases;
     ngx_uint_t               runners;     /* posted, not yet returned */
     ngx_uint_t               busy;        /* running a step */
-    uint64_t                 progress;    /* when a step was last taken */
     ngx_event_t              timer;       /* looks for a stalled queue */
     ngx_event_t              kick;        /* after this event loop round */
     ngx_http_wsgi_runner_t  *free;        /* event loop only */
@@ -242,6 +241,7 @@ ngx_http_wsgi_thread_post(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e step,
 
     ctx->step = step;
     ctx->step_next = NULL;
+    ctx->queued = ngx_http_wsgi_thread_clock();
 
     (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
 
@@ -294,8 +294,8 @@ ngx_http_wsgi_sched_kick_handler(ngx_event_t *ev)
 
 
 /*
- * A runner is posted when there is none, or when the busy ones have not
- * taken a step for a while: then they are blocked, and the queue needs
+ * A runner is posted when there is none, or when a step has waited for the
+ * busy ones for a while: then they are blocked, and the queue needs
  * another thread.  While steps wait, a timer looks again every ms.
  */
 
@@ -314,7 +314,8 @@ ngx_http_wsgi_sched_kick(ngx_http_wsgi_sched_t *sched)
     need = waiting
            && sched->runners == sched->busy
            && (sched->runners == 0
-               || now - sched->progress >= NGX_HTTP_WSGI_STALE);
+               || (sched->head
+                   && now - sched->head->queued >= NGX_HTTP_WSGI_STALE));
 
     if (need) {
         sched->runners++;
@@ -483,7 +484,6 @@ ngx_http_wsgi_runner_handler(void *data, ngx_log_t *log)
 
         sched->queued--;
         sched->busy++;
-        sched->progress = ngx_http_wsgi_thread_clock();
 
         (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
 
@@ -492,7 +492,6 @@ ngx_http_wsgi_runner_handler(void *data, ngx_log_t *log)
         (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
 
         sched->busy--;
-        sched->progress = ngx_http_wsgi_thread_clock();
 
         notify = (ngx_http_wsgi_channel_done == NULL
                   && ngx_http_wsgi_channel_queue == NULL);
