@@ -866,6 +866,11 @@ ngx_http_wsgi_write_handler(ngx_http_request_t *r)
 
     ngx_log_debug0(NGX_LOG_DEBUG_HTTP, c->log, 0, "wsgi write handler");
 
+    if (ctx == NULL) {
+        /* a filter finalized the request (412) and reset its contexts */
+        return;
+    }
+
     if (wev->timedout) {
         ngx_log_error(NGX_LOG_INFO, c->log, NGX_ETIMEDOUT,
                       "client timed out");
