@@ -30,6 +30,8 @@
 
 
 #define NGX_HTTP_WSGI_STALE       250       /* us a step may wait */
+#define NGX_HTTP_WSGI_RUNNERS     16        /* added at once, at most */
+#define NGX_HTTP_WSGI_LINGER      2000      /* us a runner waits for work */
 
 
 typedef struct ngx_http_wsgi_release_s  ngx_http_wsgi_release_t;
@@ -62,6 +64,8 @@ struct ngx_http_wsgi_sched_s {
     ngx_http_wsgi_release_t *releases;
     ngx_uint_t               runners;     /* posted, not yet returned */
     ngx_uint_t               busy;        /* running a step */
+    ngx_uint_t               idle;        /* lingering for the next one */
+    pthread_cond_t           cond;        /* wakes a lingering runner */
     ngx_event_t              timer;       /* looks for a stalled queue */
     ngx_event_t              kick;        /* after this event loop round */
     ngx_http_wsgi_runner_t  *free;        /* event loop only */
@@ -310,26 +314,41 @@ ngx_http_wsgi_sched_kick(ngx_http_wsgi_sched_t *sched)
     (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
 
     waiting = (sched->queued || sched->releases);
+    need = 0;
 
-    need = waiting
-           && sched->runners == sched->busy
-           && (sched->runners == 0
-               || (sched->head
-                   && now - sched->head->queued >= NGX_HTTP_WSGI_STALE));
+    if (waiting && sched->idle) {
+        /* a lingering runner takes the round's steps */
+        (void) pthread_cond_signal(&sched->cond);
 
-    if (need) {
-        sched->runners++;
+    } else if (waiting && sched->runners == sched->busy) {
+
+        if (sched->runners == 0) {
+            need = 1;
+
+        } else if (sched->head
+                   && now - sched->head->queued >= NGX_HTTP_WSGI_STALE)
+        {
+            /* the runners are blocked: a thread for each waiting step */
+            need = ngx_min(sched->queued, NGX_HTTP_WSGI_RUNNERS);
+        }
     }
+
+    sched->runners += need;
 
     (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
 
-    if (need && ngx_http_wsgi_sched_runner(sched, ngx_cycle->log) != NGX_OK)
-    {
-        /* the pool is full: the steps wait for a runner to be free */
+    while (need) {
+        if (ngx_http_wsgi_sched_runner(sched, ngx_cycle->log) != NGX_OK) {
 
-        (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
-        sched->runners--;
-        (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
+            /* the pool is full: the steps wait for a runner to be free */
+
+            (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
+            sched->runners -= need;
+            (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
+            break;
+        }
+
+        need--;
     }
 
     if (waiting && !sched->timer.timer_set) {
@@ -358,6 +377,11 @@ ngx_http_wsgi_sched_get(ngx_thread_pool_t *pool, ngx_log_t *log)
 
     sched->pool = pool;
     sched->tail = &sched->head;
+
+    if (pthread_cond_init(&sched->cond, NULL) != 0) {
+        ngx_free(sched);
+        return NULL;
+    }
 
     sched->timer.handler = ngx_http_wsgi_sched_timer_handler;
     sched->timer.data = sched;
@@ -428,14 +452,16 @@ ngx_http_wsgi_runner_handler(void *data, ngx_log_t *log)
     ngx_http_wsgi_runner_t *runner = data;
 
     uint64_t                  one;
-    ngx_uint_t                notify, i;
+    ngx_uint_t                notify, i, lingered;
     PyThreadState            *ts;
+    struct timespec           until;
     ngx_http_wsgi_ctx_t      *ctx;
     ngx_http_wsgi_sched_t    *sched;
     ngx_http_wsgi_release_t  *rel, *next;
 
     sched = runner->sched;
     one = 1;
+    lingered = 0;
 
     for ( ;; ) {
         (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
@@ -446,10 +472,40 @@ ngx_http_wsgi_runner_handler(void *data, ngx_log_t *log)
         ctx = sched->head;
 
         if (ctx == NULL && rel == NULL) {
+
+            /*
+             * Linger a little before returning the thread: the next step
+             * is often on its way (a client sends its next request), and
+             * a signal is cheaper than a new task.
+             */
+
+            if (!lingered && !ngx_terminate && !ngx_exiting) {
+                lingered = 1;
+                sched->idle++;
+
+                (void) clock_gettime(CLOCK_REALTIME, &until);
+                until.tv_nsec += NGX_HTTP_WSGI_LINGER * 1000;
+
+                if (until.tv_nsec >= 1000000000) {
+                    until.tv_sec++;
+                    until.tv_nsec -= 1000000000;
+                }
+
+                (void) pthread_cond_timedwait(&sched->cond,
+                                              &ngx_http_wsgi_channel_mutex,
+                                              &until);
+                sched->idle--;
+
+                (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
+                continue;
+            }
+
             sched->runners--;
             (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
             return;
         }
+
+        lingered = 0;
 
         if (ctx == NULL) {
             (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
