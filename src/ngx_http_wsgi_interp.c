@@ -263,7 +263,6 @@ static ngx_int_t
 ngx_http_wsgi_interp_config(ngx_cycle_t *cycle,
     ngx_http_wsgi_main_conf_t *wmcf, PyConfig *config)
 {
-    u_char           *p;
     PyStatus          status;
     ngx_file_info_t   fi;
     u_char            path[NGX_MAX_PATH];
@@ -283,15 +282,15 @@ ngx_http_wsgi_interp_config(ngx_cycle_t *cycle,
 
         /* a virtualenv is found through its interpreter, as python does */
 
-        p = ngx_sprintf(path, "%V/pyvenv.cfg%Z", &wmcf->python_home);
+        (void) ngx_sprintf(path, "%V/pyvenv.cfg%Z", &wmcf->python_home);
 
         if (ngx_file_info(path, &fi) != NGX_FILE_ERROR) {
-            p = ngx_sprintf(path, "%V/bin/python3%Z", &wmcf->python_home);
+            (void) ngx_sprintf(path, "%V/bin/python3%Z", &wmcf->python_home);
             status = PyConfig_SetBytesString(config, &config->program_name,
                                              (char *) path);
 
         } else {
-            p = ngx_sprintf(path, "%V%Z", &wmcf->python_home);
+            (void) ngx_sprintf(path, "%V%Z", &wmcf->python_home);
             status = PyConfig_SetBytesString(config, &config->home,
                                              (char *) path);
         }
@@ -303,8 +302,6 @@ ngx_http_wsgi_interp_config(ngx_cycle_t *cycle,
         status = PyConfig_SetBytesString(config, &config->program_name,
                                          NGX_HTTP_WSGI_PYTHON);
     }
-
-    (void) p;
 
     if (PyStatus_Exception(status)) {
         ngx_log_error(NGX_LOG_CRIT, cycle->log, 0,

@@ -33,8 +33,8 @@ static int ngx_http_wsgi_start_response_clear(PyObject *self);
 static void ngx_http_wsgi_start_response_dealloc(PyObject *self);
 static ngx_int_t ngx_http_wsgi_status_parse(ngx_http_wsgi_ctx_t *ctx,
     PyObject *status);
-static PyObject *ngx_http_wsgi_headers_parse(ngx_http_wsgi_ctx_t *ctx,
-    PyObject *headers, ngx_uint_t *nheaders, off_t *length);
+static PyObject *ngx_http_wsgi_headers_parse(PyObject *headers,
+    ngx_uint_t *nheaders, off_t *length);
 static ngx_int_t ngx_http_wsgi_header_name_valid(u_char *p, size_t len);
 
 
@@ -201,7 +201,7 @@ ngx_http_wsgi_start_response_call(PyObject *self, PyObject *args,
         return NULL;
     }
 
-    block = ngx_http_wsgi_headers_parse(ctx, headers, &nheaders, &length);
+    block = ngx_http_wsgi_headers_parse(headers, &nheaders, &length);
     if (block == NULL) {
         return NULL;
     }
@@ -280,8 +280,8 @@ ngx_http_wsgi_status_parse(ngx_http_wsgi_ctx_t *ctx, PyObject *status)
  */
 
 static PyObject *
-ngx_http_wsgi_headers_parse(ngx_http_wsgi_ctx_t *ctx, PyObject *headers,
-    ngx_uint_t *nheaders, off_t *length)
+ngx_http_wsgi_headers_parse(PyObject *headers, ngx_uint_t *nheaders,
+    off_t *length)
 {
     u_char       *p, *d;
     size_t        size, nlen, vlen;
@@ -414,8 +414,6 @@ failed:
     }
 
     PyMem_Free(enc);
-
-    (void) ctx;
 
     return block;
 }

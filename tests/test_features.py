@@ -1001,12 +1001,25 @@ def assert_emerg_at(rc, out, conf, needle, msg_re):
      r'invalid value "maybe" in "wsgi_allow_ranges" directive'),
     ("wsgi_write_buffer_size lots;",
      r'"wsgi_write_buffer_size" directive invalid value'),
+    ("wsgi_temp_path /tmp/wt 1 2 3 4;",
+     r'invalid number of arguments in "wsgi_temp_path" directive'),
 ])
 def test_new_directive_invalid(nginx_t, directive, msg):
     rc, out, conf = nginx_t(server="location / {\n"
                                    " wsgi_pass {apps}/feat_app.py;\n"
                                    f" {directive}\n }}")
     assert_emerg_at(rc, out, conf, directive.split()[0], msg)
+
+
+def test_temp_path_that_cannot_be_created(nginx_t, tmp_path):
+    # nginx creates wsgi_temp_path at start; a missing parent is an error
+    missing = tmp_path / "no" / "such" / "dir"
+    rc, out, conf = nginx_t(server="location / {\n"
+                                   " wsgi_pass {apps}/feat_app.py;\n"
+                                   f" wsgi_temp_path {missing};\n }}")
+    assert rc != 0, out
+    assert re.search(r'\[emerg\] .*mkdir\(\) "%s" failed' % re.escape(
+        str(missing)), out), out
 
 
 def test_temp_path_with_levels_created_and_used(nginx, tmp_path):
