@@ -12,7 +12,7 @@ import urllib.parse
 
 import pytest
 
-from harness import APPS_DIR, dechunk, split_response
+from harness import APPS_DIR, dechunk, split_response, wait_for
 
 
 SECRET = "boom-secret-4711"          # what err_raise.py raises with
@@ -82,15 +82,6 @@ def read_side(path):
         return path.read_text()
     except FileNotFoundError:
         return ""
-
-
-def wait_for(pred, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v or time.monotonic() > deadline:
-            return v
-        time.sleep(0.02)
 
 
 def wsgi_lines(text):

@@ -11,7 +11,7 @@ import time
 import pytest
 
 import test_input as base
-from harness import split_response
+from harness import split_response, wait_for
 
 STREAM = "wsgi_pass {apps}/stream_input_app.py; wsgi_request_buffering off;"
 
@@ -56,15 +56,6 @@ def answer(s, timeout=30):
     return status, body.decode()
 
 
-def wait_for(cond, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return False
-
-
 @pytest.mark.parametrize("size", [0, 1, 100 * 1024 * 1024])
 def test_chunked_body_streamed(nginx, size):
     srv = nginx(http="client_max_body_size 0;",
@@ -105,8 +96,8 @@ def test_application_starts_before_the_body_is_complete(nginx, tmp_path):
                 "Transfer-Encoding: chunked\r\n")
     s.sendall(chunk(b"a" * 1000))
     # the application runs and has the first piece while the rest is not sent
-    assert wait_for(lambda: side.exists() and "read 1000" in side.read_text()),\
-        srv.logs_tail()
+    assert wait_for(lambda: side.exists() and "read 1000" in side.read_text(),
+                    timeout=10), srv.logs_tail()
     s.sendall(chunk(b"b" * 500) + b"0\r\n\r\n")
     status, body = answer(s)
     assert " 200 " in status

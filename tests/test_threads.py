@@ -18,12 +18,11 @@ import hashlib
 import re
 import socket
 import time
-import urllib.parse
 
 import pytest
 
 from harness import (conf_line, dechunk, inline_mode, pid_alive,
-                     read_until_eof, split_response)
+                     read_until_eof, split_response, url, wait_for)
 
 
 POOL_MAIN = "thread_pool t threads=4;"
@@ -34,21 +33,6 @@ def loc(path, app, mode, extra=""):
     """A location running {apps}/APP ("script.py [callable]") in mode."""
     return (f"location {path} {{ wsgi_pass {{apps}}/{app}; {MODES[mode]} "
             f"{extra} }}\n")
-
-
-def url(path, **params):
-    return path + "?" + urllib.parse.urlencode(
-        {k: str(v) for k, v in params.items()})
-
-
-def wait_for(pred, timeout=5.0, interval=0.02):
-    """Poll pred() until truthy or timeout; returns its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v or time.monotonic() > deadline:
-            return v
-        time.sleep(interval)
 
 
 def read_side(path):

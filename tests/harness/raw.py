@@ -1,0 +1,94 @@
+"""Small helpers shared by the tests: polling, raw HTTP on sockets."""
+
+import socket
+import time
+import urllib.parse
+
+from .server import dechunk, split_response
+
+
+def wait_for(pred, timeout=5.0, interval=0.02):
+    """Poll pred() until truthy or timeout; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v or time.monotonic() > deadline:
+            return v
+        time.sleep(interval)
+
+
+def url(where, /, **params):
+    return where + "?" + urllib.parse.urlencode(
+        {k: str(v) for k, v in params.items()})
+
+
+def req(path, method="GET", version="1.1", close=True, extra=""):
+    conn = "Connection: close\r\n" if close else ""
+    return (f"{method} {path} HTTP/{version}\r\nHost: localhost\r\n"
+            f"{conn}{extra}\r\n").encode()
+
+
+def read_all(s, timeout):
+    """Read until EOF or timeout: (bytes, eof), eof True when the server
+    closed the connection (FIN or RST) before the timeout."""
+    buf = bytearray()
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return bytes(buf), False
+        s.settimeout(left)
+        try:
+            d = s.recv(1 << 20)
+        except socket.timeout:
+            return bytes(buf), False
+        except ConnectionResetError:
+            return bytes(buf), True
+        if not d:
+            return bytes(buf), True
+        buf += d
+
+
+def exchange(srv, data, timeout=5.0):
+    """Send data on a fresh connection, read until EOF or timeout:
+    (bytes, eof)."""
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=timeout)
+    try:
+        s.sendall(data)
+        return read_all(s, timeout)
+    finally:
+        s.close()
+
+
+class Parsed:
+    """One response parsed off the front of raw bytes."""
+
+    def __init__(self, data, head=False):
+        self.raw = data
+        self.status_line, self.headers, rest = split_response(data)
+        self.code = int(self.status_line.split(" ")[1])
+        te = self.all("Transfer-Encoding")
+        cl = self.all("Content-Length")
+        if head or self.code in (204, 304) or self.code < 200:
+            self.framing = "none"
+            self.body, self.complete, self.rest = b"", True, rest
+        elif te:
+            assert te == ["chunked"], self.headers
+            self.framing = "chunked"
+            self.body, self.complete, self.rest = dechunk(rest)
+        elif cl:
+            assert len(cl) == 1, self.headers
+            n = int(cl[0])
+            self.framing = "length"
+            self.body, self.rest = rest[:n], rest[n:]
+            self.complete = len(self.body) == n
+        else:
+            self.framing = "close"
+            self.body, self.complete, self.rest = rest, True, b""
+
+    def all(self, name):
+        return [v for k, v in self.headers if k.lower() == name.lower()]
+
+    def header(self, name):
+        v = self.all(name)
+        return v[0] if v else None
