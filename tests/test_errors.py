@@ -6,13 +6,12 @@ Apps: tests/apps/err_*.py.
 """
 
 import re
-import socket
 import time
 import urllib.parse
 
 import pytest
 
-from harness import APPS_DIR, dechunk, split_response, wait_for
+from harness import APPS_DIR, dechunk, exchange, split_response, wait_for
 
 
 SECRET = "boom-secret-4711"          # what err_raise.py raises with
@@ -44,32 +43,6 @@ def assert_worker_ok(srv, pids, path="/ok"):
     assert r.status == 200, f"{r!r}\n{srv.logs_tail()}"
     assert srv.worker_pids() == pids, "worker replaced after the error"
     return r
-
-
-def exchange(srv, data, timeout=5.0):
-    """Send data on a fresh connection; read until EOF or timeout.
-    Returns (bytes, eof) - eof True when the server closed the connection."""
-    s = socket.create_connection(("127.0.0.1", srv.port), timeout=timeout)
-    buf = bytearray()
-    deadline = time.monotonic() + timeout
-    try:
-        s.sendall(data)
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return bytes(buf), False
-            s.settimeout(left)
-            try:
-                d = s.recv(65536)
-            except socket.timeout:
-                return bytes(buf), False
-            except ConnectionResetError:
-                return bytes(buf), True
-            if not d:
-                return bytes(buf), True
-            buf += d
-    finally:
-        s.close()
 
 
 def keepalive_get(path):

@@ -2,16 +2,8 @@
 
 import time
 
-from harness import install_app, pid_alive, read_until_eof, split_response
-
-
-def wait_for(pred, timeout=5, step=0.02):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v or time.monotonic() > deadline:
-            return v
-        time.sleep(step)
+from harness import (install_app, pid_alive, read_until_eof, split_response,
+                     wait_for)
 
 
 def read_pids(path):
