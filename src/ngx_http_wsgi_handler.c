@@ -1060,14 +1060,7 @@ ngx_http_wsgi_read_handler(ngx_http_request_t *r)
 
     if (r->reading_body) {
         /* the body waits for the application to ask for it */
-
-        if ((ngx_event_flags & NGX_USE_LEVEL_EVENT) && rev->active) {
-            if (ngx_del_event(rev, NGX_READ_EVENT, 0) != NGX_OK) {
-                ngx_http_wsgi_abort(ctx, NGX_ERROR);
-            }
-        }
-
-        return;
+        goto block;
     }
 
 #if (NGX_HTTP_V2)
@@ -1125,6 +1118,8 @@ ngx_http_wsgi_read_handler(ngx_http_request_t *r)
     }
 
     /* pipelined data is not a reason to stop */
+
+block:
 
     if ((ngx_event_flags & NGX_USE_LEVEL_EVENT) && rev->active) {
         if (ngx_del_event(rev, NGX_READ_EVENT, 0) != NGX_OK) {
