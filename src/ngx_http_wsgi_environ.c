@@ -19,6 +19,10 @@ static ngx_int_t ngx_http_wsgi_snapshot_headers(ngx_http_request_t *r,
     ngx_http_wsgi_loc_conf_t *wlcf, ngx_http_wsgi_snapshot_t *snap);
 static ngx_int_t ngx_http_wsgi_snapshot_body(ngx_http_request_t *r,
     ngx_http_wsgi_snapshot_t *snap);
+static PyObject *ngx_http_wsgi_environ_template(ngx_http_wsgi_state_t *st,
+    ngx_uint_t multithread, ngx_uint_t multiprocess);
+static PyObject *ngx_http_wsgi_environ_value(ngx_http_wsgi_state_t *st,
+    ngx_uint_t known, u_char *data, size_t len);
 
 
 static ngx_str_t  ngx_http_wsgi_env_keys[] = {
@@ -287,9 +291,6 @@ script_done:
     } else {
         ngx_http_wsgi_add(SERVER_PROTOCOL, (u_char *) "HTTP/0.9", 8);
     }
-
-    ngx_http_wsgi_add(SERVER_SOFTWARE, (u_char *) NGINX_VER,
-                      sizeof(NGINX_VER) - 1);
 
     ngx_http_wsgi_add(REMOTE_ADDR, c->addr_text.data, c->addr_text.len);
 
@@ -562,7 +563,16 @@ ngx_http_wsgi_snapshot_body(ngx_http_request_t *r,
 }
 
 
-/* the Python side: the environ dict of one request */
+/*
+ * The Python side: the environ dict of one request.
+ *
+ * It starts as a copy of a template with the values that are the same for
+ * every request of the worker (a copy of a dict is one memcpy, and the
+ * template is sized for a whole environ, so that the copy never grows).
+ * Values of the well-known keys are cached: the method, the host, the
+ * protocol, the client's address and the like repeat from one request to
+ * the next, and a repeated value is the same str again.
+ */
 
 PyObject *
 ngx_http_wsgi_environ(ngx_http_wsgi_ctx_t *ctx)
@@ -574,7 +584,13 @@ ngx_http_wsgi_environ(ngx_http_wsgi_ctx_t *ctx)
 
     st = ngx_http_wsgi_state();
 
-    env = _PyDict_NewPresized(ctx->snap.env.nelts + 10);
+    env = ngx_http_wsgi_environ_template(st, ctx->snap.multithread,
+                                         ctx->snap.multiprocess);
+    if (env == NULL) {
+        return NULL;
+    }
+
+    env = PyDict_Copy(env);
     if (env == NULL) {
         return NULL;
     }
@@ -585,6 +601,9 @@ ngx_http_wsgi_environ(ngx_http_wsgi_ctx_t *ctx)
 
         if (kv[i].known) {
             key = Py_NewRef(st->keys[kv[i].known]);
+            value = ngx_http_wsgi_environ_value(st, kv[i].known,
+                                                kv[i].value.data,
+                                                kv[i].value.len);
 
         } else {
             key = PyUnicode_DecodeLatin1((char *) kv[i].key.data,
@@ -592,12 +611,13 @@ ngx_http_wsgi_environ(ngx_http_wsgi_ctx_t *ctx)
             if (key == NULL) {
                 goto failed;
             }
+
+            /* PEP 3333: the request's bytes, decoded as latin-1 */
+
+            value = PyUnicode_DecodeLatin1((char *) kv[i].value.data,
+                                           kv[i].value.len, NULL);
         }
 
-        /* PEP 3333: the request's bytes, decoded as latin-1 */
-
-        value = PyUnicode_DecodeLatin1((char *) kv[i].value.data,
-                                       kv[i].value.len, NULL);
         if (value == NULL) {
             Py_DECREF(key);
             goto failed;
@@ -631,18 +651,10 @@ ngx_http_wsgi_environ(ngx_http_wsgi_ctx_t *ctx)
 #define ngx_http_wsgi_set(k, v)                                               \
     (PyDict_SetItem(env, st->keys[NGX_HTTP_WSGI_ENV_ ## k], v) != 0)
 
-    if (ngx_http_wsgi_set(WSGI_VERSION, st->version)
-        || ngx_http_wsgi_set(WSGI_URL_SCHEME,
-                             ctx->snap.https ? st->str_https : st->str_http)
+    if (ngx_http_wsgi_set(WSGI_URL_SCHEME,
+                          ctx->snap.https ? st->str_https : st->str_http)
         || ngx_http_wsgi_set(WSGI_INPUT, ctx->input)
         || ngx_http_wsgi_set(WSGI_ERRORS, ctx->errors)
-        || ngx_http_wsgi_set(WSGI_MULTITHREAD,
-                             ctx->snap.multithread ? Py_True : Py_False)
-        || ngx_http_wsgi_set(WSGI_MULTIPROCESS,
-                             ctx->snap.multiprocess ? Py_True : Py_False)
-        || ngx_http_wsgi_set(WSGI_RUN_ONCE, Py_False)
-        || ngx_http_wsgi_set(WSGI_INPUT_TERMINATED, Py_True)
-        || ngx_http_wsgi_set(WSGI_FILE_WRAPPER, st->file_wrapper_type)
         || ngx_http_wsgi_set(NGX_CLIENT_CONNECTED, connected))
     {
         Py_DECREF(connected);
@@ -659,4 +671,85 @@ failed:
 
     Py_DECREF(env);
     return NULL;
+}
+
+
+/* the values every environ of the worker has, in a dict to copy */
+
+static PyObject *
+ngx_http_wsgi_environ_template(ngx_http_wsgi_state_t *st,
+    ngx_uint_t multithread, ngx_uint_t multiprocess)
+{
+    PyObject  *t, *software;
+
+    t = st->environ[multithread];
+
+    if (t != NULL) {
+        return t;
+    }
+
+    t = _PyDict_NewPresized(NGX_HTTP_WSGI_ENV_KEYS + 16);
+    if (t == NULL) {
+        return NULL;
+    }
+
+    software = PyUnicode_FromStringAndSize(NGINX_VER, sizeof(NGINX_VER) - 1);
+    if (software == NULL) {
+        Py_DECREF(t);
+        return NULL;
+    }
+
+#define ngx_http_wsgi_set(k, v)                                               \
+    (PyDict_SetItem(t, st->keys[NGX_HTTP_WSGI_ENV_ ## k], v) != 0)
+
+    if (ngx_http_wsgi_set(SERVER_SOFTWARE, software)
+        || ngx_http_wsgi_set(WSGI_VERSION, st->version)
+        || ngx_http_wsgi_set(WSGI_URL_SCHEME, st->str_http)
+        || ngx_http_wsgi_set(WSGI_MULTITHREAD,
+                             multithread ? Py_True : Py_False)
+        || ngx_http_wsgi_set(WSGI_MULTIPROCESS,
+                             multiprocess ? Py_True : Py_False)
+        || ngx_http_wsgi_set(WSGI_RUN_ONCE, Py_False)
+        || ngx_http_wsgi_set(WSGI_INPUT_TERMINATED, Py_True)
+        || ngx_http_wsgi_set(WSGI_FILE_WRAPPER, st->file_wrapper_type))
+    {
+        Py_DECREF(software);
+        Py_DECREF(t);
+        return NULL;
+    }
+
+#undef ngx_http_wsgi_set
+
+    Py_DECREF(software);
+
+    st->environ[multithread] = t;
+
+    return t;
+}
+
+
+/* a new reference to the str of a well-known key's value */
+
+static PyObject *
+ngx_http_wsgi_environ_value(ngx_http_wsgi_state_t *st, ngx_uint_t known,
+    u_char *data, size_t len)
+{
+    PyObject  *value;
+
+    value = st->values[known];
+
+    if (value != NULL
+        && (size_t) PyUnicode_GET_LENGTH(value) == len
+        && ngx_memcmp(PyUnicode_1BYTE_DATA(value), data, len) == 0)
+    {
+        return Py_NewRef(value);
+    }
+
+    value = PyUnicode_DecodeLatin1((char *) data, len, NULL);
+
+    if (value != NULL && len <= NGX_HTTP_WSGI_CACHED_VALUE) {
+        Py_XSETREF(st->values[known], Py_NewRef(value));
+    }
+
+    return value;
 }

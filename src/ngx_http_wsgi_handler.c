@@ -423,12 +423,11 @@ ngx_http_wsgi_send_header(ngx_http_wsgi_ctx_t *ctx)
     r = ctx->request;
 
     r->headers_out.status = ctx->status_code;
-    r->headers_out.status_line.data = (u_char *) PyBytes_AS_STRING(ctx->status);
-    r->headers_out.status_line.len = PyBytes_GET_SIZE(ctx->status);
+    r->headers_out.status_line = ctx->status_line;
 
     /* the bytes stay referenced by the context until its cleanup */
 
-    p = (u_char *) PyBytes_AS_STRING(ctx->headers);
+    p = ctx->header_block;
 
     for (i = 0; i < ctx->nheaders; i++) {
         name = p;

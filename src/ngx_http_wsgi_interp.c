@@ -81,6 +81,24 @@ ngx_http_wsgi_module_init(void)
         goto failed;
     }
 
+    st->write_type = PyType_FromModuleAndSpec(m, &ngx_http_wsgi_write_spec,
+                                              NULL);
+    if (st->write_type == NULL
+        || PyModule_AddObjectRef(m, "Write", st->write_type) != 0)
+    {
+        goto failed;
+    }
+
+    st->client_connected_type = PyType_FromModuleAndSpec(m,
+                                   &ngx_http_wsgi_client_connected_spec, NULL);
+    if (st->client_connected_type == NULL
+        || PyModule_AddObjectRef(m, "ClientConnected",
+                                 st->client_connected_type)
+           != 0)
+    {
+        goto failed;
+    }
+
     st->file_wrapper_type = PyType_FromModuleAndSpec(m,
                                    &ngx_http_wsgi_file_wrapper_spec, NULL);
     if (st->file_wrapper_type == NULL
@@ -131,7 +149,11 @@ ngx_http_wsgi_module_traverse(PyObject *m, visitproc visit, void *arg)
         Py_VISIT(st->input_type);
         Py_VISIT(st->errors_type);
         Py_VISIT(st->start_response_type);
+        Py_VISIT(st->write_type);
+        Py_VISIT(st->client_connected_type);
         Py_VISIT(st->file_wrapper_type);
+        Py_VISIT(st->environ[0]);
+        Py_VISIT(st->environ[1]);
     }
 
     return 0;
@@ -149,11 +171,17 @@ ngx_http_wsgi_module_clear(PyObject *m)
     if (st) {
         for (i = 0; i < NGX_HTTP_WSGI_ENV_KEYS; i++) {
             Py_CLEAR(st->keys[i]);
+            Py_CLEAR(st->values[i]);
         }
+
+        Py_CLEAR(st->environ[0]);
+        Py_CLEAR(st->environ[1]);
 
         Py_CLEAR(st->input_type);
         Py_CLEAR(st->errors_type);
         Py_CLEAR(st->start_response_type);
+        Py_CLEAR(st->write_type);
+        Py_CLEAR(st->client_connected_type);
         Py_CLEAR(st->file_wrapper_type);
         Py_CLEAR(st->version);
         Py_CLEAR(st->str_http);

@@ -35,6 +35,7 @@
 #define NGX_HTTP_WSGI_SLOW_NEXT      1000   /* us: a next() this slow streams */
 #define NGX_HTTP_WSGI_SMALL          512    /* chunks this small coalesce */
 #define NGX_HTTP_WSGI_COALESCE       4096   /* ... into buffers this big */
+#define NGX_HTTP_WSGI_CACHED_VALUE   256    /* environ values, for reuse */
 
 
 #define ngx_http_wsgi_isdigit(c)  ((c) >= '0' && (c) <= '9')
@@ -267,8 +268,10 @@ struct ngx_http_wsgi_ctx_s {
     PyObject                    *input;
     PyObject                    *errors;
     PyObject                    *start_response;
-    PyObject                    *status;      /* bytes "NNN reason" */
+    PyObject                    *status;      /* str "NNN reason" */
+    ngx_str_t                    status_line; /* its latin-1 bytes */
     PyObject                    *headers;     /* bytes "name\0value\0"... */
+    u_char                      *header_block; /* their bytes */
     ngx_uint_t                   nheaders;
     ngx_uint_t                   status_code;
     off_t                        length;      /* app's Content-Length or -1 */
@@ -316,11 +319,15 @@ typedef struct {
     PyObject                    *input_type;
     PyObject                    *errors_type;
     PyObject                    *start_response_type;
+    PyObject                    *write_type;
+    PyObject                    *client_connected_type;
     PyObject                    *file_wrapper_type;
     PyObject                    *version;     /* (1, 0) */
     PyObject                    *keys[NGX_HTTP_WSGI_ENV_KEYS];
     PyObject                    *str_http;
     PyObject                    *str_https;
+    PyObject                    *environ[2];  /* templates: multithread */
+    PyObject                    *values[NGX_HTTP_WSGI_ENV_KEYS]; /* last */
 } ngx_http_wsgi_state_t;
 
 
@@ -413,6 +420,8 @@ ngx_int_t ngx_http_wsgi_file_wrapper_file(PyObject *fw, ngx_fd_t *fd,
 extern PyType_Spec  ngx_http_wsgi_input_spec;
 extern PyType_Spec  ngx_http_wsgi_errors_spec;
 extern PyType_Spec  ngx_http_wsgi_start_response_spec;
+extern PyType_Spec  ngx_http_wsgi_write_spec;
+extern PyType_Spec  ngx_http_wsgi_client_connected_spec;
 extern PyType_Spec  ngx_http_wsgi_file_wrapper_spec;
 
 

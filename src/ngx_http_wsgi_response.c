@@ -5,6 +5,7 @@
 
 
 #include "ngx_http_wsgi_module.h"
+#include <structmember.h>
 
 
 /*
@@ -12,63 +13,97 @@
  * Created by the call step, owned by the context; the application may keep
  * references.  Expires (ctx = NULL) when its request is closed: afterwards
  * calling it or its write() raises RuntimeError.
+ *
+ * The write() it returns and environ["ngx.client_connected"] are small
+ * objects of their own that reference it; it references nothing, so none
+ * of the three can be part of a cycle and none needs the cyclic GC.
  */
 
 typedef struct {
     PyObject_HEAD
+    vectorcallfunc           vectorcall;
     ngx_http_wsgi_ctx_t     *ctx;
-    PyObject                *write;      /* bound write(), created once */
 } ngx_http_wsgi_start_response_t;
 
 
+/* ngx.Write and ngx.ClientConnected */
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc                   vectorcall;
+    ngx_http_wsgi_start_response_t  *sr;    /* owned */
+} ngx_http_wsgi_bound_t;
+
+
 static PyObject *ngx_http_wsgi_start_response_call(PyObject *self,
-    PyObject *args, PyObject *kwargs);
-static PyObject *ngx_http_wsgi_start_response_write(PyObject *self,
-    PyObject *data);
-static PyObject *ngx_http_wsgi_start_response_client_connected(
-    PyObject *self, PyObject *unused);
-static int ngx_http_wsgi_start_response_traverse(PyObject *self,
-    visitproc visit, void *arg);
-static int ngx_http_wsgi_start_response_clear(PyObject *self);
+    PyObject *const *args, size_t nargsf, PyObject *kwnames);
+static PyObject *ngx_http_wsgi_bound_new(PyObject *type, PyObject *sr,
+    vectorcallfunc call);
+static void ngx_http_wsgi_bound_dealloc(PyObject *self);
+static PyObject *ngx_http_wsgi_write_call(PyObject *self,
+    PyObject *const *args, size_t nargsf, PyObject *kwnames);
+static PyObject *ngx_http_wsgi_client_connected_call(PyObject *self,
+    PyObject *const *args, size_t nargsf, PyObject *kwnames);
 static void ngx_http_wsgi_start_response_dealloc(PyObject *self);
+static ngx_int_t ngx_http_wsgi_latin1(PyObject *s, u_char **data,
+    size_t *len);
 static ngx_int_t ngx_http_wsgi_status_parse(ngx_http_wsgi_ctx_t *ctx,
     PyObject *status);
 static PyObject *ngx_http_wsgi_headers_parse(PyObject *headers,
     ngx_uint_t *nheaders, off_t *length);
 static ngx_int_t ngx_http_wsgi_header_name_valid(u_char *p, size_t len);
+static ngx_int_t ngx_http_wsgi_hop_by_hop(u_char *p, size_t len);
 
 
-static const char  *ngx_http_wsgi_hop_by_hop[] = {
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "trailers",
-    "transfer-encoding",
-    "upgrade",
-    NULL
+static ngx_str_t  ngx_http_wsgi_hop_by_hop_headers[] = {
+    ngx_string("connection"),
+    ngx_string("keep-alive"),
+    ngx_string("proxy-authenticate"),
+    ngx_string("proxy-authorization"),
+    ngx_string("proxy-connection"),
+    ngx_string("te"),
+    ngx_string("trailer"),
+    ngx_string("trailers"),
+    ngx_string("transfer-encoding"),
+    ngx_string("upgrade"),
+    ngx_null_string
 };
 
 
-static PyMethodDef  ngx_http_wsgi_start_response_methods[] = {
-    { "write", (PyCFunction) ngx_http_wsgi_start_response_write, METH_O,
-      "write(data): the PEP 3333 write() callable" },
-    { "client_connected", ngx_http_wsgi_start_response_client_connected,
-      METH_NOARGS,
-      "client_connected(): False once the client has gone away" },
-    { NULL, NULL, 0, NULL }
+/* the tchar of RFC 9110: "!#$%&'*+-.^_`|~", digits and letters */
+
+static uint32_t  ngx_http_wsgi_tchar[] = {
+    0x00000000, /* 0000 0000 0000 0000  0000 0000 0000 0000 */
+
+                /* ?>=< ;:98 7654 3210  /.-, +*)( '&%$ #"!  */
+    0x03ff6cfa, /* 0000 0011 1111 1111  0110 1100 1111 1010 */
+
+                /* _^]\ [ZYX WVUT SRQP  ONML KJIH GFED CBA@ */
+    0xc7fffffe, /* 1100 0111 1111 1111  1111 1111 1111 1110 */
+
+                /*  ~}| {zyx wvut srqp  onml kjih gfed cba` */
+    0x57ffffff, /* 0101 0111 1111 1111  1111 1111 1111 1111 */
+
+    0x00000000, /* 0x80 - 0xff: none */
+    0x00000000,
+    0x00000000,
+    0x00000000
+};
+
+
+static PyMemberDef  ngx_http_wsgi_start_response_members[] = {
+    { "__vectorcalloffset__", T_PYSSIZET,
+      offsetof(ngx_http_wsgi_start_response_t, vectorcall), READONLY, NULL },
+    { NULL, 0, 0, 0, NULL }
 };
 
 
 static PyType_Slot  ngx_http_wsgi_start_response_slots[] = {
-    { Py_tp_call, ngx_http_wsgi_start_response_call },
-    { Py_tp_methods, ngx_http_wsgi_start_response_methods },
-    { Py_tp_traverse, ngx_http_wsgi_start_response_traverse },
-    { Py_tp_clear, ngx_http_wsgi_start_response_clear },
+    { Py_tp_call, PyVectorcall_Call },
+    { Py_tp_members, ngx_http_wsgi_start_response_members },
     { Py_tp_dealloc, ngx_http_wsgi_start_response_dealloc },
+    { Py_tp_doc, "start_response(status, response_headers, exc_info=None): "
+                 "the PEP 3333 start_response callable" },
     { 0, NULL }
 };
 
@@ -77,9 +112,54 @@ PyType_Spec  ngx_http_wsgi_start_response_spec = {
     "ngx.StartResponse",
     sizeof(ngx_http_wsgi_start_response_t),
     0,
-    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE
-    | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL
+    | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
     ngx_http_wsgi_start_response_slots
+};
+
+
+static PyMemberDef  ngx_http_wsgi_bound_members[] = {
+    { "__vectorcalloffset__", T_PYSSIZET,
+      offsetof(ngx_http_wsgi_bound_t, vectorcall), READONLY, NULL },
+    { NULL, 0, 0, 0, NULL }
+};
+
+
+static PyType_Slot  ngx_http_wsgi_write_slots[] = {
+    { Py_tp_call, PyVectorcall_Call },
+    { Py_tp_members, ngx_http_wsgi_bound_members },
+    { Py_tp_dealloc, ngx_http_wsgi_bound_dealloc },
+    { Py_tp_doc, "write(data): the PEP 3333 write() callable" },
+    { 0, NULL }
+};
+
+
+PyType_Spec  ngx_http_wsgi_write_spec = {
+    "ngx.Write",
+    sizeof(ngx_http_wsgi_bound_t),
+    0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL
+    | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    ngx_http_wsgi_write_slots
+};
+
+
+static PyType_Slot  ngx_http_wsgi_client_connected_slots[] = {
+    { Py_tp_call, PyVectorcall_Call },
+    { Py_tp_members, ngx_http_wsgi_bound_members },
+    { Py_tp_dealloc, ngx_http_wsgi_bound_dealloc },
+    { Py_tp_doc, "client_connected(): False once the client has gone away" },
+    { 0, NULL }
+};
+
+
+PyType_Spec  ngx_http_wsgi_client_connected_spec = {
+    "ngx.ClientConnected",
+    sizeof(ngx_http_wsgi_bound_t),
+    0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL
+    | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    ngx_http_wsgi_client_connected_slots
 };
 
 
@@ -91,22 +171,13 @@ ngx_http_wsgi_start_response_new(ngx_http_wsgi_ctx_t *ctx)
 
     type = (PyTypeObject *) ngx_http_wsgi_state()->start_response_type;
 
-    sr = PyObject_GC_New(ngx_http_wsgi_start_response_t, type);
+    sr = PyObject_New(ngx_http_wsgi_start_response_t, type);
     if (sr == NULL) {
         return NULL;
     }
 
+    sr->vectorcall = ngx_http_wsgi_start_response_call;
     sr->ctx = ctx;
-    sr->write = NULL;
-
-    PyObject_GC_Track(sr);
-
-    sr->write = PyCFunction_NewEx(&ngx_http_wsgi_start_response_methods[0],
-                                  (PyObject *) sr, NULL);
-    if (sr->write == NULL) {
-        Py_DECREF(sr);
-        return NULL;
-    }
 
     return (PyObject *) sr;
 }
@@ -117,8 +188,9 @@ ngx_http_wsgi_start_response_new(ngx_http_wsgi_ctx_t *ctx)
 PyObject *
 ngx_http_wsgi_start_response_connected(PyObject *sr)
 {
-    return PyCFunction_NewEx(&ngx_http_wsgi_start_response_methods[1], sr,
-                             NULL);
+    return ngx_http_wsgi_bound_new(
+                        ngx_http_wsgi_state()->client_connected_type, sr,
+                        ngx_http_wsgi_client_connected_call);
 }
 
 
@@ -130,28 +202,118 @@ ngx_http_wsgi_start_response_expire(PyObject *self)
 
 
 static PyObject *
-ngx_http_wsgi_start_response_call(PyObject *self, PyObject *args,
-    PyObject *kwargs)
+ngx_http_wsgi_bound_new(PyObject *type, PyObject *sr, vectorcallfunc call)
+{
+    ngx_http_wsgi_bound_t  *b;
+
+    b = PyObject_New(ngx_http_wsgi_bound_t, (PyTypeObject *) type);
+    if (b == NULL) {
+        return NULL;
+    }
+
+    b->vectorcall = call;
+    b->sr = (ngx_http_wsgi_start_response_t *) Py_NewRef(sr);
+
+    return (PyObject *) b;
+}
+
+
+static void
+ngx_http_wsgi_bound_dealloc(PyObject *self)
+{
+    PyTypeObject  *type;
+
+    type = Py_TYPE(self);
+
+    Py_DECREF(((ngx_http_wsgi_bound_t *) self)->sr);
+    type->tp_free(self);
+    Py_DECREF(type);
+}
+
+
+static void
+ngx_http_wsgi_start_response_dealloc(PyObject *self)
+{
+    PyTypeObject  *type;
+
+    type = Py_TYPE(self);
+
+    type->tp_free(self);
+    Py_DECREF(type);
+}
+
+
+static PyObject *
+ngx_http_wsgi_start_response_call(PyObject *self, PyObject *const *args,
+    size_t nargsf, PyObject *kwnames)
 {
     ngx_http_wsgi_start_response_t *sr = (ngx_http_wsgi_start_response_t *)
                                          self;
 
     off_t                 length;
-    PyObject             *status, *headers, *exc_info, *block;
+    PyObject             *argv[3], *status, *headers, *exc_info, *block;
+    PyObject             *name;
+    Py_ssize_t            i, k, nargs, nkw;
     ngx_uint_t            nheaders;
     ngx_http_wsgi_ctx_t  *ctx;
 
-    static char  *kwlist[] = { "status", "response_headers", "exc_info",
-                               NULL };
+    static const char  *names[] = { "status", "response_headers",
+                                    "exc_info" };
 
-    exc_info = Py_None;
-    nheaders = 0;
+    nargs = PyVectorcall_NARGS(nargsf);
+    nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|O:start_response",
-                                     kwlist, &status, &headers, &exc_info))
-    {
+    if (nargs > 3) {
+        PyErr_Format(PyExc_TypeError, "start_response() takes at most 3 "
+                     "arguments (%zd given)", nargs);
         return NULL;
     }
+
+    argv[0] = NULL;
+    argv[1] = NULL;
+    argv[2] = NULL;
+
+    for (i = 0; i < nargs; i++) {
+        argv[i] = args[i];
+    }
+
+    for (i = 0; i < nkw; i++) {
+        /* borrowed */
+        name = PyTuple_GET_ITEM(kwnames, i);
+
+        for (k = 0; k < 3; k++) {
+            if (PyUnicode_CompareWithASCIIString(name, names[k]) == 0) {
+                break;
+            }
+        }
+
+        if (k == 3) {
+            PyErr_Format(PyExc_TypeError, "start_response() got an "
+                         "unexpected keyword argument %R", name);
+            return NULL;
+        }
+
+        if (argv[k] != NULL) {
+            PyErr_Format(PyExc_TypeError, "start_response() got multiple "
+                         "values for argument '%s'", names[k]);
+            return NULL;
+        }
+
+        argv[k] = args[nargs + i];
+    }
+
+    for (k = 0; k < 2; k++) {
+        if (argv[k] == NULL) {
+            PyErr_Format(PyExc_TypeError, "start_response() missing "
+                         "required argument '%s'", names[k]);
+            return NULL;
+        }
+    }
+
+    status = argv[0];
+    headers = argv[1];
+    exc_info = argv[2] ? argv[2] : Py_None;
+    nheaders = 0;
 
     ctx = sr->ctx;
 
@@ -212,11 +374,37 @@ ngx_http_wsgi_start_response_call(PyObject *self, PyObject *args,
     }
 
     Py_XSETREF(ctx->headers, block);
+    ctx->header_block = (u_char *) PyBytes_AS_STRING(block);
     ctx->nheaders = nheaders;
     ctx->length = length;
     ctx->started = 1;
 
-    return Py_NewRef(sr->write);
+    return ngx_http_wsgi_bound_new(ngx_http_wsgi_state()->write_type, self,
+                                   ngx_http_wsgi_write_call);
+}
+
+
+/*
+ * The latin-1 bytes of a str, without a copy: a str whose characters all
+ * fit in latin-1 keeps them as one byte each.  NGX_DECLINED: it has
+ * others.
+ */
+
+static ngx_int_t
+ngx_http_wsgi_latin1(PyObject *s, u_char **data, size_t *len)
+{
+    if (PyUnicode_READY(s) != 0) {
+        return NGX_ERROR;
+    }
+
+    if (PyUnicode_KIND(s) != PyUnicode_1BYTE_KIND) {
+        return NGX_DECLINED;
+    }
+
+    *data = PyUnicode_1BYTE_DATA(s);
+    *len = PyUnicode_GET_LENGTH(s);
+
+    return NGX_OK;
 }
 
 
@@ -225,18 +413,20 @@ ngx_http_wsgi_status_parse(ngx_http_wsgi_ctx_t *ctx, PyObject *status)
 {
     u_char      *p;
     size_t       i, len;
-    PyObject    *bytes;
+    ngx_int_t    rc;
     ngx_uint_t   code;
 
-    bytes = PyUnicode_AsLatin1String(status);
-    if (bytes == NULL) {
+    rc = ngx_http_wsgi_latin1(status, &p, &len);
+
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
         PyErr_SetString(PyExc_ValueError, "start_response() status must be "
                         "latin-1 text");
         return NGX_ERROR;
     }
-
-    p = (u_char *) PyBytes_AS_STRING(bytes);
-    len = PyBytes_GET_SIZE(bytes);
 
     if (len < 4
         || p[0] < '1' || p[0] > '9'
@@ -245,7 +435,6 @@ ngx_http_wsgi_status_parse(ngx_http_wsgi_ctx_t *ctx, PyObject *status)
     {
         PyErr_Format(PyExc_ValueError, "start_response() status %R is not "
                      "\"NNN reason\"", status);
-        Py_DECREF(bytes);
         return NGX_ERROR;
     }
 
@@ -253,7 +442,6 @@ ngx_http_wsgi_status_parse(ngx_http_wsgi_ctx_t *ctx, PyObject *status)
         if ((p[i] < 0x20 && p[i] != '\t') || p[i] == 0x7f) {
             PyErr_Format(PyExc_ValueError, "start_response() status %R "
                          "contains a control character", status);
-            Py_DECREF(bytes);
             return NGX_ERROR;
         }
     }
@@ -263,11 +451,14 @@ ngx_http_wsgi_status_parse(ngx_http_wsgi_ctx_t *ctx, PyObject *status)
     if (code < 200) {
         PyErr_Format(PyExc_ValueError, "start_response() status %R: "
                      "informational responses are not supported", status);
-        Py_DECREF(bytes);
         return NGX_ERROR;
     }
 
-    Py_XSETREF(ctx->status, bytes);
+    /* str is immutable: its bytes stay as they are while it is held */
+
+    Py_XSETREF(ctx->status, Py_NewRef(status));
+    ctx->status_line.data = p;
+    ctx->status_line.len = len;
     ctx->status_code = code;
 
     return NGX_OK;
@@ -283,23 +474,15 @@ static PyObject *
 ngx_http_wsgi_headers_parse(PyObject *headers, ngx_uint_t *nheaders,
     off_t *length)
 {
-    u_char       *p, *d;
-    size_t        size, nlen, vlen;
-    PyObject     *item, *name, *value, *block;
-    PyObject    **enc;
-    ngx_int_t     n;
-    Py_ssize_t    i, count;
-    ngx_uint_t    k;
+    u_char      *p, *name, *value;
+    size_t       size, nlen, vlen, k;
+    PyObject    *item, *block;
+    ngx_int_t    n, rc;
+    Py_ssize_t   i, count;
 
-    block = NULL;
     *length = -1;
 
     count = PyList_GET_SIZE(headers);
-
-    enc = PyMem_Calloc(count ? 2 * count : 1, sizeof(PyObject *));
-    if (enc == NULL) {
-        return PyErr_NoMemory();
-    }
 
     size = 0;
 
@@ -311,79 +494,76 @@ ngx_http_wsgi_headers_parse(PyObject *headers, ngx_uint_t *nheaders,
             PyErr_Format(PyExc_TypeError, "start_response() header %zd "
                          "must be a (name, value) tuple, not %.200s",
                          i, Py_TYPE(item)->tp_name);
-            goto failed;
+            return NULL;
         }
 
-        name = PyTuple_GET_ITEM(item, 0);
-        value = PyTuple_GET_ITEM(item, 1);
-
-        if (!PyUnicode_Check(name)) {
+        if (!PyUnicode_Check(PyTuple_GET_ITEM(item, 0))) {
             PyErr_Format(PyExc_TypeError, "start_response() header name "
-                         "must be str, not %.200s", Py_TYPE(name)->tp_name);
-            goto failed;
+                         "must be str, not %.200s",
+                         Py_TYPE(PyTuple_GET_ITEM(item, 0))->tp_name);
+            return NULL;
         }
 
-        if (!PyUnicode_Check(value)) {
+        if (!PyUnicode_Check(PyTuple_GET_ITEM(item, 1))) {
             PyErr_Format(PyExc_TypeError, "start_response() value of header "
-                         "%R must be str, not %.200s", name,
-                         Py_TYPE(value)->tp_name);
-            goto failed;
+                         "%R must be str, not %.200s",
+                         PyTuple_GET_ITEM(item, 0),
+                         Py_TYPE(PyTuple_GET_ITEM(item, 1))->tp_name);
+            return NULL;
         }
 
-        enc[2 * i] = PyUnicode_AsLatin1String(name);
-        if (enc[2 * i] == NULL) {
-            goto failed;
+        rc = ngx_http_wsgi_latin1(PyTuple_GET_ITEM(item, 0), &name, &nlen);
+
+        if (rc == NGX_ERROR) {
+            return NULL;
         }
 
-        enc[2 * i + 1] = PyUnicode_AsLatin1String(value);
-        if (enc[2 * i + 1] == NULL) {
-            PyErr_Format(PyExc_ValueError, "start_response() value of header "
-                         "%R is not latin-1 text", name);
-            goto failed;
-        }
-
-        p = (u_char *) PyBytes_AS_STRING(enc[2 * i]);
-        nlen = PyBytes_GET_SIZE(enc[2 * i]);
-
-        if (!ngx_http_wsgi_header_name_valid(p, nlen)) {
+        if (rc == NGX_DECLINED || !ngx_http_wsgi_header_name_valid(name, nlen))
+        {
             PyErr_Format(PyExc_ValueError, "start_response() header name %R "
-                         "is not a valid HTTP token", name);
-            goto failed;
+                         "is not a valid HTTP token",
+                         PyTuple_GET_ITEM(item, 0));
+            return NULL;
         }
 
-        for (k = 0; ngx_http_wsgi_hop_by_hop[k]; k++) {
-            if (nlen == ngx_strlen(ngx_http_wsgi_hop_by_hop[k])
-                && ngx_strncasecmp(p, (u_char *) ngx_http_wsgi_hop_by_hop[k],
-                                   nlen)
-                   == 0)
-            {
-                PyErr_Format(PyExc_ValueError, "start_response() header %R "
-                             "is hop-by-hop and not allowed in a WSGI "
-                             "response", name);
-                goto failed;
-            }
+        if (ngx_http_wsgi_hop_by_hop(name, nlen)) {
+            PyErr_Format(PyExc_ValueError, "start_response() header %R "
+                         "is hop-by-hop and not allowed in a WSGI "
+                         "response", PyTuple_GET_ITEM(item, 0));
+            return NULL;
         }
 
-        d = (u_char *) PyBytes_AS_STRING(enc[2 * i + 1]);
-        vlen = PyBytes_GET_SIZE(enc[2 * i + 1]);
+        rc = ngx_http_wsgi_latin1(PyTuple_GET_ITEM(item, 1), &value, &vlen);
+
+        if (rc == NGX_ERROR) {
+            return NULL;
+        }
+
+        if (rc == NGX_DECLINED) {
+            PyErr_Format(PyExc_ValueError, "start_response() value of header "
+                         "%R is not latin-1 text", PyTuple_GET_ITEM(item, 0));
+            return NULL;
+        }
 
         for (k = 0; k < vlen; k++) {
-            if (d[k] == CR || d[k] == LF || d[k] == '\0') {
+            if (value[k] == CR || value[k] == LF || value[k] == '\0') {
                 PyErr_Format(PyExc_ValueError, "start_response() value of "
-                             "header %R contains CR, LF or NUL", name);
-                goto failed;
+                             "header %R contains CR, LF or NUL",
+                             PyTuple_GET_ITEM(item, 0));
+                return NULL;
             }
         }
 
         if (nlen == sizeof("Content-Length") - 1
-            && ngx_strncasecmp(p, (u_char *) "Content-Length", nlen) == 0)
+            && ngx_strncasecmp(name, (u_char *) "Content-Length", nlen) == 0)
         {
-            n = ngx_atoof(d, vlen);
+            n = ngx_atoof(value, vlen);
 
             if (n == NGX_ERROR || *length != -1) {
                 PyErr_Format(PyExc_ValueError, "start_response() has an "
-                             "invalid or repeated Content-Length %R", value);
-                goto failed;
+                             "invalid or repeated Content-Length %R",
+                             PyTuple_GET_ITEM(item, 1));
+                return NULL;
             }
 
             *length = n;
@@ -394,26 +574,25 @@ ngx_http_wsgi_headers_parse(PyObject *headers, ngx_uint_t *nheaders,
 
     block = PyBytes_FromStringAndSize(NULL, size);
     if (block == NULL) {
-        goto failed;
+        return NULL;
     }
+
+    /* validated above, and the strs in the tuples cannot have changed */
 
     p = (u_char *) PyBytes_AS_STRING(block);
 
-    for (i = 0; i < 2 * count; i++) {
-        p = ngx_cpymem(p, PyBytes_AS_STRING(enc[i]),
-                       PyBytes_GET_SIZE(enc[i]));
-        *p++ = '\0';
+    for (i = 0; i < count; i++) {
+        item = PyList_GET_ITEM(headers, i);
+
+        for (k = 0; k < 2; k++) {
+            (void) ngx_http_wsgi_latin1(PyTuple_GET_ITEM(item, k), &name,
+                                        &nlen);
+            p = ngx_cpymem(p, name, nlen);
+            *p++ = '\0';
+        }
     }
 
     *nheaders = count;
-
-failed:
-
-    for (i = 0; i < 2 * count; i++) {
-        Py_XDECREF(enc[i]);
-    }
-
-    PyMem_Free(enc);
 
     return block;
 }
@@ -422,7 +601,6 @@ failed:
 static ngx_int_t
 ngx_http_wsgi_header_name_valid(u_char *p, size_t len)
 {
-    u_char  c;
     size_t  i;
 
     if (len == 0) {
@@ -430,13 +608,7 @@ ngx_http_wsgi_header_name_valid(u_char *p, size_t len)
     }
 
     for (i = 0; i < len; i++) {
-        c = p[i];
-
-        if (ngx_http_wsgi_isalnum(c)) {
-            continue;
-        }
-
-        if (ngx_strchr("!#$%&'*+-.^_`|~", c) == NULL || c == '\0') {
+        if (!(ngx_http_wsgi_tchar[p[i] >> 5] & (1U << (p[i] & 0x1f)))) {
             return 0;
         }
     }
@@ -445,16 +617,37 @@ ngx_http_wsgi_header_name_valid(u_char *p, size_t len)
 }
 
 
-static PyObject *
-ngx_http_wsgi_start_response_write(PyObject *self, PyObject *data)
+static ngx_int_t
+ngx_http_wsgi_hop_by_hop(u_char *p, size_t len)
 {
-    ngx_http_wsgi_start_response_t *sr = (ngx_http_wsgi_start_response_t *)
-                                         self;
+    ngx_str_t  *h;
 
+    for (h = ngx_http_wsgi_hop_by_hop_headers; h->len; h++) {
+        if (h->len == len && ngx_strncasecmp(p, h->data, len) == 0) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static PyObject *
+ngx_http_wsgi_write_call(PyObject *self, PyObject *const *args,
+    size_t nargsf, PyObject *kwnames)
+{
+    PyObject             *data;
     ngx_int_t             rc;
     ngx_http_wsgi_ctx_t  *ctx;
 
-    ctx = sr->ctx;
+    if (PyVectorcall_NARGS(nargsf) != 1 || kwnames != NULL) {
+        PyErr_SetString(PyExc_TypeError, "write() takes exactly one "
+                        "positional argument");
+        return NULL;
+    }
+
+    data = args[0];
+    ctx = ((ngx_http_wsgi_bound_t *) self)->sr->ctx;
 
     if (ctx == NULL) {
         PyErr_SetString(PyExc_RuntimeError,
@@ -521,51 +714,18 @@ ngx_http_wsgi_start_response_write(PyObject *self, PyObject *data)
 
 
 static PyObject *
-ngx_http_wsgi_start_response_client_connected(PyObject *self,
-    PyObject *unused)
+ngx_http_wsgi_client_connected_call(PyObject *self, PyObject *const *args,
+    size_t nargsf, PyObject *kwnames)
 {
-    ngx_http_wsgi_start_response_t *sr = (ngx_http_wsgi_start_response_t *)
-                                         self;
+    ngx_http_wsgi_ctx_t  *ctx;
 
-    return PyBool_FromLong(sr->ctx != NULL && !sr->ctx->client_gone);
-}
+    if (PyVectorcall_NARGS(nargsf) != 0 || kwnames != NULL) {
+        PyErr_SetString(PyExc_TypeError, "client_connected() takes no "
+                        "arguments");
+        return NULL;
+    }
 
+    ctx = ((ngx_http_wsgi_bound_t *) self)->sr->ctx;
 
-static int
-ngx_http_wsgi_start_response_traverse(PyObject *self, visitproc visit,
-    void *arg)
-{
-    ngx_http_wsgi_start_response_t *sr = (ngx_http_wsgi_start_response_t *)
-                                         self;
-
-    Py_VISIT(sr->write);
-    Py_VISIT(Py_TYPE(self));
-
-    return 0;
-}
-
-
-static int
-ngx_http_wsgi_start_response_clear(PyObject *self)
-{
-    ngx_http_wsgi_start_response_t *sr = (ngx_http_wsgi_start_response_t *)
-                                         self;
-
-    Py_CLEAR(sr->write);
-
-    return 0;
-}
-
-
-static void
-ngx_http_wsgi_start_response_dealloc(PyObject *self)
-{
-    PyTypeObject  *type;
-
-    type = Py_TYPE(self);
-
-    PyObject_GC_UnTrack(self);
-    (void) ngx_http_wsgi_start_response_clear(self);
-    type->tp_free(self);
-    Py_DECREF(type);
+    return PyBool_FromLong(ctx != NULL && !ctx->client_gone);
 }

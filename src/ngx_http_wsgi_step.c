@@ -72,7 +72,7 @@ ngx_http_wsgi_step_run(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e step)
 static ngx_int_t
 ngx_http_wsgi_step_call(ngx_http_wsgi_ctx_t *ctx)
 {
-    PyObject    *app, *environ, *result, *item;
+    PyObject    *app, *environ, *result, *item, *args[2];
     Py_ssize_t   i, n;
 
     environ = NULL;
@@ -100,8 +100,10 @@ ngx_http_wsgi_step_call(ngx_http_wsgi_ctx_t *ctx)
 
     ctx->in_call = 1;
 
-    result = PyObject_CallFunctionObjArgs(app, environ, ctx->start_response,
-                                          NULL);
+    args[0] = environ;
+    args[1] = ctx->start_response;
+
+    result = PyObject_Vectorcall(app, args, 2, NULL);
 
     ctx->in_call = 0;
 
