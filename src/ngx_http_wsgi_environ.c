@@ -12,6 +12,10 @@
 #include "ngx_http_wsgi_module.h"
 
 
+#define NGX_HTTP_WSGI_PORT_LEN  (sizeof("65535") - 1)
+
+
+static size_t ngx_http_wsgi_port(u_char *p, in_port_t port);
 static ngx_int_t ngx_http_wsgi_env_add(ngx_http_wsgi_snapshot_t *snap,
     ngx_uint_t known, u_char *key, size_t key_len, u_char *value,
     size_t value_len);
@@ -137,14 +141,12 @@ ngx_http_wsgi_snapshot(ngx_http_request_t *r, ngx_http_wsgi_ctx_t *ctx)
     u_char                     *p;
     size_t                      n;
     ngx_str_t                   value, script_name;
-    ngx_uint_t                  i, port;
+    ngx_uint_t                  i;
     ngx_connection_t           *c;
     ngx_http_wsgi_var_t        *vars;
     ngx_http_wsgi_snapshot_t   *snap;
     ngx_http_core_srv_conf_t   *cscf;
     ngx_http_wsgi_loc_conf_t   *wlcf;
-    ngx_str_t                   addr;
-    u_char                      buf[NGX_SOCKADDR_STRLEN];
 
     c = r->connection;
     snap = &ctx->snap;
@@ -267,21 +269,16 @@ script_done:
                           r->headers_in.server.len);
     }
 
-    addr.data = buf;
-    addr.len = NGX_SOCKADDR_STRLEN;
-
-    if (ngx_connection_local_sockaddr(c, &addr, 0) != NGX_OK) {
+    if (ngx_connection_local_sockaddr(c, NULL, 0) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    port = ngx_inet_get_port(c->local_sockaddr);
-
-    p = ngx_pnalloc(r->pool, 2 * NGX_INT_T_LEN);
+    p = ngx_pnalloc(r->pool, 2 * NGX_HTTP_WSGI_PORT_LEN);
     if (p == NULL) {
         return NGX_ERROR;
     }
 
-    n = ngx_sprintf(p, "%ui", port) - p;
+    n = ngx_http_wsgi_port(p, ngx_inet_get_port(c->local_sockaddr));
     ngx_http_wsgi_add(SERVER_PORT, p, n);
 
     if (r->http_protocol.len) {
@@ -294,10 +291,8 @@ script_done:
 
     ngx_http_wsgi_add(REMOTE_ADDR, c->addr_text.data, c->addr_text.len);
 
-    port = ngx_inet_get_port(c->sockaddr);
-
     p += n;
-    n = ngx_sprintf(p, "%ui", port) - p;
+    n = ngx_http_wsgi_port(p, ngx_inet_get_port(c->sockaddr));
     ngx_http_wsgi_add(REMOTE_PORT, p, n);
 
 #if (NGX_HTTP_SSL)
@@ -354,6 +349,27 @@ script_done:
     snap->multiprocess = ngx_http_wsgi_interp->multiprocess;
 
     return NGX_OK;
+}
+
+
+/* a port in decimal; cheaper than ngx_sprintf() */
+
+static size_t
+ngx_http_wsgi_port(u_char *p, in_port_t port)
+{
+    u_char   buf[NGX_HTTP_WSGI_PORT_LEN];
+    size_t   n;
+
+    n = NGX_HTTP_WSGI_PORT_LEN;
+
+    do {
+        buf[--n] = (u_char) ('0' + port % 10);
+        port /= 10;
+    } while (port);
+
+    ngx_memcpy(p, buf + n, NGX_HTTP_WSGI_PORT_LEN - n);
+
+    return NGX_HTTP_WSGI_PORT_LEN - n;
 }
 
 

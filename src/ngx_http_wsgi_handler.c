@@ -37,6 +37,20 @@ static ngx_int_t ngx_http_wsgi_input_read(ngx_http_wsgi_ctx_t *ctx,
     ngx_uint_t read);
 static void ngx_http_wsgi_abort(ngx_http_wsgi_ctx_t *ctx, ngx_int_t rc);
 static void ngx_http_wsgi_cleanup(void *data);
+static ngx_int_t ngx_http_wsgi_defer(PyObject **objs, ngx_uint_t n);
+static void ngx_http_wsgi_deferred_handler(ngx_event_t *ev);
+static void ngx_http_wsgi_take_deferred(ngx_http_wsgi_ctx_t *ctx);
+
+
+typedef struct {
+    PyObject                   **objs;
+    ngx_uint_t                   n;
+    ngx_uint_t                   nalloc;
+    ngx_event_t                  event;
+} ngx_http_wsgi_deferred_t;
+
+
+static ngx_http_wsgi_deferred_t  ngx_http_wsgi_deferred;
 
 
 ngx_int_t
@@ -259,6 +273,7 @@ ngx_http_wsgi_run(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e step)
             }
 
         } else {
+            ngx_http_wsgi_take_deferred(ctx);
             ngx_http_wsgi_step_run(ctx, step);
         }
 
@@ -1322,18 +1337,18 @@ ngx_http_wsgi_cleanup(void *data)
 
     ctx->busy = NULL;
 
-    if (ctx->thread_pool == NULL || !ctx->closed) {
+    if (!ctx->closed) {
 
         /*
-         * Inline mode, or a request that ended without its close step
-         * (terminated from outside): close and release here.
+         * A request that ended without its close step (terminated from
+         * outside): close and release here.
          */
 
         ngx_http_wsgi_step_cleanup(ctx);
         return;
     }
 
-    /* the pool's memory is going: a thread releases a copy of the list */
+    /* the pool's memory is going: the list is released from a copy */
 
     ngx_http_wsgi_discard_output(ctx);
 
@@ -1359,10 +1374,127 @@ ngx_http_wsgi_cleanup(void *data)
         return;
     }
 
-    ngx_http_wsgi_thread_release(ctx->thread_pool, ctx->release.elts,
-                                 ctx->release.nelts, ctx->log);
+    if (ctx->thread_pool) {
+        ngx_http_wsgi_thread_release(ctx->thread_pool, ctx->release.elts,
+                                     ctx->release.nelts, ctx->log);
+
+    } else if (ngx_http_wsgi_defer(ctx->release.elts, ctx->release.nelts)
+               != NGX_OK)
+    {
+        ngx_http_wsgi_step_cleanup(ctx);
+        return;
+    }
+
     ctx->release.nelts = 0;
 
-    PyMem_RawFree(ctx->out);
+    if (ctx->out != ctx->out_first) {
+        PyMem_RawFree(ctx->out);
+    }
+
     ctx->out = NULL;
+}
+
+
+/*
+ * Inline mode: what ended requests leave behind (their pins, status and
+ * headers) waits for the next inline step, which holds the GIL anyway, or
+ * for the end of the event loop round, rather than costing a GIL round
+ * trip per request.
+ */
+
+static ngx_int_t
+ngx_http_wsgi_defer(PyObject **objs, ngx_uint_t n)
+{
+    size_t              size;
+    PyObject          **p;
+    ngx_event_t        *ev;
+    ngx_http_wsgi_deferred_t  *d;
+
+    d = &ngx_http_wsgi_deferred;
+
+    if (n == 0) {
+        return NGX_OK;
+    }
+
+    if (d->n + n > d->nalloc) {
+        size = ngx_max(2 * d->nalloc, d->n + n + 64);
+
+        p = ngx_alloc(size * sizeof(PyObject *), ngx_cycle->log);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (d->n) {
+            ngx_memcpy(p, d->objs, d->n * sizeof(PyObject *));
+        }
+
+        ngx_free(d->objs);
+        d->objs = p;
+        d->nalloc = size;
+    }
+
+    ngx_memcpy(&d->objs[d->n], objs, n * sizeof(PyObject *));
+    d->n += n;
+
+    ev = &d->event;
+
+    if (!ev->posted) {
+        ev->handler = ngx_http_wsgi_deferred_handler;
+        ev->log = ngx_cycle->log;
+        ev->data = d;
+        ngx_post_event(ev, &ngx_posted_events);
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_wsgi_deferred_handler(ngx_event_t *ev)
+{
+    ngx_http_wsgi_release_deferred();
+}
+
+
+/* an inline step releases them with the pins of its own request */
+
+static void
+ngx_http_wsgi_take_deferred(ngx_http_wsgi_ctx_t *ctx)
+{
+    PyObject                 **p;
+    ngx_http_wsgi_deferred_t  *d;
+
+    d = &ngx_http_wsgi_deferred;
+
+    if (d->n == 0) {
+        return;
+    }
+
+    p = ngx_array_push_n(&ctx->release, d->n);
+    if (p == NULL) {
+        return;
+    }
+
+    ngx_memcpy(p, d->objs, d->n * sizeof(PyObject *));
+    d->n = 0;
+}
+
+
+/* also on worker exit, before Python goes */
+
+void
+ngx_http_wsgi_release_deferred(void)
+{
+    ngx_http_wsgi_deferred_t  *d;
+
+    d = &ngx_http_wsgi_deferred;
+
+    if (d->event.posted) {
+        ngx_delete_posted_event(&d->event);
+    }
+
+    if (d->n) {
+        ngx_http_wsgi_step_release_objs(d->objs, d->n);
+        d->n = 0;
+    }
 }

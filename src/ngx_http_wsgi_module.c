@@ -804,5 +804,10 @@ static void
 ngx_http_wsgi_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_wsgi_thread_done(cycle);
+
+    if (ngx_http_wsgi_interp) {
+        ngx_http_wsgi_release_deferred();
+    }
+
     ngx_http_wsgi_interp_done(cycle);
 }

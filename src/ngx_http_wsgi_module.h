@@ -36,6 +36,7 @@
 #define NGX_HTTP_WSGI_SMALL          512    /* chunks this small coalesce */
 #define NGX_HTTP_WSGI_COALESCE       4096   /* ... into buffers this big */
 #define NGX_HTTP_WSGI_CACHED_VALUE   256    /* environ values, for reuse */
+#define NGX_HTTP_WSGI_OUT_FIRST      2      /* chunks a step has room for */
 
 
 #define ngx_http_wsgi_isdigit(c)  ((c) >= '0' && (c) <= '9')
@@ -285,10 +286,11 @@ struct ngx_http_wsgi_ctx_s {
     off_t                        spool_file_len;
 
     /* a step's output: read by the nginx side after the step */
-    ngx_http_wsgi_chunk_t       *out;         /* PyMem_RawMalloc()ed */
+    ngx_http_wsgi_chunk_t       *out;         /* out_first or malloc()ed */
     ngx_uint_t                   nout;
     ngx_uint_t                   nalloc;
     size_t                       out_size;
+    ngx_http_wsgi_chunk_t        out_first[NGX_HTTP_WSGI_OUT_FIRST];
 
     unsigned                     started:1;   /* start_response() called */
     unsigned                     committed:1; /* headers are final */
@@ -361,6 +363,8 @@ void ngx_http_wsgi_thread_signal(ngx_http_wsgi_ctx_t *ctx, ngx_int_t rc);
 void ngx_http_wsgi_step_run(ngx_http_wsgi_ctx_t *ctx,
     ngx_http_wsgi_step_e step);
 void ngx_http_wsgi_step_cleanup(ngx_http_wsgi_ctx_t *ctx);
+void ngx_http_wsgi_step_release_objs(PyObject **objs, ngx_uint_t n);
+void ngx_http_wsgi_release_deferred(void);
 void ngx_http_wsgi_step_output(ngx_http_wsgi_ctx_t *ctx, PyObject *obj,
     u_char *data, size_t size);
 void ngx_http_wsgi_spool_discard(ngx_http_wsgi_ctx_t *ctx);

@@ -490,10 +490,11 @@ ngx_http_wsgi_step_output(ngx_http_wsgi_ctx_t *ctx, PyObject *obj,
     }
 
     /*
-     * Small chunks are copied together into a buffer of our own, which
-     * nobody else sees until nginx has sent it, so that many tiny strings
-     * do not cost a buffer (and an iovec) each.  With output buffering,
-     * every chunk smaller than wsgi_buffer_size is.
+     * Small chunks that follow each other are copied together into a
+     * buffer of our own, which nobody else sees until nginx has sent it,
+     * so that many tiny strings do not cost a buffer (and an iovec) each.
+     * A small chunk on its own goes as it is.  With output buffering,
+     * every chunk smaller than wsgi_buffer_size is small.
      */
 
     if (ctx->output_buffering) {
@@ -508,36 +509,36 @@ ngx_http_wsgi_step_output(ngx_http_wsgi_ctx_t *ctx, PyObject *obj,
     if (size <= small && ctx->nout) {
         out = &ctx->out[ctx->nout - 1];
 
-        if (out->coalesce && out->size + size <= cap) {
+        if (out->fd == NGX_INVALID_FILE
+            && out->size <= small
+            && out->size + size <= cap)
+        {
+            if (!out->coalesce) {
+
+                /* the second small chunk in a row: a buffer for them */
+
+                buf = PyBytes_FromStringAndSize(NULL, cap);
+                if (buf == NULL) {
+                    PyErr_Clear();
+                    ngx_log_error(NGX_LOG_ERR, ctx->log, 0,
+                                  "wsgi: out of memory for a response "
+                                  "chunk");
+                    ctx->failed = 1;
+                    return;
+                }
+
+                ngx_memcpy(PyBytes_AS_STRING(buf), out->data, out->size);
+
+                Py_SETREF(out->obj, buf);
+                out->data = (u_char *) PyBytes_AS_STRING(buf);
+                out->coalesce = 1;
+            }
+
             ngx_memcpy(out->data + out->size, data, size);
             out->size += size;
             ctx->out_size += size;
             return;
         }
-    }
-
-    if (size <= small) {
-        buf = PyBytes_FromStringAndSize(NULL, cap);
-        if (buf == NULL) {
-            PyErr_Clear();
-            ngx_log_error(NGX_LOG_ERR, ctx->log, 0,
-                          "wsgi: out of memory for a response chunk");
-            ctx->failed = 1;
-            return;
-        }
-
-        ngx_memcpy(PyBytes_AS_STRING(buf), data, size);
-
-        out = ngx_http_wsgi_step_chunk_add(ctx, buf,
-                                           (u_char *) PyBytes_AS_STRING(buf),
-                                           size);
-        Py_DECREF(buf);
-
-        if (out) {
-            out->coalesce = 1;
-        }
-
-        return;
     }
 
     (void) ngx_http_wsgi_step_chunk_add(ctx, obj, data, size);
@@ -553,10 +554,29 @@ ngx_http_wsgi_step_chunk_add(ngx_http_wsgi_ctx_t *ctx, PyObject *obj,
     ngx_uint_t              n;
     ngx_http_wsgi_chunk_t  *out;
 
-    if (ctx->nout == ctx->nalloc) {
-        n = ctx->nalloc ? ctx->nalloc * 2 : 8;
+    if (ctx->out == NULL) {
 
-        out = PyMem_RawRealloc(ctx->out, n * sizeof(ngx_http_wsgi_chunk_t));
+        /* most steps produce a chunk or two */
+
+        ctx->out = ctx->out_first;
+        ctx->nalloc = NGX_HTTP_WSGI_OUT_FIRST;
+    }
+
+    if (ctx->nout == ctx->nalloc) {
+        n = ctx->nalloc * 2;
+
+        if (ctx->out == ctx->out_first) {
+            out = PyMem_RawMalloc(n * sizeof(ngx_http_wsgi_chunk_t));
+            if (out) {
+                ngx_memcpy(out, ctx->out_first,
+                           sizeof(ngx_http_wsgi_chunk_t) * ctx->nout);
+            }
+
+        } else {
+            out = PyMem_RawRealloc(ctx->out,
+                                   n * sizeof(ngx_http_wsgi_chunk_t));
+        }
+
         if (out == NULL) {
             /* the chunk is lost: fail the response rather than corrupt it */
             ngx_log_error(NGX_LOG_ERR, ctx->log, 0,
@@ -866,6 +886,24 @@ ngx_http_wsgi_step_release(ngx_http_wsgi_ctx_t *ctx)
 }
 
 
+/* objects the nginx side kept, released together */
+
+void
+ngx_http_wsgi_step_release_objs(PyObject **objs, ngx_uint_t n)
+{
+    ngx_uint_t      i;
+    PyThreadState  *ts;
+
+    ts = ngx_http_wsgi_python_enter();
+
+    for (i = 0; i < n; i++) {
+        Py_DECREF(objs[i]);
+    }
+
+    ngx_http_wsgi_python_leave(ts);
+}
+
+
 /*
  * The end of the request: the nginx side has moved every pin it still had
  * to ctx->release.  Runs on a thread that may take the GIL.
@@ -903,7 +941,10 @@ ngx_http_wsgi_step_cleanup(ngx_http_wsgi_ctx_t *ctx)
 
     ngx_http_wsgi_python_leave(ts);
 
-    PyMem_RawFree(ctx->out);
+    if (ctx->out != ctx->out_first) {
+        PyMem_RawFree(ctx->out);
+    }
+
     ctx->out = NULL;
     ctx->nalloc = 0;
 }
