@@ -218,7 +218,6 @@ struct ngx_http_wsgi_ctx_s {
     ngx_int_t                    final_rc;
     ngx_uint_t                   max_queue;
     ngx_thread_pool_t           *thread_pool; /* NULL: steps run inline */
-    ngx_event_t                  timer;
     ngx_http_wsgi_step_e         step;
     ngx_http_wsgi_ctx_t         *step_next;   /* under the channel mutex */
     uint64_t                     queued;      /* us, when the step was */
@@ -361,6 +360,8 @@ void ngx_http_wsgi_thread_signal(ngx_http_wsgi_ctx_t *ctx, ngx_int_t rc);
 
 /* execution steps: the only way the nginx side runs Python */
 void ngx_http_wsgi_step_run(ngx_http_wsgi_ctx_t *ctx,
+    ngx_http_wsgi_step_e step);
+void ngx_http_wsgi_step_exec(ngx_http_wsgi_ctx_t *ctx,
     ngx_http_wsgi_step_e step);
 void ngx_http_wsgi_step_cleanup(ngx_http_wsgi_ctx_t *ctx);
 void ngx_http_wsgi_step_release_objs(PyObject **objs, ngx_uint_t n);

@@ -33,9 +33,20 @@ ngx_http_wsgi_step_run(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e step)
 {
     PyThreadState  *ts;
 
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ctx->log, 0, "wsgi step: %d", step);
-
     ts = ngx_http_wsgi_python_enter();
+
+    ngx_http_wsgi_step_exec(ctx, step);
+
+    ngx_http_wsgi_python_leave(ts);
+}
+
+
+/* the same, for a caller that holds the GIL */
+
+void
+ngx_http_wsgi_step_exec(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e step)
+{
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ctx->log, 0, "wsgi step: %d", step);
 
     ngx_http_wsgi_step_release(ctx);
 
@@ -64,8 +75,6 @@ ngx_http_wsgi_step_run(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e step)
     {
         ngx_http_wsgi_step_close(ctx);
     }
-
-    ngx_http_wsgi_python_leave(ts);
 }
 
 

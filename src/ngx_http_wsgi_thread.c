@@ -12,7 +12,7 @@
  * loop through the worker's channel, an eventfd, written once per batch.
  *
  * The request is pinned while its step is away (r->main->blocked), and a
- * timer keeps a gracefully exiting worker alive until the step is back.
+ * timer keeps a gracefully exiting worker alive until its steps are back.
  *
  * write() needs the event loop while its step is still running: the pool
  * thread queues the context on the worker's channel (an eventfd in the
@@ -68,7 +68,14 @@ struct ngx_http_wsgi_sched_s {
     pthread_cond_t           cond;        /* wakes a lingering runner */
     ngx_event_t              timer;       /* looks for a stalled queue */
     ngx_event_t              kick;        /* after this event loop round */
-    ngx_http_wsgi_runner_t  *free;        /* event loop only */
+
+    /* event loop only */
+    ngx_http_wsgi_runner_t  *free;
+    ngx_uint_t               away;        /* steps not back yet */
+    ngx_event_t              alive;       /* keeps an exiting worker */
+    PyObject               **objs;        /* to release, this round */
+    ngx_uint_t               nobjs;
+    ngx_uint_t               nalloc;
     ngx_http_wsgi_sched_t   *next;
 };
 
@@ -83,7 +90,8 @@ static void ngx_http_wsgi_sched_kick_handler(ngx_event_t *ev);
 static void ngx_http_wsgi_runner_handler(void *data, ngx_log_t *log);
 static void ngx_http_wsgi_runner_event_handler(ngx_event_t *ev);
 static void ngx_http_wsgi_thread_complete(ngx_http_wsgi_ctx_t *ctx);
-static void ngx_http_wsgi_thread_timer_handler(ngx_event_t *ev);
+static void ngx_http_wsgi_sched_alive_handler(ngx_event_t *ev);
+static void ngx_http_wsgi_sched_release(ngx_http_wsgi_sched_t *sched);
 static uint64_t ngx_http_wsgi_thread_clock(void);
 static void ngx_http_wsgi_channel_handler(ngx_event_t *rev);
 
@@ -216,6 +224,16 @@ ngx_http_wsgi_thread_init(ngx_cycle_t *cycle)
 void
 ngx_http_wsgi_thread_done(ngx_cycle_t *cycle)
 {
+    ngx_http_wsgi_sched_t  *sched;
+
+    for (sched = ngx_http_wsgi_scheds; sched; sched = sched->next) {
+        if (sched->nobjs && ngx_http_wsgi_interp) {
+            ngx_http_wsgi_step_release_objs(sched->objs, sched->nobjs);
+        }
+
+        sched->nobjs = 0;
+    }
+
     if (ngx_http_wsgi_channel) {
         ngx_close_connection(ngx_http_wsgi_channel);
         ngx_http_wsgi_channel = NULL;
@@ -275,16 +293,12 @@ ngx_http_wsgi_thread_post(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e step,
         ngx_post_event(&sched->kick, &ngx_posted_events);
     }
 
-    if (ctx->timer.handler == NULL) {
-        ctx->timer.handler = ngx_http_wsgi_thread_timer_handler;
-        ctx->timer.data = ctx;
-        ctx->timer.log = r->connection->log;
-    }
-
     ctx->running = 1;
     r->main->blocked++;
 
-    ngx_add_timer(&ctx->timer, NGX_HTTP_WSGI_KEEP_ALIVE);
+    if (sched->away++ == 0) {
+        ngx_add_timer(&sched->alive, NGX_HTTP_WSGI_KEEP_ALIVE);
+    }
 
     return NGX_OK;
 }
@@ -293,7 +307,10 @@ ngx_http_wsgi_thread_post(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e step,
 static void
 ngx_http_wsgi_sched_kick_handler(ngx_event_t *ev)
 {
-    ngx_http_wsgi_sched_kick(ev->data);
+    ngx_http_wsgi_sched_t *sched = ev->data;
+
+    ngx_http_wsgi_sched_release(sched);
+    ngx_http_wsgi_sched_kick(sched);
 }
 
 
@@ -307,7 +324,7 @@ static void
 ngx_http_wsgi_sched_kick(ngx_http_wsgi_sched_t *sched)
 {
     uint64_t    now;
-    ngx_uint_t  need, waiting;
+    ngx_uint_t  need, waiting, wake;
 
     now = ngx_http_wsgi_thread_clock();
 
@@ -315,10 +332,11 @@ ngx_http_wsgi_sched_kick(ngx_http_wsgi_sched_t *sched)
 
     waiting = (sched->queued || sched->releases);
     need = 0;
+    wake = 0;
 
     if (waiting && sched->idle) {
         /* a lingering runner takes the round's steps */
-        (void) pthread_cond_signal(&sched->cond);
+        wake = 1;
 
     } else if (waiting && sched->runners == sched->busy) {
 
@@ -336,6 +354,15 @@ ngx_http_wsgi_sched_kick(ngx_http_wsgi_sched_t *sched)
     sched->runners += need;
 
     (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
+
+    /*
+     * Signalled after the unlock: a runner woken while the mutex is still
+     * held would only block on it again (one CPU: two more switches).
+     */
+
+    if (wake) {
+        (void) pthread_cond_signal(&sched->cond);
+    }
 
     while (need) {
         if (ngx_http_wsgi_sched_runner(sched, ngx_cycle->log) != NGX_OK) {
@@ -391,6 +418,10 @@ ngx_http_wsgi_sched_get(ngx_thread_pool_t *pool, ngx_log_t *log)
     sched->kick.handler = ngx_http_wsgi_sched_kick_handler;
     sched->kick.data = sched;
     sched->kick.log = ngx_cycle->log;
+
+    sched->alive.handler = ngx_http_wsgi_sched_alive_handler;
+    sched->alive.data = sched;
+    sched->alive.log = ngx_cycle->log;
 
     sched->next = ngx_http_wsgi_scheds;
     ngx_http_wsgi_scheds = sched;
@@ -462,6 +493,7 @@ ngx_http_wsgi_runner_handler(void *data, ngx_log_t *log)
     sched = runner->sched;
     one = 1;
     lingered = 0;
+    ts = NULL;
 
     for ( ;; ) {
         (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
@@ -470,6 +502,18 @@ ngx_http_wsgi_runner_handler(void *data, ngx_log_t *log)
         sched->releases = NULL;
 
         ctx = sched->head;
+
+        if (ctx == NULL && rel == NULL && ts) {
+
+            /* the GIL is kept from one queued step to the next only */
+
+            (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
+
+            ngx_http_wsgi_python_leave(ts);
+            ts = NULL;
+
+            continue;
+        }
 
         if (ctx == NULL && rel == NULL) {
 
@@ -510,7 +554,9 @@ ngx_http_wsgi_runner_handler(void *data, ngx_log_t *log)
         if (ctx == NULL) {
             (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
 
-            ts = ngx_http_wsgi_python_enter();
+            if (ts == NULL) {
+                ts = ngx_http_wsgi_python_enter();
+            }
 
             for ( /* void */ ; rel; rel = next) {
                 next = rel->next;
@@ -521,8 +567,6 @@ ngx_http_wsgi_runner_handler(void *data, ngx_log_t *log)
 
                 ngx_free(rel);
             }
-
-            ngx_http_wsgi_python_leave(ts);
 
             continue;
         }
@@ -543,7 +587,11 @@ ngx_http_wsgi_runner_handler(void *data, ngx_log_t *log)
 
         (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
 
-        ngx_http_wsgi_step_run(ctx, ctx->step);
+        if (ts == NULL) {
+            ts = ngx_http_wsgi_python_enter();
+        }
+
+        ngx_http_wsgi_step_exec(ctx, ctx->step);
 
         (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
 
@@ -583,8 +631,9 @@ ngx_http_wsgi_runner_event_handler(ngx_event_t *ev)
 static void
 ngx_http_wsgi_thread_complete(ngx_http_wsgi_ctx_t *ctx)
 {
-    ngx_connection_t    *c;
-    ngx_http_request_t  *r;
+    ngx_connection_t       *c;
+    ngx_http_request_t     *r;
+    ngx_http_wsgi_sched_t  *sched;
 
     r = ctx->request;
     c = r->connection;
@@ -597,8 +646,10 @@ ngx_http_wsgi_thread_complete(ngx_http_wsgi_ctx_t *ctx)
     r->main->blocked--;
     ctx->running = 0;
 
-    if (ctx->timer.timer_set) {
-        ngx_del_timer(&ctx->timer);
+    sched = ngx_http_wsgi_sched_get(ctx->thread_pool, c->log);
+
+    if (sched && --sched->away == 0 && sched->alive.timer_set) {
+        ngx_del_timer(&sched->alive);
     }
 
     ngx_http_wsgi_step_complete(ctx);
@@ -608,9 +659,9 @@ ngx_http_wsgi_thread_complete(ngx_http_wsgi_ctx_t *ctx)
 
 
 static void
-ngx_http_wsgi_thread_timer_handler(ngx_event_t *ev)
+ngx_http_wsgi_sched_alive_handler(ngx_event_t *ev)
 {
-    /* a long step: keep the worker from exiting under it */
+    /* long steps: keep the worker from exiting under them */
 
     ngx_add_timer(ev, NGX_HTTP_WSGI_KEEP_ALIVE);
 }
@@ -626,10 +677,9 @@ void
 ngx_http_wsgi_thread_release(ngx_thread_pool_t *tp, PyObject **objs,
     ngx_uint_t n, ngx_log_t *log)
 {
-    ngx_uint_t                i;
-    PyThreadState            *ts;
-    ngx_http_wsgi_sched_t    *sched;
-    ngx_http_wsgi_release_t  *rel;
+    size_t                  size;
+    PyObject              **p;
+    ngx_http_wsgi_sched_t  *sched;
 
     if (n == 0) {
         return;
@@ -637,40 +687,72 @@ ngx_http_wsgi_thread_release(ngx_thread_pool_t *tp, PyObject **objs,
 
     sched = ngx_http_wsgi_sched_get(tp, log);
 
-    rel = ngx_alloc(sizeof(ngx_http_wsgi_release_t)
-                    + (n - 1) * sizeof(PyObject *), log);
-
-    if (sched && rel) {
-        rel->n = n;
-        ngx_memcpy(rel->objs, objs, n * sizeof(PyObject *));
-
-        (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
-
-        rel->next = sched->releases;
-        sched->releases = rel;
-
-        (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
-
-        /* not urgent: any runner that comes by takes them */
-
-        if (!sched->kick.posted) {
-            ngx_post_event(&sched->kick, &ngx_posted_events);
-        }
-
+    if (sched == NULL) {
+        ngx_http_wsgi_step_release_objs(objs, n);
         return;
     }
 
-    ngx_free(rel);
+    /* collected for the round: one batch, handed over with its steps */
 
-    /* out of memory: release them here rather than leak them */
+    if (sched->nobjs + n > sched->nalloc) {
+        size = ngx_max(2 * sched->nalloc, sched->nobjs + n + 64);
 
-    ts = ngx_http_wsgi_python_enter();
+        p = ngx_alloc(size * sizeof(PyObject *), log);
+        if (p == NULL) {
+            /* out of memory: release them here rather than leak them */
+            ngx_http_wsgi_step_release_objs(objs, n);
+            return;
+        }
 
-    for (i = 0; i < n; i++) {
-        Py_DECREF(objs[i]);
+        if (sched->nobjs) {
+            ngx_memcpy(p, sched->objs, sched->nobjs * sizeof(PyObject *));
+        }
+
+        ngx_free(sched->objs);
+        sched->objs = p;
+        sched->nalloc = size;
     }
 
-    ngx_http_wsgi_python_leave(ts);
+    ngx_memcpy(&sched->objs[sched->nobjs], objs, n * sizeof(PyObject *));
+    sched->nobjs += n;
+
+    /* not urgent: any runner that comes by takes them */
+
+    if (!sched->kick.posted) {
+        ngx_post_event(&sched->kick, &ngx_posted_events);
+    }
+}
+
+
+static void
+ngx_http_wsgi_sched_release(ngx_http_wsgi_sched_t *sched)
+{
+    ngx_http_wsgi_release_t  *rel;
+
+    if (sched->nobjs == 0) {
+        return;
+    }
+
+    rel = ngx_alloc(sizeof(ngx_http_wsgi_release_t)
+                    + (sched->nobjs - 1) * sizeof(PyObject *),
+                    ngx_cycle->log);
+
+    if (rel == NULL) {
+        ngx_http_wsgi_step_release_objs(sched->objs, sched->nobjs);
+        sched->nobjs = 0;
+        return;
+    }
+
+    rel->n = sched->nobjs;
+    ngx_memcpy(rel->objs, sched->objs, sched->nobjs * sizeof(PyObject *));
+    sched->nobjs = 0;
+
+    (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
+
+    rel->next = sched->releases;
+    sched->releases = rel;
+
+    (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
 }
 
 
@@ -757,8 +839,8 @@ ngx_http_wsgi_thread_signal(ngx_http_wsgi_ctx_t *ctx, ngx_int_t rc)
 
     ctx->flush = rc;
 
-    (void) pthread_cond_broadcast(&ngx_http_wsgi_channel_cond);
     (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
+    (void) pthread_cond_broadcast(&ngx_http_wsgi_channel_cond);
 }
 
 
@@ -771,7 +853,12 @@ ngx_http_wsgi_channel_handler(ngx_event_t *rev)
 
     c = rev->data;
 
-    while (read(c->fd, &n, sizeof(n)) == sizeof(n)) { /* void */ }
+    /* one read resets the counter, however many writes there were */
+
+    if (read(c->fd, &n, sizeof(n)) == -1 && ngx_errno != NGX_EAGAIN) {
+        ngx_log_error(NGX_LOG_ALERT, rev->log, ngx_errno,
+                      "wsgi: read() from the channel failed");
+    }
 
     (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
 
