@@ -9,7 +9,9 @@
  * (the runners are blocked, e.g. waiting for a database); a busy worker
  * thus runs many steps per thread wake-up instead of waking a thread per
  * step that then waits for the GIL.  Finished steps go back to the event
- * loop through the worker's channel, an eventfd, written once per batch.
+ * loop through the worker's channel: a list the event loop looks at after
+ * each round that queued steps, and an eventfd, written only when the
+ * event loop has said it is going to sleep ("armed").
  *
  * The request is pinned while its step is away (r->main->blocked), and a
  * timer keeps a gracefully exiting worker alive until its steps are back.
@@ -94,6 +96,9 @@ static void ngx_http_wsgi_sched_alive_handler(ngx_event_t *ev);
 static void ngx_http_wsgi_sched_release(ngx_http_wsgi_sched_t *sched);
 static uint64_t ngx_http_wsgi_thread_clock(void);
 static void ngx_http_wsgi_channel_handler(ngx_event_t *rev);
+static void ngx_http_wsgi_channel_check(ngx_event_t *ev);
+static ngx_uint_t ngx_http_wsgi_channel_drain(void);
+static void ngx_http_wsgi_channel_notify(ngx_log_t *log);
 
 
 extern ngx_module_t  ngx_thread_pool_module;
@@ -109,6 +114,12 @@ static pthread_mutex_t       ngx_http_wsgi_channel_mutex =
                                  PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t        ngx_http_wsgi_channel_cond =
                                  PTHREAD_COND_INITIALIZER;
+
+/* under the mutex: the event loop may sleep, a thread must write the fd */
+static ngx_uint_t            ngx_http_wsgi_channel_armed = 1;
+
+/* the event loop's next look at the lists, after a non-blocking poll */
+static ngx_event_t           ngx_http_wsgi_channel_next;
 
 
 /*
@@ -210,6 +221,9 @@ ngx_http_wsgi_thread_init(ngx_cycle_t *cycle)
     c->read->log = cycle->log;
     c->write->log = cycle->log;
 
+    ngx_http_wsgi_channel_next.handler = ngx_http_wsgi_channel_check;
+    ngx_http_wsgi_channel_next.log = cycle->log;
+
     if (ngx_add_event(c->read, NGX_READ_EVENT, 0) != NGX_OK) {
         ngx_close_connection(c);
         return NGX_ERROR;
@@ -310,6 +324,22 @@ ngx_http_wsgi_sched_kick_handler(ngx_event_t *ev)
     ngx_http_wsgi_sched_t *sched = ev->data;
 
     ngx_http_wsgi_sched_release(sched);
+
+    if (sched->away && !ngx_http_wsgi_channel_next.posted) {
+
+        /*
+         * The steps of this round are often done by the next one (one
+         * CPU: the runner preempts the event loop): the event loop looks
+         * for them itself, and the runners need not write the eventfd.
+         */
+
+        (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
+        ngx_http_wsgi_channel_armed = 0;
+        (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
+
+        ngx_post_event(&ngx_http_wsgi_channel_next, &ngx_posted_next_events);
+    }
+
     ngx_http_wsgi_sched_kick(sched);
 }
 
@@ -482,7 +512,6 @@ ngx_http_wsgi_runner_handler(void *data, ngx_log_t *log)
 {
     ngx_http_wsgi_runner_t *runner = data;
 
-    uint64_t                  one;
     ngx_uint_t                notify, i, lingered;
     PyThreadState            *ts;
     struct timespec           until;
@@ -491,7 +520,6 @@ ngx_http_wsgi_runner_handler(void *data, ngx_log_t *log)
     ngx_http_wsgi_release_t  *rel, *next;
 
     sched = runner->sched;
-    one = 1;
     lingered = 0;
     ts = NULL;
 
@@ -597,20 +625,16 @@ ngx_http_wsgi_runner_handler(void *data, ngx_log_t *log)
 
         sched->busy--;
 
-        notify = (ngx_http_wsgi_channel_done == NULL
-                  && ngx_http_wsgi_channel_queue == NULL);
+        notify = ngx_http_wsgi_channel_armed;
+        ngx_http_wsgi_channel_armed = 0;
 
         ctx->step_next = ngx_http_wsgi_channel_done;
         ngx_http_wsgi_channel_done = ctx;
 
         (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
 
-        if (notify
-            && write(ngx_http_wsgi_channel->fd, &one, sizeof(one)) == -1
-            && ngx_errno != NGX_EAGAIN)
-        {
-            ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
-                          "wsgi: write() to the channel failed");
+        if (notify) {
+            ngx_http_wsgi_channel_notify(log);
         }
     }
 }
@@ -766,19 +790,16 @@ ngx_http_wsgi_sched_release(ngx_http_wsgi_sched_t *sched)
 ngx_int_t
 ngx_http_wsgi_thread_wait(ngx_http_wsgi_ctx_t *ctx, ngx_uint_t pull)
 {
-    uint64_t         one;
     ngx_int_t        rc;
     ngx_uint_t       notify;
     struct timespec  ts;
-
-    one = 1;
 
     Py_BEGIN_ALLOW_THREADS
 
     (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
 
-    notify = (ngx_http_wsgi_channel_done == NULL
-              && ngx_http_wsgi_channel_queue == NULL);
+    notify = ngx_http_wsgi_channel_armed;
+    ngx_http_wsgi_channel_armed = 0;
 
     ctx->flush = NGX_AGAIN;
     ctx->pull = pull;
@@ -787,12 +808,8 @@ ngx_http_wsgi_thread_wait(ngx_http_wsgi_ctx_t *ctx, ngx_uint_t pull)
 
     (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
 
-    if (notify
-        && write(ngx_http_wsgi_channel->fd, &one, sizeof(one)) == -1
-        && ngx_errno != NGX_EAGAIN)
-    {
-        ngx_log_error(NGX_LOG_ERR, ctx->log, ngx_errno,
-                      "wsgi: write() to the channel failed");
+    if (notify) {
+        ngx_http_wsgi_channel_notify(ctx->log);
     }
 
     (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
@@ -847,9 +864,8 @@ ngx_http_wsgi_thread_signal(ngx_http_wsgi_ctx_t *ctx, ngx_int_t rc)
 static void
 ngx_http_wsgi_channel_handler(ngx_event_t *rev)
 {
-    uint64_t              n;
-    ngx_connection_t     *c;
-    ngx_http_wsgi_ctx_t  *ctx, *next, *done;
+    uint64_t           n;
+    ngx_connection_t  *c;
 
     c = rev->data;
 
@@ -860,6 +876,36 @@ ngx_http_wsgi_channel_handler(ngx_event_t *rev)
                       "wsgi: read() from the channel failed");
     }
 
+    if (ngx_http_wsgi_channel_drain() && !ngx_http_wsgi_channel_next.posted)
+    {
+        ngx_post_event(&ngx_http_wsgi_channel_next, &ngx_posted_next_events);
+    }
+}
+
+
+/*
+ * After a round that queued steps or got some back: another look, after a
+ * poll that does not wait.  As long as steps keep coming back the event
+ * loop keeps looking; when none has, it arms the eventfd and may sleep.
+ */
+
+static void
+ngx_http_wsgi_channel_check(ngx_event_t *ev)
+{
+    if (ngx_http_wsgi_channel_drain()) {
+        ngx_post_event(ev, &ngx_posted_next_events);
+    }
+}
+
+
+/* the event loop: handles what the threads left; the number of contexts */
+
+static ngx_uint_t
+ngx_http_wsgi_channel_drain(void)
+{
+    ngx_uint_t            n;
+    ngx_http_wsgi_ctx_t  *ctx, *next, *done;
+
     (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
 
     ctx = ngx_http_wsgi_channel_queue;
@@ -868,7 +914,13 @@ ngx_http_wsgi_channel_handler(ngx_event_t *rev)
     done = ngx_http_wsgi_channel_done;
     ngx_http_wsgi_channel_done = NULL;
 
+    if (ctx == NULL && done == NULL) {
+        ngx_http_wsgi_channel_armed = 1;
+    }
+
     (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
+
+    n = 0;
 
     while (ctx) {
         next = ctx->flush_next;
@@ -877,6 +929,7 @@ ngx_http_wsgi_channel_handler(ngx_event_t *rev)
         ngx_http_wsgi_flush(ctx);
 
         ctx = next;
+        n++;
     }
 
     while (done) {
@@ -886,6 +939,27 @@ ngx_http_wsgi_channel_handler(ngx_event_t *rev)
         ngx_http_wsgi_thread_complete(done);
 
         done = next;
+        n++;
+    }
+
+    return n;
+}
+
+
+/* a thread: the event loop sleeps, or is about to */
+
+static void
+ngx_http_wsgi_channel_notify(ngx_log_t *log)
+{
+    uint64_t  one;
+
+    one = 1;
+
+    if (write(ngx_http_wsgi_channel->fd, &one, sizeof(one)) == -1
+        && ngx_errno != NGX_EAGAIN)
+    {
+        ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
+                      "wsgi: write() to the channel failed");
     }
 }
 
