@@ -40,6 +40,7 @@ static void ngx_http_wsgi_cleanup(void *data);
 static ngx_int_t ngx_http_wsgi_defer(PyObject **objs, ngx_uint_t n);
 static void ngx_http_wsgi_deferred_handler(ngx_event_t *ev);
 static void ngx_http_wsgi_take_deferred(ngx_http_wsgi_ctx_t *ctx);
+static void ngx_http_wsgi_hold_gil(void);
 
 
 typedef struct {
@@ -47,6 +48,7 @@ typedef struct {
     ngx_uint_t                   n;
     ngx_uint_t                   nalloc;
     ngx_event_t                  event;
+    PyThreadState               *gil;         /* held for the round */
 } ngx_http_wsgi_deferred_t;
 
 
@@ -274,6 +276,7 @@ ngx_http_wsgi_run(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e step)
 
         } else {
             ngx_http_wsgi_take_deferred(ctx);
+            ngx_http_wsgi_hold_gil();
             ngx_http_wsgi_step_run(ctx, step);
         }
 
@@ -1449,6 +1452,38 @@ ngx_http_wsgi_defer(PyObject **objs, ngx_uint_t n)
 }
 
 
+/*
+ * Inline steps keep the GIL until the end of the event loop round: the
+ * requests of one round take it once.  Python code that runs long still
+ * lets other threads in (CPython's switch interval), and the GIL is never
+ * held while the event loop waits.
+ */
+
+static void
+ngx_http_wsgi_hold_gil(void)
+{
+    ngx_event_t               *ev;
+    ngx_http_wsgi_deferred_t  *d;
+
+    d = &ngx_http_wsgi_deferred;
+
+    if (d->gil) {
+        return;
+    }
+
+    d->gil = ngx_http_wsgi_python_enter();
+
+    ev = &d->event;
+
+    if (!ev->posted) {
+        ev->handler = ngx_http_wsgi_deferred_handler;
+        ev->log = ngx_cycle->log;
+        ev->data = d;
+        ngx_post_event(ev, &ngx_posted_events);
+    }
+}
+
+
 static void
 ngx_http_wsgi_deferred_handler(ngx_event_t *ev)
 {
@@ -1496,5 +1531,10 @@ ngx_http_wsgi_release_deferred(void)
     if (d->n) {
         ngx_http_wsgi_step_release_objs(d->objs, d->n);
         d->n = 0;
+    }
+
+    if (d->gil) {
+        ngx_http_wsgi_python_leave(d->gil);
+        d->gil = NULL;
     }
 }

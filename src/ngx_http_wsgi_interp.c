@@ -26,6 +26,9 @@ static ngx_http_wsgi_interp_t  ngx_http_wsgi_main_interp;
 /* the thread state of the calling thread, created on its first step */
 static __thread PyThreadState  *ngx_http_wsgi_tstate;
 
+/* how many enters of the calling thread hold the GIL: they nest */
+static __thread ngx_uint_t      ngx_http_wsgi_depth;
+
 
 static struct PyModuleDef  ngx_http_wsgi_moduledef = {
     PyModuleDef_HEAD_INIT,
@@ -218,7 +221,9 @@ ngx_http_wsgi_python_enter(void)
         ngx_http_wsgi_tstate = ts;
     }
 
-    PyEval_RestoreThread(ts);
+    if (ngx_http_wsgi_depth++ == 0) {
+        PyEval_RestoreThread(ts);
+    }
 
     return ts;
 }
@@ -227,7 +232,9 @@ ngx_http_wsgi_python_enter(void)
 void
 ngx_http_wsgi_python_leave(PyThreadState *ts)
 {
-    (void) PyEval_SaveThread();
+    if (--ngx_http_wsgi_depth == 0) {
+        (void) PyEval_SaveThread();
+    }
 }
 
 
