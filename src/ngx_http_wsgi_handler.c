@@ -430,10 +430,10 @@ ngx_http_wsgi_finish(ngx_http_wsgi_ctx_t *ctx, ngx_int_t rc,
 static ngx_int_t
 ngx_http_wsgi_send_header(ngx_http_wsgi_ctx_t *ctx)
 {
-    u_char                    *p, *name, *value;
+    u_char                    *p, *v, *name, *value;
     size_t                     nlen, vlen;
     ngx_int_t                  rc;
-    ngx_uint_t                 i;
+    ngx_uint_t                 i, kind;
     ngx_table_elt_t           *h;
     ngx_http_request_t        *r;
     ngx_http_wsgi_loc_conf_t  *wlcf;
@@ -448,34 +448,30 @@ ngx_http_wsgi_send_header(ngx_http_wsgi_ctx_t *ctx)
     p = ctx->header_block;
 
     for (i = 0; i < ctx->nheaders; i++) {
+        kind = *p++;
         name = p;
         nlen = ngx_strlen(name);
         value = name + nlen + 1;
         vlen = ngx_strlen(value);
         p = value + vlen + 1;
 
-        if (nlen == sizeof("Content-Length") - 1
-            && ngx_strncasecmp(name, (u_char *) "Content-Length", nlen) == 0)
-        {
+        if (kind == NGX_HTTP_WSGI_HEADER_CONTENT_LENGTH) {
             r->headers_out.content_length_n = ctx->length;
             continue;
         }
 
-        if (nlen == sizeof("Content-Type") - 1
-            && ngx_strncasecmp(name, (u_char *) "Content-Type", nlen) == 0)
-        {
+        if (kind == NGX_HTTP_WSGI_HEADER_CONTENT_TYPE) {
             r->headers_out.content_type.data = value;
             r->headers_out.content_type.len = vlen;
             r->headers_out.content_type_len = vlen;
 
-            for (p = value; p < value + vlen; p++) {
-                if (*p == ';' || *p == ' ') {
-                    r->headers_out.content_type_len = p - value;
+            for (v = value; v < value + vlen; v++) {
+                if (*v == ';' || *v == ' ') {
+                    r->headers_out.content_type_len = v - value;
                     break;
                 }
             }
 
-            p = value + vlen + 1;
             continue;
         }
 
@@ -493,37 +489,34 @@ ngx_http_wsgi_send_header(ngx_http_wsgi_ctx_t *ctx)
 
         /* the application's own Date and Server replace nginx's */
 
-        if (nlen == sizeof("Date") - 1
-            && ngx_strncasecmp(name, (u_char *) "Date", nlen) == 0)
-        {
+        switch (kind) {
+
+        case NGX_HTTP_WSGI_HEADER_DATE:
             r->headers_out.date = h;
+            break;
 
-        } else if (nlen == sizeof("Server") - 1
-                   && ngx_strncasecmp(name, (u_char *) "Server", nlen) == 0)
-        {
+        case NGX_HTTP_WSGI_HEADER_SERVER:
             r->headers_out.server = h;
+            break;
 
-        } else if (nlen == sizeof("Content-Encoding") - 1
-                   && ngx_strncasecmp(name, (u_char *) "Content-Encoding",
-                                      nlen)
-                      == 0)
-        {
+        case NGX_HTTP_WSGI_HEADER_CONTENT_ENCODING:
             r->headers_out.content_encoding = h;
+            break;
 
-        } else if (nlen == sizeof("ETag") - 1
-                   && ngx_strncasecmp(name, (u_char *) "ETag", nlen) == 0)
-        {
+        case NGX_HTTP_WSGI_HEADER_ETAG:
             /* for If-None-Match, If-Match and If-Range */
             r->headers_out.etag = h;
+            break;
 
-        } else if (nlen == sizeof("Last-Modified") - 1
-                   && ngx_strncasecmp(name, (u_char *) "Last-Modified", nlen)
-                      == 0)
-        {
+        case NGX_HTTP_WSGI_HEADER_LAST_MODIFIED:
             /* for If-Modified-Since and If-Unmodified-Since */
             r->headers_out.last_modified = h;
             r->headers_out.last_modified_time = ngx_parse_http_time(value,
                                                                     vlen);
+            break;
+
+        default:
+            break;
         }
     }
 

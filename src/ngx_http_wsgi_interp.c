@@ -202,13 +202,6 @@ ngx_http_wsgi_module_free(void *m)
 }
 
 
-ngx_http_wsgi_state_t *
-ngx_http_wsgi_state(void)
-{
-    return PyModule_GetState(ngx_http_wsgi_interp->module);
-}
-
-
 PyThreadState *
 ngx_http_wsgi_python_enter(void)
 {
@@ -366,6 +359,8 @@ ngx_http_wsgi_interp_setup(ngx_cycle_t *cycle,
         return NGX_ERROR;
     }
 
+    interp->state = PyModule_GetState(interp->module);
+
     interp->multiprocess = (wmcf->workers > 1);
 
     if (wmcf->python_path) {
@@ -453,6 +448,7 @@ ngx_http_wsgi_interp_done(ngx_cycle_t *cycle)
     PyEval_RestoreThread(interp->main);
 
     Py_CLEAR(interp->apps);
+    interp->state = NULL;
     Py_CLEAR(interp->module);
 
     if (Py_FinalizeEx() != 0) {

@@ -202,6 +202,19 @@ typedef struct {
 } ngx_http_wsgi_buf_t;
 
 
+/* the response headers nginx has a field for, found by start_response() */
+typedef enum {
+    NGX_HTTP_WSGI_HEADER_OTHER = 1,
+    NGX_HTTP_WSGI_HEADER_CONTENT_LENGTH,
+    NGX_HTTP_WSGI_HEADER_CONTENT_TYPE,
+    NGX_HTTP_WSGI_HEADER_DATE,
+    NGX_HTTP_WSGI_HEADER_SERVER,
+    NGX_HTTP_WSGI_HEADER_CONTENT_ENCODING,
+    NGX_HTTP_WSGI_HEADER_ETAG,
+    NGX_HTTP_WSGI_HEADER_LAST_MODIFIED
+} ngx_http_wsgi_header_e;
+
+
 typedef enum {
     NGX_HTTP_WSGI_STEP_CALL = 0,
     NGX_HTTP_WSGI_STEP_ITERATE,
@@ -270,7 +283,7 @@ struct ngx_http_wsgi_ctx_s {
     PyObject                    *start_response;
     PyObject                    *status;      /* str "NNN reason" */
     ngx_str_t                    status_line; /* its latin-1 bytes */
-    PyObject                    *headers;     /* bytes "name\0value\0"... */
+    PyObject                    *headers;     /* bytes "Kname\0value\0"... */
     u_char                      *header_block; /* their bytes */
     ngx_uint_t                   nheaders;
     ngx_uint_t                   status_code;
@@ -309,6 +322,7 @@ struct ngx_http_wsgi_ctx_s {
 typedef struct {
     PyThreadState               *main;
     PyObject                    *module;      /* "ngx" */
+    void                        *state;       /* its state */
     PyObject                    *apps;        /* list, index -> app or None */
     ngx_log_t                   *log;
     unsigned                     multiprocess:1;
@@ -334,6 +348,12 @@ typedef struct {
 
 extern ngx_module_t  ngx_http_wsgi_module;
 extern ngx_http_wsgi_interp_t  *ngx_http_wsgi_interp;
+
+
+/* the state of the "ngx" module, for the Python side */
+#define ngx_http_wsgi_state()                                                 \
+    ((ngx_http_wsgi_state_t *) ngx_http_wsgi_interp->state)
+
 
 
 /* nginx side */
@@ -381,7 +401,6 @@ ngx_int_t ngx_http_wsgi_interp_init(ngx_cycle_t *cycle,
 void ngx_http_wsgi_interp_done(ngx_cycle_t *cycle);
 PyThreadState *ngx_http_wsgi_python_enter(void);
 void ngx_http_wsgi_python_leave(PyThreadState *ts);
-ngx_http_wsgi_state_t *ngx_http_wsgi_state(void);
 PyObject *ngx_http_wsgi_module_init(void);
 
 

@@ -8,6 +8,9 @@
 #include <structmember.h>
 
 
+#define NGX_HTTP_WSGI_KINDS  32     /* header kinds kept between passes */
+
+
 /*
  * ngx.StartResponse: the start_response callable of one request.
  * Created by the call step, owned by the context; the application may keep
@@ -53,6 +56,8 @@ static PyObject *ngx_http_wsgi_headers_parse(PyObject *headers,
     ngx_uint_t *nheaders, off_t *length);
 static ngx_int_t ngx_http_wsgi_header_name_valid(u_char *p, size_t len);
 static ngx_int_t ngx_http_wsgi_hop_by_hop(u_char *p, size_t len);
+static ngx_http_wsgi_header_e ngx_http_wsgi_header_kind(u_char *p,
+    size_t len);
 
 
 static ngx_str_t  ngx_http_wsgi_hop_by_hop_headers[] = {
@@ -467,7 +472,8 @@ ngx_http_wsgi_status_parse(ngx_http_wsgi_ctx_t *ctx, PyObject *status)
 
 /*
  * Validates the headers and packs them for the nginx side into one bytes
- * object, "name\0value\0" for each header, latin-1 as PEP 3333 requires.
+ * object, latin-1 as PEP 3333 requires: for each header its kind (a byte,
+ * ngx_http_wsgi_header_e), "name\0value\0".
  */
 
 static PyObject *
@@ -479,6 +485,7 @@ ngx_http_wsgi_headers_parse(PyObject *headers, ngx_uint_t *nheaders,
     PyObject    *item, *block;
     ngx_int_t    n, rc;
     Py_ssize_t   i, count;
+    u_char       kinds[NGX_HTTP_WSGI_KINDS];
 
     *length = -1;
 
@@ -554,9 +561,13 @@ ngx_http_wsgi_headers_parse(PyObject *headers, ngx_uint_t *nheaders,
             }
         }
 
-        if (nlen == sizeof("Content-Length") - 1
-            && ngx_strncasecmp(name, (u_char *) "Content-Length", nlen) == 0)
-        {
+        k = ngx_http_wsgi_header_kind(name, nlen);
+
+        if (i < NGX_HTTP_WSGI_KINDS) {
+            kinds[i] = (u_char) k;
+        }
+
+        if (k == NGX_HTTP_WSGI_HEADER_CONTENT_LENGTH) {
             n = ngx_atoof(value, vlen);
 
             if (n == NGX_ERROR || *length != -1) {
@@ -569,7 +580,7 @@ ngx_http_wsgi_headers_parse(PyObject *headers, ngx_uint_t *nheaders,
             *length = n;
         }
 
-        size += nlen + vlen + 2;
+        size += 1 + nlen + vlen + 2;
     }
 
     block = PyBytes_FromStringAndSize(NULL, size);
@@ -583,6 +594,11 @@ ngx_http_wsgi_headers_parse(PyObject *headers, ngx_uint_t *nheaders,
 
     for (i = 0; i < count; i++) {
         item = PyList_GET_ITEM(headers, i);
+
+        (void) ngx_http_wsgi_latin1(PyTuple_GET_ITEM(item, 0), &name, &nlen);
+
+        *p++ = (i < NGX_HTTP_WSGI_KINDS)
+               ? kinds[i] : (u_char) ngx_http_wsgi_header_kind(name, nlen);
 
         for (k = 0; k < 2; k++) {
             (void) ngx_http_wsgi_latin1(PyTuple_GET_ITEM(item, k), &name,
@@ -614,6 +630,71 @@ ngx_http_wsgi_header_name_valid(u_char *p, size_t len)
     }
 
     return 1;
+}
+
+
+static ngx_http_wsgi_header_e
+ngx_http_wsgi_header_kind(u_char *p, size_t len)
+{
+    /* as most applications spell them, or in any case */
+
+#define ngx_http_wsgi_is(name)                                                \
+    (len == sizeof(name) - 1                                                  \
+     && (ngx_memcmp(p, name, len) == 0                                        \
+         || ngx_strncasecmp(p, (u_char *) name, len) == 0))
+
+    switch (len) {
+
+    case 4:
+        if (ngx_http_wsgi_is("Date")) {
+            return NGX_HTTP_WSGI_HEADER_DATE;
+        }
+
+        if (ngx_http_wsgi_is("ETag")) {
+            return NGX_HTTP_WSGI_HEADER_ETAG;
+        }
+
+        break;
+
+    case 6:
+        if (ngx_http_wsgi_is("Server")) {
+            return NGX_HTTP_WSGI_HEADER_SERVER;
+        }
+
+        break;
+
+    case 12:
+        if (ngx_http_wsgi_is("Content-Type")) {
+            return NGX_HTTP_WSGI_HEADER_CONTENT_TYPE;
+        }
+
+        break;
+
+    case 13:
+        if (ngx_http_wsgi_is("Last-Modified")) {
+            return NGX_HTTP_WSGI_HEADER_LAST_MODIFIED;
+        }
+
+        break;
+
+    case 14:
+        if (ngx_http_wsgi_is("Content-Length")) {
+            return NGX_HTTP_WSGI_HEADER_CONTENT_LENGTH;
+        }
+
+        break;
+
+    case 16:
+        if (ngx_http_wsgi_is("Content-Encoding")) {
+            return NGX_HTTP_WSGI_HEADER_CONTENT_ENCODING;
+        }
+
+        break;
+    }
+
+#undef ngx_http_wsgi_is
+
+    return NGX_HTTP_WSGI_HEADER_OTHER;
 }
 
 
