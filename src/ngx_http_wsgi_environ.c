@@ -23,8 +23,8 @@ static ngx_int_t ngx_http_wsgi_snapshot_headers(ngx_http_request_t *r,
     ngx_http_wsgi_loc_conf_t *wlcf, ngx_http_wsgi_snapshot_t *snap);
 static ngx_int_t ngx_http_wsgi_snapshot_body(ngx_http_request_t *r,
     ngx_http_wsgi_snapshot_t *snap);
-static PyObject *ngx_http_wsgi_environ_template(ngx_http_wsgi_state_t *st,
-    ngx_uint_t multithread, ngx_uint_t multiprocess);
+static ngx_http_wsgi_template_t *ngx_http_wsgi_environ_template(
+    ngx_http_wsgi_state_t *st, ngx_http_wsgi_snapshot_t *snap);
 static PyObject *ngx_http_wsgi_environ_value(ngx_http_wsgi_state_t *st,
     ngx_uint_t known, u_char *data, size_t len);
 
@@ -153,6 +153,8 @@ ngx_http_wsgi_snapshot(ngx_http_request_t *r, ngx_http_wsgi_ctx_t *ctx)
 
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wsgi_module);
     cscf = ngx_http_get_module_srv_conf(r, ngx_http_core_module);
+
+    snap->location = wlcf->index;
 
     if (ngx_array_init(&snap->env, r->pool, 32, sizeof(ngx_http_wsgi_env_t))
         != NGX_OK)
@@ -582,38 +584,105 @@ ngx_http_wsgi_snapshot_body(ngx_http_request_t *r,
 /*
  * The Python side: the environ dict of one request.
  *
- * It starts as a copy of a template with the values that are the same for
- * every request of the worker (a copy of a dict is one memcpy, and the
- * template is sized for a whole environ, so that the copy never grows).
- * Values of the well-known keys are cached: the method, the host, the
- * protocol, the client's address and the like repeat from one request to
- * the next, and a repeated value is the same str again.
+ * It starts as a copy of its location's template (a copy of a dict is one
+ * memcpy; the template is sized for a whole environ, so that the copy
+ * never grows).  The template has the values every request has the same,
+ * and the last request's values of the keys that seldom change from one
+ * request to the next (the method, the host, the protocol, the client's
+ * address...): a request with the same values has nothing to set there.
+ * Values of the other well-known keys are cached: a repeated value is the
+ * same str again.
  */
+
+/* the keys whose values are kept in the template */
+
+static const uint64_t  ngx_http_wsgi_stable =
+      (1ULL << NGX_HTTP_WSGI_ENV_REQUEST_METHOD)
+    | (1ULL << NGX_HTTP_WSGI_ENV_SCRIPT_NAME)
+    | (1ULL << NGX_HTTP_WSGI_ENV_QUERY_STRING)
+    | (1ULL << NGX_HTTP_WSGI_ENV_CONTENT_TYPE)
+    | (1ULL << NGX_HTTP_WSGI_ENV_SERVER_NAME)
+    | (1ULL << NGX_HTTP_WSGI_ENV_SERVER_PORT)
+    | (1ULL << NGX_HTTP_WSGI_ENV_SERVER_PROTOCOL)
+    | (1ULL << NGX_HTTP_WSGI_ENV_REMOTE_ADDR)
+    | (1ULL << NGX_HTTP_WSGI_ENV_HTTPS)
+    | (1ULL << NGX_HTTP_WSGI_ENV_HTTP_HOST)
+    | (1ULL << NGX_HTTP_WSGI_ENV_HTTP_USER_AGENT)
+    | (1ULL << NGX_HTTP_WSGI_ENV_HTTP_ACCEPT)
+    | (1ULL << NGX_HTTP_WSGI_ENV_HTTP_ACCEPT_ENCODING)
+    | (1ULL << NGX_HTTP_WSGI_ENV_HTTP_ACCEPT_LANGUAGE)
+    | (1ULL << NGX_HTTP_WSGI_ENV_HTTP_CONNECTION)
+    | (1ULL << NGX_HTTP_WSGI_ENV_HTTP_CACHE_CONTROL);
+
 
 PyObject *
 ngx_http_wsgi_environ(ngx_http_wsgi_ctx_t *ctx)
 {
-    PyObject               *env, *key, *value, *connected;
-    ngx_uint_t              i;
-    ngx_http_wsgi_env_t    *kv;
-    ngx_http_wsgi_state_t  *st;
+    uint64_t                   bit, seen, gone;
+    PyObject                  *env, *key, *value, *connected;
+    ngx_uint_t                 i;
+    ngx_http_wsgi_env_t       *kv;
+    ngx_http_wsgi_state_t     *st;
+    ngx_http_wsgi_template_t  *t;
 
     st = ngx_http_wsgi_state();
 
-    env = ngx_http_wsgi_environ_template(st, ctx->snap.multithread,
-                                         ctx->snap.multiprocess);
+    t = ngx_http_wsgi_environ_template(st, &ctx->snap);
+    if (t == NULL) {
+        return NULL;
+    }
+
+    env = PyDict_Copy(t->environ);
     if (env == NULL) {
         return NULL;
     }
 
-    env = PyDict_Copy(env);
-    if (env == NULL) {
-        return NULL;
-    }
-
+    seen = 0;
     kv = ctx->snap.env.elts;
 
     for (i = 0; i < ctx->snap.env.nelts; i++) {
+
+        bit = 1ULL << kv[i].known;
+
+        if (kv[i].known && (ngx_http_wsgi_stable & bit)) {
+            seen |= bit;
+
+            value = t->values[kv[i].known];
+
+            if (value != NULL
+                && (size_t) PyUnicode_GET_LENGTH(value) == kv[i].value.len
+                && ngx_memcmp(PyUnicode_1BYTE_DATA(value), kv[i].value.data,
+                              kv[i].value.len)
+                   == 0)
+            {
+                /* in the copy already */
+                continue;
+            }
+
+            value = ngx_http_wsgi_environ_value(st, kv[i].known,
+                                                kv[i].value.data,
+                                                kv[i].value.len);
+            if (value == NULL) {
+                goto failed;
+            }
+
+            key = st->keys[kv[i].known];
+
+            /* the template follows, for the requests to come */
+
+            if (PyDict_SetItem(env, key, value) != 0
+                || PyDict_SetItem(t->environ, key, value) != 0)
+            {
+                Py_DECREF(value);
+                goto failed;
+            }
+
+            t->values[kv[i].known] = value;
+            t->present |= bit;
+
+            Py_DECREF(value);
+            continue;
+        }
 
         if (kv[i].known) {
             key = Py_NewRef(st->keys[kv[i].known]);
@@ -647,6 +716,28 @@ ngx_http_wsgi_environ(ngx_http_wsgi_ctx_t *ctx)
 
         Py_DECREF(key);
         Py_DECREF(value);
+    }
+
+    /* what the last request had and this one has not */
+
+    gone = t->present & ~seen;
+
+    for (i = 1; gone; i++) {
+        bit = 1ULL << i;
+
+        if (!(gone & bit)) {
+            continue;
+        }
+
+        gone &= ~bit;
+        t->present &= ~bit;
+        t->values[i] = NULL;
+
+        if (PyDict_DelItem(env, st->keys[i]) != 0
+            || PyDict_DelItem(t->environ, st->keys[i]) != 0)
+        {
+            goto failed;
+        }
     }
 
     ctx->input = ngx_http_wsgi_input_new(ctx);
@@ -690,47 +781,65 @@ failed:
 }
 
 
-/* the values every environ of the worker has, in a dict to copy */
+/* the template of the request's location, made on its first request */
 
-static PyObject *
+static ngx_http_wsgi_template_t *
 ngx_http_wsgi_environ_template(ngx_http_wsgi_state_t *st,
-    ngx_uint_t multithread, ngx_uint_t multiprocess)
+    ngx_http_wsgi_snapshot_t *snap)
 {
-    PyObject  *t, *software;
+    size_t                     n;
+    PyObject                  *d, *software;
+    ngx_http_wsgi_template_t  *t;
 
-    t = st->environ[multithread];
-
-    if (t != NULL) {
-        return t;
+    if (snap->location < st->ntemplates
+        && st->templates[snap->location].environ != NULL)
+    {
+        return &st->templates[snap->location];
     }
 
-    t = _PyDict_NewPresized(NGX_HTTP_WSGI_ENV_KEYS + 16);
-    if (t == NULL) {
+    if (snap->location >= st->ntemplates) {
+        n = snap->location + 8;
+
+        t = PyMem_Realloc(st->templates, n * sizeof(ngx_http_wsgi_template_t));
+        if (t == NULL) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+
+        ngx_memzero(&t[st->ntemplates],
+                    (n - st->ntemplates) * sizeof(ngx_http_wsgi_template_t));
+
+        st->templates = t;
+        st->ntemplates = n;
+    }
+
+    d = _PyDict_NewPresized(NGX_HTTP_WSGI_ENV_KEYS + 16);
+    if (d == NULL) {
         return NULL;
     }
 
     software = PyUnicode_FromStringAndSize(NGINX_VER, sizeof(NGINX_VER) - 1);
     if (software == NULL) {
-        Py_DECREF(t);
+        Py_DECREF(d);
         return NULL;
     }
 
 #define ngx_http_wsgi_set(k, v)                                               \
-    (PyDict_SetItem(t, st->keys[NGX_HTTP_WSGI_ENV_ ## k], v) != 0)
+    (PyDict_SetItem(d, st->keys[NGX_HTTP_WSGI_ENV_ ## k], v) != 0)
 
     if (ngx_http_wsgi_set(SERVER_SOFTWARE, software)
         || ngx_http_wsgi_set(WSGI_VERSION, st->version)
         || ngx_http_wsgi_set(WSGI_URL_SCHEME, st->str_http)
         || ngx_http_wsgi_set(WSGI_MULTITHREAD,
-                             multithread ? Py_True : Py_False)
+                             snap->multithread ? Py_True : Py_False)
         || ngx_http_wsgi_set(WSGI_MULTIPROCESS,
-                             multiprocess ? Py_True : Py_False)
+                             snap->multiprocess ? Py_True : Py_False)
         || ngx_http_wsgi_set(WSGI_RUN_ONCE, Py_False)
         || ngx_http_wsgi_set(WSGI_INPUT_TERMINATED, Py_True)
         || ngx_http_wsgi_set(WSGI_FILE_WRAPPER, st->file_wrapper_type))
     {
         Py_DECREF(software);
-        Py_DECREF(t);
+        Py_DECREF(d);
         return NULL;
     }
 
@@ -738,7 +847,10 @@ ngx_http_wsgi_environ_template(ngx_http_wsgi_state_t *st,
 
     Py_DECREF(software);
 
-    st->environ[multithread] = t;
+    t = &st->templates[snap->location];
+
+    ngx_memzero(t, sizeof(ngx_http_wsgi_template_t));
+    t->environ = d;
 
     return t;
 }

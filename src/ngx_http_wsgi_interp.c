@@ -144,6 +144,7 @@ failed:
 static int
 ngx_http_wsgi_module_traverse(PyObject *m, visitproc visit, void *arg)
 {
+    ngx_uint_t              i;
     ngx_http_wsgi_state_t  *st;
 
     st = PyModule_GetState(m);
@@ -155,8 +156,9 @@ ngx_http_wsgi_module_traverse(PyObject *m, visitproc visit, void *arg)
         Py_VISIT(st->write_type);
         Py_VISIT(st->client_connected_type);
         Py_VISIT(st->file_wrapper_type);
-        Py_VISIT(st->environ[0]);
-        Py_VISIT(st->environ[1]);
+        for (i = 0; i < st->ntemplates; i++) {
+            Py_VISIT(st->templates[i].environ);
+        }
     }
 
     return 0;
@@ -177,8 +179,13 @@ ngx_http_wsgi_module_clear(PyObject *m)
             Py_CLEAR(st->values[i]);
         }
 
-        Py_CLEAR(st->environ[0]);
-        Py_CLEAR(st->environ[1]);
+        for (i = 0; i < st->ntemplates; i++) {
+            Py_CLEAR(st->templates[i].environ);
+        }
+
+        PyMem_Free(st->templates);
+        st->templates = NULL;
+        st->ntemplates = 0;
 
         Py_CLEAR(st->input_type);
         Py_CLEAR(st->errors_type);

@@ -326,6 +326,7 @@ ngx_http_wsgi_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (clcf->noname && conf->app == NULL) {
         conf->app = prev->app;
+        conf->index = prev->index;
         conf->location = prev->location;
     }
 
@@ -522,6 +523,7 @@ ngx_http_wsgi_pass(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     wlcf->app = app;
+    wlcf->index = wmcf->locations++;
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
 

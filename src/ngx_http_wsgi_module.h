@@ -62,6 +62,7 @@ typedef struct {
     ngx_str_t                    python_home;
     ngx_int_t                    optimize;
     ngx_uint_t                   workers;     /* for wsgi.multiprocess */
+    ngx_uint_t                   locations;   /* with wsgi_pass */
     ngx_thread_pool_t           *thread_pool; /* the default pool */
 } ngx_http_wsgi_main_conf_t;
 
@@ -74,6 +75,7 @@ typedef struct {
 
 typedef struct {
     ngx_http_wsgi_app_t         *app;
+    ngx_uint_t                   index;       /* of the wsgi_pass location */
     ngx_str_t                    location;    /* for SCRIPT_NAME */
     ngx_array_t                 *vars;        /* of ngx_http_wsgi_var_t */
     ngx_flag_t                   pass_authorization;
@@ -159,6 +161,7 @@ typedef struct {
  */
 typedef struct {
     ngx_array_t                  env;         /* of ngx_http_wsgi_env_t */
+    ngx_uint_t                   location;    /* its wsgi_pass, an index */
     ngx_http_wsgi_body_t        *body;
     ngx_uint_t                   nbody;
     off_t                        body_size;
@@ -329,6 +332,18 @@ typedef struct {
 } ngx_http_wsgi_interp_t;
 
 
+/*
+ * The environ a location's requests start from: the values every request
+ * has the same, and those of the last request for the keys that seldom
+ * change (present: a bit per ngx_http_wsgi_env_key_e).
+ */
+typedef struct {
+    PyObject                    *environ;
+    PyObject                    *values[NGX_HTTP_WSGI_ENV_KEYS]; /* its */
+    uint64_t                     present;
+} ngx_http_wsgi_template_t;
+
+
 /* per-interpreter state of the "ngx" Python module */
 typedef struct {
     PyObject                    *input_type;
@@ -341,7 +356,8 @@ typedef struct {
     PyObject                    *keys[NGX_HTTP_WSGI_ENV_KEYS];
     PyObject                    *str_http;
     PyObject                    *str_https;
-    PyObject                    *environ[2];  /* templates: multithread */
+    ngx_http_wsgi_template_t    *templates;   /* per location */
+    ngx_uint_t                   ntemplates;
     PyObject                    *values[NGX_HTTP_WSGI_ENV_KEYS]; /* last */
 } ngx_http_wsgi_state_t;
 

@@ -499,3 +499,97 @@ def test_authorization_server_level(nginx):
         location / {{ {ENV} }}""")
     assert srv.get_json("/", headers=AUTH)["HTTP_AUTHORIZATION"] \
         == "Basic dXNlcjpwYXNz"
+
+
+# -- one request's environ does not shape the next one's ------------------------
+
+def _json_request(conn, method, path, headers, body=None):
+    conn.request(method, path, body=body, headers=headers)
+    resp = conn.getresponse()
+    data = resp.read()
+    assert resp.status == 200, data[:500]
+    return json.loads(data)
+
+
+def test_environ_follows_each_request(nginx):
+    """Values that usually repeat (method, host, agent, content type) and
+    then change or disappear, on one keep-alive connection and on new
+    ones: every environ is the request's own."""
+    srv = nginx(server="location / { wsgi_pass {apps}/env_mutate_app.py; }")
+
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+    e = _json_request(conn, "POST", "/a?x=1",
+                      {"User-Agent": "agent-a", "Accept": "text/a",
+                       "Content-Type": "text/plain",
+                       "Cache-Control": "no-cache"}, body=b"data")
+    assert e["REQUEST_METHOD"] == "POST"
+    assert e["HTTP_USER_AGENT"] == "agent-a"
+    assert e["HTTP_ACCEPT"] == "text/a"
+    assert e["CONTENT_TYPE"] == "text/plain"
+    assert e["HTTP_CACHE_CONTROL"] == "no-cache"
+    assert e["QUERY_STRING"] == "x=1"
+
+    # the same again: nothing left over from the vandalized first environ
+    e = _json_request(conn, "POST", "/a?x=1",
+                      {"User-Agent": "agent-a", "Accept": "text/a",
+                       "Content-Type": "text/plain",
+                       "Cache-Control": "no-cache"}, body=b"data")
+    assert e["REQUEST_METHOD"] == "POST"
+    assert e["SERVER_NAME"] == "localhost"
+    assert e["SERVER_PORT"] == str(srv.port)
+    assert e["REMOTE_ADDR"] == "127.0.0.1"
+    assert e["HTTP_HOST"] == f"127.0.0.1:{srv.port}"
+    assert e["HTTP_USER_AGENT"] == "agent-a"
+    assert e["HTTP_ACCEPT"] == "text/a"
+    assert "X_ADDED" not in e
+
+    # the headers gone, the method and the query changed
+    e = _json_request(conn, "GET", "/b", {})
+    assert e["REQUEST_METHOD"] == "GET"
+    assert e["QUERY_STRING"] == ""
+    for gone in ("HTTP_USER_AGENT", "HTTP_ACCEPT", "CONTENT_TYPE",
+                 "HTTP_CACHE_CONTROL", "CONTENT_LENGTH", "X_ADDED"):
+        assert gone not in e, gone
+
+    # back, with other values
+    e = _json_request(conn, "PUT", "/c?y=2",
+                      {"User-Agent": "agent-c", "Accept": "text/c",
+                       "Content-Type": "application/json"}, body=b"{}")
+    assert e["REQUEST_METHOD"] == "PUT"
+    assert e["HTTP_USER_AGENT"] == "agent-c"
+    assert e["HTTP_ACCEPT"] == "text/c"
+    assert e["CONTENT_TYPE"] == "application/json"
+    assert "HTTP_CACHE_CONTROL" not in e
+    conn.close()
+
+    # HTTP/1.0 without a Host header, on a new connection
+    e = raw_env(srv, ["GET /d HTTP/1.0"])
+    assert e["SERVER_PROTOCOL"] == "HTTP/1.0"
+    assert "HTTP_HOST" not in e
+    assert "HTTP_USER_AGENT" not in e
+    assert e["SERVER_NAME"] == "localhost"
+
+    e = raw_env(srv, ["GET /e HTTP/1.1", "Host: example.test"])
+    assert e["SERVER_PROTOCOL"] == "HTTP/1.1"
+    assert e["HTTP_HOST"] == "example.test"
+
+
+def test_environ_per_location(nginx):
+    """Two locations with their own mount points and SERVER_NAME
+    alternate: each request gets its own location's values."""
+    srv = nginx(server="""
+        location /one/ { wsgi_pass {apps}/env_mutate_app.py; }
+        location /two/ { wsgi_pass {apps}/env_mutate_app.py;
+                         wsgi_var SERVER_NAME second.test; }
+    """)
+    for _ in range(3):
+        one = raw_env(srv, ["GET /one/x HTTP/1.1", "Host: a"])
+        two = raw_env(srv, ["GET /two/y HTTP/1.1", "Host: b"])
+        assert one["SCRIPT_NAME"] == "/one"
+        assert one["PATH_INFO"] == "/x"
+        assert one["SERVER_NAME"] == "localhost"
+        assert one["HTTP_HOST"] == "a"
+        assert two["SCRIPT_NAME"] == "/two"
+        assert two["PATH_INFO"] == "/y"
+        assert two["SERVER_NAME"] == "second.test"
+        assert two["HTTP_HOST"] == "b"
