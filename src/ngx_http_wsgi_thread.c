@@ -97,7 +97,7 @@ static void ngx_http_wsgi_sched_release(ngx_http_wsgi_sched_t *sched);
 static uint64_t ngx_http_wsgi_thread_clock(void);
 static void ngx_http_wsgi_channel_handler(ngx_event_t *rev);
 static void ngx_http_wsgi_channel_check(ngx_event_t *ev);
-static ngx_uint_t ngx_http_wsgi_channel_drain(void);
+static ngx_uint_t ngx_http_wsgi_channel_drain(ngx_uint_t arm);
 static void ngx_http_wsgi_channel_notify(ngx_log_t *log);
 
 
@@ -324,22 +324,6 @@ ngx_http_wsgi_sched_kick_handler(ngx_event_t *ev)
     ngx_http_wsgi_sched_t *sched = ev->data;
 
     ngx_http_wsgi_sched_release(sched);
-
-    if (sched->away && !ngx_http_wsgi_channel_next.posted) {
-
-        /*
-         * The steps of this round are often done by the next one (one
-         * CPU: the runner preempts the event loop): the event loop looks
-         * for them itself, and the runners need not write the eventfd.
-         */
-
-        (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
-        ngx_http_wsgi_channel_armed = 0;
-        (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
-
-        ngx_post_event(&ngx_http_wsgi_channel_next, &ngx_posted_next_events);
-    }
-
     ngx_http_wsgi_sched_kick(sched);
 }
 
@@ -354,7 +338,7 @@ static void
 ngx_http_wsgi_sched_kick(ngx_http_wsgi_sched_t *sched)
 {
     uint64_t    now;
-    ngx_uint_t  need, waiting, wake;
+    ngx_uint_t  need, waiting, wake, look;
 
     now = ngx_http_wsgi_thread_clock();
 
@@ -363,6 +347,7 @@ ngx_http_wsgi_sched_kick(ngx_http_wsgi_sched_t *sched)
     waiting = (sched->queued || sched->releases);
     need = 0;
     wake = 0;
+    look = 0;
 
     if (waiting && sched->idle) {
         /* a lingering runner takes the round's steps */
@@ -383,7 +368,26 @@ ngx_http_wsgi_sched_kick(ngx_http_wsgi_sched_t *sched)
 
     sched->runners += need;
 
+    if ((wake || need) && sched->queued && sched->busy == 0) {
+
+        /*
+         * An idle pool starts on the round's steps, which are often done
+         * by the next round (one CPU: the runner preempts the event
+         * loop): the event loop looks for them once without sleeping, and
+         * the runners need not write the eventfd.  Not while other steps
+         * run: they may take long, and an event loop that never sleeps
+         * gets the CPU late (its static files too).
+         */
+
+        ngx_http_wsgi_channel_armed = 0;
+        look = 1;
+    }
+
     (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
+
+    if (look && !ngx_http_wsgi_channel_next.posted) {
+        ngx_post_event(&ngx_http_wsgi_channel_next, &ngx_posted_next_events);
+    }
 
     /*
      * Signalled after the unlock: a runner woken while the mutex is still
@@ -876,32 +880,32 @@ ngx_http_wsgi_channel_handler(ngx_event_t *rev)
                       "wsgi: read() from the channel failed");
     }
 
-    if (ngx_http_wsgi_channel_drain() && !ngx_http_wsgi_channel_next.posted)
-    {
-        ngx_post_event(&ngx_http_wsgi_channel_next, &ngx_posted_next_events);
-    }
+    (void) ngx_http_wsgi_channel_drain(1);
 }
 
 
 /*
- * After a round that queued steps or got some back: another look, after a
- * poll that does not wait.  As long as steps keep coming back the event
- * loop keeps looking; when none has, it arms the eventfd and may sleep.
+ * After a round that started an idle pool: another look, after a poll that
+ * does not wait.  As long as steps keep coming back the event loop keeps
+ * looking; when none has, it arms the eventfd and may sleep.
  */
 
 static void
 ngx_http_wsgi_channel_check(ngx_event_t *ev)
 {
-    if (ngx_http_wsgi_channel_drain()) {
+    if (ngx_http_wsgi_channel_drain(0)) {
         ngx_post_event(ev, &ngx_posted_next_events);
     }
 }
 
 
-/* the event loop: handles what the threads left; the number of contexts */
+/*
+ * The event loop: handles what the threads left, and arms the eventfd when
+ * there was nothing (or when asked to); the number of contexts.
+ */
 
 static ngx_uint_t
-ngx_http_wsgi_channel_drain(void)
+ngx_http_wsgi_channel_drain(ngx_uint_t arm)
 {
     ngx_uint_t            n;
     ngx_http_wsgi_ctx_t  *ctx, *next, *done;
@@ -914,7 +918,7 @@ ngx_http_wsgi_channel_drain(void)
     done = ngx_http_wsgi_channel_done;
     ngx_http_wsgi_channel_done = NULL;
 
-    if (ctx == NULL && done == NULL) {
+    if (arm || (ctx == NULL && done == NULL)) {
         ngx_http_wsgi_channel_armed = 1;
     }
 
