@@ -931,6 +931,42 @@ def bench_static_latency(server, opts, env):
     return res
 
 
+# a CPU-bound process that is not nginx's: a reference for the CPU-bound
+# app's latency, since the server's processes share one CPU
+HOG = [PYTHON, "-c", "import time\nend = time.time() + {secs}\n"
+       "while time.time() < end:\n    pass\n"]
+
+
+def bench_static_reference(server, opts, env):
+    """Static p99 of plain nginx idle, and next to a CPU-bound process
+    pinned to the server's CPU: what sharing a CPU costs by itself."""
+    res = Latency()
+    secs = opts.duration
+    static = Workload("static", "static", STATIC_SMALL, conns=STATIC_CONNS)
+    idle, hogged = [], []
+    try:
+        wrk(server, static, opts.warmup, env)
+        for _ in range(opts.runs):
+            idle.append(probe_p99(wrk(server, static, secs, env)))
+            cmd = [a.replace("{secs}", str(secs + 3)) for a in HOG]
+            hog = subprocess.Popen(pinned(SERVER_CPU, cmd))
+            try:
+                time.sleep(1.0)
+                hogged.append(probe_p99(wrk(server, static, secs, env)))
+            finally:
+                hog.kill()
+                hog.wait()
+            log(f"    static p99 idle {fmt_us(idle[-1])}, next to a "
+                f"CPU-bound process {fmt_us(hogged[-1])}")
+    except (OSError, RuntimeError, ValueError,
+            subprocess.TimeoutExpired) as e:
+        res.na = str(e)[:200]
+        return res
+    res.idle_p99 = median(idle)
+    res.loads["hog"] = (median(hogged), None)
+    return res
+
+
 # log lines worth a look after a run
 LOG_PROBLEM_RE = re.compile(
     r"\[(\w+:)?(emerg|alert|crit|error)\]|exited on signal|Traceback|"
@@ -965,6 +1001,7 @@ def log_problems(server):
 class Report:
     opts: object
     env: object
+    reference: Latency = None                      # nginx + CPU hog
     results: dict = field(default_factory=dict)    # (config, wl) -> Result
     latency: dict = field(default_factory=dict)    # config -> Latency
     na: dict = field(default_factory=dict)         # config -> reason
@@ -989,8 +1026,8 @@ def run_config(config, env, opts, report):
         workloads = [w for w in workloads if w.key == "hello"]
         if wanted(opts, "body64k", WORKLOAD_KEYS):
             workloads.append(STATIC_64K)
-    latency = (config.module
-               and wanted(opts, "static-load", WORKLOAD_KEYS))
+    latency = wanted(opts, "static-load", WORKLOAD_KEYS) and (
+        config.module or config.key == "nginx")
     if not workloads and not latency:
         return
 
@@ -1009,7 +1046,9 @@ def run_config(config, env, opts, report):
             report.results[config.key, w.key] = result
             if result.na:
                 log(f"    {w.key}: n/a ({result.na})")
-        if latency:
+        if latency and config.key == "nginx":
+            report.reference = bench_static_reference(server, opts, env)
+        elif latency:
             report.latency[config.key] = bench_static_latency(server, opts,
                                                               env)
     finally:
@@ -1299,6 +1338,16 @@ def render(report):
                           fmt_num(rps, 0)]
             lines.append(f"| {c.title} | " + " | ".join(cells) + " |")
         lines.append("")
+        ref = report.reference
+        if ref and not ref.na and ref.idle_p99:
+            p99 = ref.loads["hog"][0]
+            lines += ["Reference: nginx's own static file, with no Python "
+                      "in nginx, p99 "
+                      f"{fmt_us(ref.idle_p99)} idle and {fmt_us(p99)} "
+                      f"({fmt_ratio(p99, ref.idle_p99)}) next to a "
+                      "CPU-bound process pinned to the same CPU: what "
+                      "sharing the server's one CPU with CPU-bound work "
+                      "costs by itself.", ""]
 
     lines += ["## Targets", "", "| target | measured | result |",
               "|---|---|---|"]

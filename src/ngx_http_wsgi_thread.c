@@ -33,7 +33,8 @@
 
 #define NGX_HTTP_WSGI_STALE       250       /* us a step may wait */
 #define NGX_HTTP_WSGI_RUNNERS     16        /* added at once, at most */
-#define NGX_HTTP_WSGI_LINGER      2000      /* us a runner waits for work */
+#define NGX_HTTP_WSGI_LINGER      10        /* ms a runner waits for work */
+#define NGX_HTTP_WSGI_LINGER_MAX  100       /* ms, if nobody tells it */
 
 
 typedef struct ngx_http_wsgi_release_s  ngx_http_wsgi_release_t;
@@ -67,11 +68,14 @@ struct ngx_http_wsgi_sched_s {
     ngx_uint_t               runners;     /* posted, not yet returned */
     ngx_uint_t               busy;        /* running a step */
     ngx_uint_t               idle;        /* lingering for the next one */
+    ngx_uint_t               retire;      /* lingering runners: return */
     pthread_cond_t           cond;        /* wakes a lingering runner */
     ngx_event_t              timer;       /* looks for a stalled queue */
     ngx_event_t              kick;        /* after this event loop round */
 
     /* event loop only */
+    ngx_event_t              linger;      /* retires idle runners */
+    ngx_uint_t               kicked;      /* since the last linger timer */
     ngx_http_wsgi_runner_t  *free;
     ngx_uint_t               away;        /* steps not back yet */
     ngx_event_t              alive;       /* keeps an exiting worker */
@@ -93,6 +97,7 @@ static void ngx_http_wsgi_runner_handler(void *data, ngx_log_t *log);
 static void ngx_http_wsgi_runner_event_handler(ngx_event_t *ev);
 static void ngx_http_wsgi_thread_complete(ngx_http_wsgi_ctx_t *ctx);
 static void ngx_http_wsgi_sched_alive_handler(ngx_event_t *ev);
+static void ngx_http_wsgi_sched_linger_handler(ngx_event_t *ev);
 static void ngx_http_wsgi_sched_release(ngx_http_wsgi_sched_t *sched);
 static uint64_t ngx_http_wsgi_thread_clock(void);
 static void ngx_http_wsgi_channel_handler(ngx_event_t *rev);
@@ -338,7 +343,7 @@ static void
 ngx_http_wsgi_sched_kick(ngx_http_wsgi_sched_t *sched)
 {
     uint64_t    now;
-    ngx_uint_t  need, waiting, wake, look;
+    ngx_uint_t  need, waiting, wake, look, started;
 
     now = ngx_http_wsgi_thread_clock();
 
@@ -348,6 +353,10 @@ ngx_http_wsgi_sched_kick(ngx_http_wsgi_sched_t *sched)
     need = 0;
     wake = 0;
     look = 0;
+
+    if (waiting) {
+        sched->retire = 0;
+    }
 
     if (waiting && sched->idle) {
         /* a lingering runner takes the round's steps */
@@ -398,6 +407,8 @@ ngx_http_wsgi_sched_kick(ngx_http_wsgi_sched_t *sched)
         (void) pthread_cond_signal(&sched->cond);
     }
 
+    started = (wake || need);
+
     while (need) {
         if (ngx_http_wsgi_sched_runner(sched, ngx_cycle->log) != NGX_OK) {
 
@@ -406,14 +417,66 @@ ngx_http_wsgi_sched_kick(ngx_http_wsgi_sched_t *sched)
             (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
             sched->runners -= need;
             (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
+
+            started = 0;
             break;
         }
 
         need--;
     }
 
-    if (waiting && !sched->timer.timer_set) {
+    /*
+     * Steps that nobody was started for wait for a busy runner: look again
+     * in a millisecond whether those are blocked.  (Not otherwise: a timer
+     * that short makes the event loop's every sleep reprogram the timer
+     * hardware, which in a virtual machine is not cheap.)
+     */
+
+    if (waiting && !started && !sched->timer.timer_set) {
         ngx_add_timer(&sched->timer, 1);
+    }
+
+    if (waiting) {
+        sched->kicked = 1;
+
+        if (!sched->linger.timer_set) {
+            ngx_add_timer(&sched->linger, NGX_HTTP_WSGI_LINGER);
+        }
+    }
+}
+
+
+/* the event loop: runners that had nothing to do since the last time go */
+
+static void
+ngx_http_wsgi_sched_linger_handler(ngx_event_t *ev)
+{
+    ngx_http_wsgi_sched_t *sched = ev->data;
+
+    ngx_uint_t  retire, runners;
+
+    (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
+
+    retire = (sched->idle
+              && sched->queued == 0
+              && (!sched->kicked || ngx_exiting || ngx_terminate));
+
+    if (retire) {
+        sched->retire = 1;
+    }
+
+    runners = sched->runners;
+
+    (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
+
+    if (retire) {
+        (void) pthread_cond_broadcast(&sched->cond);
+    }
+
+    sched->kicked = 0;
+
+    if (runners) {
+        ngx_add_timer(ev, NGX_HTTP_WSGI_LINGER);
     }
 }
 
@@ -456,6 +519,11 @@ ngx_http_wsgi_sched_get(ngx_thread_pool_t *pool, ngx_log_t *log)
     sched->alive.handler = ngx_http_wsgi_sched_alive_handler;
     sched->alive.data = sched;
     sched->alive.log = ngx_cycle->log;
+
+    sched->linger.handler = ngx_http_wsgi_sched_linger_handler;
+    sched->linger.data = sched;
+    sched->linger.log = ngx_cycle->log;
+    sched->linger.cancelable = 1;
 
     sched->next = ngx_http_wsgi_scheds;
     ngx_http_wsgi_scheds = sched;
@@ -555,21 +623,34 @@ ngx_http_wsgi_runner_handler(void *data, ngx_log_t *log)
              * a signal is cheaper than a new task.
              */
 
-            if (!lingered && !ngx_terminate && !ngx_exiting) {
-                lingered = 1;
+            /*
+             * The event loop retires idle runners after NGX_HTTP_WSGI_LINGER
+             * ms; the long timeout is for a worker that exits without
+             * telling them.  (A timer that expires before the next tick
+             * costs a reprogramming of the timer hardware, per wait.)
+             */
+
+            if (!lingered && !sched->retire && !ngx_terminate
+                && !ngx_exiting)
+            {
                 sched->idle++;
 
                 (void) clock_gettime(CLOCK_REALTIME, &until);
-                until.tv_nsec += NGX_HTTP_WSGI_LINGER * 1000;
+                until.tv_nsec += NGX_HTTP_WSGI_LINGER_MAX * 1000000;
 
                 if (until.tv_nsec >= 1000000000) {
                     until.tv_sec++;
                     until.tv_nsec -= 1000000000;
                 }
 
-                (void) pthread_cond_timedwait(&sched->cond,
-                                              &ngx_http_wsgi_channel_mutex,
-                                              &until);
+                if (pthread_cond_timedwait(&sched->cond,
+                                           &ngx_http_wsgi_channel_mutex,
+                                           &until)
+                    == ETIMEDOUT)
+                {
+                    lingered = 1;
+                }
+
                 sched->idle--;
 
                 (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
