@@ -476,7 +476,8 @@ ngx_http_wsgi_sched_linger_handler(ngx_event_t *ev)
     sched->kicked = 0;
 
     if (runners) {
-        ngx_add_timer(ev, NGX_HTTP_WSGI_LINGER);
+        ngx_add_timer(ev, (ngx_exiting || ngx_terminate)
+                          ? 1 : NGX_HTTP_WSGI_LINGER);
     }
 }
 
@@ -520,10 +521,11 @@ ngx_http_wsgi_sched_get(ngx_thread_pool_t *pool, ngx_log_t *log)
     sched->alive.data = sched;
     sched->alive.log = ngx_cycle->log;
 
+    /* an exiting worker waits for it: it tells lingering runners to go */
+
     sched->linger.handler = ngx_http_wsgi_sched_linger_handler;
     sched->linger.data = sched;
     sched->linger.log = ngx_cycle->log;
-    sched->linger.cancelable = 1;
 
     sched->next = ngx_http_wsgi_scheds;
     ngx_http_wsgi_scheds = sched;
