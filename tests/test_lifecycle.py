@@ -1,5 +1,6 @@
 """Interpreter lifecycle (SPEC.md "Lifecycle")."""
 
+import http.client
 import time
 
 from harness import (install_app, pid_alive, read_until_eof, split_response,
@@ -137,3 +138,28 @@ def test_reload_twice_keeps_serving(nginx):
             assert pid in new
             seen.add(pid)
     assert srv.pid not in seen
+
+
+def test_background_thread_runs_under_load(nginx):
+    """Requests back to back, with no pause for the worker: the GIL still
+    reaches the application's own thread (inline, the event loop keeps the
+    GIL for a round of events, never longer than CPython's switch
+    interval while Python runs)."""
+    srv = nginx(server="location / { wsgi_pass {apps}/thread_app.py; }")
+    first = srv.get_json("/")
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+    deadline = time.monotonic() + 1.0
+    n = 0
+    try:
+        while time.monotonic() < deadline and n < 100000:
+            conn.request("GET", "/")
+            resp = conn.getresponse()
+            resp.read()
+            assert resp.status == 200
+            n += 1
+    finally:
+        conn.close()
+    last = srv.get_json("/")
+    assert last["pid"] == first["pid"]
+    # 1 s of 10 ms ticks is 100; a starved thread would be far below
+    assert last["counter"] - first["counter"] >= 40, (first, last, n)
