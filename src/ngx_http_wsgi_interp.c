@@ -183,6 +183,10 @@ ngx_http_wsgi_module_clear(PyObject *m)
             Py_CLEAR(st->templates[i].environ);
         }
 
+        for (i = 0; i < NGX_HTTP_WSGI_CHECKED; i++) {
+            Py_CLEAR(st->checked[i].str);
+        }
+
         PyMem_Free(st->templates);
         st->templates = NULL;
         st->ntemplates = 0;

@@ -344,6 +344,20 @@ typedef struct {
 } ngx_http_wsgi_template_t;
 
 
+/*
+ * A str start_response() has found valid as a header name (kind: its
+ * ngx_http_wsgi_header_e) or value: applications pass the same constants
+ * again and again.  Found by the object's address.
+ */
+typedef struct {
+    PyObject                    *str;
+    ngx_uint_t                   kind;
+} ngx_http_wsgi_checked_t;
+
+#define NGX_HTTP_WSGI_CHECKED        64
+#define NGX_HTTP_WSGI_CHECKED_VALUE  0xff
+
+
 /* per-interpreter state of the "ngx" Python module */
 typedef struct {
     PyObject                    *input_type;
@@ -359,6 +373,7 @@ typedef struct {
     ngx_http_wsgi_template_t    *templates;   /* per location */
     ngx_uint_t                   ntemplates;
     PyObject                    *values[NGX_HTTP_WSGI_ENV_KEYS]; /* last */
+    ngx_http_wsgi_checked_t      checked[NGX_HTTP_WSGI_CHECKED];
 } ngx_http_wsgi_state_t;
 
 

@@ -54,6 +54,10 @@ static ngx_int_t ngx_http_wsgi_status_parse(ngx_http_wsgi_ctx_t *ctx,
     PyObject *status);
 static PyObject *ngx_http_wsgi_headers_parse(PyObject *headers,
     ngx_uint_t *nheaders, off_t *length);
+static ngx_int_t ngx_http_wsgi_header_name(ngx_http_wsgi_state_t *st,
+    PyObject *name, ngx_uint_t *kind);
+static ngx_int_t ngx_http_wsgi_header_value(ngx_http_wsgi_state_t *st,
+    PyObject *name, PyObject *value);
 static ngx_int_t ngx_http_wsgi_header_name_valid(u_char *p, size_t len);
 static ngx_int_t ngx_http_wsgi_hop_by_hop(u_char *p, size_t len);
 static ngx_http_wsgi_header_e ngx_http_wsgi_header_kind(u_char *p,
@@ -480,14 +484,18 @@ static PyObject *
 ngx_http_wsgi_headers_parse(PyObject *headers, ngx_uint_t *nheaders,
     off_t *length)
 {
-    u_char      *p, *name, *value;
-    size_t       size, nlen, vlen, k;
-    PyObject    *item, *block;
-    ngx_int_t    n, rc;
-    Py_ssize_t   i, count;
-    u_char       kinds[NGX_HTTP_WSGI_KINDS];
+    u_char                 *p, *name, *value;
+    size_t                  size, nlen, vlen;
+    PyObject               *item, *block;
+    ngx_int_t               n;
+    ngx_uint_t              k;
+    Py_ssize_t              i, count;
+    ngx_http_wsgi_state_t  *st;
+    u_char                  kinds[NGX_HTTP_WSGI_KINDS];
 
     *length = -1;
+
+    st = ngx_http_wsgi_state();
 
     count = PyList_GET_SIZE(headers);
 
@@ -519,49 +527,17 @@ ngx_http_wsgi_headers_parse(PyObject *headers, ngx_uint_t *nheaders,
             return NULL;
         }
 
-        rc = ngx_http_wsgi_latin1(PyTuple_GET_ITEM(item, 0), &name, &nlen);
-
-        if (rc == NGX_ERROR) {
-            return NULL;
-        }
-
-        if (rc == NGX_DECLINED || !ngx_http_wsgi_header_name_valid(name, nlen))
+        if (ngx_http_wsgi_header_name(st, PyTuple_GET_ITEM(item, 0), &k)
+            != NGX_OK
+            || ngx_http_wsgi_header_value(st, PyTuple_GET_ITEM(item, 0),
+                                          PyTuple_GET_ITEM(item, 1))
+               != NGX_OK)
         {
-            PyErr_Format(PyExc_ValueError, "start_response() header name %R "
-                         "is not a valid HTTP token",
-                         PyTuple_GET_ITEM(item, 0));
             return NULL;
         }
 
-        if (ngx_http_wsgi_hop_by_hop(name, nlen)) {
-            PyErr_Format(PyExc_ValueError, "start_response() header %R "
-                         "is hop-by-hop and not allowed in a WSGI "
-                         "response", PyTuple_GET_ITEM(item, 0));
-            return NULL;
-        }
-
-        rc = ngx_http_wsgi_latin1(PyTuple_GET_ITEM(item, 1), &value, &vlen);
-
-        if (rc == NGX_ERROR) {
-            return NULL;
-        }
-
-        if (rc == NGX_DECLINED) {
-            PyErr_Format(PyExc_ValueError, "start_response() value of header "
-                         "%R is not latin-1 text", PyTuple_GET_ITEM(item, 0));
-            return NULL;
-        }
-
-        for (k = 0; k < vlen; k++) {
-            if (value[k] == CR || value[k] == LF || value[k] == '\0') {
-                PyErr_Format(PyExc_ValueError, "start_response() value of "
-                             "header %R contains CR, LF or NUL",
-                             PyTuple_GET_ITEM(item, 0));
-                return NULL;
-            }
-        }
-
-        k = ngx_http_wsgi_header_kind(name, nlen);
+        (void) ngx_http_wsgi_latin1(PyTuple_GET_ITEM(item, 0), &name, &nlen);
+        (void) ngx_http_wsgi_latin1(PyTuple_GET_ITEM(item, 1), &value, &vlen);
 
         if (i < NGX_HTTP_WSGI_KINDS) {
             kinds[i] = (u_char) k;
@@ -600,8 +576,8 @@ ngx_http_wsgi_headers_parse(PyObject *headers, ngx_uint_t *nheaders,
         *p++ = (i < NGX_HTTP_WSGI_KINDS)
                ? kinds[i] : (u_char) ngx_http_wsgi_header_kind(name, nlen);
 
-        for (k = 0; k < 2; k++) {
-            (void) ngx_http_wsgi_latin1(PyTuple_GET_ITEM(item, k), &name,
+        for (n = 0; n < 2; n++) {
+            (void) ngx_http_wsgi_latin1(PyTuple_GET_ITEM(item, n), &name,
                                         &nlen);
             p = ngx_cpymem(p, name, nlen);
             *p++ = '\0';
@@ -611,6 +587,98 @@ ngx_http_wsgi_headers_parse(PyObject *headers, ngx_uint_t *nheaders,
     *nheaders = count;
 
     return block;
+}
+
+
+#define ngx_http_wsgi_checked_slot(st, obj)                                   \
+    (&(st)->checked[((uintptr_t) (obj) >> 4) % NGX_HTTP_WSGI_CHECKED])
+
+
+/* a valid name, its kind; a str found valid before is not looked at again */
+
+static ngx_int_t
+ngx_http_wsgi_header_name(ngx_http_wsgi_state_t *st, PyObject *name,
+    ngx_uint_t *kind)
+{
+    u_char                   *p;
+    size_t                    len;
+    ngx_int_t                 rc;
+    ngx_http_wsgi_checked_t  *c;
+
+    c = ngx_http_wsgi_checked_slot(st, name);
+
+    if (c->str == name && c->kind != NGX_HTTP_WSGI_CHECKED_VALUE) {
+        *kind = c->kind;
+        return NGX_OK;
+    }
+
+    rc = ngx_http_wsgi_latin1(name, &p, &len);
+
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    if (rc == NGX_DECLINED || !ngx_http_wsgi_header_name_valid(p, len)) {
+        PyErr_Format(PyExc_ValueError, "start_response() header name %R "
+                     "is not a valid HTTP token", name);
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_wsgi_hop_by_hop(p, len)) {
+        PyErr_Format(PyExc_ValueError, "start_response() header %R "
+                     "is hop-by-hop and not allowed in a WSGI "
+                     "response", name);
+        return NGX_ERROR;
+    }
+
+    *kind = ngx_http_wsgi_header_kind(p, len);
+
+    Py_XSETREF(c->str, Py_NewRef(name));
+    c->kind = *kind;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_wsgi_header_value(ngx_http_wsgi_state_t *st, PyObject *name,
+    PyObject *value)
+{
+    u_char                   *p;
+    size_t                    len, i;
+    ngx_int_t                 rc;
+    ngx_http_wsgi_checked_t  *c;
+
+    c = ngx_http_wsgi_checked_slot(st, value);
+
+    if (c->str == value && c->kind == NGX_HTTP_WSGI_CHECKED_VALUE) {
+        return NGX_OK;
+    }
+
+    rc = ngx_http_wsgi_latin1(value, &p, &len);
+
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        PyErr_Format(PyExc_ValueError, "start_response() value of header "
+                     "%R is not latin-1 text", name);
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < len; i++) {
+        if (p[i] == CR || p[i] == LF || p[i] == '\0') {
+            PyErr_Format(PyExc_ValueError, "start_response() value of "
+                         "header %R contains CR, LF or NUL", name);
+            return NGX_ERROR;
+        }
+    }
+
+    Py_XSETREF(c->str, Py_NewRef(value));
+    c->kind = NGX_HTTP_WSGI_CHECKED_VALUE;
+
+    return NGX_OK;
 }
 
 

@@ -408,3 +408,22 @@ def test_file_wrapper_blksize(nginx):
             {"path": path, "mode": "custom", "blksize": blksize}))
         assert r.status == 200, r
         assert r.body == data[100:], blksize
+
+
+def test_header_strs_checked_once_stay_checked_for_their_role(nginx):
+    """start_response() remembers the strs it found valid; one valid as a
+    value is still refused as a name, and an invalid one keeps being
+    refused, request after request."""
+    srv = nginx(server="location / { wsgi_pass {apps}/resp_reuse_app.py "
+                       "app; }")
+    for _ in range(3):
+        r = srv.get("/value")
+        assert r.status == 200
+        assert dict(r.headers).get("X-Test") == "text/plain; a b"
+        assert srv.get("/name").status == 500
+        r = srv.get("/crlf")
+        assert r.status == 500
+        assert "Injected" not in dict(r.headers)
+    log = srv.error_log()
+    assert log.count("is not a valid HTTP token") == 3, srv.logs_tail()
+    assert log.count("contains CR, LF or NUL") == 3, srv.logs_tail()
