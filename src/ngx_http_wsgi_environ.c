@@ -25,6 +25,8 @@ static ngx_int_t ngx_http_wsgi_snapshot_body(ngx_http_request_t *r,
     ngx_http_wsgi_snapshot_t *snap);
 static ngx_http_wsgi_template_t *ngx_http_wsgi_environ_template(
     ngx_http_wsgi_state_t *st, ngx_http_wsgi_snapshot_t *snap);
+static ngx_int_t ngx_http_wsgi_environ_objects(ngx_http_wsgi_template_t *t,
+    ngx_http_wsgi_ctx_t *ctx);
 static PyObject *ngx_http_wsgi_environ_value(ngx_http_wsgi_state_t *st,
     ngx_uint_t known, u_char *data, size_t len);
 
@@ -619,8 +621,8 @@ PyObject *
 ngx_http_wsgi_environ(ngx_http_wsgi_ctx_t *ctx)
 {
     uint64_t                   bit, seen, gone;
-    PyObject                  *env, *key, *value, *connected;
-    ngx_uint_t                 i;
+    PyObject                  *env, *key, *value;
+    ngx_uint_t                 i, dynamic;
     ngx_http_wsgi_env_t       *kv;
     ngx_http_wsgi_state_t     *st;
     ngx_http_wsgi_template_t  *t;
@@ -632,12 +634,17 @@ ngx_http_wsgi_environ(ngx_http_wsgi_ctx_t *ctx)
         return NULL;
     }
 
+    if (ngx_http_wsgi_environ_objects(t, ctx) != NGX_OK) {
+        return NULL;
+    }
+
     env = PyDict_Copy(t->environ);
     if (env == NULL) {
         return NULL;
     }
 
     seen = 0;
+    dynamic = 0;
     kv = ctx->snap.env.elts;
 
     for (i = 0; i < ctx->snap.env.nelts; i++) {
@@ -691,6 +698,8 @@ ngx_http_wsgi_environ(ngx_http_wsgi_ctx_t *ctx)
                                                 kv[i].value.len);
 
         } else {
+            dynamic = 1;
+
             key = PyUnicode_DecodeLatin1((char *) kv[i].key.data,
                                          kv[i].key.len, NULL);
             if (key == NULL) {
@@ -740,37 +749,29 @@ ngx_http_wsgi_environ(ngx_http_wsgi_ctx_t *ctx)
         }
     }
 
-    ctx->input = ngx_http_wsgi_input_new(ctx);
-    if (ctx->input == NULL) {
-        goto failed;
-    }
-
-    ctx->errors = ngx_http_wsgi_errors_new(ctx->log, NGX_LOG_ERR);
-    if (ctx->errors == NULL) {
-        goto failed;
-    }
-
-    connected = ngx_http_wsgi_start_response_connected(ctx->start_response);
-    if (connected == NULL) {
-        goto failed;
-    }
+    /* what only the server sets: a wsgi_var cannot take it over */
 
 #define ngx_http_wsgi_set(k, v)                                               \
     (PyDict_SetItem(env, st->keys[NGX_HTTP_WSGI_ENV_ ## k], v) != 0)
 
-    if (ngx_http_wsgi_set(WSGI_URL_SCHEME,
-                          ctx->snap.https ? st->str_https : st->str_http)
-        || ngx_http_wsgi_set(WSGI_INPUT, ctx->input)
-        || ngx_http_wsgi_set(WSGI_ERRORS, ctx->errors)
-        || ngx_http_wsgi_set(NGX_CLIENT_CONNECTED, connected))
+    if (dynamic
+        && (ngx_http_wsgi_set(WSGI_URL_SCHEME, st->str_http)
+            || ngx_http_wsgi_set(WSGI_INPUT, t->input)
+            || ngx_http_wsgi_set(WSGI_ERRORS, t->errors)
+            || ngx_http_wsgi_set(NGX_CLIENT_CONNECTED, t->connected)))
     {
-        Py_DECREF(connected);
+        goto failed;
+    }
+
+    if (ctx->snap.https && ngx_http_wsgi_set(WSGI_URL_SCHEME, st->str_https))
+    {
         goto failed;
     }
 
 #undef ngx_http_wsgi_set
 
-    Py_DECREF(connected);
+    ctx->input = Py_NewRef(t->input);
+    ctx->errors = Py_NewRef(t->errors);
 
     return env;
 
@@ -778,6 +779,66 @@ failed:
 
     Py_DECREF(env);
     return NULL;
+}
+
+
+/*
+ * The request objects of the template serve this request when nobody else
+ * holds them (the last request has closed and its application kept none);
+ * otherwise new ones replace them, in the template too.
+ */
+
+static ngx_int_t
+ngx_http_wsgi_environ_objects(ngx_http_wsgi_template_t *t,
+    ngx_http_wsgi_ctx_t *ctx)
+{
+    PyObject               *obj;
+    ngx_http_wsgi_state_t  *st;
+
+    st = ngx_http_wsgi_state();
+
+#define ngx_http_wsgi_replace(field, k, create)                               \
+    obj = create;                                                             \
+    if (obj == NULL                                                           \
+        || PyDict_SetItem(t->environ, st->keys[NGX_HTTP_WSGI_ENV_ ## k], obj) \
+           != 0)                                                              \
+    {                                                                         \
+        Py_XDECREF(obj);                                                      \
+        return NGX_ERROR;                                                     \
+    }                                                                         \
+    t->field = obj;                                                           \
+    Py_DECREF(obj)
+
+    if (t->input && Py_REFCNT(t->input) == 1) {
+        ngx_http_wsgi_input_rebind(t->input, ctx);
+
+    } else {
+        ngx_http_wsgi_replace(input, WSGI_INPUT,
+                              ngx_http_wsgi_input_new(ctx));
+    }
+
+    if (t->errors && Py_REFCNT(t->errors) == 1) {
+        ngx_http_wsgi_errors_rebind(t->errors, ctx->log);
+
+    } else {
+        ngx_http_wsgi_replace(errors, WSGI_ERRORS,
+                              ngx_http_wsgi_errors_new(ctx->log,
+                                                       NGX_LOG_ERR));
+    }
+
+    if (t->connected && Py_REFCNT(t->connected) == 1) {
+        ngx_http_wsgi_start_response_rebind(t->connected,
+                                            ctx->start_response);
+
+    } else {
+        ngx_http_wsgi_replace(connected, NGX_CLIENT_CONNECTED,
+                     ngx_http_wsgi_start_response_connected(
+                                                      ctx->start_response));
+    }
+
+#undef ngx_http_wsgi_replace
+
+    return NGX_OK;
 }
 
 

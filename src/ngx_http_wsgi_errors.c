@@ -114,6 +114,19 @@ ngx_http_wsgi_errors_new(ngx_log_t *log, ngx_uint_t level)
 }
 
 
+/* an expired wsgi.errors nobody else holds serves another request */
+
+void
+ngx_http_wsgi_errors_rebind(PyObject *self, ngx_log_t *log)
+{
+    ngx_http_wsgi_errors_t *err = (ngx_http_wsgi_errors_t *) self;
+
+    err->log = log;
+    err->expired = 0;
+    err->len = 0;
+}
+
+
 void
 ngx_http_wsgi_errors_expire(PyObject *self)
 {

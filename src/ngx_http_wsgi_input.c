@@ -107,6 +107,26 @@ ngx_http_wsgi_input_new(ngx_http_wsgi_ctx_t *ctx)
 }
 
 
+/* an expired wsgi.input nobody else holds serves another request */
+
+void
+ngx_http_wsgi_input_rebind(PyObject *self, ngx_http_wsgi_ctx_t *ctx)
+{
+    ngx_http_wsgi_input_t *in = (ngx_http_wsgi_input_t *) self;
+
+    PyMem_Free(in->buf);
+
+    in->ctx = ctx;
+    in->seg = 0;
+    in->off = 0;
+    in->left = ctx->streaming_input ? -1 : ctx->snap.body_size;
+    in->buf = NULL;
+    in->buf_seg = 0;
+    in->buf_off = 0;
+    in->buf_len = 0;
+}
+
+
 void
 ngx_http_wsgi_input_expire(PyObject *self)
 {

@@ -334,13 +334,19 @@ typedef struct {
 
 /*
  * The environ a location's requests start from: the values every request
- * has the same, and those of the last request for the keys that seldom
- * change (present: a bit per ngx_http_wsgi_env_key_e).
+ * has the same, those of the last request for the keys that seldom change
+ * (present: a bit per ngx_http_wsgi_env_key_e), and the last request's
+ * request objects, which the next one reuses when nobody else holds them.
  */
 typedef struct {
     PyObject                    *environ;
     PyObject                    *values[NGX_HTTP_WSGI_ENV_KEYS]; /* its */
     uint64_t                     present;
+
+    /* its wsgi.input, wsgi.errors and ngx.client_connected */
+    PyObject                    *input;
+    PyObject                    *errors;
+    PyObject                    *connected;
 } ngx_http_wsgi_template_t;
 
 
@@ -452,17 +458,20 @@ PyObject *ngx_http_wsgi_environ(ngx_http_wsgi_ctx_t *ctx);
 /* response */
 PyObject *ngx_http_wsgi_start_response_new(ngx_http_wsgi_ctx_t *ctx);
 void ngx_http_wsgi_start_response_expire(PyObject *sr);
+void ngx_http_wsgi_start_response_rebind(PyObject *connected, PyObject *sr);
 PyObject *ngx_http_wsgi_start_response_connected(PyObject *sr);
 
 
 /* wsgi.input */
 PyObject *ngx_http_wsgi_input_new(ngx_http_wsgi_ctx_t *ctx);
 void ngx_http_wsgi_input_expire(PyObject *input);
+void ngx_http_wsgi_input_rebind(PyObject *input, ngx_http_wsgi_ctx_t *ctx);
 
 
 /* wsgi.errors, sys.stdout, sys.stderr; the log helpers */
 PyObject *ngx_http_wsgi_errors_new(ngx_log_t *log, ngx_uint_t level);
 void ngx_http_wsgi_errors_expire(PyObject *errors);
+void ngx_http_wsgi_errors_rebind(PyObject *errors, ngx_log_t *log);
 void ngx_http_wsgi_log_exception(ngx_log_t *log, const char *fmt, ...);
 
 

@@ -203,6 +203,16 @@ ngx_http_wsgi_start_response_connected(PyObject *sr)
 }
 
 
+/* environ["ngx.client_connected"] of another request */
+
+void
+ngx_http_wsgi_start_response_rebind(PyObject *connected, PyObject *sr)
+{
+    Py_SETREF(((ngx_http_wsgi_bound_t *) connected)->sr,
+              (ngx_http_wsgi_start_response_t *) Py_NewRef(sr));
+}
+
+
 void
 ngx_http_wsgi_start_response_expire(PyObject *self)
 {

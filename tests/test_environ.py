@@ -593,3 +593,21 @@ def test_environ_per_location(nginx):
         assert two["PATH_INFO"] == "/y"
         assert two["SERVER_NAME"] == "second.test"
         assert two["HTTP_HOST"] == "b"
+
+
+def test_wsgi_var_cannot_replace_the_server_objects(nginx):
+    """wsgi_var may add keys, but wsgi.input, wsgi.errors,
+    ngx.client_connected and wsgi.url_scheme stay the server's."""
+    srv = env_server(nginx, extra="wsgi_var wsgi.input fake; "
+                                  "wsgi_var wsgi.errors fake; "
+                                  "wsgi_var ngx.client_connected fake; "
+                                  "wsgi_var wsgi.url_scheme ftp; "
+                                  "wsgi_var APP_ENV test;")
+    for _ in range(3):
+        e = srv.get_json("/")
+        assert e["APP_ENV"] == "test"
+        assert e["wsgi.url_scheme"] == "http"
+        assert e["wsgi.input"]["type"] == "Input"
+        assert e["wsgi.errors"]["type"] == "Errors"
+        assert e["ngx.client_connected"]["type"] == "ClientConnected"
+        assert e["ngx.client_connected"]["callable"] is True
