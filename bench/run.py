@@ -933,6 +933,58 @@ def bench_static_latency(server, opts, env):
     return res
 
 
+# the ratio targets, measured again with the servers taking turns: nginx,
+# inline and thread pool all started, one run each per round
+INTERLEAVED = [("nginx", "hello"), ("inline", "hello"), ("threads", "hello"),
+               ("nginx", "static64k"), ("inline", "body64k"),
+               ("threads", "body64k")]
+INTERLEAVED_ROUNDS = 5
+
+
+def bench_interleaved(report, opts, env):
+    """The machine's speed drifts over the minutes between one
+    configuration's block of runs and the next one's.  For the ratios the
+    targets name, the three servers run side by side and take turns, round
+    after round; each round gives a ratio, and the median of those is
+    reported."""
+    configs = {c.key: c for c in CONFIGS}
+    workloads = {w.key: w for w in WORKLOADS + [STATIC_64K]}
+    servers = {}
+    try:
+        for key in ("nginx", "inline", "threads"):
+            server = Server(f"{key}-turns", free_port())
+            servers[key] = server
+            configs[key].start(server, env)
+            wait_ready(server)
+        for ckey, wkey in INTERLEAVED:
+            wrk(servers[ckey], workloads[wkey], opts.warmup, env)
+        for i in range(INTERLEAVED_ROUNDS):
+            for ckey, wkey in INTERLEAVED:
+                run = measure(servers[ckey], workloads[wkey], opts.duration,
+                              env)
+                report.turns.setdefault((ckey, wkey), []).append(run.cpu_us)
+            log(f"    round {i + 1}/{INTERLEAVED_ROUNDS}: " + ", ".join(
+                f"{c}/{w} {fmt_num(report.turns[c, w][-1])}"
+                for c, w in INTERLEAVED))
+        for server in servers.values():
+            server.check_running()
+    except (OSError, RuntimeError, StartError, ValueError,
+            subprocess.TimeoutExpired) as e:
+        report.turns_na = str(e)[:200]
+    finally:
+        for key, server in servers.items():
+            server.stop()
+            report.logs[server.name] = log_problems(server)
+
+
+def turn_ratio(report, ckey, wkey, rkey, rwkey):
+    """The median of the rounds' ratios, and the rounds' own."""
+    a = report.turns.get((ckey, wkey), [])
+    r = report.turns.get((rkey, rwkey), [])
+    ratios = [x / y for x, y in zip(a, r) if x and y]
+    return (statistics.median(ratios) if ratios else None), ratios
+
+
 # a CPU-bound process that is not nginx's: a reference for the CPU-bound
 # app's latency, since the server's processes share one CPU
 HOG = [PYTHON, "-c", "import time\nend = time.time() + {secs}\n"
@@ -1004,6 +1056,8 @@ class Report:
     opts: object
     env: object
     reference: Latency = None                      # nginx + CPU hog
+    turns: dict = field(default_factory=dict)      # (config, wl) -> [us]
+    turns_na: str = None
     results: dict = field(default_factory=dict)    # (config, wl) -> Result
     latency: dict = field(default_factory=dict)    # config -> Latency
     na: dict = field(default_factory=dict)         # config -> reason
@@ -1157,6 +1211,15 @@ def targets(report):
         return r.cpu_us if r and not r.na else None
 
     def ratio_target(text, ckey, wkey, ref, limit, ref_name):
+        rkey, rwkey = ("nginx", "hello") if ref is base else \
+            ("nginx", "static64k")
+        tr, ratios = turn_ratio(report, ckey, wkey, rkey, rwkey)
+        if tr is not None:
+            t.append(Target(text, f"{tr:.2f}x, median of {len(ratios)} "
+                            f"rounds taking turns ("
+                            + " ".join(f"{x:.2f}" for x in ratios) + ")",
+                            tr <= limit))
+            return
         c = cpu(ckey, wkey)
         refc = ref.cpu_us if ref and not ref.na else None
         if c is None or refc is None:
@@ -1541,6 +1604,12 @@ def main(argv=None):
             for config in CONFIGS:
                 if wanted(opts, config.key, CONFIG_KEYS):
                     run_config(config, env, opts, report)
+            if all(wanted(opts, k, CONFIG_KEYS)
+                   for k in ("nginx", "inline", "threads")) and all(
+                    wanted(opts, w, WORKLOAD_KEYS)
+                    for w in ("hello", "body64k")):
+                log("== nginx, inline and thread pool taking turns")
+                bench_interleaved(report, opts, env)
             report.elapsed = time.monotonic() - t0
             report.load_after = os.getloadavg()
             text = render(report)
