@@ -39,7 +39,6 @@ static void ngx_http_wsgi_abort(ngx_http_wsgi_ctx_t *ctx, ngx_int_t rc);
 static void ngx_http_wsgi_cleanup(void *data);
 static ngx_int_t ngx_http_wsgi_defer(PyObject **objs, ngx_uint_t n);
 static void ngx_http_wsgi_deferred_handler(ngx_event_t *ev);
-static void ngx_http_wsgi_take_deferred(ngx_http_wsgi_ctx_t *ctx);
 static void ngx_http_wsgi_hold_gil(void);
 
 
@@ -275,7 +274,6 @@ ngx_http_wsgi_run(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e step)
             }
 
         } else {
-            ngx_http_wsgi_take_deferred(ctx);
             ngx_http_wsgi_hold_gil();
             ngx_http_wsgi_step_run(ctx, step);
         }
@@ -1393,9 +1391,9 @@ ngx_http_wsgi_cleanup(void *data)
 
 /*
  * Inline mode: what ended requests leave behind (their pins, status and
- * headers) waits for the next inline step, which holds the GIL anyway, or
- * for the end of the event loop round, rather than costing a GIL round
- * trip per request.
+ * headers) waits for the end of the event loop round, when the GIL the
+ * round's steps took is released, rather than costing a GIL round trip
+ * per request.
  */
 
 static ngx_int_t
@@ -1481,30 +1479,6 @@ static void
 ngx_http_wsgi_deferred_handler(ngx_event_t *ev)
 {
     ngx_http_wsgi_release_deferred();
-}
-
-
-/* an inline step releases them with the pins of its own request */
-
-static void
-ngx_http_wsgi_take_deferred(ngx_http_wsgi_ctx_t *ctx)
-{
-    PyObject                 **p;
-    ngx_http_wsgi_deferred_t  *d;
-
-    d = &ngx_http_wsgi_deferred;
-
-    if (d->n == 0) {
-        return;
-    }
-
-    p = ngx_array_push_n(&ctx->release, d->n);
-    if (p == NULL) {
-        return;
-    }
-
-    ngx_memcpy(p, d->objs, d->n * sizeof(PyObject *));
-    d->n = 0;
 }
 
 

@@ -94,20 +94,15 @@ ngx_http_wsgi_input_new(ngx_http_wsgi_ctx_t *ctx)
         return NULL;
     }
 
-    in->ctx = ctx;
-    in->seg = 0;
-    in->off = 0;
-    in->left = ctx->streaming_input ? -1 : ctx->snap.body_size;
     in->buf = NULL;
-    in->buf_seg = 0;
-    in->buf_off = 0;
-    in->buf_len = 0;
+
+    ngx_http_wsgi_input_rebind((PyObject *) in, ctx);
 
     return (PyObject *) in;
 }
 
 
-/* an expired wsgi.input nobody else holds serves another request */
+/* also: an expired wsgi.input nobody else holds serves another request */
 
 void
 ngx_http_wsgi_input_rebind(PyObject *self, ngx_http_wsgi_ctx_t *ctx)
