@@ -43,9 +43,7 @@ static void ngx_http_wsgi_hold_gil(void);
 
 
 typedef struct {
-    PyObject                   **objs;
-    ngx_uint_t                   n;
-    ngx_uint_t                   nalloc;
+    ngx_http_wsgi_objs_t         objs;
     ngx_event_t                  event;
     PyThreadState               *gil;         /* held for the round */
 } ngx_http_wsgi_deferred_t;
@@ -1399,9 +1397,7 @@ ngx_http_wsgi_cleanup(void *data)
 static ngx_int_t
 ngx_http_wsgi_defer(PyObject **objs, ngx_uint_t n)
 {
-    size_t              size;
-    PyObject          **p;
-    ngx_event_t        *ev;
+    ngx_event_t               *ev;
     ngx_http_wsgi_deferred_t  *d;
 
     d = &ngx_http_wsgi_deferred;
@@ -1410,25 +1406,10 @@ ngx_http_wsgi_defer(PyObject **objs, ngx_uint_t n)
         return NGX_OK;
     }
 
-    if (d->n + n > d->nalloc) {
-        size = ngx_max(2 * d->nalloc, d->n + n + 64);
-
-        p = ngx_alloc(size * sizeof(PyObject *), ngx_cycle->log);
-        if (p == NULL) {
-            return NGX_ERROR;
-        }
-
-        if (d->n) {
-            ngx_memcpy(p, d->objs, d->n * sizeof(PyObject *));
-        }
-
-        ngx_free(d->objs);
-        d->objs = p;
-        d->nalloc = size;
+    if (ngx_http_wsgi_objs_add(&d->objs, objs, n, ngx_cycle->log) != NGX_OK)
+    {
+        return NGX_ERROR;
     }
-
-    ngx_memcpy(&d->objs[d->n], objs, n * sizeof(PyObject *));
-    d->n += n;
 
     ev = &d->event;
 
@@ -1495,13 +1476,44 @@ ngx_http_wsgi_release_deferred(void)
         ngx_delete_posted_event(&d->event);
     }
 
-    if (d->n) {
-        ngx_http_wsgi_step_release_objs(d->objs, d->n);
-        d->n = 0;
+    if (d->objs.nelts) {
+        ngx_http_wsgi_step_release_objs(d->objs.elts, d->objs.nelts);
+        d->objs.nelts = 0;
     }
 
     if (d->gil) {
         ngx_http_wsgi_python_leave(d->gil);
         d->gil = NULL;
     }
+}
+
+
+ngx_int_t
+ngx_http_wsgi_objs_add(ngx_http_wsgi_objs_t *a, PyObject **objs,
+    ngx_uint_t n, ngx_log_t *log)
+{
+    size_t      size;
+    PyObject  **p;
+
+    if (a->nelts + n > a->nalloc) {
+        size = ngx_max(2 * a->nalloc, a->nelts + n + 64);
+
+        p = ngx_alloc(size * sizeof(PyObject *), log);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (a->nelts) {
+            ngx_memcpy(p, a->elts, a->nelts * sizeof(PyObject *));
+        }
+
+        ngx_free(a->elts);
+        a->elts = p;
+        a->nalloc = size;
+    }
+
+    ngx_memcpy(&a->elts[a->nelts], objs, n * sizeof(PyObject *));
+    a->nelts += n;
+
+    return NGX_OK;
 }

@@ -198,6 +198,14 @@ typedef struct {
 } ngx_http_wsgi_chunk_t;
 
 
+/* objects the nginx side keeps for a later release: an ngx_alloc()ed list */
+typedef struct {
+    PyObject                   **elts;
+    ngx_uint_t                   nelts;
+    ngx_uint_t                   nalloc;
+} ngx_http_wsgi_objs_t;
+
+
 /* a buffer on its way through nginx's filters, with the bytes it shows */
 typedef struct {
     ngx_buf_t                    buf;
@@ -423,6 +431,8 @@ void ngx_http_wsgi_step_exec(ngx_http_wsgi_ctx_t *ctx,
 void ngx_http_wsgi_step_cleanup(ngx_http_wsgi_ctx_t *ctx);
 void ngx_http_wsgi_step_release_objs(PyObject **objs, ngx_uint_t n);
 void ngx_http_wsgi_release_deferred(void);
+ngx_int_t ngx_http_wsgi_objs_add(ngx_http_wsgi_objs_t *a, PyObject **objs,
+    ngx_uint_t n, ngx_log_t *log);
 void ngx_http_wsgi_step_output(ngx_http_wsgi_ctx_t *ctx, PyObject *obj,
     u_char *data, size_t size);
 void ngx_http_wsgi_spool_discard(ngx_http_wsgi_ctx_t *ctx);

@@ -79,9 +79,7 @@ struct ngx_http_wsgi_sched_s {
     ngx_http_wsgi_runner_t  *free;
     ngx_uint_t               away;        /* steps not back yet */
     ngx_event_t              alive;       /* keeps an exiting worker */
-    PyObject               **objs;        /* to release, this round */
-    ngx_uint_t               nobjs;
-    ngx_uint_t               nalloc;
+    ngx_http_wsgi_objs_t     objs;        /* to release, this round */
     ngx_http_wsgi_sched_t   *next;
 };
 
@@ -246,11 +244,12 @@ ngx_http_wsgi_thread_done(ngx_cycle_t *cycle)
     ngx_http_wsgi_sched_t  *sched;
 
     for (sched = ngx_http_wsgi_scheds; sched; sched = sched->next) {
-        if (sched->nobjs && ngx_http_wsgi_interp) {
-            ngx_http_wsgi_step_release_objs(sched->objs, sched->nobjs);
+        if (sched->objs.nelts && ngx_http_wsgi_interp) {
+            ngx_http_wsgi_step_release_objs(sched->objs.elts,
+                                            sched->objs.nelts);
         }
 
-        sched->nobjs = 0;
+        sched->objs.nelts = 0;
     }
 
     if (ngx_http_wsgi_channel) {
@@ -788,8 +787,6 @@ void
 ngx_http_wsgi_thread_release(ngx_thread_pool_t *tp, PyObject **objs,
     ngx_uint_t n, ngx_log_t *log)
 {
-    size_t                  size;
-    PyObject              **p;
     ngx_http_wsgi_sched_t  *sched;
 
     if (n == 0) {
@@ -805,27 +802,11 @@ ngx_http_wsgi_thread_release(ngx_thread_pool_t *tp, PyObject **objs,
 
     /* collected for the round: one batch, handed over with its steps */
 
-    if (sched->nobjs + n > sched->nalloc) {
-        size = ngx_max(2 * sched->nalloc, sched->nobjs + n + 64);
-
-        p = ngx_alloc(size * sizeof(PyObject *), log);
-        if (p == NULL) {
-            /* out of memory: release them here rather than leak them */
-            ngx_http_wsgi_step_release_objs(objs, n);
-            return;
-        }
-
-        if (sched->nobjs) {
-            ngx_memcpy(p, sched->objs, sched->nobjs * sizeof(PyObject *));
-        }
-
-        ngx_free(sched->objs);
-        sched->objs = p;
-        sched->nalloc = size;
+    if (ngx_http_wsgi_objs_add(&sched->objs, objs, n, log) != NGX_OK) {
+        /* out of memory: release them here rather than leak them */
+        ngx_http_wsgi_step_release_objs(objs, n);
+        return;
     }
-
-    ngx_memcpy(&sched->objs[sched->nobjs], objs, n * sizeof(PyObject *));
-    sched->nobjs += n;
 
     /* not urgent: any runner that comes by takes them */
 
@@ -840,23 +821,25 @@ ngx_http_wsgi_sched_release(ngx_http_wsgi_sched_t *sched)
 {
     ngx_http_wsgi_release_t  *rel;
 
-    if (sched->nobjs == 0) {
+    if (sched->objs.nelts == 0) {
         return;
     }
 
     rel = ngx_alloc(sizeof(ngx_http_wsgi_release_t)
-                    + (sched->nobjs - 1) * sizeof(PyObject *),
+                    + (sched->objs.nelts - 1) * sizeof(PyObject *),
                     ngx_cycle->log);
 
     if (rel == NULL) {
-        ngx_http_wsgi_step_release_objs(sched->objs, sched->nobjs);
-        sched->nobjs = 0;
+        ngx_http_wsgi_step_release_objs(sched->objs.elts,
+                                            sched->objs.nelts);
+        sched->objs.nelts = 0;
         return;
     }
 
-    rel->n = sched->nobjs;
-    ngx_memcpy(rel->objs, sched->objs, sched->nobjs * sizeof(PyObject *));
-    sched->nobjs = 0;
+    rel->n = sched->objs.nelts;
+    ngx_memcpy(rel->objs, sched->objs.elts,
+               sched->objs.nelts * sizeof(PyObject *));
+    sched->objs.nelts = 0;
 
     (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
 
