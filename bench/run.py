@@ -472,11 +472,12 @@ def config_wsgi_inline(server, env):
 
 def config_wsgi_threads(server, env):
     """(c) the module on its default pool "wsgi", declared with 64
-    threads."""
+    threads, which run at idle priority: the event loop first."""
     prefix = env.dir(server.name)
     start_nginx(server, env, prefix, module_locations(env), module=True,
                 main=f"thread_pool wsgi threads={THREADS};",
-                http=f"    wsgi_python_path {env.apps};")
+                http=f"    wsgi_python_path {env.apps};\n"
+                     "    wsgi_thread_priority idle;")
 
 
 UWSGI_PARAMS = """

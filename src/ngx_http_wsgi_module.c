@@ -57,6 +57,13 @@ static ngx_path_init_t  ngx_http_wsgi_temp_path = {
 #define NGX_HTTP_WSGI_MAX_QUEUE  1024
 
 
+static ngx_conf_enum_t  ngx_http_wsgi_priorities[] = {
+    { ngx_string("normal"), NGX_HTTP_WSGI_PRIORITY_NORMAL },
+    { ngx_string("idle"), NGX_HTTP_WSGI_PRIORITY_IDLE },
+    { ngx_null_string, 0 }
+};
+
+
 static ngx_command_t  ngx_http_wsgi_commands[] = {
 
     { ngx_string("wsgi_pass"),
@@ -107,6 +114,13 @@ static ngx_command_t  ngx_http_wsgi_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
+
+    { ngx_string("wsgi_thread_priority"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_wsgi_main_conf_t, priority),
+      &ngx_http_wsgi_priorities },
 
     { ngx_string("wsgi_max_queue"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -240,6 +254,7 @@ ngx_http_wsgi_create_main_conf(ngx_conf_t *cf)
 
     wmcf->python_path = NGX_CONF_UNSET_PTR;
     wmcf->optimize = NGX_CONF_UNSET;
+    wmcf->priority = NGX_CONF_UNSET_UINT;
 
     return wmcf;
 }
@@ -252,6 +267,7 @@ ngx_http_wsgi_init_main_conf(ngx_conf_t *cf, void *conf)
 
     ngx_conf_init_ptr_value(wmcf->python_path, NULL);
     ngx_conf_init_value(wmcf->optimize, 0);
+    ngx_conf_init_uint_value(wmcf->priority, NGX_HTTP_WSGI_PRIORITY_NORMAL);
 
     if (wmcf->apps.nelts == 0) {
         return NGX_CONF_OK;

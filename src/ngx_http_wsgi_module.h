@@ -15,6 +15,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 #include <ngx_thread_pool.h>
+#include <semaphore.h>
 
 
 /*
@@ -56,6 +57,10 @@ typedef struct {
 } ngx_http_wsgi_app_t;
 
 
+#define NGX_HTTP_WSGI_PRIORITY_NORMAL  0
+#define NGX_HTTP_WSGI_PRIORITY_IDLE    1
+
+
 typedef struct {
     ngx_array_t                  apps;        /* of ngx_http_wsgi_app_t * */
     ngx_array_t                 *python_path; /* of ngx_str_t */
@@ -64,6 +69,7 @@ typedef struct {
     ngx_uint_t                   workers;     /* for wsgi.multiprocess */
     ngx_uint_t                   locations;   /* with wsgi_pass */
     ngx_thread_pool_t           *thread_pool; /* the default pool */
+    ngx_uint_t                   priority;    /* of the pool threads */
 } ngx_http_wsgi_main_conf_t;
 
 
@@ -260,6 +266,7 @@ struct ngx_http_wsgi_ctx_s {
     /* write() or wsgi.input waiting on a pool thread: channel mutex */
     ngx_int_t                    flush;
     ngx_uint_t                   pull;        /* wants body, not a flush */
+    sem_t                       *wake;        /* posted when flush is set */
     ngx_http_wsgi_ctx_t         *flush_next;
 
     /*

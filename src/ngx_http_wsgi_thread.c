@@ -25,6 +25,8 @@
 
 #include "ngx_http_wsgi_module.h"
 
+#include <sched.h>
+
 #include <sys/eventfd.h>
 
 
@@ -35,6 +37,9 @@
 #define NGX_HTTP_WSGI_RUNNERS     16        /* added at once, at most */
 #define NGX_HTTP_WSGI_LINGER      10        /* ms a runner waits for work */
 #define NGX_HTTP_WSGI_LINGER_MAX  100       /* ms, if nobody tells it */
+#define NGX_HTTP_WSGI_SAMPLE_MIN  1000      /* us between CPU samples */
+#define NGX_HTTP_WSGI_SAMPLE_MAX  20000     /* us, an older CPU sample is
+                                               no measure of the moment */
 
 
 typedef struct ngx_http_wsgi_release_s  ngx_http_wsgi_release_t;
@@ -69,7 +74,9 @@ struct ngx_http_wsgi_sched_s {
     ngx_uint_t               busy;        /* running a step */
     ngx_uint_t               idle;        /* lingering for the next one */
     ngx_uint_t               retire;      /* lingering runners: return */
-    pthread_cond_t           cond;        /* wakes a lingering runner */
+    ngx_uint_t               posted;      /* wakeups not yet taken */
+    ngx_uint_t               priority;    /* of the runners' threads */
+    sem_t                    wake;        /* wakes a lingering runner */
     ngx_event_t              timer;       /* looks for a stalled queue */
     ngx_event_t              kick;        /* after this event loop round */
 
@@ -98,6 +105,9 @@ static void ngx_http_wsgi_sched_alive_handler(ngx_event_t *ev);
 static void ngx_http_wsgi_sched_linger_handler(ngx_event_t *ev);
 static void ngx_http_wsgi_sched_release(ngx_http_wsgi_sched_t *sched);
 static uint64_t ngx_http_wsgi_thread_clock(void);
+static ngx_uint_t ngx_http_wsgi_thread_computing(uint64_t now);
+static void ngx_http_wsgi_thread_idle(ngx_log_t *log);
+static uint64_t ngx_http_wsgi_thread_cpu(clockid_t clock);
 static void ngx_http_wsgi_channel_handler(ngx_event_t *rev);
 static void ngx_http_wsgi_channel_check(ngx_event_t *ev);
 static ngx_uint_t ngx_http_wsgi_channel_drain(ngx_uint_t arm);
@@ -115,8 +125,13 @@ static ngx_http_wsgi_ctx_t  *ngx_http_wsgi_channel_done;
 static ngx_http_wsgi_sched_t  *ngx_http_wsgi_scheds;
 static pthread_mutex_t       ngx_http_wsgi_channel_mutex =
                                  PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t        ngx_http_wsgi_channel_cond =
-                                 PTHREAD_COND_INITIALIZER;
+
+/* the event loop's last look at the CPU time of the pool threads */
+static uint64_t              ngx_http_wsgi_sampled;
+static uint64_t              ngx_http_wsgi_sampled_pool;
+static uint64_t              ngx_http_wsgi_sampled_loop;
+static ngx_uint_t            ngx_http_wsgi_sampled_busy;
+static ngx_uint_t            ngx_http_wsgi_sampled_calm;
 
 /* under the mutex: the event loop may sleep, a thread must write the fd */
 static ngx_uint_t            ngx_http_wsgi_channel_armed = 1;
@@ -342,7 +357,7 @@ static void
 ngx_http_wsgi_sched_kick(ngx_http_wsgi_sched_t *sched)
 {
     uint64_t    now;
-    ngx_uint_t  need, waiting, wake, look, started;
+    ngx_uint_t  need, waiting, wake, taken, look, started;
 
     now = ngx_http_wsgi_thread_clock();
 
@@ -351,6 +366,7 @@ ngx_http_wsgi_sched_kick(ngx_http_wsgi_sched_t *sched)
     waiting = (sched->queued || sched->releases);
     need = 0;
     wake = 0;
+    taken = 0;
     look = 0;
 
     if (waiting) {
@@ -359,7 +375,9 @@ ngx_http_wsgi_sched_kick(ngx_http_wsgi_sched_t *sched)
 
     if (waiting && sched->idle) {
         /* a lingering runner takes the round's steps */
-        wake = 1;
+        taken = 1;
+        wake = (sched->idle > sched->posted);
+        sched->posted += wake;
 
     } else if (waiting && sched->runners == sched->busy) {
 
@@ -367,7 +385,8 @@ ngx_http_wsgi_sched_kick(ngx_http_wsgi_sched_t *sched)
             need = 1;
 
         } else if (sched->head
-                   && now - sched->head->queued >= NGX_HTTP_WSGI_STALE)
+                   && now - sched->head->queued >= NGX_HTTP_WSGI_STALE
+                   && !ngx_http_wsgi_thread_computing(now))
         {
             /* the runners are blocked: a thread for each waiting step */
             need = ngx_min(sched->queued, NGX_HTTP_WSGI_RUNNERS);
@@ -376,7 +395,13 @@ ngx_http_wsgi_sched_kick(ngx_http_wsgi_sched_t *sched)
 
     sched->runners += need;
 
-    if ((wake || need) && sched->queued && sched->busy == 0) {
+    if (need) {
+        /* the next look at the CPU time starts after their start */
+        ngx_http_wsgi_sampled = 0;
+        ngx_http_wsgi_sampled_calm = 0;
+    }
+
+    if ((taken || need) && sched->queued && sched->busy == 0) {
 
         /*
          * An idle pool starts on the round's steps, which are often done
@@ -398,15 +423,18 @@ ngx_http_wsgi_sched_kick(ngx_http_wsgi_sched_t *sched)
     }
 
     /*
-     * Signalled after the unlock: a runner woken while the mutex is still
-     * held would only block on it again (one CPU: two more switches).
+     * Posted after the unlock: a runner woken while the mutex is still held
+     * would only block on it again (one CPU: two more switches).  A
+     * semaphore, not a condition variable: glibc's pthread_cond_signal()
+     * may wait for a runner woken earlier to run first, and that runner
+     * may be waiting for the CPU behind a busy Python thread.
      */
 
     if (wake) {
-        (void) pthread_cond_signal(&sched->cond);
+        (void) sem_post(&sched->wake);
     }
 
-    started = (wake || need);
+    started = (taken || need);
 
     while (need) {
         if (ngx_http_wsgi_sched_runner(sched, ngx_cycle->log) != NGX_OK) {
@@ -456,20 +484,26 @@ ngx_http_wsgi_sched_linger_handler(ngx_event_t *ev)
 
     (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
 
-    retire = (sched->idle
-              && sched->queued == 0
-              && (!sched->kicked || ngx_exiting || ngx_terminate));
+    retire = 0;
 
-    if (retire) {
+    if (sched->idle
+        && sched->queued == 0
+        && (!sched->kicked || ngx_exiting || ngx_terminate))
+    {
         sched->retire = 1;
+
+        if (sched->idle > sched->posted) {
+            retire = sched->idle - sched->posted;
+            sched->posted += retire;
+        }
     }
 
     runners = sched->runners;
 
     (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
 
-    if (retire) {
-        (void) pthread_cond_broadcast(&sched->cond);
+    while (retire--) {
+        (void) sem_post(&sched->wake);
     }
 
     sched->kicked = 0;
@@ -484,7 +518,8 @@ ngx_http_wsgi_sched_linger_handler(ngx_event_t *ev)
 static ngx_http_wsgi_sched_t *
 ngx_http_wsgi_sched_get(ngx_thread_pool_t *pool, ngx_log_t *log)
 {
-    ngx_http_wsgi_sched_t  *sched;
+    ngx_http_wsgi_sched_t      *sched;
+    ngx_http_wsgi_main_conf_t  *wmcf;
 
     for (sched = ngx_http_wsgi_scheds; sched; sched = sched->next) {
         if (sched->pool == pool) {
@@ -499,10 +534,14 @@ ngx_http_wsgi_sched_get(ngx_thread_pool_t *pool, ngx_log_t *log)
         return NULL;
     }
 
+    wmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                               ngx_http_wsgi_module);
+
     sched->pool = pool;
     sched->tail = &sched->head;
+    sched->priority = wmcf->priority;
 
-    if (pthread_cond_init(&sched->cond, NULL) != 0) {
+    if (sem_init(&sched->wake, 0, 0) != 0) {
         ngx_free(sched);
         return NULL;
     }
@@ -585,7 +624,7 @@ ngx_http_wsgi_runner_handler(void *data, ngx_log_t *log)
 {
     ngx_http_wsgi_runner_t *runner = data;
 
-    ngx_uint_t                notify, i, lingered;
+    ngx_uint_t                notify, i, lingered, woken;
     PyThreadState            *ts;
     struct timespec           until;
     ngx_http_wsgi_ctx_t      *ctx;
@@ -595,6 +634,10 @@ ngx_http_wsgi_runner_handler(void *data, ngx_log_t *log)
     sched = runner->sched;
     lingered = 0;
     ts = NULL;
+
+    if (sched->priority == NGX_HTTP_WSGI_PRIORITY_IDLE) {
+        ngx_http_wsgi_thread_idle(log);
+    }
 
     for ( ;; ) {
         (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
@@ -636,6 +679,8 @@ ngx_http_wsgi_runner_handler(void *data, ngx_log_t *log)
             {
                 sched->idle++;
 
+                (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
+
                 (void) clock_gettime(CLOCK_REALTIME, &until);
                 until.tv_nsec += NGX_HTTP_WSGI_LINGER_MAX * 1000000;
 
@@ -644,11 +689,14 @@ ngx_http_wsgi_runner_handler(void *data, ngx_log_t *log)
                     until.tv_nsec -= 1000000000;
                 }
 
-                if (pthread_cond_timedwait(&sched->cond,
-                                           &ngx_http_wsgi_channel_mutex,
-                                           &until)
-                    == ETIMEDOUT)
-                {
+                woken = (sem_timedwait(&sched->wake, &until) == 0);
+
+                (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
+
+                if (woken) {
+                    sched->posted--;
+
+                } else if (ngx_errno == ETIMEDOUT) {
                     lingered = 1;
                 }
 
@@ -860,9 +908,16 @@ ngx_http_wsgi_sched_release(ngx_http_wsgi_sched_t *sched)
 ngx_int_t
 ngx_http_wsgi_thread_wait(ngx_http_wsgi_ctx_t *ctx, ngx_uint_t pull)
 {
+    sem_t            wake;
     ngx_int_t        rc;
     ngx_uint_t       notify;
     struct timespec  ts;
+
+    if (sem_init(&wake, 0, 0) != 0) {
+        ngx_log_error(NGX_LOG_ALERT, ctx->log, ngx_errno,
+                      "wsgi: sem_init() failed");
+        return NGX_ERROR;
+    }
 
     Py_BEGIN_ALLOW_THREADS
 
@@ -873,6 +928,7 @@ ngx_http_wsgi_thread_wait(ngx_http_wsgi_ctx_t *ctx, ngx_uint_t pull)
 
     ctx->flush = NGX_AGAIN;
     ctx->pull = pull;
+    ctx->wake = &wake;
     ctx->flush_next = ngx_http_wsgi_channel_queue;
     ngx_http_wsgi_channel_queue = ctx;
 
@@ -900,15 +956,21 @@ ngx_http_wsgi_thread_wait(ngx_http_wsgi_ctx_t *ctx, ngx_uint_t pull)
             ts.tv_nsec -= 1000000000;
         }
 
-        (void) pthread_cond_timedwait(&ngx_http_wsgi_channel_cond,
-                                      &ngx_http_wsgi_channel_mutex, &ts);
+        (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
+        (void) sem_timedwait(&wake, &ts);
+        (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
     }
 
+    /* the event loop posts under the mutex: nothing touches wake after */
+
+    ctx->wake = NULL;
     rc = ctx->flush;
 
     (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
 
     Py_END_ALLOW_THREADS
+
+    (void) sem_destroy(&wake);
 
     return rc;
 }
@@ -926,8 +988,13 @@ ngx_http_wsgi_thread_signal(ngx_http_wsgi_ctx_t *ctx, ngx_int_t rc)
 
     ctx->flush = rc;
 
+    /* sem_post() never waits: see ngx_http_wsgi_sched_kick() */
+
+    if (ctx->wake) {
+        (void) sem_post(ctx->wake);
+    }
+
     (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
-    (void) pthread_cond_broadcast(&ngx_http_wsgi_channel_cond);
 }
 
 
@@ -1042,4 +1109,102 @@ ngx_http_wsgi_thread_clock(void)
     (void) clock_gettime(CLOCK_MONOTONIC, &ts);
 
     return (uint64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+
+/*
+ * The event loop, when steps wait for busy runners: whether the runners
+ * are computing rather than blocked.  Python runs one thread at a time;
+ * when the pool's threads used most of the CPU the event loop left them
+ * since the last look, another runner would only wait for the GIL (and
+ * the busy ones would lose time handing it over).  Unknown at the first
+ * look, or after a long pause: the caller looks again in a moment.
+ */
+
+static ngx_uint_t
+ngx_http_wsgi_thread_computing(uint64_t now)
+{
+    uint64_t  loop, pool, interval, avail;
+
+    interval = now - ngx_http_wsgi_sampled;
+
+    if (interval < NGX_HTTP_WSGI_SAMPLE_MIN) {
+        return ngx_http_wsgi_sampled_busy;
+    }
+
+    loop = ngx_http_wsgi_thread_cpu(CLOCK_THREAD_CPUTIME_ID);
+    pool = ngx_http_wsgi_thread_cpu(CLOCK_PROCESS_CPUTIME_ID) - loop;
+
+    if (interval > NGX_HTTP_WSGI_SAMPLE_MAX) {
+        ngx_http_wsgi_sampled_calm = 0;
+
+    } else {
+        avail = interval - ngx_min(interval, loop - ngx_http_wsgi_sampled_loop);
+
+        /*
+         * Blocked if they used less than three quarters of what they had
+         * (the rest goes to the kernel and GIL handovers), and had a
+         * quarter at least: an event loop busy with its own connections
+         * leaves them none to show.
+         */
+
+        if ((pool - ngx_http_wsgi_sampled_pool) * 4 >= avail * 3
+            || avail * 4 < interval)
+        {
+            ngx_http_wsgi_sampled_calm = 0;
+
+        } else {
+            ngx_http_wsgi_sampled_calm++;
+        }
+    }
+
+    /* twice in a row: a thread that just started is often slow to */
+
+    ngx_http_wsgi_sampled_busy = (ngx_http_wsgi_sampled_calm < 2);
+
+    ngx_http_wsgi_sampled = now;
+    ngx_http_wsgi_sampled_pool = pool;
+    ngx_http_wsgi_sampled_loop = loop;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                   "wsgi runners computing: %ui", ngx_http_wsgi_sampled_busy);
+
+    return ngx_http_wsgi_sampled_busy;
+}
+
+
+/* CPU time in us */
+
+static uint64_t
+ngx_http_wsgi_thread_cpu(clockid_t clock)
+{
+    struct timespec  ts;
+
+    if (clock_gettime(clock, &ts) == -1) {
+        return 0;
+    }
+
+    return (uint64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+
+/*
+ * A pool thread, with "wsgi_thread_priority idle": it gets the CPU when
+ * nothing else wants it, nginx's event loop first.  Linux does not let an
+ * unprivileged thread back, so the thread keeps it for its other tasks.
+ */
+
+static void
+ngx_http_wsgi_thread_idle(ngx_log_t *log)
+{
+    static ngx_uint_t   failed;
+    struct sched_param  sp;
+
+    ngx_memzero(&sp, sizeof(struct sched_param));
+
+    if (sched_setscheduler(0, SCHED_IDLE, &sp) == -1 && !failed) {
+        failed = 1;
+        ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
+                      "wsgi: sched_setscheduler(SCHED_IDLE) failed");
+    }
 }

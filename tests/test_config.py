@@ -1,25 +1,11 @@
 """Directives: wsgi_pass, wsgi_python_path/home/optimize, config errors."""
 
 import os
-import re
 import shutil
 
 import pytest
 
-from harness import APPS_DIR, conf_line, install_app
-
-
-def assert_emerg_at(rc, out, conf, needle, msg_re=None):
-    """nginx -t failed with [emerg] ... in CONF:LINE (LINE of needle)."""
-    assert rc != 0, out
-    line = conf_line(conf, needle)
-    m = re.search(r"\[emerg\] (.*) in %s:(\d+)" % re.escape(str(conf)), out)
-    assert m, f"no '[emerg] ... in {conf}:N' in output:\n{out}"
-    assert int(m.group(2)) == line, \
-        f"error reported at line {m.group(2)}, directive is at {line}:\n{out}"
-    if msg_re:
-        assert re.search(msg_re, m.group(1)), out
-    return m.group(1)
+from harness import APPS_DIR, assert_emerg_at, install_app
 
 
 # -- wsgi_pass ---------------------------------------------------------------

@@ -26,8 +26,8 @@ import time
 
 import pytest
 
-from harness import (Parsed, conf_line, exchange, inline_mode, read_all,
-                     req, url, wait_for)
+from harness import (Parsed, assert_emerg_at, exchange, inline_mode,
+                     read_all, req, url, wait_for)
 
 
 KEEPALIVE = "keepalive_timeout 30s;"
@@ -890,17 +890,6 @@ def test_new_directives_inherited(nginx):
     assert (p.code, p.body) == (200, data), p
     p = get(srv, "/x" + path, extra=hdrs(If_None_Match=ETAG))
     assert p.code == 304, p
-
-
-def assert_emerg_at(rc, out, conf, needle, msg_re):
-    """nginx -t failed with [emerg] MSG in CONF:LINE, LINE that of needle."""
-    assert rc != 0, out
-    line = conf_line(conf, needle)
-    m = re.search(r"\[emerg\] (.*) in %s:(\d+)" % re.escape(str(conf)), out)
-    assert m, f"no '[emerg] ... in {conf}:N' in output:\n{out}"
-    assert int(m.group(2)) == line, \
-        f"error reported at line {m.group(2)}, directive is at {line}:\n{out}"
-    assert re.search(msg_re, m.group(1)), out
 
 
 @pytest.mark.parametrize("directive, msg", [

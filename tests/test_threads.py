@@ -15,13 +15,14 @@ tests/apps/env_app.py.
 """
 
 import hashlib
+import os
 import re
 import socket
 import time
 
 import pytest
 
-from harness import (conf_line, dechunk, inline_mode, pid_alive,
+from harness import (assert_emerg_at, dechunk, inline_mode, pid_alive,
                      read_until_eof, split_response, url, wait_for)
 
 
@@ -439,18 +440,6 @@ def test_client_connected_stays_true_while_client_waits(nginx, tmp_path):
 # -- configuration -----------------------------------------------------------
 
 
-def assert_emerg_at(rc, out, conf, needle, msg_re):
-    """nginx -t failed with [emerg] MSG in CONF:LINE, LINE that of needle."""
-    assert rc != 0, out
-    line = conf_line(conf, needle)
-    m = re.search(r"\[emerg\] (.*) in %s:(\d+)" % re.escape(str(conf)), out)
-    assert m, f"no '[emerg] ... in {conf}:N' in output:\n{out}"
-    assert int(m.group(2)) == line, \
-        f"error reported at line {m.group(2)}, directive is at {line}:\n{out}"
-    assert re.search(msg_re, m.group(1)), out
-    return m.group(1)
-
-
 def test_unknown_thread_pool(nginx_t):
     rc, out, conf = nginx_t(server="location / {\n"
                                    " wsgi_pass {apps}/hello.py;\n"
@@ -695,3 +684,73 @@ def test_print_goes_to_error_log_at_error_level(nginx, mode):
         m = srv.wait_log(rx, timeout=3)
         assert m, f"no print() to std{stream} in the log\n{srv.logs_tail()}"
         assert m.group(1) == "error", m.group(0)
+
+
+# -- wsgi_thread_priority, and how many threads a busy pool gets --------------
+
+
+@pytest.mark.parametrize("priority", [None, "normal", "idle"])
+def test_wsgi_thread_priority_sets_the_pool_threads_policy(nginx, priority):
+    http = f"wsgi_thread_priority {priority};" if priority else ""
+    srv = nginx(main=POOL_MAIN, http=http, server=(
+        loc("/pool", "thr_app.py policy", "pool")
+        + loc("/inline", "thr_app.py policy", "inline")))
+    want = os.SCHED_IDLE if priority == "idle" else os.SCHED_OTHER
+    for _ in range(3):
+        r = srv.get("/pool")
+        assert (r.status, r.body) == (200, b"policy %d" % want), r
+    # the event loop keeps its own: inline apps run on it
+    r = srv.get("/inline")
+    assert (r.status, r.body) == (200, b"policy %d" % os.SCHED_OTHER), r
+    assert os.sched_getscheduler(srv.worker_pids()[0]) == os.SCHED_OTHER
+
+
+@pytest.mark.parametrize("value", ["low", "19", ""])
+def test_wsgi_thread_priority_invalid(nginx_t, value):
+    rc, out, conf = nginx_t(http=f"wsgi_thread_priority {value};\n",
+                            server="location / { wsgi_pass {apps}/hello.py; }")
+    if value:
+        assert_emerg_at(rc, out, conf, "wsgi_thread_priority",
+                        rf'invalid value "{value}"')
+    else:
+        assert_emerg_at(rc, out, conf, "wsgi_thread_priority",
+                        r"invalid number of arguments")
+
+
+def test_wsgi_thread_priority_is_for_the_http_block_only(nginx_t):
+    rc, out, conf = nginx_t(server="location / {\n"
+                                   " wsgi_pass {apps}/hello.py;\n"
+                                   " wsgi_thread_priority idle;\n }")
+    assert_emerg_at(rc, out, conf, "wsgi_thread_priority",
+                    r'"wsgi_thread_priority" directive is not allowed here')
+
+
+def concurrent_gets(srv, paths, timeout=20):
+    """Sends all requests at once; their responses, in order."""
+    socks = [send_get(srv.port, p, timeout=timeout) for p in paths]
+    return [finish(s) for s in socks]
+
+
+def test_computing_runners_get_no_company(nginx):
+    # Python runs one thread at a time: while the pool's thread computes,
+    # the requests queued behind it wait for it rather than for new threads
+    # that would only wait for the GIL
+    srv = nginx(main="thread_pool t threads=8;", server=(
+        loc("/busy", "thr_app.py busy", "pool")))
+    reps = concurrent_gets(srv, [url("/busy", ms=40)] * 6)
+    assert [r.code for r in reps] == [200] * 6, reps
+    threads = {r.body for r in reps}
+    assert len(threads) == 1, threads
+
+
+def test_blocked_runners_get_company(nginx):
+    # ... while requests that wait on something else get threads of their
+    # own, and wait side by side
+    srv = nginx(main="thread_pool t threads=8;", server=(
+        loc("/busy", "thr_app.py busy", "pool")))
+    t0 = time.monotonic()
+    reps = concurrent_gets(srv, [url("/busy", ms=0, nap=400)] * 6)
+    took = time.monotonic() - t0
+    assert [r.code for r in reps] == [200] * 6, reps
+    assert len({r.body for r in reps}) == 6, reps
+    assert took < 1.6, f"6 naps of 0.4 s took {took:.2f} s"

@@ -21,11 +21,16 @@ produce      fast generator of ?n= chunks of ?size= bytes (chunk_bytes()),
 progress     {"produced": PRODUCED[?key=]} as JSON
 printer      print("thr-print-out", ?token=) to sys.stdout and
              print("thr-print-err", ?token=) to sys.stderr
+policy       "policy <os.sched_getscheduler(0)>": the scheduling policy of
+             the thread that runs it
+busy         ?ms= milliseconds of pure Python on the CPU (?ms=0: sleeps
+             ?nap= milliseconds instead), then "thread <its ident>"
 """
 
 import json
 import os
 import sys
+import threading
 import time
 from urllib.parse import parse_qs
 from wsgiref.validate import validator
@@ -152,6 +157,28 @@ def _printer(environ, start_response):
     return [body]
 
 
+def _text(start_response, body):
+    start_response("200 OK", [("Content-Type", "text/plain"),
+                              ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def _policy(environ, start_response):
+    return _text(start_response, b"policy %d" % os.sched_getscheduler(0))
+
+
+def _busy(environ, start_response):
+    p = params(environ)
+    ms = int(p.get("ms", "0"))
+    if ms:
+        end = time.thread_time() + ms / 1000
+        while time.thread_time() < end:
+            pass
+    else:
+        time.sleep(int(p.get("nap", "0")) / 1000)
+    return _text(start_response, b"thread %d" % threading.get_ident())
+
+
 hello = validator(_hello)
 write_big = validator(_write_big)
 stream = validator(_stream)
@@ -159,3 +186,5 @@ watch = validator(_watch)
 produce = validator(_produce)
 progress = validator(_progress)
 printer = validator(_printer)
+policy = validator(_policy)
+busy = validator(_busy)

@@ -106,6 +106,21 @@ def conf_line(conf_path, needle):
     raise AssertionError(f"{needle!r} not in {conf_path}")
 
 
+def assert_emerg_at(rc, out, conf, needle, msg_re=None):
+    """nginx -t failed with [emerg] MSG in CONF:LINE, LINE that of the
+    directive needle (see conf_line()), and MSG matches msg_re if given.
+    Returns MSG."""
+    assert rc != 0, out
+    line = conf_line(conf, needle)
+    m = re.search(r"\[emerg\] (.*) in %s:(\d+)" % re.escape(str(conf)), out)
+    assert m, f"no '[emerg] ... in {conf}:N' in output:\n{out}"
+    assert int(m.group(2)) == line, \
+        f"error reported at line {m.group(2)}, directive is at {line}:\n{out}"
+    if msg_re:
+        assert re.search(msg_re, m.group(1)), out
+    return m.group(1)
+
+
 def install_app(name, dest_dir, dest_name=None, **subs):
     """Copy tests/apps/NAME into dest_dir, replacing @KEY@ by subs[KEY]."""
     text = (APPS_DIR / name).read_text()
