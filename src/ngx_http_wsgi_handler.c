@@ -42,10 +42,14 @@ static void ngx_http_wsgi_deferred_handler(ngx_event_t *ev);
 static void ngx_http_wsgi_hold_gil(void);
 
 
+#define NGX_HTTP_WSGI_DEFER_SIZE  32768
+
+
 typedef struct {
     ngx_http_wsgi_objs_t         objs;
     ngx_event_t                  event;
     PyThreadState               *gil;         /* held for the round */
+    size_t                       size;        /* of the bytes in objs */
 } ngx_http_wsgi_deferred_t;
 
 
@@ -1391,12 +1395,17 @@ ngx_http_wsgi_cleanup(void *data)
  * Inline mode: what ended requests leave behind (their pins, status and
  * headers) waits for the end of the event loop round, when the GIL the
  * round's steps took is released, rather than costing a GIL round trip
- * per request.
+ * per request.  Not the bytes of many bodies, though: freed together,
+ * they would leave more of the top of the heap free than malloc's trim
+ * threshold (128 KiB), and the next round would grow it again, page
+ * faults and all.  Past NGX_HTTP_WSGI_DEFER_SIZE, the round's GIL
+ * releases them at once.
  */
 
 static ngx_int_t
 ngx_http_wsgi_defer(PyObject **objs, ngx_uint_t n)
 {
+    ngx_uint_t                 i;
     ngx_event_t               *ev;
     ngx_http_wsgi_deferred_t  *d;
 
@@ -1406,9 +1415,25 @@ ngx_http_wsgi_defer(PyObject **objs, ngx_uint_t n)
         return NGX_OK;
     }
 
+
     if (ngx_http_wsgi_objs_add(&d->objs, objs, n, ngx_cycle->log) != NGX_OK)
     {
         return NGX_ERROR;
+    }
+
+    if (d->gil) {
+        for (i = 0; i < n; i++) {
+            if (PyBytes_CheckExact(objs[i])) {
+                d->size += PyBytes_GET_SIZE(objs[i]);
+            }
+        }
+
+        if (d->size >= NGX_HTTP_WSGI_DEFER_SIZE) {
+            ngx_http_wsgi_step_release_objs(d->objs.elts, d->objs.nelts);
+            d->objs.nelts = 0;
+            d->size = 0;
+            return NGX_OK;
+        }
     }
 
     ev = &d->event;
@@ -1480,6 +1505,8 @@ ngx_http_wsgi_release_deferred(void)
         ngx_http_wsgi_step_release_objs(d->objs.elts, d->objs.nelts);
         d->objs.nelts = 0;
     }
+
+    d->size = 0;
 
     if (d->gil) {
         ngx_http_wsgi_python_leave(d->gil);
