@@ -1229,7 +1229,7 @@ def targets(report):
             ("nginx", "static64k")
         tr, ratios = turn_ratio(report, ckey, wkey, rkey, rwkey)
         if tr is not None:
-            t.append(Target(text, f"{tr:.2f}x, median of {len(ratios)} "
+            t.append(Target(text, f"{tr:.3f}x, median of {len(ratios)} "
                             f"rounds taking turns ("
                             + " ".join(f"{x:.2f}" for x in ratios) + ")",
                             tr <= limit))
@@ -1262,7 +1262,7 @@ def targets(report):
         limit = BJOERN_ECHO_US / ISSUE_RETURN200_US
         tr, ratios = turn_ratio(report, ckey, "echo", "nginx", "hello")
         if tr is not None:
-            t.append(Target(text, f"{tr:.2f}x return 200 (bjoern {limit:.2f}x"
+            t.append(Target(text, f"{tr:.3f}x return 200 (bjoern {limit:.2f}x"
                             f"), median of {len(ratios)} rounds taking turns ("
                             + " ".join(f"{x:.2f}" for x in ratios) + ")",
                             tr <= limit))
