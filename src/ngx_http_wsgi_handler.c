@@ -1415,7 +1415,6 @@ ngx_http_wsgi_defer(PyObject **objs, ngx_uint_t n)
         return NGX_OK;
     }
 
-
     if (ngx_http_wsgi_objs_add(&d->objs, objs, n, ngx_cycle->log) != NGX_OK)
     {
         return NGX_ERROR;
