@@ -989,6 +989,11 @@ def bench_interleaved(report, opts, env):
             report.logs[server.name] = log_problems(server)
 
 
+def turns_text(ratios):
+    return (f"median of {len(ratios)} rounds taking turns ("
+            + " ".join(f"{x:.2f}" for x in ratios) + ")")
+
+
 def turn_ratio(report, ckey, wkey, rkey, rwkey):
     """The median of the rounds' ratios, and the rounds' own."""
     a = report.turns.get((ckey, wkey), [])
@@ -1229,9 +1234,7 @@ def targets(report):
             ("nginx", "static64k")
         tr, ratios = turn_ratio(report, ckey, wkey, rkey, rwkey)
         if tr is not None:
-            t.append(Target(text, f"{tr:.3f}x, median of {len(ratios)} "
-                            f"rounds taking turns ("
-                            + " ".join(f"{x:.2f}" for x in ratios) + ")",
+            t.append(Target(text, f"{tr:.3f}x, " + turns_text(ratios),
                             tr <= limit))
             return
         c = cpu(ckey, wkey)
@@ -1263,9 +1266,7 @@ def targets(report):
         tr, ratios = turn_ratio(report, ckey, "echo", "nginx", "hello")
         if tr is not None:
             t.append(Target(text, f"{tr:.3f}x return 200 (bjoern {limit:.2f}x"
-                            f"), median of {len(ratios)} rounds taking turns ("
-                            + " ".join(f"{x:.2f}" for x in ratios) + ")",
-                            tr <= limit))
+                            "), " + turns_text(ratios), tr <= limit))
             continue
         if c is None or basec is None:
             t.append(Target(text, "not measured", None))

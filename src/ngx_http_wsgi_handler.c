@@ -56,6 +56,9 @@ typedef struct {
 static ngx_http_wsgi_deferred_t  ngx_http_wsgi_deferred;
 
 
+static void ngx_http_wsgi_deferred_post(ngx_http_wsgi_deferred_t *d);
+
+
 ngx_int_t
 ngx_http_wsgi_handler(ngx_http_request_t *r)
 {
@@ -1406,7 +1409,6 @@ static ngx_int_t
 ngx_http_wsgi_defer(PyObject **objs, ngx_uint_t n)
 {
     ngx_uint_t                 i;
-    ngx_event_t               *ev;
     ngx_http_wsgi_deferred_t  *d;
 
     d = &ngx_http_wsgi_deferred;
@@ -1435,14 +1437,7 @@ ngx_http_wsgi_defer(PyObject **objs, ngx_uint_t n)
         }
     }
 
-    ev = &d->event;
-
-    if (!ev->posted) {
-        ev->handler = ngx_http_wsgi_deferred_handler;
-        ev->log = ngx_cycle->log;
-        ev->data = d;
-        ngx_post_event(ev, &ngx_posted_events);
-    }
+    ngx_http_wsgi_deferred_post(d);
 
     return NGX_OK;
 }
@@ -1458,7 +1453,6 @@ ngx_http_wsgi_defer(PyObject **objs, ngx_uint_t n)
 static void
 ngx_http_wsgi_hold_gil(void)
 {
-    ngx_event_t               *ev;
     ngx_http_wsgi_deferred_t  *d;
 
     d = &ngx_http_wsgi_deferred;
@@ -1468,6 +1462,17 @@ ngx_http_wsgi_hold_gil(void)
     }
 
     d->gil = ngx_http_wsgi_python_enter();
+
+    ngx_http_wsgi_deferred_post(d);
+}
+
+
+/* the deferred work runs at the end of the round, after its events */
+
+static void
+ngx_http_wsgi_deferred_post(ngx_http_wsgi_deferred_t *d)
+{
+    ngx_event_t  *ev;
 
     ev = &d->event;
 
