@@ -130,7 +130,7 @@ static pthread_mutex_t       ngx_http_wsgi_channel_mutex =
 static uint64_t              ngx_http_wsgi_sampled;
 static uint64_t              ngx_http_wsgi_sampled_pool;
 static uint64_t              ngx_http_wsgi_sampled_loop;
-static ngx_uint_t            ngx_http_wsgi_sampled_busy;
+/* how many looks in a row found the runners blocked */
 static ngx_uint_t            ngx_http_wsgi_sampled_calm;
 
 /* under the mutex: the event loop may sleep, a thread must write the fd */
@@ -1129,7 +1129,7 @@ ngx_http_wsgi_thread_computing(uint64_t now)
     interval = now - ngx_http_wsgi_sampled;
 
     if (interval < NGX_HTTP_WSGI_SAMPLE_MIN) {
-        return ngx_http_wsgi_sampled_busy;
+        goto done;
     }
 
     loop = ngx_http_wsgi_thread_cpu(CLOCK_THREAD_CPUTIME_ID);
@@ -1158,18 +1158,19 @@ ngx_http_wsgi_thread_computing(uint64_t now)
         }
     }
 
-    /* twice in a row: a thread that just started is often slow to */
-
-    ngx_http_wsgi_sampled_busy = (ngx_http_wsgi_sampled_calm < 2);
-
     ngx_http_wsgi_sampled = now;
     ngx_http_wsgi_sampled_pool = pool;
     ngx_http_wsgi_sampled_loop = loop;
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
-                   "wsgi runners computing: %ui", ngx_http_wsgi_sampled_busy);
+                   "wsgi runners blocked: %ui times in a row",
+                   ngx_http_wsgi_sampled_calm);
 
-    return ngx_http_wsgi_sampled_busy;
+done:
+
+    /* twice in a row: a thread that just started is often slow to */
+
+    return (ngx_http_wsgi_sampled_calm < 2);
 }
 
 
