@@ -25,6 +25,7 @@ static char *ngx_http_wsgi_python_home(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_wsgi_buffer_size(ngx_conf_t *cf, void *post,
     void *data);
+static ngx_int_t ngx_http_wsgi_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_wsgi_init_process(ngx_cycle_t *cycle);
 static void ngx_http_wsgi_exit_process(ngx_cycle_t *cycle);
 
@@ -60,6 +61,7 @@ static ngx_path_init_t  ngx_http_wsgi_temp_path = {
 static ngx_conf_enum_t  ngx_http_wsgi_priorities[] = {
     { ngx_string("normal"), NGX_HTTP_WSGI_PRIORITY_NORMAL },
     { ngx_string("idle"), NGX_HTTP_WSGI_PRIORITY_IDLE },
+    { ngx_string("auto"), NGX_HTTP_WSGI_PRIORITY_AUTO },
     { ngx_null_string, 0 }
 };
 
@@ -217,7 +219,7 @@ ngx_module_t  ngx_http_wsgi_module = {
     ngx_http_wsgi_commands,                /* module directives */
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
-    NULL,                                  /* init module */
+    ngx_http_wsgi_init_module,             /* init module */
     ngx_http_wsgi_init_process,            /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
@@ -267,7 +269,7 @@ ngx_http_wsgi_init_main_conf(ngx_conf_t *cf, void *conf)
 
     ngx_conf_init_ptr_value(wmcf->python_path, NULL);
     ngx_conf_init_value(wmcf->optimize, 0);
-    ngx_conf_init_uint_value(wmcf->priority, NGX_HTTP_WSGI_PRIORITY_NORMAL);
+    ngx_conf_init_uint_value(wmcf->priority, NGX_HTTP_WSGI_PRIORITY_AUTO);
 
     if (wmcf->apps.nelts == 0) {
         return NGX_CONF_OK;
@@ -783,6 +785,21 @@ ngx_http_wsgi_buffer_size(ngx_conf_t *cf, void *post, void *data)
 
 
 static ngx_int_t
+ngx_http_wsgi_init_module(ngx_cycle_t *cycle)
+{
+    ngx_http_wsgi_main_conf_t  *wmcf;
+
+    wmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_wsgi_module);
+
+    if (wmcf == NULL || wmcf->apps.nelts == 0) {
+        return NGX_OK;
+    }
+
+    return ngx_http_wsgi_thread_init_module(cycle, wmcf);
+}
+
+
+static ngx_int_t
 ngx_http_wsgi_init_process(ngx_cycle_t *cycle)
 {
     ngx_core_conf_t            *ccf;
@@ -810,7 +827,7 @@ ngx_http_wsgi_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    if (ngx_http_wsgi_thread_init(cycle) != NGX_OK) {
+    if (ngx_http_wsgi_thread_init(cycle, wmcf) != NGX_OK) {
         return NGX_ERROR;
     }
 

@@ -59,6 +59,7 @@ typedef struct {
 
 #define NGX_HTTP_WSGI_PRIORITY_NORMAL  0
 #define NGX_HTTP_WSGI_PRIORITY_IDLE    1
+#define NGX_HTTP_WSGI_PRIORITY_AUTO    2
 
 
 typedef struct {
@@ -418,7 +419,10 @@ void ngx_http_wsgi_input_free(ngx_http_wsgi_ctx_t *ctx);
 /* thread pools */
 ngx_thread_pool_t *ngx_http_wsgi_thread_pool_default(ngx_conf_t *cf,
     ngx_str_t *name, ngx_uint_t threads, ngx_uint_t max_queue);
-ngx_int_t ngx_http_wsgi_thread_init(ngx_cycle_t *cycle);
+ngx_int_t ngx_http_wsgi_thread_init_module(ngx_cycle_t *cycle,
+    ngx_http_wsgi_main_conf_t *wmcf);
+ngx_int_t ngx_http_wsgi_thread_init(ngx_cycle_t *cycle,
+    ngx_http_wsgi_main_conf_t *wmcf);
 void ngx_http_wsgi_thread_done(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_wsgi_thread_post(ngx_http_wsgi_ctx_t *ctx,
     ngx_http_wsgi_step_e step, ngx_uint_t max_queue);

@@ -28,6 +28,8 @@
 #include <sched.h>
 
 #include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 
 
 #define NGX_HTTP_WSGI_KEEP_ALIVE  3600000
@@ -40,6 +42,10 @@
 #define NGX_HTTP_WSGI_SAMPLE_MIN  1000      /* us between CPU samples */
 #define NGX_HTTP_WSGI_SAMPLE_MAX  20000     /* us, an older CPU sample is
                                                no measure of the moment */
+#define NGX_HTTP_WSGI_LONG        2000      /* us, a step that long runs... */
+#define NGX_HTTP_WSGI_LONG_AVG    1000      /* or steps that long, on average,
+                                               let nginx go first */
+#define NGX_HTTP_WSGI_YIELD_LOOK  2         /* ms between looks at them */
 
 
 typedef struct ngx_http_wsgi_release_s  ngx_http_wsgi_release_t;
@@ -59,6 +65,15 @@ struct ngx_http_wsgi_runner_s {
     ngx_thread_task_t        task;
     ngx_http_wsgi_sched_t   *sched;
     ngx_http_wsgi_runner_t  *next;        /* free list */
+    ngx_queue_t              queue;       /* in sched->active */
+
+    /* under the channel mutex */
+    pid_t                    tid;         /* its thread, once it runs */
+    uint64_t                 started;     /* us, its step; 0 between steps */
+    uint64_t                 average;     /* us, its steps' recent length */
+
+    /* event loop only */
+    ngx_uint_t               yielding;    /* under SCHED_IDLE */
 };
 
 
@@ -81,6 +96,8 @@ struct ngx_http_wsgi_sched_s {
     ngx_event_t              kick;        /* after this event loop round */
 
     /* event loop only */
+    ngx_queue_t              active;      /* runners posted, not back */
+    ngx_msec_t               looked;      /* at long steps */
     ngx_event_t              linger;      /* retires idle runners */
     ngx_uint_t               kicked;      /* since the last linger timer */
     ngx_http_wsgi_runner_t  *free;
@@ -106,6 +123,10 @@ static void ngx_http_wsgi_sched_linger_handler(ngx_event_t *ev);
 static void ngx_http_wsgi_sched_release(ngx_http_wsgi_sched_t *sched);
 static uint64_t ngx_http_wsgi_thread_clock(void);
 static ngx_uint_t ngx_http_wsgi_thread_computing(uint64_t now);
+static void ngx_http_wsgi_sched_yield(ngx_http_wsgi_sched_t *sched);
+static ngx_uint_t ngx_http_wsgi_thread_pool_busy(void);
+static void ngx_http_wsgi_runner_policy(ngx_http_wsgi_runner_t *runner,
+    ngx_uint_t yielding);
 static void ngx_http_wsgi_thread_idle(ngx_log_t *log);
 static uint64_t ngx_http_wsgi_thread_cpu(clockid_t clock);
 static void ngx_http_wsgi_channel_handler(ngx_event_t *rev);
@@ -132,6 +153,13 @@ static uint64_t              ngx_http_wsgi_sampled_pool;
 static uint64_t              ngx_http_wsgi_sampled_loop;
 /* how many looks in a row found the runners blocked */
 static ngx_uint_t            ngx_http_wsgi_sampled_calm;
+
+/* "wsgi_thread_priority auto": the look at long steps, and whether the
+   worker may take a thread back from SCHED_IDLE */
+static uint64_t              ngx_http_wsgi_looked;
+static uint64_t              ngx_http_wsgi_looked_pool;
+static uint64_t              ngx_http_wsgi_looked_loop;
+static ngx_uint_t            ngx_http_wsgi_yields;
 
 /* under the mutex: the event loop may sleep, a thread must write the fd */
 static ngx_uint_t            ngx_http_wsgi_channel_armed = 1;
@@ -216,11 +244,123 @@ ngx_http_wsgi_thread_pool_default(ngx_conf_t *cf, ngx_str_t *name,
 }
 
 
+/*
+ * The master, with "wsgi_thread_priority auto": the workers lower a pool
+ * thread to SCHED_IDLE while its steps compute long, and take it back
+ * after.  Linux lets an unprivileged thread back from SCHED_IDLE only as
+ * far as RLIMIT_NICE lets it lower its nice value (to 20 - the limit):
+ * the limit is raised to the workers' own nice value, no further.
+ */
+
 ngx_int_t
-ngx_http_wsgi_thread_init(ngx_cycle_t *cycle)
+ngx_http_wsgi_thread_init_module(ngx_cycle_t *cycle,
+    ngx_http_wsgi_main_conf_t *wmcf)
 {
-    int                fd;
+    int               nice;
+    rlim_t            need;
+    struct rlimit     rlim;
+    ngx_core_conf_t  *ccf;
+
+    if (wmcf->priority != NGX_HTTP_WSGI_PRIORITY_AUTO) {
+        return NGX_OK;
+    }
+
+    ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
+
+    nice = ccf->priority;
+
+    if (nice == 0) {
+        ngx_set_errno(0);
+        nice = getpriority(PRIO_PROCESS, 0);
+
+        if (nice == -1 && ngx_errno) {
+            nice = 0;
+        }
+    }
+
+    need = (rlim_t) (20 - nice);
+
+    if (getrlimit(RLIMIT_NICE, &rlim) == -1) {
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, ngx_errno,
+                      "wsgi: getrlimit(RLIMIT_NICE) failed");
+        return NGX_OK;
+    }
+
+    if (rlim.rlim_cur >= need) {
+        return NGX_OK;
+    }
+
+    rlim.rlim_cur = need;
+
+    if (rlim.rlim_max < need) {
+        rlim.rlim_max = need;
+    }
+
+    if (setrlimit(RLIMIT_NICE, &rlim) == -1) {
+        /* not privileged: the workers find out, and say so */
+        ngx_log_debug0(NGX_LOG_DEBUG_CORE, cycle->log, ngx_errno,
+                       "wsgi: setrlimit(RLIMIT_NICE) failed");
+    }
+
+    return NGX_OK;
+}
+
+
+/* a scratch thread: may a thread of this worker go to SCHED_IDLE and back */
+
+static void *
+ngx_http_wsgi_thread_probe(void *data)
+{
+    ngx_err_t *err = data;
+
+    struct sched_param  sp;
+
+    ngx_memzero(&sp, sizeof(struct sched_param));
+
+    if (sched_setscheduler(0, SCHED_IDLE, &sp) == -1
+        || sched_setscheduler(0, SCHED_OTHER, &sp) == -1)
+    {
+        *err = ngx_errno;
+    }
+
+    return NULL;
+}
+
+
+ngx_int_t
+ngx_http_wsgi_thread_init(ngx_cycle_t *cycle, ngx_http_wsgi_main_conf_t *wmcf)
+{
+    int                fd, rc;
+    ngx_err_t          err;
+    pthread_t          tid;
     ngx_connection_t  *c;
+
+    ngx_http_wsgi_yields = 0;
+
+    if (wmcf->priority == NGX_HTTP_WSGI_PRIORITY_AUTO) {
+
+        /* whatever rlimits, capabilities or seccomp say: try, on a thread */
+
+        err = 0;
+
+        rc = pthread_create(&tid, NULL, ngx_http_wsgi_thread_probe, &err);
+
+        if (rc != 0) {
+            err = rc;
+
+        } else {
+            (void) pthread_join(tid, NULL);
+        }
+
+        if (err) {
+            ngx_log_error(NGX_LOG_NOTICE, cycle->log, err,
+                          "wsgi: pool threads cannot go to SCHED_IDLE and "
+                          "back, \"wsgi_thread_priority auto\" works as "
+                          "\"normal\"");
+        } else {
+            ngx_http_wsgi_yields = 1;
+        }
+    }
 
     fd = eventfd(0, EFD_NONBLOCK|EFD_CLOEXEC);
     if (fd == -1) {
@@ -344,6 +484,7 @@ ngx_http_wsgi_sched_kick_handler(ngx_event_t *ev)
 
     ngx_http_wsgi_sched_release(sched);
     ngx_http_wsgi_sched_kick(sched);
+    ngx_http_wsgi_sched_yield(sched);
 }
 
 
@@ -508,6 +649,8 @@ ngx_http_wsgi_sched_linger_handler(ngx_event_t *ev)
 
     sched->kicked = 0;
 
+    ngx_http_wsgi_sched_yield(sched);
+
     if (runners) {
         ngx_add_timer(ev, (ngx_exiting || ngx_terminate)
                           ? 1 : NGX_HTTP_WSGI_LINGER);
@@ -561,6 +704,8 @@ ngx_http_wsgi_sched_get(ngx_thread_pool_t *pool, ngx_log_t *log)
 
     /* an exiting worker waits for it: it tells lingering runners to go */
 
+    ngx_queue_init(&sched->active);
+
     sched->linger.handler = ngx_http_wsgi_sched_linger_handler;
     sched->linger.data = sched;
     sched->linger.log = ngx_cycle->log;
@@ -595,11 +740,18 @@ ngx_http_wsgi_sched_runner(ngx_http_wsgi_sched_t *sched, ngx_log_t *log)
         runner->task.event.data = runner;
     }
 
+    runner->tid = 0;
+    runner->started = 0;
+    runner->average = 0;
+    runner->yielding = 0;
+
     if (ngx_thread_task_post(sched->pool, &runner->task) != NGX_OK) {
         runner->next = sched->free;
         sched->free = runner;
         return NGX_ERROR;
     }
+
+    ngx_queue_insert_tail(&sched->active, &runner->queue);
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, log, 0, "wsgi runner posted: %p",
                    runner);
@@ -624,6 +776,7 @@ ngx_http_wsgi_runner_handler(void *data, ngx_log_t *log)
 {
     ngx_http_wsgi_runner_t *runner = data;
 
+    uint64_t                  now;
     ngx_uint_t                notify, i, lingered, woken;
     PyThreadState            *ts;
     struct timespec           until;
@@ -637,6 +790,12 @@ ngx_http_wsgi_runner_handler(void *data, ngx_log_t *log)
 
     if (sched->priority == NGX_HTTP_WSGI_PRIORITY_IDLE) {
         ngx_http_wsgi_thread_idle(log);
+    }
+
+    if (ngx_http_wsgi_yields) {
+        (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
+        runner->tid = gettid();
+        (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
     }
 
     for ( ;; ) {
@@ -747,6 +906,10 @@ ngx_http_wsgi_runner_handler(void *data, ngx_log_t *log)
         sched->queued--;
         sched->busy++;
 
+        if (ngx_http_wsgi_yields) {
+            runner->started = ngx_http_wsgi_thread_clock();
+        }
+
         (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
 
         if (ts == NULL) {
@@ -755,9 +918,17 @@ ngx_http_wsgi_runner_handler(void *data, ngx_log_t *log)
 
         ngx_http_wsgi_step_exec(ctx, ctx->step);
 
+        now = ngx_http_wsgi_yields ? ngx_http_wsgi_thread_clock() : 0;
+
         (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
 
         sched->busy--;
+
+        if (ngx_http_wsgi_yields) {
+            runner->average -= runner->average / 8;
+            runner->average += (now - runner->started) / 8;
+            runner->started = 0;
+        }
 
         notify = ngx_http_wsgi_channel_armed;
         ngx_http_wsgi_channel_armed = 0;
@@ -778,6 +949,13 @@ static void
 ngx_http_wsgi_runner_event_handler(ngx_event_t *ev)
 {
     ngx_http_wsgi_runner_t *runner = ev->data;
+
+    ngx_queue_remove(&runner->queue);
+
+    if (runner->yielding) {
+        /* the thread goes back to the pool as it came */
+        ngx_http_wsgi_runner_policy(runner, 0);
+    }
 
     runner->next = runner->sched->free;
     runner->sched->free = runner;
@@ -1171,6 +1349,144 @@ done:
     /* twice in a row: a thread that just started is often slow to */
 
     return (ngx_http_wsgi_sampled_calm < 2);
+}
+
+
+/*
+ * The event loop, with "wsgi_thread_priority auto": a runner whose steps
+ * compute long goes to SCHED_IDLE while they do.  On a CPU it shares with
+ * the event loop, a Python thread at the same priority keeps the event
+ * loop (and its static files) waiting for up to a scheduler tick; under
+ * SCHED_IDLE it gives way whenever the event loop wakes.  Short steps keep
+ * the normal policy: there the event loop waiting its turn lets it take
+ * many events per wake-up, and yielding at once would cost a switch for
+ * each.  A long step that only waits (a database) uses no CPU, and stays.
+ */
+
+static void
+ngx_http_wsgi_sched_yield(ngx_http_wsgi_sched_t *sched)
+{
+    uint64_t                 now, ran;
+    ngx_uint_t               busy, yielding;
+    ngx_queue_t             *q;
+    ngx_http_wsgi_runner_t  *runner;
+
+    if (!ngx_http_wsgi_yields
+        || ngx_queue_empty(&sched->active)
+        || ngx_current_msec - sched->looked < NGX_HTTP_WSGI_YIELD_LOOK)
+    {
+        return;
+    }
+
+    sched->looked = ngx_current_msec;
+
+    busy = ngx_http_wsgi_thread_pool_busy();
+    now = ngx_http_wsgi_thread_clock();
+
+    (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
+
+    for (q = ngx_queue_head(&sched->active);
+         q != ngx_queue_sentinel(&sched->active);
+         q = ngx_queue_next(q))
+    {
+        runner = ngx_queue_data(q, ngx_http_wsgi_runner_t, queue);
+
+        if (runner->tid == 0) {
+            continue;
+        }
+
+        ran = runner->started ? now - runner->started : 0;
+
+        if (!busy) {
+            yielding = 0;
+
+        } else if (ran >= NGX_HTTP_WSGI_LONG
+                   || runner->average >= NGX_HTTP_WSGI_LONG_AVG)
+        {
+            yielding = 1;
+
+        } else if (runner->average < NGX_HTTP_WSGI_LONG_AVG / 2) {
+            yielding = 0;
+
+        } else {
+            yielding = runner->yielding;
+        }
+
+        if (yielding != runner->yielding) {
+            ngx_http_wsgi_runner_policy(runner, yielding);
+        }
+    }
+
+    (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
+}
+
+
+/*
+ * The event loop: whether the pool threads used half the CPU time the
+ * event loop left them, at least, since the last look.
+ */
+
+static ngx_uint_t
+ngx_http_wsgi_thread_pool_busy(void)
+{
+    uint64_t    now, loop, pool, interval, avail;
+    ngx_uint_t  busy;
+
+    now = ngx_http_wsgi_thread_clock();
+    loop = ngx_http_wsgi_thread_cpu(CLOCK_THREAD_CPUTIME_ID);
+    pool = ngx_http_wsgi_thread_cpu(CLOCK_PROCESS_CPUTIME_ID) - loop;
+
+    busy = 0;
+
+    if (ngx_http_wsgi_looked) {
+        interval = now - ngx_http_wsgi_looked;
+        avail = interval
+                - ngx_min(interval, loop - ngx_http_wsgi_looked_loop);
+
+        busy = ((pool - ngx_http_wsgi_looked_pool) * 2 >= avail);
+    }
+
+    ngx_http_wsgi_looked = now;
+    ngx_http_wsgi_looked_pool = pool;
+    ngx_http_wsgi_looked_loop = loop;
+
+    return busy;
+}
+
+
+/* the event loop: a runner's thread gives way to it, or no longer */
+
+static void
+ngx_http_wsgi_runner_policy(ngx_http_wsgi_runner_t *runner,
+    ngx_uint_t yielding)
+{
+    struct sched_param  sp;
+
+    ngx_memzero(&sp, sizeof(struct sched_param));
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                   "wsgi runner thread %P yields: %ui",
+                   (ngx_pid_t) runner->tid, yielding);
+
+    if (sched_setscheduler(runner->tid, yielding ? SCHED_IDLE : SCHED_OTHER,
+                           &sp)
+        == -1)
+    {
+        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, ngx_errno,
+                      "wsgi: sched_setscheduler(%P, %s) failed",
+                      (ngx_pid_t) runner->tid,
+                      yielding ? "SCHED_IDLE" : "SCHED_OTHER");
+
+        if (!yielding) {
+            /* never again: a thread would stay behind every other */
+            ngx_http_wsgi_yields = 0;
+            runner->yielding = 0;
+        }
+
+        return;
+    }
+
+    runner->yielding = yielding;
 }
 
 

@@ -17,13 +17,16 @@ tests/apps/env_app.py.
 import hashlib
 import os
 import re
+import shutil
 import socket
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
-from harness import (assert_emerg_at, dechunk, inline_mode, pid_alive,
-                     read_until_eof, split_response, url, wait_for)
+from harness import (APPS_DIR, assert_emerg_at, dechunk, inline_mode,
+                     pid_alive, read_until_eof, split_response, url, wait_for)
 
 
 POOL_MAIN = "thread_pool t threads=4;"
@@ -689,7 +692,7 @@ def test_print_goes_to_error_log_at_error_level(nginx, mode):
 # -- wsgi_thread_priority, and how many threads a busy pool gets --------------
 
 
-@pytest.mark.parametrize("priority", [None, "normal", "idle"])
+@pytest.mark.parametrize("priority", [None, "normal", "idle", "auto"])
 def test_wsgi_thread_priority_sets_the_pool_threads_policy(nginx, priority):
     http = f"wsgi_thread_priority {priority};" if priority else ""
     srv = nginx(main=POOL_MAIN, http=http, server=(
@@ -723,6 +726,109 @@ def test_wsgi_thread_priority_is_for_the_http_block_only(nginx_t):
                                    " wsgi_thread_priority idle;\n }")
     assert_emerg_at(rc, out, conf, "wsgi_thread_priority",
                     r'"wsgi_thread_priority" directive is not allowed here')
+
+
+def thread_policies(pid):
+    """The scheduling policy of each thread of process pid."""
+    policies = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            policies[int(tid)] = os.sched_getscheduler(int(tid))
+        except ProcessLookupError:
+            pass
+    return policies
+
+
+def all_threads_normal(srv):
+    return all(p == os.SCHED_OTHER
+               for p in thread_policies(srv.worker_pids()[0]).values())
+
+
+AUTO_SERVER = (loc("/compute", "thr_app.py compute", "pool")
+               + loc("/policy", "thr_app.py policy", "pool"))
+
+
+@pytest.mark.parametrize("priority", [None, "auto"])
+def test_wsgi_thread_priority_auto_lowers_a_computing_thread(nginx, priority):
+    # "auto", the default: a thread whose step computes long gives way to
+    # the event loop (SCHED_IDLE) while it does ...
+    http = f"wsgi_thread_priority {priority};" if priority else ""
+    srv = nginx(main=POOL_MAIN, http=http, server=AUTO_SERVER)
+    r = srv.get(url("/compute", ms=150))
+    assert (r.status, r.body) == (
+        200, b"policy %d %d" % (os.SCHED_OTHER, os.SCHED_IDLE)), r
+    # ... and has its own policy back once it is done
+    assert wait_for(lambda: all_threads_normal(srv), timeout=3), \
+        thread_policies(srv.worker_pids()[0])
+    r = srv.get("/policy")
+    assert (r.status, r.body) == (200, b"policy %d" % os.SCHED_OTHER), r
+
+
+@pytest.mark.parametrize("priority", ["normal", "idle"])
+def test_wsgi_thread_priority_fixed_policies_do_not_move(nginx, priority):
+    srv = nginx(main=POOL_MAIN, http=f"wsgi_thread_priority {priority};",
+                server=AUTO_SERVER)
+    want = os.SCHED_IDLE if priority == "idle" else os.SCHED_OTHER
+    r = srv.get(url("/compute", ms=150))
+    assert (r.status, r.body) == (200, b"policy %d %d" % (want, want)), r
+
+
+def test_wsgi_thread_priority_auto_keeps_a_waiting_thread(nginx):
+    # a long step that waits (a database) leaves the CPU to the event loop
+    # anyway: its thread keeps its policy
+    srv = nginx(main=POOL_MAIN, server=AUTO_SERVER)
+    r = srv.get(url("/compute", ms=0, nap=150))
+    assert (r.status, r.body) == (
+        200, b"policy %d %d" % (os.SCHED_OTHER, os.SCHED_OTHER)), r
+
+
+def nice_limit_grantable():
+    """Whether nginx's master may raise RLIMIT_NICE for its workers: a root
+    without CAP_SYS_RESOURCE (some containers) may not."""
+    caps = re.search(r"^CapEff:\s*([0-9a-f]+)$",
+                     Path("/proc/self/status").read_text(), re.M)
+    cap_sys_resource = 1 << 24
+    return bool(caps and int(caps.group(1), 16) & cap_sys_resource)
+
+
+@pytest.fixture
+def public_apps():
+    """A copy of tests/apps that any user can read."""
+    d = Path(tempfile.mkdtemp(prefix="wsgi-apps-"))
+    try:
+        d.chmod(0o755)
+        shutil.copy(APPS_DIR / "thr_app.py", d / "thr_app.py")
+        (d / "thr_app.py").chmod(0o644)
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="starts workers as nobody")
+def test_wsgi_thread_priority_auto_unprivileged_workers(nginx, public_apps):
+    # workers that are not root may take a thread back from SCHED_IDLE
+    # only as far as RLIMIT_NICE lets them: the master raises it to their
+    # nice value; where it cannot, "auto" says so and works as "normal"
+    srv = nginx(main=POOL_MAIN + "\nuser nobody nogroup;",
+                server=(f"location /compute {{ wsgi_pass {public_apps}/"
+                        f"thr_app.py compute; wsgi_thread_pool t; }}"))
+    worker = srv.worker_pids()[0]
+    assert os.stat(f"/proc/{worker}").st_uid != 0
+    r = srv.get(url("/compute", ms=150))
+    if nice_limit_grantable():
+        limits = Path(f"/proc/{worker}/limits").read_text()
+        m = re.search(r"^Max nice priority\s+(\w+)", limits, re.M)
+        assert m and (m.group(1) == "unlimited" or int(m.group(1)) >= 20), \
+            limits
+        assert (r.status, r.body) == (
+            200, b"policy %d %d" % (os.SCHED_OTHER, os.SCHED_IDLE)), r
+        assert wait_for(lambda: all_threads_normal(srv), timeout=3)
+    else:
+        assert srv.wait_log(r"\[notice\] .*wsgi: pool threads cannot go to "
+                            r"SCHED_IDLE and back, \"wsgi_thread_priority "
+                            r"auto\" works as \"normal\""), srv.logs_tail()
+        assert (r.status, r.body) == (
+            200, b"policy %d %d" % (os.SCHED_OTHER, os.SCHED_OTHER)), r
 
 
 def concurrent_gets(srv, paths, timeout=20):

@@ -25,6 +25,8 @@ policy       "policy <os.sched_getscheduler(0)>": the scheduling policy of
              the thread that runs it
 busy         ?ms= milliseconds of pure Python on the CPU (?ms=0: sleeps
              ?nap= milliseconds instead), then "thread <its ident>"
+compute      the same, then "policy <before> <after>": its thread's
+             scheduling policy before it started and after it ended
 """
 
 import json
@@ -167,7 +169,7 @@ def _policy(environ, start_response):
     return _text(start_response, b"policy %d" % os.sched_getscheduler(0))
 
 
-def _busy(environ, start_response):
+def _spend(environ):
     p = params(environ)
     ms = int(p.get("ms", "0"))
     if ms:
@@ -176,7 +178,18 @@ def _busy(environ, start_response):
             pass
     else:
         time.sleep(int(p.get("nap", "0")) / 1000)
+
+
+def _busy(environ, start_response):
+    _spend(environ)
     return _text(start_response, b"thread %d" % threading.get_ident())
+
+
+def _compute(environ, start_response):
+    before = os.sched_getscheduler(0)
+    _spend(environ)
+    after = os.sched_getscheduler(0)
+    return _text(start_response, b"policy %d %d" % (before, after))
 
 
 hello = validator(_hello)
@@ -188,3 +201,4 @@ progress = validator(_progress)
 printer = validator(_printer)
 policy = validator(_policy)
 busy = validator(_busy)
+compute = validator(_compute)

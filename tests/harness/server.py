@@ -59,7 +59,10 @@ def inline_mode():
 def build_config(prefix, port, server="", http="", main="", workers=1,
                  error_level="info", server_name="localhost"):
     prefix = Path(prefix)
-    user = "user root;\n" if os.geteuid() == 0 else ""
+    # root runs the workers as root, unless the test names a user
+    user = ("user root;\n"
+            if os.geteuid() == 0 and not re.search(r"^\s*user\s", main, re.M)
+            else "")
     globals_http = os.environ.get("TEST_NGINX_GLOBALS_HTTP", "")
     return (
         f"load_module {module_path()};\n"
