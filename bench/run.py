@@ -21,6 +21,7 @@ import os
 import platform
 import pwd
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -173,6 +174,20 @@ def free_port():
 def run_user():
     pw = pwd.getpwnam(RUN_USER)
     return pw.pw_name, grp.getgrgid(pw.pw_gid).gr_name
+
+
+def nice_limit_grantable():
+    """Whether nginx's master can let unprivileged workers take a thread
+    back from SCHED_IDLE (wsgi_thread_priority auto): RLIMIT_NICE allows
+    nice 0 already, or root may raise it (CAP_SYS_RESOURCE, which some
+    containers withhold)."""
+    hard = resource.getrlimit(resource.RLIMIT_NICE)[1]
+    if hard == resource.RLIM_INFINITY or hard >= 20:
+        return True
+    caps = re.search(r"^CapEff:\s*([0-9a-f]+)$",
+                     Path("/proc/self/status").read_text(), re.M)
+    cap_sys_resource = 1 << 24
+    return bool(caps and int(caps.group(1), 16) & cap_sys_resource)
 
 
 # ----------------------------------------------------------------- servers
@@ -355,6 +370,10 @@ class Env:
         self.static = self.root / "static"
         self.module = self.root / "modules" / "ngx_http_wsgi_module.so"
         self.user, self.group = run_user()
+        # nginx's workers: unprivileged, unless then "auto" could not work
+        self.nginx_root = not nice_limit_grantable()
+        self.nginx_user = ("root root" if self.nginx_root
+                           else f"{self.user} {self.group}")
         self.uid, self.gid = pwd.getpwnam(self.user)[2:4]
         self.post_lua = self.root / "post16k.lua"
 
@@ -400,7 +419,7 @@ def nginx_conf(env, prefix, port, locations, main="", http="",
     if module:
         lines.append(f"load_module {env.module};")
     lines += [
-        f"user {env.user} {env.group};",
+        f"user {env.nginx_user};",
         "worker_processes 1;",
         "error_log logs/error.log warn;",
         "pid logs/nginx.pid;",
@@ -470,19 +489,26 @@ def config_wsgi_inline(server, env):
                      "    wsgi_thread_pool off;")
 
 
-def config_wsgi_threads(server, env, priority="normal"):
+def config_wsgi_threads(server, env, priority=None):
     """(c) the module on its default pool "wsgi", declared with 64
-    threads."""
+    threads, at the default wsgi_thread_priority (auto)."""
     prefix = env.dir(server.name)
+    http = f"    wsgi_python_path {env.apps};"
+    if priority:
+        http += f"\n    wsgi_thread_priority {priority};"
     start_nginx(server, env, prefix, module_locations(env), module=True,
-                main=f"thread_pool wsgi threads={THREADS};",
-                http=f"    wsgi_python_path {env.apps};\n"
-                     f"    wsgi_thread_priority {priority};")
+                main=f"thread_pool wsgi threads={THREADS};", http=http)
+
+
+def config_wsgi_threads_normal(server, env):
+    """(c') the same, its threads always at the worker's priority: the
+    static file latency only."""
+    config_wsgi_threads(server, env, "normal")
 
 
 def config_wsgi_threads_idle(server, env):
-    """(c') the same, its threads at idle priority: the static file latency
-    only."""
+    """(c'') the same, its threads always at idle priority: the static
+    file latency only."""
     config_wsgi_threads(server, env, "idle")
 
 
@@ -651,6 +677,9 @@ CONFIGS = [
            module=True),
     Config("threads", f"nginx mod_wsgi thread pool ({THREADS})",
            config_wsgi_threads, module=True),
+    Config("threads-normal", f"nginx mod_wsgi thread pool ({THREADS}), "
+           "wsgi_thread_priority normal", config_wsgi_threads_normal,
+           module=True, latency_only=True),
     Config("threads-idle", f"nginx mod_wsgi thread pool ({THREADS}), "
            "wsgi_thread_priority idle", config_wsgi_threads_idle,
            module=True, latency_only=True),
@@ -1293,7 +1322,8 @@ def targets(report):
                     "not measured" if ok is None else
                     f"{r.rps:.0f} req/s"
                     + (f", {r.errors} failed" if r.errors else ""), ok))
-    for ckey, mode in (("threads", "thread pool"),
+    for ckey, mode in (("threads", "thread pool (priority auto, the "
+                                   "default)"),
                        ("threads-idle", "thread pool, priority idle")):
         lat = report.latency.get(ckey)
         for key, what, _, _ in LATENCY_LOADS:
@@ -1381,6 +1411,12 @@ def environment_lines(report):
         f"- apache: {version_of([APACHE, '-v'])}, mod_wsgi "
         f"{deb_version('libapache2-mod-wsgi-py3')}",
         f"- wrk: {version_of([WRK, '-v'])}",
+        f"- nginx workers run as `user {report.env.nginx_user}`"
+        + (": this machine's root lacks CAP_SYS_RESOURCE, so an nginx "
+           "master cannot raise RLIMIT_NICE for unprivileged workers, "
+           "which `wsgi_thread_priority auto` needs to take a thread back "
+           "from SCHED_IDLE (root workers may)" if report.env.nginx_root
+           else ""),
         f"- method: {o.runs} run(s) of {o.duration} s after a "
         f"{o.warmup} s warm-up, medians; servers on CPU {SERVER_CPU}, "
         f"wrk -t1 on CPU {CLIENT_CPU}; {DEFAULT_CONNS} connections "

@@ -17,6 +17,7 @@ tests/apps/env_app.py.
 import hashlib
 import os
 import re
+import resource
 import shutil
 import socket
 import tempfile
@@ -783,8 +784,12 @@ def test_wsgi_thread_priority_auto_keeps_a_waiting_thread(nginx):
 
 
 def nice_limit_grantable():
-    """Whether nginx's master may raise RLIMIT_NICE for its workers: a root
-    without CAP_SYS_RESOURCE (some containers) may not."""
+    """Whether unprivileged workers may take a thread back from SCHED_IDLE:
+    RLIMIT_NICE allows nice 0 already, or nginx's master may raise it (a
+    root without CAP_SYS_RESOURCE, in some containers, may not)."""
+    hard = resource.getrlimit(resource.RLIMIT_NICE)[1]
+    if hard == resource.RLIM_INFINITY or hard >= 20:
+        return True
     caps = re.search(r"^CapEff:\s*([0-9a-f]+)$",
                      Path("/proc/self/status").read_text(), re.M)
     cap_sys_resource = 1 << 24
