@@ -1302,7 +1302,7 @@ ngx_http_wsgi_thread_clock(void)
 static ngx_uint_t
 ngx_http_wsgi_thread_computing(uint64_t now)
 {
-    uint64_t  loop, pool, interval, avail;
+    uint64_t  loop, pool, used, interval, avail;
 
     interval = now - ngx_http_wsgi_sampled;
 
@@ -1326,8 +1326,10 @@ ngx_http_wsgi_thread_computing(uint64_t now)
          * leaves them none to show.
          */
 
-        if ((pool - ngx_http_wsgi_sampled_pool) * 4 >= avail * 3
-            || avail * 4 < interval)
+        used = (pool > ngx_http_wsgi_sampled_pool)
+               ? pool - ngx_http_wsgi_sampled_pool : 0;
+
+        if (used * 4 >= avail * 3 || avail * 4 < interval)
         {
             ngx_http_wsgi_sampled_calm = 0;
 
@@ -1422,14 +1424,16 @@ ngx_http_wsgi_sched_yield(ngx_http_wsgi_sched_t *sched)
 
 
 /*
- * The event loop: whether the pool threads used half the CPU time the
- * event loop left them, at least, since the last look.
+ * The event loop: whether the pool threads used, since the last look, half
+ * the CPU time the event loop left them and a quarter of the time at
+ * least.  (The process's CPU clock and the event loop's are read one
+ * after the other: their difference may step back by a microsecond.)
  */
 
 static ngx_uint_t
 ngx_http_wsgi_thread_pool_busy(void)
 {
-    uint64_t    now, loop, pool, interval, avail;
+    uint64_t    now, loop, pool, used, interval, avail;
     ngx_uint_t  busy;
 
     now = ngx_http_wsgi_thread_clock();
@@ -1442,8 +1446,10 @@ ngx_http_wsgi_thread_pool_busy(void)
         interval = now - ngx_http_wsgi_looked;
         avail = interval
                 - ngx_min(interval, loop - ngx_http_wsgi_looked_loop);
+        used = (pool > ngx_http_wsgi_looked_pool)
+               ? pool - ngx_http_wsgi_looked_pool : 0;
 
-        busy = ((pool - ngx_http_wsgi_looked_pool) * 2 >= avail);
+        busy = (used * 2 >= avail && used * 4 >= interval);
     }
 
     ngx_http_wsgi_looked = now;
