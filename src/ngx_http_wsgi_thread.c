@@ -1426,8 +1426,10 @@ ngx_http_wsgi_sched_yield(ngx_http_wsgi_sched_t *sched)
 /*
  * The event loop: whether the pool threads used, since the last look, half
  * the CPU time the event loop left them and a quarter of the time at
- * least.  (The process's CPU clock and the event loop's are read one
- * after the other: their difference may step back by a microsecond.)
+ * least.  The quarter is a floor: threads under SCHED_IDLE that get less,
+ * behind a busy event loop or another program, get their priority back.
+ * (The process's CPU clock and the event loop's are read one after the
+ * other: their difference may step back by a microsecond.)
  */
 
 static ngx_uint_t
