@@ -29,7 +29,6 @@
 
 #include <sys/eventfd.h>
 #include <sys/resource.h>
-#include <sys/syscall.h>
 
 
 #define NGX_HTTP_WSGI_KEEP_ALIVE  3600000
@@ -44,7 +43,8 @@
                                                no measure of the moment */
 #define NGX_HTTP_WSGI_LONG        2000      /* us, a step that long runs... */
 #define NGX_HTTP_WSGI_LONG_AVG    1000      /* or steps that long, on average,
-                                               let nginx go first */
+                                               make the pool let nginx go
+                                               first, while it computes */
 #define NGX_HTTP_WSGI_YIELD_LOOK  2         /* ms between looks at them */
 
 
@@ -70,10 +70,7 @@ struct ngx_http_wsgi_runner_s {
     /* under the channel mutex */
     pid_t                    tid;         /* its thread, once it runs */
     uint64_t                 started;     /* us, its step; 0 between steps */
-    uint64_t                 average;     /* us, its steps' recent length */
-
-    /* event loop only */
-    ngx_uint_t               yielding;    /* under SCHED_IDLE */
+    ngx_uint_t               yielding;    /* its thread under SCHED_IDLE */
 };
 
 
@@ -91,6 +88,8 @@ struct ngx_http_wsgi_sched_s {
     ngx_uint_t               retire;      /* lingering runners: return */
     ngx_uint_t               posted;      /* wakeups not yet taken */
     ngx_uint_t               priority;    /* of the runners' threads */
+    uint64_t                 average;     /* us, the steps' recent length */
+    ngx_uint_t               yielding;    /* runners go under SCHED_IDLE */
     sem_t                    wake;        /* wakes a lingering runner */
     ngx_event_t              timer;       /* looks for a stalled queue */
     ngx_event_t              kick;        /* after this event loop round */
@@ -742,7 +741,6 @@ ngx_http_wsgi_sched_runner(ngx_http_wsgi_sched_t *sched, ngx_log_t *log)
 
     runner->tid = 0;
     runner->started = 0;
-    runner->average = 0;
     runner->yielding = 0;
 
     if (ngx_thread_task_post(sched->pool, &runner->task) != NGX_OK) {
@@ -794,7 +792,14 @@ ngx_http_wsgi_runner_handler(void *data, ngx_log_t *log)
 
     if (ngx_http_wsgi_yields) {
         (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
+
         runner->tid = gettid();
+
+        if (sched->yielding) {
+            /* the pool computes: a new runner yields from the start */
+            ngx_http_wsgi_runner_policy(runner, 1);
+        }
+
         (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
     }
 
@@ -925,8 +930,8 @@ ngx_http_wsgi_runner_handler(void *data, ngx_log_t *log)
         sched->busy--;
 
         if (ngx_http_wsgi_yields) {
-            runner->average -= runner->average / 8;
-            runner->average += (now - runner->started) / 8;
+            sched->average -= sched->average / 8;
+            sched->average += (now - runner->started) / 8;
             runner->started = 0;
         }
 
@@ -950,12 +955,39 @@ ngx_http_wsgi_runner_event_handler(ngx_event_t *ev)
 {
     ngx_http_wsgi_runner_t *runner = ev->data;
 
+    ngx_queue_t             *q;
+    ngx_http_wsgi_runner_t  *next;
+
     ngx_queue_remove(&runner->queue);
 
+    /*
+     * The thread goes back to the pool as it came, unless it already runs
+     * another runner that yields too (the pool thread took that one before
+     * this event got here).
+     */
+
+    (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
+
     if (runner->yielding) {
-        /* the thread goes back to the pool as it came */
-        ngx_http_wsgi_runner_policy(runner, 0);
+
+        for (q = ngx_queue_head(&runner->sched->active);
+             q != ngx_queue_sentinel(&runner->sched->active);
+             q = ngx_queue_next(q))
+        {
+            next = ngx_queue_data(q, ngx_http_wsgi_runner_t, queue);
+
+            if (next->tid == runner->tid && next->yielding) {
+                runner->yielding = 0;
+                break;
+            }
+        }
+
+        if (runner->yielding) {
+            ngx_http_wsgi_runner_policy(runner, 0);
+        }
     }
+
+    (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
 
     runner->next = runner->sched->free;
     runner->sched->free = runner;
@@ -1355,21 +1387,21 @@ done:
 
 
 /*
- * The event loop, with "wsgi_thread_priority auto": a runner whose steps
- * compute long goes to SCHED_IDLE while they do.  On a CPU it shares with
- * the event loop, a Python thread at the same priority keeps the event
- * loop (and its static files) waiting for up to a scheduler tick; under
+ * The event loop, with "wsgi_thread_priority auto": while the pool's steps
+ * compute long, its runners go to SCHED_IDLE.  On a CPU it shares with the
+ * event loop, a Python thread at the same priority keeps the event loop
+ * (and its static files) waiting for up to a scheduler tick; under
  * SCHED_IDLE it gives way whenever the event loop wakes.  Short steps keep
  * the normal policy: there the event loop waiting its turn lets it take
  * many events per wake-up, and yielding at once would cost a switch for
- * each.  A long step that only waits (a database) uses no CPU, and stays.
+ * each.  Long steps that only wait (a database) use no CPU: no change.
  */
 
 static void
 ngx_http_wsgi_sched_yield(ngx_http_wsgi_sched_t *sched)
 {
-    uint64_t                 now, ran;
-    ngx_uint_t               busy, yielding;
+    uint64_t                 now;
+    ngx_uint_t               busy, longest;
     ngx_queue_t             *q;
     ngx_http_wsgi_runner_t  *runner;
 
@@ -1387,35 +1419,37 @@ ngx_http_wsgi_sched_yield(ngx_http_wsgi_sched_t *sched)
 
     (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
 
+    longest = 0;
+
     for (q = ngx_queue_head(&sched->active);
          q != ngx_queue_sentinel(&sched->active);
          q = ngx_queue_next(q))
     {
         runner = ngx_queue_data(q, ngx_http_wsgi_runner_t, queue);
 
-        if (runner->tid == 0) {
-            continue;
+        if (runner->started && now - runner->started >= NGX_HTTP_WSGI_LONG) {
+            longest = 1;
         }
+    }
 
-        ran = runner->started ? now - runner->started : 0;
+    if (!busy) {
+        sched->yielding = 0;
 
-        if (!busy) {
-            yielding = 0;
+    } else if (longest || sched->average >= NGX_HTTP_WSGI_LONG_AVG) {
+        sched->yielding = 1;
 
-        } else if (ran >= NGX_HTTP_WSGI_LONG
-                   || runner->average >= NGX_HTTP_WSGI_LONG_AVG)
-        {
-            yielding = 1;
+    } else if (sched->average < NGX_HTTP_WSGI_LONG_AVG / 2) {
+        sched->yielding = 0;
+    }
 
-        } else if (runner->average < NGX_HTTP_WSGI_LONG_AVG / 2) {
-            yielding = 0;
+    for (q = ngx_queue_head(&sched->active);
+         q != ngx_queue_sentinel(&sched->active);
+         q = ngx_queue_next(q))
+    {
+        runner = ngx_queue_data(q, ngx_http_wsgi_runner_t, queue);
 
-        } else {
-            yielding = runner->yielding;
-        }
-
-        if (yielding != runner->yielding) {
-            ngx_http_wsgi_runner_policy(runner, yielding);
+        if (runner->tid && runner->yielding != sched->yielding) {
+            ngx_http_wsgi_runner_policy(runner, sched->yielding);
         }
     }
 
@@ -1425,11 +1459,9 @@ ngx_http_wsgi_sched_yield(ngx_http_wsgi_sched_t *sched)
 
 /*
  * The event loop: whether the pool threads used, since the last look, half
- * the CPU time the event loop left them and a quarter of the time at
- * least.  The quarter is a floor: threads under SCHED_IDLE that get less,
- * behind a busy event loop or another program, get their priority back.
- * (The process's CPU clock and the event loop's are read one after the
- * other: their difference may step back by a microsecond.)
+ * the CPU time the event loop left them, at least.  (The process's CPU
+ * clock and the event loop's are read one after the other: their
+ * difference may step back by a microsecond.)
  */
 
 static ngx_uint_t
@@ -1451,7 +1483,7 @@ ngx_http_wsgi_thread_pool_busy(void)
         used = (pool > ngx_http_wsgi_looked_pool)
                ? pool - ngx_http_wsgi_looked_pool : 0;
 
-        busy = (used * 2 >= avail && used * 4 >= interval);
+        busy = (used && used * 2 >= avail);
     }
 
     ngx_http_wsgi_looked = now;
@@ -1462,7 +1494,10 @@ ngx_http_wsgi_thread_pool_busy(void)
 }
 
 
-/* the event loop: a runner's thread gives way to it, or no longer */
+/*
+ * Under the channel mutex, the event loop or a runner starting: a runner's
+ * thread gives way to the event loop, or no longer.
+ */
 
 static void
 ngx_http_wsgi_runner_policy(ngx_http_wsgi_runner_t *runner,
