@@ -57,6 +57,15 @@ struct ngx_http_wsgi_release_s {
 };
 
 
+/* a look at the CPU time of the pool threads */
+
+typedef struct {
+    uint64_t                 at;          /* us, monotonic; 0: none yet */
+    uint64_t                 pool;        /* us of CPU, but the event loop's */
+    uint64_t                 loop;        /* us of CPU, the event loop's */
+} ngx_http_wsgi_sample_t;
+
+
 typedef struct ngx_http_wsgi_sched_s  ngx_http_wsgi_sched_t;
 
 typedef struct ngx_http_wsgi_runner_s  ngx_http_wsgi_runner_t;
@@ -121,9 +130,10 @@ static void ngx_http_wsgi_sched_alive_handler(ngx_event_t *ev);
 static void ngx_http_wsgi_sched_linger_handler(ngx_event_t *ev);
 static void ngx_http_wsgi_sched_release(ngx_http_wsgi_sched_t *sched);
 static uint64_t ngx_http_wsgi_thread_clock(void);
+static ngx_int_t ngx_http_wsgi_thread_sample(ngx_http_wsgi_sample_t *sample,
+    uint64_t now, uint64_t *interval, uint64_t *used, uint64_t *avail);
 static ngx_uint_t ngx_http_wsgi_thread_computing(uint64_t now);
 static void ngx_http_wsgi_sched_yield(ngx_http_wsgi_sched_t *sched);
-static ngx_uint_t ngx_http_wsgi_thread_pool_busy(void);
 static void ngx_http_wsgi_runner_policy(ngx_http_wsgi_runner_t *runner,
     ngx_uint_t yielding);
 static void ngx_http_wsgi_thread_idle(ngx_log_t *log);
@@ -146,18 +156,14 @@ static ngx_http_wsgi_sched_t  *ngx_http_wsgi_scheds;
 static pthread_mutex_t       ngx_http_wsgi_channel_mutex =
                                  PTHREAD_MUTEX_INITIALIZER;
 
-/* the event loop's last look at the CPU time of the pool threads */
-static uint64_t              ngx_http_wsgi_sampled;
-static uint64_t              ngx_http_wsgi_sampled_pool;
-static uint64_t              ngx_http_wsgi_sampled_loop;
+/* the event loop's last look at the CPU time, when steps wait */
+static ngx_http_wsgi_sample_t  ngx_http_wsgi_sampled;
 /* how many looks in a row found the runners blocked */
 static ngx_uint_t            ngx_http_wsgi_sampled_calm;
 
 /* "wsgi_thread_priority auto": the look at long steps, and whether the
    worker may take a thread back from SCHED_IDLE */
-static uint64_t              ngx_http_wsgi_looked;
-static uint64_t              ngx_http_wsgi_looked_pool;
-static uint64_t              ngx_http_wsgi_looked_loop;
+static ngx_http_wsgi_sample_t  ngx_http_wsgi_looked;
 static ngx_uint_t            ngx_http_wsgi_yields;
 
 /* under the mutex: the event loop may sleep, a thread must write the fd */
@@ -537,7 +543,7 @@ ngx_http_wsgi_sched_kick(ngx_http_wsgi_sched_t *sched)
 
     if (need) {
         /* the next look at the CPU time starts after their start */
-        ngx_http_wsgi_sampled = 0;
+        ngx_http_wsgi_sampled.at = 0;
         ngx_http_wsgi_sampled_calm = 0;
     }
 
@@ -1334,45 +1340,31 @@ ngx_http_wsgi_thread_clock(void)
 static ngx_uint_t
 ngx_http_wsgi_thread_computing(uint64_t now)
 {
-    uint64_t  loop, pool, used, interval, avail;
+    uint64_t  used, interval, avail;
 
-    interval = now - ngx_http_wsgi_sampled;
-
-    if (interval < NGX_HTTP_WSGI_SAMPLE_MIN) {
+    if (now - ngx_http_wsgi_sampled.at < NGX_HTTP_WSGI_SAMPLE_MIN) {
         goto done;
     }
 
-    loop = ngx_http_wsgi_thread_cpu(CLOCK_THREAD_CPUTIME_ID);
-    pool = ngx_http_wsgi_thread_cpu(CLOCK_PROCESS_CPUTIME_ID) - loop;
+    /*
+     * Blocked if they used less than three quarters of what they had (the
+     * rest goes to the kernel and GIL handovers), and had a quarter at
+     * least: an event loop busy with its own connections leaves them none
+     * to show.
+     */
 
-    if (interval > NGX_HTTP_WSGI_SAMPLE_MAX) {
+    if (ngx_http_wsgi_thread_sample(&ngx_http_wsgi_sampled, now, &interval,
+                                    &used, &avail)
+        != NGX_OK
+        || interval > NGX_HTTP_WSGI_SAMPLE_MAX
+        || used * 4 >= avail * 3
+        || avail * 4 < interval)
+    {
         ngx_http_wsgi_sampled_calm = 0;
 
     } else {
-        avail = interval - ngx_min(interval, loop - ngx_http_wsgi_sampled_loop);
-
-        /*
-         * Blocked if they used less than three quarters of what they had
-         * (the rest goes to the kernel and GIL handovers), and had a
-         * quarter at least: an event loop busy with its own connections
-         * leaves them none to show.
-         */
-
-        used = (pool > ngx_http_wsgi_sampled_pool)
-               ? pool - ngx_http_wsgi_sampled_pool : 0;
-
-        if (used * 4 >= avail * 3 || avail * 4 < interval)
-        {
-            ngx_http_wsgi_sampled_calm = 0;
-
-        } else {
-            ngx_http_wsgi_sampled_calm++;
-        }
+        ngx_http_wsgi_sampled_calm++;
     }
-
-    ngx_http_wsgi_sampled = now;
-    ngx_http_wsgi_sampled_pool = pool;
-    ngx_http_wsgi_sampled_loop = loop;
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
                    "wsgi runners blocked: %ui times in a row",
@@ -1400,7 +1392,7 @@ done:
 static void
 ngx_http_wsgi_sched_yield(ngx_http_wsgi_sched_t *sched)
 {
-    uint64_t                 now;
+    uint64_t                 now, interval, used, avail;
     ngx_uint_t               busy, longest;
     ngx_queue_t             *q;
     ngx_http_wsgi_runner_t  *runner;
@@ -1414,8 +1406,14 @@ ngx_http_wsgi_sched_yield(ngx_http_wsgi_sched_t *sched)
 
     sched->looked = ngx_current_msec;
 
-    busy = ngx_http_wsgi_thread_pool_busy();
+    /* the pool computes: it used half the time the event loop left it */
+
     now = ngx_http_wsgi_thread_clock();
+
+    busy = (ngx_http_wsgi_thread_sample(&ngx_http_wsgi_looked, now,
+                                        &interval, &used, &avail)
+            == NGX_OK
+            && used && used * 2 >= avail);
 
     (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
 
@@ -1458,39 +1456,41 @@ ngx_http_wsgi_sched_yield(ngx_http_wsgi_sched_t *sched)
 
 
 /*
- * The event loop: whether the pool threads used, since the last look, half
- * the CPU time the event loop left them, at least.  (The process's CPU
- * clock and the event loop's are read one after the other: their
- * difference may step back by a microsecond.)
+ * The event loop: a new look at the CPU time of the pool threads (the
+ * process's but the event loop's), and the time since the previous look,
+ * what they used of it, and what the event loop left them ("avail").
+ * NGX_DECLINED at the first look.
  */
 
-static ngx_uint_t
-ngx_http_wsgi_thread_pool_busy(void)
+static ngx_int_t
+ngx_http_wsgi_thread_sample(ngx_http_wsgi_sample_t *sample, uint64_t now,
+    uint64_t *interval, uint64_t *used, uint64_t *avail)
 {
-    uint64_t    now, loop, pool, used, interval, avail;
-    ngx_uint_t  busy;
+    uint64_t   loop, pool;
+    ngx_int_t  rc;
 
-    now = ngx_http_wsgi_thread_clock();
     loop = ngx_http_wsgi_thread_cpu(CLOCK_THREAD_CPUTIME_ID);
     pool = ngx_http_wsgi_thread_cpu(CLOCK_PROCESS_CPUTIME_ID) - loop;
 
-    busy = 0;
+    rc = NGX_DECLINED;
 
-    if (ngx_http_wsgi_looked) {
-        interval = now - ngx_http_wsgi_looked;
-        avail = interval
-                - ngx_min(interval, loop - ngx_http_wsgi_looked_loop);
-        used = (pool > ngx_http_wsgi_looked_pool)
-               ? pool - ngx_http_wsgi_looked_pool : 0;
+    if (sample->at) {
+        *interval = now - sample->at;
+        *avail = *interval - ngx_min(*interval, loop - sample->loop);
 
-        busy = (used && used * 2 >= avail);
+        /* the two clocks are read one after the other: "pool" may step
+           back by a microsecond */
+
+        *used = (pool > sample->pool) ? pool - sample->pool : 0;
+
+        rc = NGX_OK;
     }
 
-    ngx_http_wsgi_looked = now;
-    ngx_http_wsgi_looked_pool = pool;
-    ngx_http_wsgi_looked_loop = loop;
+    sample->at = now;
+    sample->pool = pool;
+    sample->loop = loop;
 
-    return busy;
+    return rc;
 }
 
 
