@@ -361,6 +361,11 @@ ngx_http_wsgi_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     if (conf->thread_pool == NGX_HTTP_WSGI_DEFAULT_POOL) {
         conf->thread_pool = wmcf->thread_pool;
     }
+
+    if (conf->app && conf->thread_pool) {
+        wmcf->pooled = 1;
+    }
+
     ngx_conf_merge_size_value(conf->buffer_size, prev->buffer_size, 65536);
     ngx_conf_merge_value(conf->max_queue, prev->max_queue, 1024);
     ngx_conf_merge_value(conf->allow_ranges, prev->allow_ranges, 0);

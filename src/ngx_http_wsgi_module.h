@@ -70,6 +70,7 @@ typedef struct {
     ngx_uint_t                   workers;     /* for wsgi.multiprocess */
     ngx_uint_t                   locations;   /* with wsgi_pass */
     ngx_thread_pool_t           *thread_pool; /* the default pool */
+    ngx_uint_t                   pooled;      /* a location uses a pool */
     ngx_uint_t                   priority;    /* of the pool threads */
 } ngx_http_wsgi_main_conf_t;
 

@@ -46,6 +46,7 @@
                                                make the pool let nginx go
                                                first, while it computes */
 #define NGX_HTTP_WSGI_YIELD_LOOK  2         /* ms between looks at them */
+#define NGX_HTTP_WSGI_MALLOC_WARM (1024 * 1024)  /* bytes, see below */
 
 
 typedef struct ngx_http_wsgi_release_s  ngx_http_wsgi_release_t;
@@ -137,6 +138,7 @@ static void ngx_http_wsgi_sched_yield(ngx_http_wsgi_sched_t *sched);
 static void ngx_http_wsgi_runner_policy(ngx_http_wsgi_runner_t *runner,
     ngx_uint_t yielding);
 static void ngx_http_wsgi_thread_idle(ngx_log_t *log);
+static void ngx_http_wsgi_thread_malloc(ngx_log_t *log);
 static uint64_t ngx_http_wsgi_thread_cpu(clockid_t clock);
 static void ngx_http_wsgi_channel_handler(ngx_event_t *rev);
 static void ngx_http_wsgi_channel_check(ngx_event_t *ev);
@@ -342,6 +344,10 @@ ngx_http_wsgi_thread_init(ngx_cycle_t *cycle, ngx_http_wsgi_main_conf_t *wmcf)
 
     ngx_http_wsgi_yields = 0;
 
+    if (wmcf->pooled) {
+        ngx_http_wsgi_thread_malloc(cycle->log);
+    }
+
     if (wmcf->priority == NGX_HTTP_WSGI_PRIORITY_AUTO) {
 
         /* whatever rlimits, capabilities or seccomp say: try, on a thread */
@@ -395,6 +401,32 @@ ngx_http_wsgi_thread_init(ngx_cycle_t *cycle, ngx_http_wsgi_main_conf_t *wmcf)
     ngx_http_wsgi_channel = c;
 
     return NGX_OK;
+}
+
+
+/*
+ * A worker whose Python runs on pool threads: glibc gives the top of a
+ * heap back to the system once it passes M_TRIM_THRESHOLD, 128 KiB until
+ * the process frees a block that was mmap()ed; from then on that
+ * threshold is twice the size of the largest such block, and blocks up to
+ * it come from the heaps (mallopt(3), the dynamic mmap threshold).  A
+ * runner creates the bodies of all the requests of a round, and they are
+ * released together: an arena that passes 128 KiB at each round shrinks,
+ * and faults its pages in again at the next one.  Freeing a 1 MiB block
+ * starts the thresholds where a busy server soon has them; unlike
+ * mallopt(), it leaves them dynamic.
+ */
+
+static void
+ngx_http_wsgi_thread_malloc(ngx_log_t *log)
+{
+    void  *p;
+
+    p = ngx_alloc(NGX_HTTP_WSGI_MALLOC_WARM, log);
+
+    if (p) {
+        ngx_free(p);
+    }
 }
 
 

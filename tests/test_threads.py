@@ -865,3 +865,16 @@ def test_blocked_runners_get_company(nginx):
     assert [r.code for r in reps] == [200] * 6, reps
     assert len({r.body for r in reps}) == 6, reps
     assert took < 1.6, f"6 naps of 0.4 s took {took:.2f} s"
+
+
+def test_pool_heaps_keep_their_pages_from_round_to_round(nginx):
+    # A runner creates the bodies of the requests it takes in a row, and
+    # they are released together once sent.  With glibc's first trim
+    # threshold (128 KiB), a pool thread's arena would give its top back to
+    # the system after each such round, and fault it in again at the next:
+    # the module starts glibc's dynamic thresholds at 1 MiB / 2 MiB.
+    srv = nginx(main=POOL_MAIN, server=loc("/heap", "thr_app.py heap", "pool"))
+    r = srv.get(url("/heap", n=24))           # 1.5 MiB out and back in
+    assert r.status == 200, r
+    faults = int(r.body.split()[1])
+    assert faults < 64, r.body

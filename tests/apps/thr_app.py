@@ -27,10 +27,13 @@ busy         ?ms= milliseconds of pure Python on the CPU (?ms=0: sleeps
              ?nap= milliseconds instead), then "thread <its ident>"
 compute      the same, then "policy <before> <after>": its thread's
              scheduling policy before it started and after it ended
+heap         makes ?n= blocks of 64 KiB, drops them, makes them again:
+             "faults <the page faults of its thread while it did so again>"
 """
 
 import json
 import os
+import resource
 import sys
 import threading
 import time
@@ -192,6 +195,17 @@ def _compute(environ, start_response):
     return _text(start_response, b"policy %d %d" % (before, after))
 
 
+def _heap(environ, start_response):
+    n = int(params(environ).get("n", "24"))
+    blocks = [b"h" * 65536 for _ in range(n)]
+    del blocks
+    before = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
+    blocks = [b"h" * 65536 for _ in range(n)]
+    faults = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt - before
+    del blocks
+    return _text(start_response, b"faults %d" % faults)
+
+
 hello = validator(_hello)
 write_big = validator(_write_big)
 stream = validator(_stream)
@@ -202,3 +216,4 @@ printer = validator(_printer)
 policy = validator(_policy)
 busy = validator(_busy)
 compute = validator(_compute)
+heap = validator(_heap)
