@@ -46,6 +46,11 @@
                                                make the pool let nginx go
                                                first, while it computes */
 #define NGX_HTTP_WSGI_YIELD_LOOK  2         /* ms between looks at them */
+/* ngx_http_wsgi_channel_drain(): then the threads write the eventfd */
+#define NGX_HTTP_WSGI_ARM_IDLE    0         /* if nothing came back */
+#define NGX_HTTP_WSGI_ARM         1         /* always */
+#define NGX_HTTP_WSGI_ARM_NOT     2         /* not: the loop looks again */
+
 #define NGX_HTTP_WSGI_MALLOC_WARM (1024 * 1024)  /* bytes, see below */
 
 
@@ -173,6 +178,8 @@ static ngx_uint_t            ngx_http_wsgi_channel_armed = 1;
 
 /* the event loop's next look at the lists, after a non-blocking poll */
 static ngx_event_t           ngx_http_wsgi_channel_next;
+/* the event loop looked at them right after waking a runner, this round */
+static ngx_uint_t            ngx_http_wsgi_channel_looked;
 
 
 /*
@@ -610,6 +617,21 @@ ngx_http_wsgi_sched_kick(ngx_http_wsgi_sched_t *sched)
 
     if (wake) {
         (void) sem_post(&sched->wake);
+    }
+
+    /*
+     * A runner woken on the event loop's CPU has usually run the round's
+     * steps before sem_post() returns: their responses go now, while
+     * their data is in the cache, rather than after the next poll (a
+     * 16 KiB echo cost 1% more at 10 connections, 7% at 50; hello world
+     * 2%).  Once per round of the event loop: the output of steps that
+     * these responses queue waits for the next round, so that other
+     * connections get their turn.
+     */
+
+    if (look && wake && !ngx_http_wsgi_channel_looked) {
+        ngx_http_wsgi_channel_looked = 1;
+        (void) ngx_http_wsgi_channel_drain(NGX_HTTP_WSGI_ARM_NOT);
     }
 
     started = (taken || need);
@@ -1263,7 +1285,7 @@ ngx_http_wsgi_channel_handler(ngx_event_t *rev)
                       "wsgi: read() from the channel failed");
     }
 
-    (void) ngx_http_wsgi_channel_drain(1);
+    (void) ngx_http_wsgi_channel_drain(NGX_HTTP_WSGI_ARM);
 }
 
 
@@ -1276,15 +1298,17 @@ ngx_http_wsgi_channel_handler(ngx_event_t *rev)
 static void
 ngx_http_wsgi_channel_check(ngx_event_t *ev)
 {
-    if (ngx_http_wsgi_channel_drain(0)) {
+    ngx_http_wsgi_channel_looked = 0;
+
+    if (ngx_http_wsgi_channel_drain(NGX_HTTP_WSGI_ARM_IDLE)) {
         ngx_post_event(ev, &ngx_posted_next_events);
     }
 }
 
 
 /*
- * The event loop: handles what the threads left, and arms the eventfd when
- * there was nothing (or when asked to); the number of contexts.
+ * The event loop: handles what the threads left, and arms the eventfd as
+ * arm says; the number of contexts.
  */
 
 static ngx_uint_t
@@ -1301,7 +1325,9 @@ ngx_http_wsgi_channel_drain(ngx_uint_t arm)
     done = ngx_http_wsgi_channel_done;
     ngx_http_wsgi_channel_done = NULL;
 
-    if (arm || (ctx == NULL && done == NULL)) {
+    if (arm == NGX_HTTP_WSGI_ARM
+        || (arm == NGX_HTTP_WSGI_ARM_IDLE && ctx == NULL && done == NULL))
+    {
         ngx_http_wsgi_channel_armed = 1;
     }
 
