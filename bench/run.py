@@ -209,6 +209,7 @@ class Server:
     procs: list = field(default_factory=list)
     logs: list = field(default_factory=list)
     seen: dict = field(default_factory=dict)    # pid -> start time
+    handoffs: bool = False      # count the thread pool's rounds
 
     def spawn(self, label, cmd, stop_signal, log_path, env=None, cwd=None):
         out = open(log_path, "ab")
@@ -493,6 +494,7 @@ def config_wsgi_threads(server, env, priority=None):
     """(c) the module on its default pool "wsgi", declared with 64
     threads, at the default wsgi_thread_priority (auto)."""
     prefix = env.dir(server.name)
+    server.handoffs = True
     http = f"    wsgi_python_path {env.apps};"
     if priority:
         http += f"\n    wsgi_thread_priority {priority};"
@@ -757,6 +759,7 @@ class Run:
     timeouts: int = 0
     cpu_us: float = None
     cpu_ticks: int = 0
+    handoffs: float = None      # thread pool rounds per request
     raw: str = ""
 
 
@@ -838,15 +841,62 @@ def wrk(server, workload, secs, env, conns=None):
                 script).result()
 
 
+def pool_sleeps(pids):
+    """How many times the threads of these processes, but their main
+    threads, went to sleep: a thread pool's runner does once per round."""
+    total = 0
+    for pid in pids:
+        try:
+            tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+        except OSError:
+            continue
+        for tid in tids:
+            if tid == pid:
+                continue
+            try:
+                status = Path(f"/proc/{pid}/task/{tid}/status").read_text()
+            except OSError:
+                continue
+            m = re.search(r"^voluntary_ctxt_switches:\s+(\d+)", status, re.M)
+            if m:
+                total += int(m.group(1))
+    return total
+
+
+def handoff_floor(env):
+    """bench/handoff.c, built and run on the server's CPU: microseconds
+    per round trip between two threads that take turns on one CPU, and
+    None; or None and why not."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        return None, "no C compiler"
+    exe = env.root / "handoff"
+    try:
+        subprocess.run([cc, "-O2", "-pthread", "-o", str(exe),
+                        str(BENCH_DIR / "handoff.c")], check=True,
+                       capture_output=True, timeout=120)
+        out = subprocess.run(pinned(SERVER_CPU, [str(exe), SERVER_CPU]),
+                             check=True, capture_output=True, text=True,
+                             timeout=120).stdout
+        return float(out.strip()), None
+    except (OSError, ValueError, subprocess.CalledProcessError,
+            subprocess.TimeoutExpired) as e:
+        return None, str(e)[:200]
+
+
 def measure(server, workload, secs, env):
-    """One wrk run with the server's CPU time around it."""
+    """One wrk run with the server's CPU time around it (and, for the
+    module on a thread pool, the pool's rounds)."""
     before = server.cpu()
+    sleeps = pool_sleeps(before) if server.handoffs else 0
     run = wrk(server, workload, secs, env)
     after = server.cpu()
     ticks = sum(after[p] - before.get(p, 0) for p in after)
     run.cpu_ticks = ticks
     if run.requests:
         run.cpu_us = ticks / CLK_TCK * 1e6 / run.requests
+        if server.handoffs:
+            run.handoffs = (pool_sleeps(after) - sleeps) / run.requests
     return run
 
 
@@ -859,6 +909,7 @@ class Result:
     p99_us: float = None
     cpu_us: float = None
     cpu_ticks: int = 0        # the fewest clock ticks a run measured
+    handoffs: float = None    # thread pool rounds per request
     errors: int = 0
     runs: int = 0
     na: str = None
@@ -898,6 +949,7 @@ def bench_workload(server, workload, opts, env):
                   p99_us=median([r.p99_us for r in runs]),
                   cpu_us=median([r.cpu_us for r in runs]),
                   cpu_ticks=min(r.cpu_ticks for r in runs),
+                  handoffs=median([r.handoffs for r in runs]),
                   errors=sum(r.errors for r in runs), runs=len(runs))
 
 
@@ -1112,6 +1164,8 @@ class Report:
     elapsed: float = 0.0
     load_before: tuple = ()
     load_after: tuple = ()
+    handoff_us: float = None                       # bench/handoff.c
+    handoff_na: str = None
 
 
 def wanted(opts, key, keys):
@@ -1489,6 +1543,7 @@ def render(report):
         result = {True: "PASS", False: "FAIL", None: "n/a"}[tg.ok]
         lines.append(f"| {tg.text} | {tg.measured} | **{result}** |")
     lines.append("")
+    lines += handoff_lines(report)
 
     if report.na:
         lines += ["## Not measured", ""]
@@ -1509,6 +1564,38 @@ def render(report):
                      "server's log.")
     lines.append("")
     return "\n".join(lines)
+
+
+def handoff_lines(report):
+    """What the thread pool's rounds cost at least, next to what it costs
+    more than inline mode."""
+    rows = []
+    for w in WORKLOADS:
+        pool = report.results.get(("threads", w.key))
+        inline = report.results.get(("inline", w.key))
+        if not pool or pool.na or pool.handoffs is None or w.key == "sleep":
+            continue
+        floor = (fmt_num(pool.handoffs * report.handoff_us, 2)
+                 if report.handoff_us else "n/a")
+        more = (fmt_num(pool.cpu_us - inline.cpu_us, 2)
+                if inline and not inline.na and inline.cpu_us is not None
+                and pool.cpu_us is not None else "n/a")
+        rows.append(f"| {w.title} | {pool.handoffs:.3f} | {floor} | "
+                    f"{more} |")
+    if not rows:
+        return []
+    floor = (f"{report.handoff_us:.2f} us" if report.handoff_us
+             else f"n/a ({md(report.handoff_na or 'not measured')})")
+    return ["## The thread pool's rounds", "",
+            "A round: the event loop wakes a runner, which runs the steps "
+            "queued so far and sleeps again; on the server's one CPU, that "
+            "is two wake-ups and two context switches. Their floor on this "
+            "machine, two bare threads taking turns through semaphores on "
+            f"CPU {SERVER_CPU} (bench/handoff.c): **{floor}** per round.",
+            "",
+            "| workload | rounds per request | x floor, us per request | "
+            "thread pool minus inline, us per request |",
+            "|---|---:|---:|---:|"] + rows + [""]
 
 
 def title_of(key):
@@ -1662,6 +1749,7 @@ def main(argv=None):
             report = Report(opts, env, started=now(),
                             load_before=os.getloadavg())
             t0 = time.monotonic()
+            report.handoff_us, report.handoff_na = handoff_floor(env)
             for config in CONFIGS:
                 if wanted(opts, config.key, CONFIG_KEYS):
                     run_config(config, env, opts, report)
