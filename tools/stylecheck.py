@@ -3,7 +3,8 @@
     /usr/bin/python3 tools/stylecheck.py              (make style)
     /usr/bin/python3 tools/stylecheck.py [--no-prefix] FILE...
 
-C files (src/*.c, src/*.h) follow nginx's own style:
+C files (src/*.c, src/*.h, and bench/*.c without the naming rule) follow
+nginx's own style:
 
   - at most 80 columns, no tabs, no trailing whitespace, a final newline;
   - /* */ comments only, no //;
@@ -407,14 +408,17 @@ def read(path):
         return None
 
 
-def default_files():
-    c = []
-    py = []
+def c_files(top, suffixes):
+    d = os.path.join(ROOT, top)
+    if not os.path.isdir(d):
+        return []
+    return sorted(os.path.join(d, f) for f in os.listdir(d)
+                  if f.endswith(suffixes))
 
-    src = os.path.join(ROOT, "src")
-    if os.path.isdir(src):
-        c = sorted(os.path.join(src, f) for f in os.listdir(src)
-                   if f.endswith((".c", ".h")))
+
+def default_files():
+    c = c_files("src", (".c", ".h"))
+    py = []
 
     for top in ("tests", "tools", "bench", "examples"):
         for dirpath, dirnames, filenames in os.walk(os.path.join(ROOT, top)):
@@ -424,7 +428,7 @@ def default_files():
             py += sorted(os.path.join(dirpath, f) for f in filenames
                          if f.endswith((".py", ".wsgi")))
 
-    return c, py
+    return c, c_files("bench", (".c",)), py
 
 
 def main(argv):
@@ -440,21 +444,29 @@ def main(argv):
         else:
             args.append(a)
 
+    other_c = []
+
     if args:
         c = [a for a in args if a.endswith((".c", ".h"))]
         py = [a for a in args if a not in c]
     else:
-        c, py = default_files()
+        c, other_c, py = default_files()
 
     checker = Checker(prefix=prefix)
 
     for path in c:
         checker.check_c(path)
 
+    # the benchmarks' own programs: nginx's layout, their own names
+    tools = Checker(prefix=False)
+
+    for path in other_c:
+        tools.check_c(path)
+
     for path in py:
         checker.check_python(path)
 
-    return 1 if checker.problems else 0
+    return 1 if checker.problems or tools.problems else 0
 
 
 if __name__ == "__main__":
