@@ -542,7 +542,7 @@ static void
 ngx_http_wsgi_sched_kick(ngx_http_wsgi_sched_t *sched)
 {
     uint64_t    now;
-    ngx_uint_t  need, waiting, wake, taken, look, started;
+    ngx_uint_t  n, need, waiting, wake, more, taken, look, started;
 
     now = ngx_http_wsgi_thread_clock();
 
@@ -551,6 +551,7 @@ ngx_http_wsgi_sched_kick(ngx_http_wsgi_sched_t *sched)
     waiting = (sched->queued || sched->releases);
     need = 0;
     wake = 0;
+    more = 0;
     taken = 0;
     look = 0;
 
@@ -559,10 +560,29 @@ ngx_http_wsgi_sched_kick(ngx_http_wsgi_sched_t *sched)
     }
 
     if (waiting && sched->idle) {
-        /* a lingering runner takes the round's steps */
+        /* a lingering runner takes the round's steps ... */
         taken = 1;
         wake = (sched->idle > sched->posted);
+
+        if (wake
+            && sched->queued > 1
+            && sched->busy
+            && now - sched->head->queued >= NGX_HTTP_WSGI_STALE
+            && !ngx_http_wsgi_thread_computing(now))
+        {
+            /*
+             * ... unless steps have waited while the busy runners are
+             * blocked: the one woken would take a step and block too,
+             * and the others would wait for a busy one to come back (a
+             * sleep-10ms application's p99 was twice its sleep)
+             */
+            wake = ngx_min(sched->queued, sched->idle - sched->posted);
+        }
+
         sched->posted += wake;
+
+        /* steps the woken runners may leave for busy ones */
+        more = (sched->queued > wake && sched->busy);
 
     } else if (waiting && sched->runners == sched->busy) {
 
@@ -615,7 +635,7 @@ ngx_http_wsgi_sched_kick(ngx_http_wsgi_sched_t *sched)
      * may be waiting for the CPU behind a busy Python thread.
      */
 
-    if (wake) {
+    for (n = 0; n < wake; n++) {
         (void) sem_post(&sched->wake);
     }
 
@@ -653,13 +673,17 @@ ngx_http_wsgi_sched_kick(ngx_http_wsgi_sched_t *sched)
     }
 
     /*
-     * Steps that nobody was started for wait for a busy runner: look again
-     * in a millisecond whether those are blocked.  (Not otherwise: a timer
-     * that short makes the event loop's every sleep reprogram the timer
-     * hardware, which in a virtual machine is not cheap.)
+     * Steps that nobody was started or woken for wait for a busy runner:
+     * look again in a millisecond whether those are blocked.  (Not
+     * otherwise: a timer that short makes the event loop's every sleep
+     * reprogram the timer hardware, which in a virtual machine is not
+     * cheap.)
      */
 
-    if (waiting && !started && !sched->timer.timer_set) {
+    if (waiting
+        && (!started || more)
+        && !sched->timer.timer_set)
+    {
         ngx_add_timer(&sched->timer, 1);
     }
 

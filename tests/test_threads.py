@@ -867,6 +867,37 @@ def test_blocked_runners_get_company(nginx):
     assert took < 1.6, f"6 naps of 0.4 s took {took:.2f} s"
 
 
+def test_idle_runners_join_blocked_ones(nginx):
+    # Steps that reach the pool in one round while its busy runners are
+    # blocked: the lingering runners take one each, rather than one of them
+    # taking one step and the others waiting for a busy runner to be free
+    srv = nginx(main="thread_pool t threads=12;", server=(
+        loc("/busy", "thr_app.py busy", "pool")))
+    hold = send_get(srv.port, url("/busy", ms=0, nap=1000))
+    burst = [socket.create_connection(("127.0.0.1", srv.port), timeout=20)
+             for _ in range(6)]
+    try:
+        # six more runners, lingering once these are done
+        reps = concurrent_gets(srv, [url("/busy", ms=0, nap=100)] * 6)
+        assert [r.code for r in reps] == [200] * 6, reps
+        t0 = time.monotonic()
+        for s in burst:
+            s.sendall(f"GET {url('/busy', ms=0, nap=300)} HTTP/1.1\r\n"
+                      "Host: localhost\r\nConnection: close\r\n\r\n"
+                      .encode())
+        reps = [finish(s) for s in burst]
+        took = time.monotonic() - t0
+    finally:
+        for s in burst:
+            s.close()
+    assert [r.code for r in reps] == [200] * 6, reps
+    assert len({r.body for r in reps}) == 6, reps
+    # otherwise the others wait for a busy runner to be free, or for a
+    # lingering one's own 100 ms timeout
+    assert took < 0.36, f"6 naps of 0.3 s took {took:.2f} s"
+    assert finish(hold).code == 200
+
+
 def test_pool_heaps_keep_their_pages_from_round_to_round(nginx):
     # A runner creates the bodies of the requests it takes in a row, and
     # they are released together once sent.  With glibc's first trim
