@@ -150,15 +150,20 @@ def cpu_ticks(pids):
     return ticks
 
 
-def rss_kib(pid):
+def status_field(path, name):
+    """The number a /proc status file gives for name, or None."""
     try:
-        with open(f"/proc/{pid}/status") as f:
+        with open(path) as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(name + ":"):
                     return int(line.split()[1])
     except OSError:
         pass
     return None
+
+
+def rss_kib(pid):
+    return status_field(f"/proc/{pid}/status", "VmRSS")
 
 
 def pinned(cpu, cmd):
@@ -851,15 +856,9 @@ def pool_sleeps(pids):
         except OSError:
             continue
         for tid in tids:
-            if tid == pid:
-                continue
-            try:
-                status = Path(f"/proc/{pid}/task/{tid}/status").read_text()
-            except OSError:
-                continue
-            m = re.search(r"^voluntary_ctxt_switches:\s+(\d+)", status, re.M)
-            if m:
-                total += int(m.group(1))
+            if tid != pid:
+                total += status_field(f"/proc/{pid}/task/{tid}/status",
+                                      "voluntary_ctxt_switches") or 0
     return total
 
 

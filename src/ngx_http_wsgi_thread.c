@@ -128,6 +128,8 @@ static ngx_int_t ngx_http_wsgi_sched_runner(ngx_http_wsgi_sched_t *sched,
     ngx_log_t *log);
 static void ngx_http_wsgi_sched_timer_handler(ngx_event_t *ev);
 static void ngx_http_wsgi_sched_kick(ngx_http_wsgi_sched_t *sched);
+static ngx_uint_t ngx_http_wsgi_sched_stalled(ngx_http_wsgi_sched_t *sched,
+    uint64_t now);
 static void ngx_http_wsgi_sched_kick_handler(ngx_event_t *ev);
 static void ngx_http_wsgi_runner_handler(void *data, ngx_log_t *log);
 static void ngx_http_wsgi_runner_event_handler(ngx_event_t *ev);
@@ -567,8 +569,7 @@ ngx_http_wsgi_sched_kick(ngx_http_wsgi_sched_t *sched)
         if (wake
             && sched->queued > 1
             && sched->busy
-            && now - sched->head->queued >= NGX_HTTP_WSGI_STALE
-            && !ngx_http_wsgi_thread_computing(now))
+            && ngx_http_wsgi_sched_stalled(sched, now))
         {
             /*
              * ... unless steps have waited while the busy runners are
@@ -589,10 +590,7 @@ ngx_http_wsgi_sched_kick(ngx_http_wsgi_sched_t *sched)
         if (sched->runners == 0) {
             need = 1;
 
-        } else if (sched->head
-                   && now - sched->head->queued >= NGX_HTTP_WSGI_STALE
-                   && !ngx_http_wsgi_thread_computing(now))
-        {
+        } else if (ngx_http_wsgi_sched_stalled(sched, now)) {
             /* the runners are blocked: a thread for each waiting step */
             need = ngx_min(sched->queued, NGX_HTTP_WSGI_RUNNERS);
         }
@@ -694,6 +692,20 @@ ngx_http_wsgi_sched_kick(ngx_http_wsgi_sched_t *sched)
             ngx_add_timer(&sched->linger, NGX_HTTP_WSGI_LINGER);
         }
     }
+}
+
+
+/*
+ * Under the channel mutex: the oldest step has waited long enough for the
+ * busy runners, and those are blocked rather than computing.
+ */
+
+static ngx_uint_t
+ngx_http_wsgi_sched_stalled(ngx_http_wsgi_sched_t *sched, uint64_t now)
+{
+    return sched->head
+           && now - sched->head->queued >= NGX_HTTP_WSGI_STALE
+           && !ngx_http_wsgi_thread_computing(now);
 }
 
 
