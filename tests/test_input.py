@@ -198,6 +198,31 @@ def test_body_in_memory(nginx):
     assert not srv.wait_log(TMP_MSG, timeout=0)
 
 
+@pytest.mark.parametrize("mode", ["echo", "readline", "read_n"])
+def test_body_read_with_the_headers(nginx, mode):
+    """A 20 KiB body sent with its headers in one piece lands in nginx's
+    client_header_buffer_size buffer, not in a body buffer of its own; a
+    second request follows it in that same buffer."""
+    srv = input_server(nginx, http="client_header_buffer_size 32k;")
+    body = b"".join(pattern(97 + i % 13) + b"\n" for i in range(200))
+    assert 16 * 1024 < len(body) < 30 * 1024
+    head = (f"POST /?mode={mode}&n=1000 HTTP/1.1\r\nHost: h\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    tail = b"POST /?mode=read HTTP/1.1\r\nHost: h\r\n" \
+           b"Content-Length: 4\r\nConnection: close\r\n\r\nlast"
+    rs = responses(srv.raw(head + body + tail))
+    assert [st.split()[1] for st, _, _ in rs] == ["200", "200"], rs
+    if mode == "echo":
+        assert rs[0][2] == body
+    else:
+        j = json.loads(rs[0][2])
+        assert (j["len"], j["sha256"]) == (len(body),
+                                           hashlib.sha256(body).hexdigest())
+        if mode == "readline":
+            assert j["lengths"][:-1] == [len(x) for x in lines_of(body)]
+    assert json.loads(rs[1][2])["pieces"] == ["last"]
+
+
 @pytest.mark.parametrize("mode,n", [("read", None), ("read_n", 65536),
                                     ("read_n", 1000), ("readline", None),
                                     ("iter", None)])

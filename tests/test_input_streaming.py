@@ -27,7 +27,7 @@ for _name in ("test_read_all", "test_read_size", "test_read_zero",
               "test_readline", "test_readline_size", "test_readlines",
               "test_readlines_hint", "test_iteration", "test_mixed_reads",
               "test_readline_empty_body", "test_binary_body_round_trip",
-              "test_read_empty_body_get"):
+              "test_read_empty_body_get", "test_body_read_with_the_headers"):
     globals()[_name] = pytest.mark.usefixtures("streaming")(
         getattr(base, _name))
 
