@@ -271,24 +271,6 @@ ngx_http_wsgi_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_value(wmcf->optimize, 0);
     ngx_conf_init_uint_value(wmcf->priority, NGX_HTTP_WSGI_PRIORITY_AUTO);
 
-    if (wmcf->apps.nelts == 0) {
-        return NGX_CONF_OK;
-    }
-
-    /*
-     * The pool for locations that name none, so that a plain wsgi_pass
-     * never blocks the event loop: "thread_pool wsgi ...;" if declared
-     * before the http block, otherwise one of ours.
-     */
-
-    wmcf->thread_pool = ngx_http_wsgi_thread_pool_default(cf,
-                                                 &ngx_http_wsgi_default_pool,
-                                                 NGX_HTTP_WSGI_THREADS,
-                                                 NGX_HTTP_WSGI_MAX_QUEUE);
-    if (wmcf->thread_pool == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
     return NGX_CONF_OK;
 }
 
@@ -356,9 +338,28 @@ ngx_http_wsgi_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->pass_authorization, prev->pass_authorization,
                          0);
     ngx_conf_merge_ptr_value(conf->thread_pool, prev->thread_pool,
-                             wmcf->thread_pool);
+                             NGX_HTTP_WSGI_DEFAULT_POOL);
 
-    if (conf->thread_pool == NGX_HTTP_WSGI_DEFAULT_POOL) {
+    if (conf->app && conf->thread_pool == NGX_HTTP_WSGI_DEFAULT_POOL) {
+
+        /*
+         * The pool for applications that name none, so that a plain
+         * wsgi_pass never blocks the event loop: "thread_pool wsgi ...;" if
+         * declared before the http block, otherwise one of ours.  Declared
+         * for the first application that runs on it: where they all run
+         * inline, the workers start no threads for nothing.
+         */
+
+        if (wmcf->thread_pool == NULL) {
+            wmcf->thread_pool = ngx_http_wsgi_thread_pool_default(cf,
+                                                 &ngx_http_wsgi_default_pool,
+                                                 NGX_HTTP_WSGI_THREADS,
+                                                 NGX_HTTP_WSGI_MAX_QUEUE);
+            if (wmcf->thread_pool == NULL) {
+                return NGX_CONF_ERROR;
+            }
+        }
+
         conf->thread_pool = wmcf->thread_pool;
     }
 

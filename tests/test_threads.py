@@ -573,6 +573,23 @@ def test_declared_wsgi_pool_is_the_default(nginx):
     assert took >= 1.5, f"declared pool of 1 thread ran both ({took:.2f}s)"
 
 
+def worker_threads(srv):
+    return len(os.listdir(f"/proc/{srv.worker_pids()[0]}/task"))
+
+
+def test_default_pool_starts_only_when_an_application_uses_it(nginx):
+    inline = "location / { wsgi_pass {apps}/hello.py; }"
+    srv = nginx(server="wsgi_thread_pool off; " + inline)
+    assert srv.get("/").status == 200
+    assert worker_threads(srv) == 1, "threads for a pool nobody uses"
+    # one location on the default pool: the module's 32 threads
+    srv = nginx(server="wsgi_thread_pool off; " + inline +
+                " location /p { wsgi_pass {apps}/hello.py;"
+                " wsgi_thread_pool wsgi; }")
+    assert srv.get("/p").status == 200
+    assert worker_threads(srv) == 1 + 32
+
+
 # -- wsgi_var HTTPS ----------------------------------------------------------
 
 
