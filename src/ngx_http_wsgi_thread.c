@@ -84,6 +84,7 @@ struct ngx_http_wsgi_runner_s {
 
     /* under the channel mutex */
     pid_t                    tid;         /* its thread, once it runs */
+    ngx_uint_t               busy;        /* running a step */
     uint64_t                 started;     /* us, its step; 0 between steps */
     ngx_uint_t               yielding;    /* its thread under SCHED_IDLE */
 };
@@ -141,6 +142,7 @@ static uint64_t ngx_http_wsgi_thread_clock(void);
 static ngx_int_t ngx_http_wsgi_thread_sample(ngx_http_wsgi_sample_t *sample,
     uint64_t now, uint64_t *interval, uint64_t *used, uint64_t *avail);
 static ngx_uint_t ngx_http_wsgi_thread_computing(uint64_t now);
+static ngx_uint_t ngx_http_wsgi_thread_running(void);
 static void ngx_http_wsgi_sched_yield(ngx_http_wsgi_sched_t *sched);
 static void ngx_http_wsgi_runner_policy(ngx_http_wsgi_runner_t *runner,
     ngx_uint_t yielding);
@@ -836,6 +838,7 @@ ngx_http_wsgi_sched_runner(ngx_http_wsgi_sched_t *sched, ngx_log_t *log)
     }
 
     runner->tid = 0;
+    runner->busy = 0;
     runner->started = 0;
     runner->yielding = 0;
 
@@ -886,18 +889,16 @@ ngx_http_wsgi_runner_handler(void *data, ngx_log_t *log)
         ngx_http_wsgi_thread_idle(log);
     }
 
-    if (ngx_http_wsgi_yields) {
-        (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
+    (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
 
-        runner->tid = gettid();
+    runner->tid = gettid();
 
-        if (sched->yielding) {
-            /* the pool computes: a new runner yields from the start */
-            ngx_http_wsgi_runner_policy(runner, 1);
-        }
-
-        (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
+    if (ngx_http_wsgi_yields && sched->yielding) {
+        /* the pool computes: a new runner yields from the start */
+        ngx_http_wsgi_runner_policy(runner, 1);
     }
+
+    (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
 
     for ( ;; ) {
         (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
@@ -1008,6 +1009,7 @@ ngx_http_wsgi_runner_handler(void *data, ngx_log_t *log)
 
         sched->queued--;
         sched->busy++;
+        runner->busy = 1;
 
         if (ngx_http_wsgi_yields) {
             runner->started = ngx_http_wsgi_thread_clock();
@@ -1026,6 +1028,7 @@ ngx_http_wsgi_runner_handler(void *data, ngx_log_t *log)
         (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
 
         sched->busy--;
+        runner->busy = 0;
 
         if (ngx_http_wsgi_yields) {
             sched->average -= sched->average / 8;
@@ -1458,8 +1461,17 @@ ngx_http_wsgi_thread_computing(uint64_t now)
     {
         ngx_http_wsgi_sampled_calm = 0;
 
-    } else {
-        ngx_http_wsgi_sampled_calm++;
+    } else if (++ngx_http_wsgi_sampled_calm >= 2
+               && ngx_http_wsgi_thread_running())
+    {
+        /*
+         * The CPU time a runner did not get looks like the time it did
+         * not want: another process on its CPU, or a hypervisor that took
+         * the virtual CPU, would have each step queued behind a computing
+         * one get a thread of its own, to wait for the GIL
+         */
+
+        ngx_http_wsgi_sampled_calm = 0;
     }
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
@@ -1471,6 +1483,75 @@ done:
     /* twice in a row: a thread that just started is often slow to */
 
     return (ngx_http_wsgi_sampled_calm < 2);
+}
+
+
+/*
+ * The event loop, under the channel mutex: whether a busy runner of any
+ * pool is on a CPU or waits for one (its thread's state in /proc is "R"),
+ * rather than sleeping; one GIL serves them all.  Looks at no more than
+ * NGX_HTTP_WSGI_RUNNERS threads (5 us each); without /proc, none runs.
+ */
+
+static ngx_uint_t
+ngx_http_wsgi_thread_running(void)
+{
+    u_char                  *p;
+    ssize_t                  n;
+    ngx_fd_t                 fd;
+    ngx_uint_t               looks;
+    ngx_queue_t             *q;
+    ngx_http_wsgi_sched_t   *sched;
+    ngx_http_wsgi_runner_t  *runner;
+    u_char                   path[sizeof("/proc/self/task//stat")
+                                  + NGX_INT64_LEN];
+    u_char                   buf[512];
+
+    looks = 0;
+
+    for (sched = ngx_http_wsgi_scheds; sched; sched = sched->next) {
+
+        for (q = ngx_queue_head(&sched->active);
+             q != ngx_queue_sentinel(&sched->active);
+             q = ngx_queue_next(q))
+        {
+            runner = ngx_queue_data(q, ngx_http_wsgi_runner_t, queue);
+
+            if (!runner->busy || runner->tid == 0) {
+                continue;
+            }
+
+            if (looks++ == NGX_HTTP_WSGI_RUNNERS) {
+                return 0;
+            }
+
+            (void) ngx_sprintf(path, "/proc/self/task/%P/stat%Z",
+                               (ngx_pid_t) runner->tid);
+
+            fd = ngx_open_file(path, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+            if (fd == NGX_INVALID_FILE) {
+                return 0;
+            }
+
+            n = read(fd, buf, sizeof(buf));
+
+            (void) ngx_close_file(fd);
+
+            /* "tid (comm) state ...": the name may hold ")" itself */
+
+            for (p = buf + ngx_max(n, 0); p > buf; p--) {
+                if (p[-1] == ')') {
+                    break;
+                }
+            }
+
+            if (p > buf && buf + n - p >= 2 && p[1] == 'R') {
+                return 1;
+            }
+        }
+    }
+
+    return 0;
 }
 
 

@@ -20,6 +20,7 @@ import re
 import resource
 import shutil
 import socket
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -859,10 +860,32 @@ def concurrent_gets(srv, paths, timeout=20):
     return [finish(s) for s in socks]
 
 
-def test_computing_runners_get_no_company(nginx):
+@pytest.fixture(params=["alone", "contended"])
+def cpu_contention(request):
+    """"contended": a process computing on each CPU for the test's length,
+    so that the worker's threads get part of the CPU time they want (as on
+    a shared machine, or a virtual CPU the hypervisor takes away)."""
+    if request.param == "alone":
+        yield
+        return
+    hogs = [subprocess.Popen(
+        ["/usr/bin/python3", "-c",
+         "import time\nend = time.monotonic() + 30\n"
+         "while time.monotonic() < end: pass"])
+        for _ in range(os.cpu_count() or 1)]
+    try:
+        yield
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+
+
+def test_computing_runners_get_no_company(nginx, cpu_contention):
     # Python runs one thread at a time: while the pool's thread computes,
     # the requests queued behind it wait for it rather than for new threads
-    # that would only wait for the GIL
+    # that would only wait for the GIL; also when other processes take part
+    # of its CPU time
     srv = nginx(main="thread_pool t threads=8;", server=(
         loc("/busy", "thr_app.py busy", "pool")))
     reps = concurrent_gets(srv, [url("/busy", ms=40)] * 6)
@@ -871,7 +894,7 @@ def test_computing_runners_get_no_company(nginx):
     assert len(threads) == 1, threads
 
 
-def test_blocked_runners_get_company(nginx):
+def test_blocked_runners_get_company(nginx, cpu_contention):
     # ... while requests that wait on something else get threads of their
     # own, and wait side by side
     srv = nginx(main="thread_pool t threads=8;", server=(
