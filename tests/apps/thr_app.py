@@ -25,8 +25,9 @@ policy       "policy <os.sched_getscheduler(0)>": the scheduling policy of
              the thread that runs it
 busy         ?ms= milliseconds of pure Python on the CPU (?ms=0: sleeps
              ?nap= milliseconds instead), then "thread <its ident>"
-compute      the same, then "policy <before> <after>": its thread's
-             scheduling policy before it started and after it ended
+compute      the same, then "policy <before> <after> seen <policies>": its
+             thread's scheduling policy before it started, after it ended,
+             and every policy it had (looked at once per ms of CPU time)
 heap         makes ?n= blocks of 64 KiB, drops them, makes them again:
              "faults <the page faults of its thread while it did so again>"
 """
@@ -172,13 +173,20 @@ def _policy(environ, start_response):
     return _text(start_response, b"policy %d" % os.sched_getscheduler(0))
 
 
-def _spend(environ):
+def _spend(environ, seen=None):
+    """Spends ?ms= of CPU time, or sleeps ?nap= ms; adds the thread's
+    scheduling policy to the set seen, once a millisecond of CPU time."""
     p = params(environ)
     ms = int(p.get("ms", "0"))
     if ms:
-        end = time.thread_time() + ms / 1000
-        while time.thread_time() < end:
-            pass
+        now = time.thread_time()
+        end = now + ms / 1000
+        look = now
+        while now < end:
+            if seen is not None and now >= look:
+                seen.add(os.sched_getscheduler(0))
+                look = now + 0.001
+            now = time.thread_time()
     else:
         time.sleep(int(p.get("nap", "0")) / 1000)
 
@@ -190,9 +198,12 @@ def _busy(environ, start_response):
 
 def _compute(environ, start_response):
     before = os.sched_getscheduler(0)
-    _spend(environ)
+    seen = {before}
+    _spend(environ, seen)
     after = os.sched_getscheduler(0)
-    return _text(start_response, b"policy %d %d" % (before, after))
+    seen.add(after)
+    return _text(start_response, b"policy %d %d seen %s" % (
+        before, after, " ".join(map(str, sorted(seen))).encode()))
 
 
 def _heap(environ, start_response):
