@@ -359,9 +359,15 @@ ngx_http_wsgi_thread_init(ngx_cycle_t *cycle, ngx_http_wsgi_main_conf_t *wmcf)
         ngx_http_wsgi_thread_malloc(cycle->log);
     }
 
-    if (wmcf->priority == NGX_HTTP_WSGI_PRIORITY_AUTO) {
+    if (wmcf->pooled && wmcf->priority == NGX_HTTP_WSGI_PRIORITY_AUTO) {
 
-        /* whatever rlimits, capabilities or seccomp say: try, on a thread */
+        /*
+         * Whatever rlimits, capabilities or seccomp say: try, on a thread.
+         * Not in a worker whose applications all run inline: once a
+         * process has started a second thread, glibc wraps each recv(),
+         * writev() and epoll_wait() in cancellation points and takes
+         * malloc's locks, for good.
+         */
 
         err = 0;
 

@@ -580,9 +580,13 @@ def worker_threads(srv):
 
 def test_default_pool_starts_only_when_an_application_uses_it(nginx):
     inline = "location / { wsgi_pass {apps}/hello.py; }"
-    srv = nginx(server="wsgi_thread_pool off; " + inline)
+    srv = nginx(server="wsgi_thread_pool off; " + inline +
+                " location /single { wsgi_pass {apps}/thr_app.py single; }")
     assert srv.get("/").status == 200
     assert worker_threads(srv) == 1, "threads for a pool nobody uses"
+    # ... nor ever had a second one: glibc's single-threaded paths
+    r = srv.get("/single")
+    assert (r.status, r.body) == (200, b"single 1"), r
     # one location on the default pool: the module's 32 threads
     srv = nginx(server="wsgi_thread_pool off; " + inline +
                 " location /p { wsgi_pass {apps}/hello.py;"
