@@ -168,6 +168,7 @@ ngx_http_wsgi_module_traverse(PyObject *m, visitproc visit, void *arg)
         Py_VISIT(st->file_wrapper_type);
         for (i = 0; i < st->ntemplates; i++) {
             Py_VISIT(st->templates[i].environ);
+            Py_VISIT(st->templates[i].spare);
         }
     }
 
@@ -191,6 +192,7 @@ ngx_http_wsgi_module_clear(PyObject *m)
 
         for (i = 0; i < st->ntemplates; i++) {
             Py_CLEAR(st->templates[i].environ);
+            Py_CLEAR(st->templates[i].spare);
         }
 
         for (i = 0; i < NGX_HTTP_WSGI_CHECKED; i++) {

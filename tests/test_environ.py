@@ -1,5 +1,6 @@
 """The WSGI environ (SPEC.md "environ"), seen through tests/apps/env_app.py."""
 
+import concurrent.futures
 import http.client
 import json
 import os
@@ -363,7 +364,7 @@ def test_https_under_tls(nginx, cert, tmp_path):
         listen 127.0.0.1:{tls_port} ssl;
         ssl_certificate {crt};
         ssl_certificate_key {key};
-        location / {{ {ENV} }}
+        location / {{ wsgi_pass {{apps}}/env_app.py unchanged; }}
     """, prefix=tmp_path / "p")
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
@@ -381,6 +382,17 @@ def test_https_under_tls(nginx, cert, tmp_path):
     plain = srv.get_json("/s")
     assert "HTTPS" not in plain
     assert plain["wsgi.url_scheme"] == "http"
+    # in turns, on the same location
+    for _ in range(2):
+        conn = http.client.HTTPSConnection("127.0.0.1", tls_port,
+                                           context=ctx, timeout=10)
+        conn.request("GET", "/t")
+        e = json.loads(conn.getresponse().read())
+        conn.close()
+        assert (e["HTTPS"], e["wsgi.url_scheme"]) == ("on", "https")
+        plain = srv.get_json("/t")
+        assert "HTTPS" not in plain
+        assert plain["wsgi.url_scheme"] == "http"
 
 
 # -- wsgi_var ------------------------------------------------------------------
@@ -511,11 +523,15 @@ def _json_request(conn, method, path, headers, body=None):
     return json.loads(data)
 
 
-def test_environ_follows_each_request(nginx):
+@pytest.mark.parametrize("app", ["env_mutate_app.py",
+                                 "env_app.py unchanged"])
+def test_environ_follows_each_request(nginx, app):
     """Values that usually repeat (method, host, agent, content type) and
     then change or disappear, on one keep-alive connection and on new
-    ones: every environ is the request's own."""
-    srv = nginx(server="location / { wsgi_pass {apps}/env_mutate_app.py; }")
+    ones: every environ is the request's own, whether the application
+    vandalized the last one or left it as it was (then the next request
+    starts from it)."""
+    srv = nginx(server=f"location / {{ wsgi_pass {{apps}}/{app}; }}")
 
     conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
     e = _json_request(conn, "POST", "/a?x=1",
@@ -560,6 +576,23 @@ def test_environ_follows_each_request(nginx):
     assert e["HTTP_ACCEPT"] == "text/c"
     assert e["CONTENT_TYPE"] == "application/json"
     assert "HTTP_CACHE_CONTROL" not in e
+
+    # keys of each request's own (cookie, referer, a header of no
+    # well-known name) come and go
+    e = _json_request(conn, "GET", "/f", {"Cookie": "a=1",
+                                          "Referer": "http://r/",
+                                          "X-Forwarded-For": "10.1.1.1"})
+    assert (e["HTTP_COOKIE"], e["HTTP_REFERER"],
+            e["HTTP_X_FORWARDED_FOR"]) == ("a=1", "http://r/", "10.1.1.1")
+    assert "CONTENT_LENGTH" not in e and "CONTENT_TYPE" not in e
+    e = _json_request(conn, "GET", "/g", {"Cookie": "b=2"})
+    assert e["HTTP_COOKIE"] == "b=2"
+    assert "HTTP_REFERER" not in e and "HTTP_X_FORWARDED_FOR" not in e
+    e = _json_request(conn, "GET", "/h", {"X-Other": "o"})
+    assert e["HTTP_X_OTHER"] == "o" and "HTTP_COOKIE" not in e
+    e = _json_request(conn, "GET", "/i", {})
+    assert "HTTP_X_OTHER" not in e and "HTTP_COOKIE" not in e
+    assert e["PATH_INFO"] == "/i"
     conn.close()
 
     # HTTP/1.0 without a Host header, on a new connection
@@ -572,6 +605,58 @@ def test_environ_follows_each_request(nginx):
     e = raw_env(srv, ["GET /e HTTP/1.1", "Host: example.test"])
     assert e["SERVER_PROTOCOL"] == "HTTP/1.1"
     assert e["HTTP_HOST"] == "example.test"
+
+
+def test_environ_kept_by_the_application_is_its_own(nginx):
+    """An environ the application keeps is not handed to a later request,
+    nor changed by one."""
+    srv = nginx(server="location / { wsgi_pass {apps}/env_keep_app.py "
+                       "unchanged; }")
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+    first = _json_request(conn, "GET", "/first?keep=1", {"Cookie": "c=1"})
+    assert first["is_kept"] is False
+    for i in range(3):
+        e = _json_request(conn, "GET", f"/next{i}", {})
+        assert e["is_kept"] is False, e
+        assert (e["path"], e["cookie"]) == (f"/next{i}", None), e
+        assert (e["kept_path"], e["kept_cookie"]) == ("/first", "c=1"), e
+        if i == 0:
+            keys = e["kept_keys"]
+        assert e["kept_keys"] == keys, e
+    conn.close()
+
+
+def test_environ_under_concurrent_requests(nginx):
+    """Requests at once, with methods, agents and cookies that change from
+    one to the next: each environ is its own request's, also when
+    environs left as they were serve the next requests."""
+    srv = nginx(server="location / { wsgi_pass {apps}/env_app.py "
+                       "unchanged; }")
+
+    def one(i):
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=20)
+        try:
+            for j in range(20):
+                method = ("GET", "POST")[(i + j) % 2]
+                headers = {"User-Agent": f"agent-{(i * j) % 3}"}
+                if j % 3:
+                    headers["Cookie"] = f"c={i}.{j}"
+                body = b"x" * j if method == "POST" else None
+                query = f"q={j}&nap={(i + j) % 3 * 5}"
+                e = _json_request(conn, method, f"/c{i}/{j}?{query}",
+                                  headers, body=body)
+                assert (e["REQUEST_METHOD"], e["PATH_INFO"],
+                        e["QUERY_STRING"], e["HTTP_USER_AGENT"]) == (
+                    method, f"/c{i}/{j}", query, headers["User-Agent"])
+                assert e.get("HTTP_COOKIE") == headers.get("Cookie")
+                assert e.get("CONTENT_LENGTH") == (
+                    str(j) if method == "POST" else None), e
+        finally:
+            conn.close()
+
+    with concurrent.futures.ThreadPoolExecutor(8) as ex:
+        for f in [ex.submit(one, i) for i in range(8)]:
+            f.result()
 
 
 def test_environ_per_location(nginx):

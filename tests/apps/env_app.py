@@ -3,10 +3,13 @@
 str values are copied as is; every other value becomes
 {"type": <type name>, "repr": <repr>}.  wsgiref.validate wraps wsgi.input
 and wsgi.errors, so their originals are reported.  "_pid" is os.getpid().
+?nap=MS in the query string: it sleeps that long first.
 """
 
 import json
 import os
+import re
+import time
 from wsgiref.validate import validator
 
 
@@ -28,6 +31,10 @@ def describe(key, value):
 
 
 def app(environ, start_response):
+    # ?nap=MS: sleeps first, so that requests on a thread pool overlap
+    nap = re.search(r"(?:^|&)nap=(\d+)", environ.get("QUERY_STRING", ""))
+    if nap:
+        time.sleep(int(nap.group(1)) / 1000)
     out = {k: describe(k, v) for k, v in environ.items()}
     out["_pid"] = os.getpid()
     body = json.dumps(out, sort_keys=True).encode()
@@ -37,3 +44,8 @@ def app(environ, start_response):
 
 
 application = validator(app)
+
+# without the validator, which puts its wrappers of wsgi.input and
+# wsgi.errors in the environ: an environ left as it was serves the next
+# request, and this is how tests get there
+unchanged = app
