@@ -647,8 +647,8 @@ ngx_http_wsgi_environ(ngx_http_wsgi_ctx_t *ctx)
         return NULL;
     }
 
-    /* the spare holds the template's objects: they are free if it alone
-       does besides the template */
+    /* the spare holds the template's objects too: it serves this request
+       only if nobody else holds them */
 
     spare = t->spare;
     t->spare = NULL;
