@@ -31,7 +31,7 @@ deps:
 
 # $(1): build directory, $(2): compiler, $(3): more compiler flags
 define ngx_wsgi_build
-$(1)/nginx/Makefile: config Makefile
+$(1)/nginx/objs/Makefile: config Makefile
 	rm -rf $(1)/nginx
 	mkdir -p $(1)
 	cp -r $(NGX_SRC) $(1)/nginx
@@ -41,7 +41,7 @@ $(1)/nginx/Makefile: config Makefile
 	    --add-dynamic-module=$(CURDIR) > ../configure.log 2>&1 \
 	    || { cat ../configure.log; exit 1; }
 
-$(1)/ngx_http_wsgi_module.so: $(1)/nginx/Makefile $(SOURCES)
+$(1)/ngx_http_wsgi_module.so: $(1)/nginx/objs/Makefile $(SOURCES)
 	$$(MAKE) -C $(1)/nginx -f objs/Makefile modules
 	cp $(1)/nginx/objs/ngx_http_wsgi_module.so $$@.tmp && mv $$@.tmp $$@
 endef
