@@ -156,6 +156,20 @@ ngx_http_wsgi_body_handler(ngx_http_request_t *r)
     }
     ctx->snap.multithread = (wlcf->thread_pool != NULL);
 
+    /*
+     * inline, the read event is not seen while the application runs, so
+     * ngx.client_connected() looks at the socket itself; a pool thread
+     * must not, as the connection may be closed and its fd reused
+     */
+
+    ctx->snap.fd = (wlcf->thread_pool == NULL) ? r->connection->fd : -1;
+
+#if (NGX_HTTP_V2)
+    if (r->stream) {
+        ctx->snap.fd = -1;
+    }
+#endif
+
     if (ngx_array_init(&ctx->release, r->pool, 8, sizeof(PyObject *))
         != NGX_OK)
     {

@@ -170,6 +170,7 @@ typedef struct {
 typedef struct {
     ngx_array_t                  env;         /* of ngx_http_wsgi_env_t */
     ngx_uint_t                   location;    /* its wsgi_pass, an index */
+    ngx_socket_t                 fd;          /* inline HTTP/1.x: peeked */
     ngx_http_wsgi_body_t        *body;
     ngx_uint_t                   nbody;
     off_t                        body_size;

@@ -6,6 +6,7 @@
 
 #include "ngx_http_wsgi_module.h"
 #include <structmember.h>
+#include <poll.h>
 
 
 #define NGX_HTTP_WSGI_KINDS  32     /* header kinds kept between passes */
@@ -876,6 +877,7 @@ static PyObject *
 ngx_http_wsgi_client_connected_call(PyObject *self, PyObject *const *args,
     size_t nargsf, PyObject *kwnames)
 {
+    struct pollfd         pfd;
     ngx_http_wsgi_ctx_t  *ctx;
 
     if (PyVectorcall_NARGS(nargsf) != 0 || kwnames != NULL) {
@@ -886,5 +888,25 @@ ngx_http_wsgi_client_connected_call(PyObject *self, PyObject *const *args,
 
     ctx = ((ngx_http_wsgi_bound_t *) self)->sr->ctx;
 
-    return PyBool_FromLong(ctx != NULL && !ctx->client_gone);
+    if (ctx == NULL || ctx->client_gone) {
+        Py_RETURN_FALSE;
+    }
+
+    if (ctx->snap.fd != -1) {
+        pfd.fd = ctx->snap.fd;
+        pfd.events = POLLIN|POLLRDHUP;
+        pfd.revents = 0;
+
+        /* a shut down sending side counts as gone, as for the read event */
+
+        if (poll(&pfd, 1, 0) == 1
+            && (pfd.revents & (POLLRDHUP|POLLHUP|POLLERR)))
+        {
+            ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ctx->log, 0,
+                           "wsgi client_connected: client gone");
+            Py_RETURN_FALSE;
+        }
+    }
+
+    Py_RETURN_TRUE;
 }

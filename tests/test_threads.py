@@ -433,6 +433,36 @@ def test_client_connected_turns_false_when_client_leaves(nginx, tmp_path):
     assert srv.worker_pids() == pids
 
 
+@pytest.mark.parametrize("mode", ["inline", "pool"])
+@pytest.mark.parametrize("how", ["close", "shutdown"])
+def test_client_connected_sees_the_client_leave_in_both_modes(
+        nginx, tmp_path, mode, how):
+    """Inline, the read event waits for the step to end: the application
+    still learns that the client closed, or shut down its sending side
+    (taken as gone, as for the read event), while it runs."""
+    srv = nginx(main=POOL_MAIN, server=(
+        loc("/watch", "thr_app.py watch", mode)
+        + loc("/hello", "thr_app.py hello", mode)))
+    pids = srv.worker_pids()
+    side = tmp_path / "side.txt"
+    s = send_get(srv.port, url("/watch", limit=5, side=side))
+    try:
+        assert wait_for(lambda: read_side(side)), srv.logs_tail()
+        assert read_side(side)[0] == "start True"
+        if how == "shutdown":
+            s.shutdown(socket.SHUT_WR)
+        else:
+            s.close()
+        assert wait_for(lambda: len(read_side(side)) >= 3, timeout=3), \
+            f"app did not see the client go: {read_side(side)}"
+    finally:
+        s.close()
+    lines = read_side(side)
+    assert lines[1].startswith("gone "), lines
+    assert srv.get("/hello").status == 200
+    assert srv.worker_pids() == pids
+
+
 def test_client_connected_stays_true_while_client_waits(nginx, tmp_path):
     srv = watch_server(nginx)
     side = tmp_path / "side.txt"
