@@ -441,6 +441,11 @@ void ngx_http_wsgi_flush(ngx_http_wsgi_ctx_t *ctx);
 void ngx_http_wsgi_input_free(ngx_http_wsgi_ctx_t *ctx);
 
 
+/* the listening sockets' backlog after an inline step */
+ngx_msec_t ngx_http_wsgi_accept_clock(void);
+void ngx_http_wsgi_accept_after(ngx_msec_t start);
+
+
 /* thread pools */
 ngx_thread_pool_t *ngx_http_wsgi_thread_pool_default(ngx_conf_t *cf,
     ngx_str_t *name, ngx_uint_t threads, ngx_uint_t max_queue);

@@ -163,3 +163,35 @@ def test_background_thread_runs_under_load(nginx):
     assert last["pid"] == first["pid"]
     # 1 s of 10 ms ticks is 100; a starved thread would be far below
     assert last["counter"] - first["counter"] >= 40, (first, last, n)
+
+
+def test_quit_serves_connections_waiting_in_the_backlog(nginx, tmp_path):
+    """Inline, a slow step holds the event loop while clients connect: the
+    kernel queues them in the listening socket's backlog.  A graceful stop
+    that arrives meanwhile still answers every one of them, instead of
+    closing the listening socket on them."""
+    marker = tmp_path / "slow_started"
+    srv = nginx(server="""
+        location /slow { wsgi_pass {apps}/slow_app.py;
+                         wsgi_thread_pool off; }
+        location / { wsgi_pass {apps}/pyinfo_app.py; wsgi_thread_pool off; }
+    """, prefix=tmp_path / "p")
+    sock, pid = start_slow(srv, marker, t=1.0)
+    waiting = []
+    try:
+        for _ in range(6):
+            s = srv.raw_socket(timeout=15)
+            s.sendall(b"GET / HTTP/1.1\r\nHost: h\r\n"
+                      b"Connection: close\r\n\r\n")
+            waiting.append(s)
+        srv.quit()
+        data = read_until_eof(sock, timeout=10)
+        assert split_response(data)[0].startswith("HTTP/1.1 200"), data
+        for s in waiting:
+            data = read_until_eof(s, timeout=10)
+            assert data.startswith(b"HTTP/1.1 200"), data
+    finally:
+        sock.close()
+        for s in waiting:
+            s.close()
+    assert srv.wait_exit(10) == 0, srv.logs_tail()
