@@ -547,7 +547,14 @@ ngx_http_wsgi_send_header(ngx_http_wsgi_ctx_t *ctx)
 
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wsgi_module);
 
-    if (!wlcf->cache_validation) {
+    /*
+     * a method other than GET and HEAD has done its work by now: its
+     * preconditions are the application's to check, before it acts
+     */
+
+    if (!wlcf->cache_validation
+        || !(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)))
+    {
         r->disable_not_modified = 1;
     }
 

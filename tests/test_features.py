@@ -504,6 +504,23 @@ def test_if_match(nginx):
     assert_200(get(srv, cond_url(), extra=hdrs(If_Match=ETAG)))
 
 
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "POST", "PATCH"])
+@pytest.mark.parametrize("header", [
+    hdrs(If_Match='"other"'),
+    hdrs(If_Unmodified_Since=EARLIER),
+    hdrs(If_None_Match=ETAG),
+], ids=["im", "ius", "inm"])
+def test_cache_validation_only_for_get_and_head(nginx, method, header):
+    """A method that changes something has run when its response comes:
+    its preconditions are the application's (a CalDAV client's DELETE
+    with If-Match got a 412 for an event that was deleted)."""
+    srv = cond_server(nginx)
+    p = get(srv, cond_url(), method=method,
+            extra=header + "Content-Length: 0\r\n")
+    assert_200(p)
+    assert p.all("ETag") == [ETAG], p
+
+
 @pytest.mark.parametrize("header", [
     hdrs(If_None_Match=ETAG),
     hdrs(If_Modified_Since=LM),
