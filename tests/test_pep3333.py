@@ -128,6 +128,25 @@ def test_write_in_close_of_failed_response_raises(nginx):
                         r"from close\(\)"), srv.logs_tail()
 
 
+def test_write_in_close_of_a_stopped_body_is_dropped(nginx):
+    # HEAD under wsgi_optimize_send_headers: nginx stops the body at the
+    # headers, and what close() writes goes with the rest of it
+    srv = nginx(server="location / { wsgi_pass {apps}/pep_app.py; "
+                "wsgi_optimize_send_headers on; keepalive_timeout 30s; }")
+    side = srv.prefix / "side.txt"
+    data, eof = exchange(srv, req(url("/write_in_close_gen", side=side),
+                                  method="HEAD", close=False)
+                         + req("/single"))
+    p = Parsed(data, head=True)
+    assert p.code == 200, p
+    assert p.rest.startswith(b"HTTP/1.1 200"), p
+    assert Parsed(p.rest).body == b"hello"
+    assert b"from-close" not in data
+    assert wait_for(lambda: read_side(side)), srv.logs_tail()
+    assert read_side(side).splitlines() == ["close: written"]
+    assert not entries(srv, "close() of"), srv.logs_tail()
+
+
 @pytest.mark.parametrize("path, body", [
     ("/single", b"hello"), ("/single_tuple", b"hello tuple")])
 def test_single_item_list_keeps_http10_keepalive(nginx, path, body):
@@ -231,6 +250,17 @@ def test_print_from_a_thread_outside_any_request(nginx):
     lines = wait_entry(srv, "wsgi: pep-thread-line")
     assert len(lines) == 1 and ENTRY_RE.match(lines[0]), lines
     assert srv.get("/single").status == 200
+
+
+def test_partial_line_of_a_thread_logged_at_worker_exit(nginx):
+    srv = start(nginx)
+    r = srv.get("/thread_partial")
+    assert r.status == 200, r
+    time.sleep(0.5)
+    assert not entries(srv, "pep-exit-partial")
+    srv.stop()
+    lines = entries(srv, "wsgi: pep-exit-partial")
+    assert len(lines) == 1 and ENTRY_RE.match(lines[0]), srv.logs_tail()
 
 
 def test_wsgi_errors_escapes_control_characters(nginx):

@@ -12,6 +12,8 @@ write_in_close   an iterable of b"body;" whose close() calls
                  write(b"from-close;") and notes what happened
 fail_in_close    a generator that raises; its close() calls write() and
                  notes what happened
+write_in_close_gen  as write_in_close, but a generator of b"", b"body;"
+thread_partial   a thread writes "pep-exit-partial" to sys.stdout, no newline
 single           [b"hello"], no Content-Length
 single_tuple     (b"hello tuple",), no Content-Length
 print_parts      print() pieces of lines, control characters, bytes to
@@ -112,6 +114,27 @@ class FailInClose(WriteInClose):
 def fail_in_close(environ, start_response):
     write = start_response("200 OK", TEXT)
     return FailInClose(environ, write, None)
+
+
+class WriteInCloseGen(WriteInClose):
+    def __iter__(self):
+        yield b""
+        yield b"body;"
+
+
+def write_in_close_gen(environ, start_response):
+    write = start_response("200 OK", TEXT)
+    return WriteInCloseGen(environ, write, None)
+
+
+def thread_partial(environ, start_response):
+    def later():
+        time.sleep(0.2)
+        sys.stdout.write("pep-exit-partial")
+
+    threading.Thread(target=later).start()
+    start_response("200 OK", TEXT)
+    return [b"started"]
 
 
 def single(environ, start_response):
