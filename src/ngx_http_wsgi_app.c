@@ -153,15 +153,28 @@ ngx_http_wsgi_app_import(ngx_http_wsgi_app_t *app, ngx_log_t *log)
 }
 
 
-/* removes the modules not in before; how many, or NGX_ERROR (logged) */
+/*
+ * Removes the Python modules not in before: how many, or NGX_ERROR
+ * (logged).  Extension modules stay: some (PyO3's, for one) cannot be
+ * initialised twice in a process, and they hold no half-built Python.
+ */
 
 static ngx_int_t
 ngx_http_wsgi_app_undo(PyObject *before, ngx_log_t *log)
 {
     int          rc;
-    PyObject    *modules, *names, *name;
+    PyObject    *modules, *names, *name, *module, *file, *py, *pyc;
     ngx_int_t    n;
     Py_ssize_t   i;
+
+    names = NULL;
+
+    py = PyUnicode_FromString(".py");
+    pyc = PyUnicode_FromString(".pyc");
+
+    if (py == NULL || pyc == NULL) {
+        goto failed;
+    }
 
     /* borrowed */
     modules = PyImport_GetModuleDict();
@@ -179,33 +192,67 @@ ngx_http_wsgi_app_undo(PyObject *before, ngx_log_t *log)
 
         rc = PySet_Contains(before, name);
 
-        if (rc == 0) {
-            if (PyDict_DelItem(modules, name) == 0) {
-                n++;
-                continue;
-            }
-
-            if (!PyErr_ExceptionMatches(PyExc_KeyError)) {
-                rc = -1;
-
-            } else {
-                PyErr_Clear();
-            }
+        if (rc == -1) {
+            goto failed;
         }
 
-        if (rc == -1) {
-            Py_DECREF(names);
+        if (rc == 1) {
+            continue;
+        }
+
+        /* borrowed */
+        module = PyDict_GetItemWithError(modules, name);
+
+        if (module == NULL) {
+            if (PyErr_Occurred()) {
+                goto failed;
+            }
+
+            continue;
+        }
+
+        file = PyObject_GetAttrString(module, "__file__");
+
+        if (file == NULL) {
+            /* a built-in module, a namespace package, not a module */
+            PyErr_Clear();
+            continue;
+        }
+
+        rc = PyUnicode_Check(file)
+             && (PyUnicode_Tailmatch(file, py, 0, PY_SSIZE_T_MAX, 1) > 0
+                 || PyUnicode_Tailmatch(file, pyc, 0, PY_SSIZE_T_MAX, 1)
+                    > 0);
+
+        Py_DECREF(file);
+
+        if (PyErr_Occurred()) {
+            goto failed;
+        }
+
+        if (rc && PyDict_DelItem(modules, name) == 0) {
+            n++;
+        }
+
+        if (PyErr_Occurred()) {
             goto failed;
         }
     }
 
     Py_DECREF(names);
+    Py_DECREF(py);
+    Py_DECREF(pyc);
 
     return n;
 
 failed:
 
+    Py_XDECREF(names);
+    Py_XDECREF(py);
+    Py_XDECREF(pyc);
+
     ngx_http_wsgi_log_exception(log, "cannot undo a failed import");
+
     return NGX_ERROR;
 }
 

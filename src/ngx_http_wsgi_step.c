@@ -833,6 +833,12 @@ ngx_http_wsgi_spool_flush(ngx_http_wsgi_ctx_t *ctx)
 }
 
 
+/*
+ * Calls close() of the iterable, once, and expires the request's objects.
+ * An exception in close() is logged and changes nothing else: the response
+ * is what the application produced.
+ */
+
 static void
 ngx_http_wsgi_step_close(ngx_http_wsgi_ctx_t *ctx)
 {
@@ -855,11 +861,6 @@ ngx_http_wsgi_step_close(ngx_http_wsgi_ctx_t *ctx)
     } else {
         ctx->closing = NGX_HTTP_WSGI_CLOSING_STOPPED;
     }
-
-    /*
-     * An exception in close() is logged and changes nothing else: the
-     * response is what the iterable produced.
-     */
 
     /* lists and tuples have no close() */
 
