@@ -24,21 +24,11 @@ ngx_http_wsgi_interp_t  *ngx_http_wsgi_interp;
 
 static ngx_http_wsgi_interp_t  ngx_http_wsgi_main_interp;
 
-/*
- * The calling thread's own: initial-exec, as the module's two words fit in
- * the static TLS that glibc keeps for modules loaded later, and each
- * access is then an offset from the thread pointer rather than a call to
- * __tls_get_addr() (several per request).
- */
-
-#define ngx_http_wsgi_thread_local                                            \
-    static __thread __attribute__((tls_model("initial-exec")))
-
 /* the thread state of the calling thread, created on its first step */
-ngx_http_wsgi_thread_local PyThreadState  *ngx_http_wsgi_tstate;
+static ngx_http_wsgi_tls PyThreadState  *ngx_http_wsgi_tstate;
 
 /* how many enters of the calling thread hold the GIL: they nest */
-ngx_http_wsgi_thread_local ngx_uint_t      ngx_http_wsgi_depth;
+static ngx_http_wsgi_tls ngx_uint_t      ngx_http_wsgi_depth;
 
 
 static struct PyModuleDef  ngx_http_wsgi_moduledef = {

@@ -40,7 +40,12 @@
 #define NGX_HTTP_WSGI_OUT_FIRST      2      /* chunks a step has room for */
 
 
-/* thread-local, in the static TLS block: no __tls_get_addr() call */
+/*
+ * The calling thread's own: initial-exec, as the module's few words fit in
+ * the static TLS that glibc keeps for modules loaded later, and each
+ * access is then an offset from the thread pointer rather than a call to
+ * __tls_get_addr() (several per request).
+ */
 #define ngx_http_wsgi_tls  __thread __attribute__((tls_model("initial-exec")))
 
 
