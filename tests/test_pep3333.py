@@ -5,15 +5,13 @@ Apps: tests/apps/pep_app.py (dispatched on PATH_INFO), and the templates
 tests/apps/pep_import_app.py, pep_import_a.py, pep_import_b.py.
 """
 
-import json
 import re
 import socket
 import time
 
 import pytest
 
-from harness import Parsed, exchange, install_app, read_all, req, url, \
-    wait_for
+from harness import Parsed, exchange, install_app, req, url, wait_for
 
 
 APP = "location / { wsgi_pass {apps}/pep_app.py; keepalive_timeout 30s; }"
