@@ -7,6 +7,9 @@
 #include "ngx_http_wsgi_module.h"
 
 
+static PyObject *ngx_http_wsgi_app_import(ngx_http_wsgi_app_t *app,
+    ngx_log_t *log);
+static ngx_int_t ngx_http_wsgi_app_undo(PyObject *before, ngx_log_t *log);
 static PyObject *ngx_http_wsgi_app_load(ngx_http_wsgi_app_t *app);
 
 
@@ -29,10 +32,8 @@ ngx_http_wsgi_app_get(ngx_http_wsgi_app_t *app, ngx_log_t *log)
         return Py_NewRef(obj);
     }
 
-    module = ngx_http_wsgi_app_load(app);
+    module = ngx_http_wsgi_app_import(app, log);
     if (module == NULL) {
-        ngx_http_wsgi_log_exception(log, "failed to load script \"%s\"",
-                                    app->path.data);
         return NULL;
     }
 
@@ -96,6 +97,163 @@ ngx_http_wsgi_app_get(ngx_http_wsgi_app_t *app, ngx_log_t *log)
                   app->callable.data, app->path.data);
 
     return obj;
+}
+
+
+/*
+ * A script that fails to import is undone: the modules its import added to
+ * sys.modules go again, since what they hold may refer to the half-built
+ * modules of the failed attempt (a package whose submodule failed, a
+ * framework's registry that was half filled).  The next request starts
+ * from the same state as this one.  NULL means logged and cleared.
+ */
+
+static PyObject *
+ngx_http_wsgi_app_import(ngx_http_wsgi_app_t *app, ngx_log_t *log)
+{
+    PyObject   *before, *module, *type, *value, *tb;
+    ngx_int_t   n;
+
+    /* borrowed */
+    module = PyImport_GetModuleDict();
+
+    before = PySet_New(module);
+    if (before == NULL) {
+        ngx_http_wsgi_log_exception(log, "failed to load script \"%s\"",
+                                    app->path.data);
+        return NULL;
+    }
+
+    module = ngx_http_wsgi_app_load(app);
+
+    if (module) {
+        Py_DECREF(before);
+        return module;
+    }
+
+    PyErr_Fetch(&type, &value, &tb);
+
+    n = ngx_http_wsgi_app_undo(before, log);
+
+    Py_DECREF(before);
+
+    PyErr_Restore(type, value, tb);
+
+    ngx_http_wsgi_log_exception(log, "failed to load script \"%s\", its "
+                                "import will be retried by the next request",
+                                app->path.data);
+
+    if (n > 0) {
+        ngx_log_error(NGX_LOG_INFO, log, 0, "wsgi: the failed import of "
+                      "\"%s\" is undone: modules removed: %i",
+                      app->path.data, n);
+    }
+
+    return NULL;
+}
+
+
+/*
+ * Removes the Python modules not in before: how many, or NGX_ERROR
+ * (logged).  Extension modules stay: some (PyO3's, for one) cannot be
+ * initialised twice in a process, and they hold no half-built Python.
+ */
+
+static ngx_int_t
+ngx_http_wsgi_app_undo(PyObject *before, ngx_log_t *log)
+{
+    int          rc;
+    PyObject    *modules, *names, *name, *module, *file, *py, *pyc;
+    ngx_int_t    n;
+    Py_ssize_t   i;
+
+    names = NULL;
+
+    py = PyUnicode_FromString(".py");
+    pyc = PyUnicode_FromString(".pyc");
+
+    if (py == NULL || pyc == NULL) {
+        goto failed;
+    }
+
+    /* borrowed */
+    modules = PyImport_GetModuleDict();
+
+    names = PyDict_Keys(modules);
+    if (names == NULL) {
+        goto failed;
+    }
+
+    n = 0;
+
+    for (i = 0; i < PyList_GET_SIZE(names); i++) {
+        /* borrowed */
+        name = PyList_GET_ITEM(names, i);
+
+        rc = PySet_Contains(before, name);
+
+        if (rc == -1) {
+            goto failed;
+        }
+
+        if (rc == 1) {
+            continue;
+        }
+
+        /* borrowed */
+        module = PyDict_GetItemWithError(modules, name);
+
+        if (module == NULL) {
+            if (PyErr_Occurred()) {
+                goto failed;
+            }
+
+            continue;
+        }
+
+        file = PyObject_GetAttrString(module, "__file__");
+
+        if (file == NULL) {
+            /* a built-in module, a namespace package, not a module */
+            PyErr_Clear();
+            continue;
+        }
+
+        rc = PyUnicode_Check(file)
+             && (PyUnicode_Tailmatch(file, py, 0, PY_SSIZE_T_MAX, 1) > 0
+                 || PyUnicode_Tailmatch(file, pyc, 0, PY_SSIZE_T_MAX, 1)
+                    > 0);
+
+        Py_DECREF(file);
+
+        if (PyErr_Occurred()) {
+            goto failed;
+        }
+
+        if (rc && PyDict_DelItem(modules, name) == 0) {
+            n++;
+        }
+
+        if (PyErr_Occurred()) {
+            goto failed;
+        }
+    }
+
+    Py_DECREF(names);
+    Py_DECREF(py);
+    Py_DECREF(pyc);
+
+    return n;
+
+failed:
+
+    Py_XDECREF(names);
+    Py_XDECREF(py);
+    Py_XDECREF(pyc);
+
+    ngx_http_wsgi_log_exception(log, "cannot undo a failed import");
+
+    return NGX_ERROR;
 }
 
 

@@ -736,7 +736,9 @@ def test_print_goes_to_error_log_at_error_level(nginx, mode):
     r = srv.get(url("/", token=token))
     assert (r.status, r.body) == (200, b"printed\n"), r
     for stream in ("out", "err"):
-        rx = r"^\S+ \S+ \[(\w+)\] .*wsgi: thr-print-%s %s$" % (stream, token)
+        # during a request, with its context
+        rx = r"^\S+ \S+ \[(\w+)\] .*wsgi: thr-print-%s %s(, client: |$)" % (
+            stream, token)
         m = srv.wait_log(rx, timeout=3)
         assert m, f"no print() to std{stream} in the log\n{srv.logs_tail()}"
         assert m.group(1) == "error", m.group(0)
