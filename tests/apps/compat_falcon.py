@@ -64,6 +64,9 @@ class Big:
         resp.content_type = "application/octet-stream"
         resp.data = BIG
 
+    # Falcon answers HEAD only where a resource says so
+    on_head = on_get
+
 
 app = falcon.App()
 app.add_route("/", Index())

@@ -178,5 +178,18 @@ def check_big(srv):
                 hashlib.sha256(want).digest()
             cl = resp.getheader("Content-Length")
             assert cl is None or int(cl) == len(want)
+
+        # HEAD: the headers alone, and the connection goes on
+        conn.request("HEAD", PREFIX + "/big")
+        resp = conn.getresponse()
+        assert resp.status == 200, resp.status
+        assert resp.read() == b""
+        cl = resp.getheader("Content-Length")
+        assert cl is None or int(cl) == len(want)
+
+        conn.request("GET", PREFIX + "/hello/head")
+        resp = conn.getresponse()
+        assert resp.status == 200, resp.status
+        assert resp.read() == b"Hello, head!"
     finally:
         conn.close()
