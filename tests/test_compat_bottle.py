@@ -33,3 +33,11 @@ def test_bottle_errors(srv):
 
 def test_bottle_big(srv):
     compat.check_big(srv)
+
+
+def test_bottle_upload(srv):
+    compat.check_upload(srv)
+
+
+def test_bottle_file(srv):
+    compat.check_file(srv)

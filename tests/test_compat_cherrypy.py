@@ -33,3 +33,11 @@ def test_cherrypy_errors(srv):
 
 def test_cherrypy_big(srv):
     compat.check_big(srv)
+
+
+def test_cherrypy_upload(srv):
+    compat.check_upload(srv)
+
+
+def test_cherrypy_file(srv):
+    compat.check_file(srv)

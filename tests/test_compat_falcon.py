@@ -33,3 +33,11 @@ def test_falcon_errors(srv):
 
 def test_falcon_big(srv):
     compat.check_big(srv)
+
+
+def test_falcon_upload(srv):
+    compat.check_upload(srv)
+
+
+def test_falcon_file(srv):
+    compat.check_file(srv, ranges=False, conditional=False)

@@ -33,3 +33,11 @@ def test_pyramid_errors(srv):
 
 def test_pyramid_big(srv):
     compat.check_big(srv)
+
+
+def test_pyramid_upload(srv):
+    compat.check_upload(srv)
+
+
+def test_pyramid_file(srv):
+    compat.check_file(srv)

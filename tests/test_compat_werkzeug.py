@@ -1,12 +1,11 @@
 """Werkzeug (Debian's python3-werkzeug) under wsgi_pass, mounted at /app/.
 
 tests/apps/compat_werkzeug.py routes with werkzeug.routing.Map, answers
-with Request/Response, sends a file through wrap_file() (which takes
-wsgi.file_wrapper from the environ) and streams a generator.
+with Request/Response, sends a file with send_file() and with wrap_file()
+(which takes wsgi.file_wrapper from the environ) and streams a generator.
 """
 
 import hashlib
-import os
 
 import pytest
 
@@ -19,14 +18,8 @@ STREAM_CHUNKS = 40
 
 
 @pytest.fixture
-def srv(nginx, tmp_path):
-    data = os.urandom(2 * 1024 * 1024 + 17)
-    path = tmp_path / "payload.bin"
-    path.write_bytes(data)
-    s = compat.mount(nginx, "compat_werkzeug.py",
-                     location=f"wsgi_var COMPAT_FILE {path};")
-    s.payload = data
-    return s
+def srv(nginx):
+    return compat.mount(nginx, "compat_werkzeug.py")
 
 
 def test_werkzeug_routing(srv):
@@ -51,8 +44,16 @@ def test_werkzeug_big(srv):
     compat.check_big(srv)
 
 
+def test_werkzeug_upload(srv):
+    compat.check_upload(srv)
+
+
+def test_werkzeug_send_file(srv):
+    compat.check_file(srv)
+
+
 def test_werkzeug_wrap_file(srv):
-    r = srv.get("/app/file")
+    r = srv.get("/app/wrapped")
     compat.ok(srv, r)
     # wrap_file() used the server's wsgi.file_wrapper, not werkzeug's own
     assert r.header("X-Wrapper") == "ngx.FileWrapper", r.headers

@@ -1,7 +1,9 @@
 """A Bottle application (Debian's python3-bottle): the routes of
 compat_common.py."""
 
+import hashlib
 import json
+import os
 
 import bottle
 
@@ -65,6 +67,22 @@ def boom():
 def big():
     bottle.response.content_type = "application/octet-stream"
     return BIG
+
+
+@app.post("/upload")
+def upload():
+    f = bottle.request.files.get("file")
+    data = f.file.read()
+    return "%d %s %s %s" % (len(data), hashlib.sha256(data).hexdigest(),
+                            f.raw_filename, bottle.request.forms.note)
+
+
+@app.get("/file")
+def file():
+    path = bottle.request.environ["COMPAT_FILE"]
+    return bottle.static_file(os.path.basename(path),
+                              root=os.path.dirname(path),
+                              mimetype="application/octet-stream")
 
 
 application = app

@@ -9,8 +9,10 @@ the same script serves whatever location it is mounted at.
 """
 
 import atexit
+import hashlib
 
 import cherrypy
+from cherrypy.lib.static import serve_file
 
 from compat_common import big_body
 
@@ -47,6 +49,18 @@ class Root:
     @cherrypy.expose
     def boom(self):
         raise RuntimeError("boom")
+
+    @cherrypy.expose
+    def upload(self, file, note):
+        data = file.file.read()
+        cherrypy.response.headers["Content-Type"] = "text/plain"
+        return "%d %s %s %s" % (len(data), hashlib.sha256(data).hexdigest(),
+                                file.filename, note)
+
+    @cherrypy.expose
+    def file(self):
+        return serve_file(cherrypy.request.wsgi_environ["COMPAT_FILE"],
+                          "application/octet-stream")
 
     @cherrypy.expose
     def big(self):

@@ -14,6 +14,11 @@ mount point, written the framework's own way:
     GET  /cookie/get        "flavour=VALUE" from the request's cookie
     GET  /boom              raises RuntimeError: a 500
     GET  /big               big_body(), application/octet-stream
+    POST /upload            multipart/form-data: a file part "file" and a
+                            field "note" -> "SIZE SHA256 FILENAME NOTE"
+    GET  /file              the file environ["COMPAT_FILE"] names (set by
+                            wsgi_var), sent by the framework's own file
+                            response where it has one
 
 and 404 for anything else.
 """

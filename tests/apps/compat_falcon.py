@@ -1,6 +1,9 @@
 """A Falcon application (Debian's python3-falcon): the routes of
 compat_common.py, with falcon.App and resource classes."""
 
+import hashlib
+import os
+
 import falcon
 
 from compat_common import big_body
@@ -68,6 +71,30 @@ class Big:
     on_head = on_get
 
 
+class Upload:
+    def on_post(self, req, resp):
+        for part in req.get_media():
+            if part.name == "file":
+                data = part.stream.read()
+                filename = part.filename
+            elif part.name == "note":
+                note = part.text
+        resp.content_type = falcon.MEDIA_TEXT
+        resp.text = "%d %s %s %s" % (len(data),
+                                     hashlib.sha256(data).hexdigest(),
+                                     filename, note)
+
+
+class File:
+    def on_get(self, req, resp):
+        # a stream with a read(): Falcon hands it to wsgi.file_wrapper
+        f = open(req.env["COMPAT_FILE"], "rb")
+        resp.content_type = "application/octet-stream"
+        resp.set_stream(f, os.fstat(f.fileno()).st_size)
+
+    on_head = on_get
+
+
 app = falcon.App()
 app.add_route("/", Index())
 app.add_route("/hello/{name}", Hello())
@@ -78,5 +105,7 @@ app.add_route("/cookie/set", CookieSet())
 app.add_route("/cookie/get", CookieGet())
 app.add_route("/boom", Boom())
 app.add_route("/big", Big())
+app.add_route("/upload", Upload())
+app.add_route("/file", File())
 
 application = app

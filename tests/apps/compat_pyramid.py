@@ -1,9 +1,11 @@
 """A Pyramid application (Debian's python3-pyramid): the routes of
 compat_common.py, with a Configurator, routes and view callables."""
 
+import hashlib
+
 from pyramid.config import Configurator
 from pyramid.httpexceptions import HTTPFound
-from pyramid.response import Response
+from pyramid.response import FileResponse, Response
 
 from compat_common import big_body
 
@@ -54,6 +56,21 @@ def big(request):
     return Response(BIG, content_type="application/octet-stream")
 
 
+def upload(request):
+    f = request.POST["file"]
+    data = f.file.read()
+    return Response("%d %s %s %s" % (len(data),
+                                     hashlib.sha256(data).hexdigest(),
+                                     f.filename, request.POST["note"]),
+                    content_type="text/plain")
+
+
+def file(request):
+    # FileResponse iterates with wsgi.file_wrapper when there is one
+    return FileResponse(request.environ["COMPAT_FILE"], request=request,
+                        content_type="application/octet-stream")
+
+
 with Configurator() as config:
     for name, pattern, view, kw in (
             ("index", "/", index, {}),
@@ -65,7 +82,9 @@ with Configurator() as config:
             ("cookie_set", "/cookie/set", cookie_set, {}),
             ("cookie_get", "/cookie/get", cookie_get, {}),
             ("boom", "/boom", boom, {}),
-            ("big", "/big", big, {})):
+            ("big", "/big", big, {}),
+            ("upload", "/upload", upload, {"request_method": "POST"}),
+            ("file", "/file", file, {})):
         config.add_route(name, pattern)
         config.add_view(view, route_name=name, **kw)
 

@@ -1,19 +1,20 @@
 """A Werkzeug application (Debian's python3-werkzeug): the routes of
-compat_common.py, plus
+compat_common.py (GET /file with werkzeug.utils.send_file()), plus
 
-    GET /file    the file named by environ["COMPAT_FILE"] (wsgi_var), sent
+    GET /wrapped the file named by environ["COMPAT_FILE"] (wsgi_var), sent
                  with werkzeug.wsgi.wrap_file(), which hands it to
                  wsgi.file_wrapper; X-Wrapper names the iterable's type
     GET /stream  a generator response, STREAM_CHUNKS chunks of STREAM_CHUNK
                  bytes (chunk i is bytes([i]) * STREAM_CHUNK)
 """
 
+import hashlib
 import json
 import os
 
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
-from werkzeug.utils import redirect
+from werkzeug.utils import redirect, send_file
 from werkzeug.wrappers import Request, Response
 from werkzeug.wsgi import wrap_file
 
@@ -33,7 +34,9 @@ url_map = Map([
     Rule("/cookie/get", endpoint="cookie_get"),
     Rule("/boom", endpoint="boom"),
     Rule("/big", endpoint="big"),
+    Rule("/upload", endpoint="upload", methods=["POST"]),
     Rule("/file", endpoint="file"),
+    Rule("/wrapped", endpoint="wrapped"),
     Rule("/stream", endpoint="stream"),
 ])
 
@@ -80,7 +83,21 @@ def on_big(request, urls):
     return Response(BIG, mimetype="application/octet-stream")
 
 
+def on_upload(request, urls):
+    f = request.files["file"]
+    data = f.read()
+    return Response("%d %s %s %s" % (len(data),
+                                     hashlib.sha256(data).hexdigest(),
+                                     f.filename, request.form["note"]))
+
+
 def on_file(request, urls):
+    # wrap_file() inside, and conditional and range answers of its own
+    return send_file(request.environ["COMPAT_FILE"], request.environ,
+                     mimetype="application/octet-stream")
+
+
+def on_wrapped(request, urls):
     f = open(request.environ["COMPAT_FILE"], "rb")
     body = wrap_file(request.environ, f)
     resp = Response(body, mimetype="application/octet-stream",

@@ -9,6 +9,7 @@ HTTP the way a browser or an API client would.
 import hashlib
 import http.cookies
 import json
+import os
 import random
 import urllib.parse
 
@@ -22,10 +23,19 @@ def big_body():
     return random.Random(3333).randbytes(BIG_SIZE)
 
 
+FILE_SIZE = 1024 * 1024 + 11
+
+
 def mount(nginx, app, prefix=PREFIX, http="", location=""):
     """An nginx serving tests/apps/APP under PREFIX/, and PREFIX itself
-    redirected there as README.md suggests."""
-    return nginx(
+    redirected there as README.md suggests.  The file GET /file serves
+    is made in the server's prefix; srv.payload has its bytes."""
+    payload = random.Random(12).randbytes(FILE_SIZE)
+    path = nginx.next_prefix() / "payload.bin"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(payload)
+
+    srv = nginx(
         http="wsgi_python_path {apps};\nclient_max_body_size 16m;\n" + http,
         server=f"""
             location = {prefix} {{
@@ -34,9 +44,12 @@ def mount(nginx, app, prefix=PREFIX, http="", location=""):
 
             location {prefix}/ {{
                 wsgi_pass {{apps}}/{app};
+                wsgi_var COMPAT_FILE {path};
                 {location}
             }}
         """)
+    srv.payload = payload
+    return srv
 
 
 class Browser:
@@ -161,6 +174,67 @@ def check_errors(srv, allow_500_text=True):
     r = srv.get(PREFIX + "/hello/again")
     ok(srv, r)
     assert r.text == "Hello, again!"
+
+
+def multipart(fields, files):
+    """(body, content type) of a multipart/form-data body.  fields: name ->
+    str; files: name -> (filename, bytes)."""
+    boundary = "compat-" + os.urandom(12).hex()
+    parts = []
+    for name, value in fields.items():
+        parts.append(
+            f'--{boundary}\r\n'
+            f'Content-Disposition: form-data; name="{name}"\r\n'
+            f'\r\n'.encode() + value.encode() + b"\r\n")
+    for name, (filename, data) in files.items():
+        parts.append(
+            f'--{boundary}\r\n'
+            f'Content-Disposition: form-data; name="{name}"; '
+            f'filename="{filename}"\r\n'
+            f'Content-Type: application/octet-stream\r\n'
+            f'\r\n'.encode() + data + b"\r\n")
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    return body, "multipart/form-data; boundary=" + boundary
+
+
+def check_upload(srv):
+    # a small body stays in nginx's memory, a 3 MiB one goes to a temp
+    # file; CRLFs and a false boundary inside the file
+    for data in (b"small\r\n--compat-not-it\r\n\x00\xff" * 3,
+                 os.urandom(3 * 1024 * 1024 + 1)):
+        body, ctype = multipart({"note": "a note"},
+                                {"file": ("data.bin", data)})
+        r = srv.post(PREFIX + "/upload", body,
+                     headers={"Content-Type": ctype})
+        ok(srv, r)
+        assert r.text == "%d %s data.bin a note" % (
+            len(data), hashlib.sha256(data).hexdigest())
+
+
+def check_file(srv, ranges=True, conditional=True):
+    want = srv.payload
+
+    r = srv.get(PREFIX + "/file")
+    ok(srv, r)
+    assert r.header("Content-Length") == str(len(want)), r
+    assert hashlib.sha256(r.body).digest() == hashlib.sha256(want).digest()
+
+    r = srv.request("HEAD", PREFIX + "/file")
+    ok(srv, r)
+    assert r.body == b""
+
+    if conditional:
+        lm = r.header("Last-Modified")
+        assert lm, r
+        r = srv.get(PREFIX + "/file", headers={"If-Modified-Since": lm})
+        assert r.status == 304, r
+        assert r.body == b""
+
+    if ranges:
+        r = srv.get(PREFIX + "/file", headers={"Range": "bytes=1000-1999"})
+        assert r.status == 206, r
+        assert r.header("Content-Range") == f"bytes 1000-1999/{len(want)}"
+        assert r.body == want[1000:2000]
 
 
 def check_big(srv):
