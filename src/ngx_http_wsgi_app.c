@@ -7,6 +7,9 @@
 #include "ngx_http_wsgi_module.h"
 
 
+static PyObject *ngx_http_wsgi_app_import(ngx_http_wsgi_app_t *app,
+    ngx_log_t *log);
+static ngx_int_t ngx_http_wsgi_app_undo(PyObject *before, ngx_log_t *log);
 static PyObject *ngx_http_wsgi_app_load(ngx_http_wsgi_app_t *app);
 
 
@@ -29,10 +32,8 @@ ngx_http_wsgi_app_get(ngx_http_wsgi_app_t *app, ngx_log_t *log)
         return Py_NewRef(obj);
     }
 
-    module = ngx_http_wsgi_app_load(app);
+    module = ngx_http_wsgi_app_import(app, log);
     if (module == NULL) {
-        ngx_http_wsgi_log_exception(log, "failed to load script \"%s\"",
-                                    app->path.data);
         return NULL;
     }
 
@@ -96,6 +97,116 @@ ngx_http_wsgi_app_get(ngx_http_wsgi_app_t *app, ngx_log_t *log)
                   app->callable.data, app->path.data);
 
     return obj;
+}
+
+
+/*
+ * A script that fails to import is undone: the modules its import added to
+ * sys.modules go again, since what they hold may refer to the half-built
+ * modules of the failed attempt (a package whose submodule failed, a
+ * framework's registry that was half filled).  The next request starts
+ * from the same state as this one.  NULL means logged and cleared.
+ */
+
+static PyObject *
+ngx_http_wsgi_app_import(ngx_http_wsgi_app_t *app, ngx_log_t *log)
+{
+    PyObject   *before, *module, *type, *value, *tb;
+    ngx_int_t   n;
+
+    /* borrowed */
+    module = PyImport_GetModuleDict();
+
+    before = PySet_New(module);
+    if (before == NULL) {
+        ngx_http_wsgi_log_exception(log, "failed to load script \"%s\"",
+                                    app->path.data);
+        return NULL;
+    }
+
+    module = ngx_http_wsgi_app_load(app);
+
+    if (module) {
+        Py_DECREF(before);
+        return module;
+    }
+
+    PyErr_Fetch(&type, &value, &tb);
+
+    n = ngx_http_wsgi_app_undo(before, log);
+
+    Py_DECREF(before);
+
+    PyErr_Restore(type, value, tb);
+
+    ngx_http_wsgi_log_exception(log, "failed to load script \"%s\", its "
+                                "import will be retried by the next request",
+                                app->path.data);
+
+    if (n > 0) {
+        ngx_log_error(NGX_LOG_INFO, log, 0, "wsgi: the failed import of "
+                      "\"%s\" is undone: modules removed: %i",
+                      app->path.data, n);
+    }
+
+    return NULL;
+}
+
+
+/* removes the modules not in before; how many, or NGX_ERROR (logged) */
+
+static ngx_int_t
+ngx_http_wsgi_app_undo(PyObject *before, ngx_log_t *log)
+{
+    int          rc;
+    PyObject    *modules, *names, *name;
+    ngx_int_t    n;
+    Py_ssize_t   i;
+
+    /* borrowed */
+    modules = PyImport_GetModuleDict();
+
+    names = PyDict_Keys(modules);
+    if (names == NULL) {
+        goto failed;
+    }
+
+    n = 0;
+
+    for (i = 0; i < PyList_GET_SIZE(names); i++) {
+        /* borrowed */
+        name = PyList_GET_ITEM(names, i);
+
+        rc = PySet_Contains(before, name);
+
+        if (rc == 0) {
+            if (PyDict_DelItem(modules, name) == 0) {
+                n++;
+                continue;
+            }
+
+            if (!PyErr_ExceptionMatches(PyExc_KeyError)) {
+                rc = -1;
+
+            } else {
+                PyErr_Clear();
+            }
+        }
+
+        if (rc == -1) {
+            Py_DECREF(names);
+            goto failed;
+        }
+    }
+
+    Py_DECREF(names);
+
+    return n;
+
+failed:
+
+    ngx_http_wsgi_log_exception(log, "cannot undo a failed import");
+    return NGX_ERROR;
 }
 
 

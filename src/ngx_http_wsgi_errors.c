@@ -1,7 +1,8 @@
 
 /*
  * nginx mod_wsgi: wsgi.errors, sys.stdout and sys.stderr, and tracebacks,
- * all written to nginx's error log one line per entry, prefixed "wsgi: ".
+ * all written to nginx's error log one line per entry, prefixed "wsgi: ",
+ * control characters escaped.
  */
 
 
@@ -11,23 +12,49 @@
 #define NGX_HTTP_WSGI_LINE_MAX  4096
 
 
+/* text on its way to the log: a partial line waits for the rest */
+
+typedef struct {
+    u_char                  *line;       /* PyMem_Malloc()ed */
+    size_t                   len;
+    ngx_log_t               *log;        /* the partial line's, or NULL */
+    ngx_uint_t               level;
+} ngx_http_wsgi_lines_t;
+
+
 /*
- * ngx.Errors: a text stream into the error log.  The one in environ is
- * created by the call step with the request's log and expires when the
- * request is closed (writes then raise RuntimeError); the ones installed
- * as sys.stdout and sys.stderr live as long as the interpreter and log to
- * the cycle's log.  A partial line waits for its newline or for flush().
+ * ngx.Errors: wsgi.errors, a text stream into the error log.  Created by
+ * the call step with the request's log; expires when the request is
+ * closed (writes then raise RuntimeError).  A partial line waits for its
+ * newline, for flush() or for the end of the request.
  */
 
 typedef struct {
     PyObject_HEAD
+    ngx_http_wsgi_lines_t    lines;
     ngx_log_t               *log;
-    ngx_uint_t               level;
-    unsigned                 global:1;
     unsigned                 expired:1;
-    u_char                  *line;       /* PyMem_Malloc()ed */
-    size_t                   len;
 } ngx_http_wsgi_errors_t;
+
+
+/*
+ * ngx.LogStream: the binary stream under sys.stdout and sys.stderr, which
+ * are io.TextIOWrapper objects over it (line buffered, write-through).
+ * Created at interpreter start, it lives as long as the interpreter.  A
+ * line goes to the log of the request whose step writes it, or to the
+ * cycle's log when no step runs on the thread; a partial line is logged
+ * on flush(), at the end of the request that started it, or at exit.
+ */
+
+typedef struct {
+    PyObject_HEAD
+    ngx_http_wsgi_lines_t    lines;
+    const char              *name;
+} ngx_http_wsgi_log_stream_t;
+
+
+/* the log of the request whose step the calling thread runs, or NULL */
+ngx_http_wsgi_tls ngx_log_t  *ngx_http_wsgi_step_log;
 
 
 static PyObject *ngx_http_wsgi_errors_write(PyObject *self, PyObject *arg);
@@ -44,8 +71,22 @@ static PyObject *ngx_http_wsgi_errors_get_closed(PyObject *self,
     void *closure);
 static void ngx_http_wsgi_errors_dealloc(PyObject *self);
 static ngx_int_t ngx_http_wsgi_errors_check(ngx_http_wsgi_errors_t *err);
-static void ngx_http_wsgi_errors_emit(ngx_http_wsgi_errors_t *err,
-    u_char *p, size_t len);
+static PyObject *ngx_http_wsgi_log_stream_write(PyObject *self,
+    PyObject *arg);
+static PyObject *ngx_http_wsgi_log_stream_flush(PyObject *self,
+    PyObject *unused);
+static PyObject *ngx_http_wsgi_log_stream_fileno(PyObject *self,
+    PyObject *unused);
+static PyObject *ngx_http_wsgi_log_stream_get_closed(PyObject *self,
+    void *closure);
+static PyObject *ngx_http_wsgi_log_stream_get_name(PyObject *self,
+    void *closure);
+static PyObject *ngx_http_wsgi_log_stream_get_mode(PyObject *self,
+    void *closure);
+static void ngx_http_wsgi_log_stream_dealloc(PyObject *self);
+static ngx_int_t ngx_http_wsgi_lines_write(ngx_http_wsgi_lines_t *l,
+    ngx_log_t *log, u_char *p, size_t len);
+static void ngx_http_wsgi_lines_flush(ngx_http_wsgi_lines_t *l);
 
 
 static PyMethodDef  ngx_http_wsgi_errors_methods[] = {
@@ -88,7 +129,50 @@ PyType_Spec  ngx_http_wsgi_errors_spec = {
 };
 
 
-/* log == NULL: a process-wide stream logging to the cycle's log */
+static PyMethodDef  ngx_http_wsgi_log_stream_methods[] = {
+    { "write", ngx_http_wsgi_log_stream_write, METH_O,
+      "write(bytes): log complete lines" },
+    { "flush", ngx_http_wsgi_log_stream_flush, METH_NOARGS,
+      "flush(): log a pending partial line" },
+    { "close", ngx_http_wsgi_log_stream_flush, METH_NOARGS,
+      "close(): as flush(); the stream stays open" },
+    { "fileno", ngx_http_wsgi_log_stream_fileno, METH_NOARGS,
+      "fileno(): raises io.UnsupportedOperation" },
+    { "isatty", ngx_http_wsgi_errors_false, METH_NOARGS, NULL },
+    { "readable", ngx_http_wsgi_errors_false, METH_NOARGS, NULL },
+    { "seekable", ngx_http_wsgi_errors_false, METH_NOARGS, NULL },
+    { "writable", ngx_http_wsgi_errors_true, METH_NOARGS, NULL },
+    { NULL, NULL, 0, NULL }
+};
+
+
+static PyGetSetDef  ngx_http_wsgi_log_stream_getset[] = {
+    { "closed", ngx_http_wsgi_log_stream_get_closed, NULL, NULL, NULL },
+    { "name", ngx_http_wsgi_log_stream_get_name, NULL, NULL, NULL },
+    { "mode", ngx_http_wsgi_log_stream_get_mode, NULL, NULL, NULL },
+    { NULL, NULL, NULL, NULL, NULL }
+};
+
+
+static PyType_Slot  ngx_http_wsgi_log_stream_slots[] = {
+    { Py_tp_methods, ngx_http_wsgi_log_stream_methods },
+    { Py_tp_getset, ngx_http_wsgi_log_stream_getset },
+    { Py_tp_dealloc, ngx_http_wsgi_log_stream_dealloc },
+    { Py_tp_doc, "the binary stream of sys.stdout and sys.stderr: nginx's "
+                 "error log" },
+    { 0, NULL }
+};
+
+
+PyType_Spec  ngx_http_wsgi_log_stream_spec = {
+    "ngx.LogStream",
+    sizeof(ngx_http_wsgi_log_stream_t),
+    0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE
+    | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    ngx_http_wsgi_log_stream_slots
+};
+
 
 PyObject *
 ngx_http_wsgi_errors_new(ngx_log_t *log, ngx_uint_t level)
@@ -104,11 +188,11 @@ ngx_http_wsgi_errors_new(ngx_log_t *log, ngx_uint_t level)
     }
 
     err->log = log;
-    err->level = level;
-    err->global = (log == NULL);
     err->expired = 0;
-    err->line = NULL;
-    err->len = 0;
+    err->lines.line = NULL;
+    err->lines.len = 0;
+    err->lines.log = NULL;
+    err->lines.level = level;
 
     return (PyObject *) err;
 }
@@ -123,7 +207,7 @@ ngx_http_wsgi_errors_rebind(PyObject *self, ngx_log_t *log)
 
     err->log = log;
     err->expired = 0;
-    err->len = 0;
+    err->lines.len = 0;
 }
 
 
@@ -132,10 +216,7 @@ ngx_http_wsgi_errors_expire(PyObject *self)
 {
     ngx_http_wsgi_errors_t *err = (ngx_http_wsgi_errors_t *) self;
 
-    if (err->len) {
-        ngx_http_wsgi_errors_emit(err, err->line, err->len);
-        err->len = 0;
-    }
+    ngx_http_wsgi_lines_flush(&err->lines);
 
     err->expired = 1;
     err->log = NULL;
@@ -155,28 +236,11 @@ ngx_http_wsgi_errors_check(ngx_http_wsgi_errors_t *err)
 }
 
 
-static void
-ngx_http_wsgi_errors_emit(ngx_http_wsgi_errors_t *err, u_char *p, size_t len)
-{
-    ngx_log_t  *log;
-
-    log = err->global ? ngx_cycle->log : err->log;
-
-    if (len && p[len - 1] == CR) {
-        len--;
-    }
-
-    ngx_log_error(err->level, log, 0, "wsgi: %*s", len, p);
-}
-
-
 static PyObject *
 ngx_http_wsgi_errors_write(PyObject *self, PyObject *arg)
 {
     ngx_http_wsgi_errors_t *err = (ngx_http_wsgi_errors_t *) self;
 
-    u_char      *p, *last, *nl, *line;
-    size_t       size, n;
     Py_ssize_t   len;
     const char  *s;
 
@@ -195,43 +259,11 @@ ngx_http_wsgi_errors_write(PyObject *self, PyObject *arg)
         return NULL;
     }
 
-    p = (u_char *) s;
-    last = p + len;
-
-    while (p < last) {
-        nl = ngx_strlchr(p, last, LF);
-
-        n = (nl ? nl : last) - p;
-
-        if (err->len || nl == NULL) {
-
-            /* join with (or keep as) the pending partial line */
-
-            size = ngx_min(err->len + n, NGX_HTTP_WSGI_LINE_MAX);
-
-            if (err->line == NULL) {
-                err->line = PyMem_Malloc(NGX_HTTP_WSGI_LINE_MAX);
-                if (err->line == NULL) {
-                    return PyErr_NoMemory();
-                }
-            }
-
-            line = err->line;
-            ngx_memcpy(line + err->len, p, size - err->len);
-            err->len = size;
-
-            if (nl == NULL && err->len < NGX_HTTP_WSGI_LINE_MAX) {
-                break;
-            }
-
-            ngx_http_wsgi_errors_emit(err, err->line, err->len);
-            err->len = 0;
-
-        } else {
-            ngx_http_wsgi_errors_emit(err, p, n);
-        }
-
-        p += n + (nl ? 1 : 0);
+    if (ngx_http_wsgi_lines_write(&err->lines, err->log, (u_char *) s,
+                                  (size_t) len)
+        != NGX_OK)
+    {
+        return NULL;
     }
 
     return PyLong_FromSsize_t(PyUnicode_GET_LENGTH(arg));
@@ -279,10 +311,7 @@ ngx_http_wsgi_errors_flush(PyObject *self, PyObject *unused)
         return NULL;
     }
 
-    if (err->len) {
-        ngx_http_wsgi_errors_emit(err, err->line, err->len);
-        err->len = 0;
-    }
+    ngx_http_wsgi_lines_flush(&err->lines);
 
     Py_RETURN_NONE;
 }
@@ -323,15 +352,281 @@ ngx_http_wsgi_errors_dealloc(PyObject *self)
 
     PyTypeObject  *type;
 
-    if (err->len && !err->expired) {
-        ngx_http_wsgi_errors_emit(err, err->line, err->len);
+    if (!err->expired) {
+        ngx_http_wsgi_lines_flush(&err->lines);
     }
 
-    PyMem_Free(err->line);
+    PyMem_Free(err->lines.line);
 
     type = Py_TYPE(self);
     type->tp_free(self);
     Py_DECREF(type);
+}
+
+
+PyObject *
+ngx_http_wsgi_log_stream_new(const char *name, ngx_uint_t level)
+{
+    PyTypeObject                *type;
+    ngx_http_wsgi_log_stream_t  *ls;
+
+    type = (PyTypeObject *) ngx_http_wsgi_state()->log_stream_type;
+
+    ls = PyObject_New(ngx_http_wsgi_log_stream_t, type);
+    if (ls == NULL) {
+        return NULL;
+    }
+
+    ls->name = name;
+    ls->lines.line = NULL;
+    ls->lines.len = 0;
+    ls->lines.log = NULL;
+    ls->lines.level = level;
+
+    return (PyObject *) ls;
+}
+
+
+static PyObject *
+ngx_http_wsgi_log_stream_write(PyObject *self, PyObject *arg)
+{
+    ngx_http_wsgi_log_stream_t *ls = (ngx_http_wsgi_log_stream_t *) self;
+
+    ngx_int_t   rc;
+    Py_buffer   view;
+
+    if (PyUnicode_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "write() argument must be a "
+                        "bytes-like object, not str");
+        return NULL;
+    }
+
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) != 0) {
+        return NULL;
+    }
+
+    rc = ngx_http_wsgi_lines_write(&ls->lines, ngx_http_wsgi_step_log,
+                                   view.buf, view.len);
+
+    PyBuffer_Release(&view);
+
+    if (rc != NGX_OK) {
+        return NULL;
+    }
+
+    return PyLong_FromSsize_t(view.len);
+}
+
+
+static PyObject *
+ngx_http_wsgi_log_stream_flush(PyObject *self, PyObject *unused)
+{
+    ngx_http_wsgi_lines_flush(&((ngx_http_wsgi_log_stream_t *) self)->lines);
+
+    Py_RETURN_NONE;
+}
+
+
+static PyObject *
+ngx_http_wsgi_log_stream_fileno(PyObject *self, PyObject *unused)
+{
+    PyObject  *io, *exc;
+
+    io = PyImport_ImportModule("io");
+    if (io == NULL) {
+        return NULL;
+    }
+
+    exc = PyObject_GetAttrString(io, "UnsupportedOperation");
+    Py_DECREF(io);
+
+    if (exc == NULL) {
+        return NULL;
+    }
+
+    PyErr_SetString(exc, "fileno(): the error log stream has no descriptor");
+    Py_DECREF(exc);
+
+    return NULL;
+}
+
+
+/* the stream never closes: what runs at exit may still print */
+
+static PyObject *
+ngx_http_wsgi_log_stream_get_closed(PyObject *self, void *closure)
+{
+    Py_RETURN_FALSE;
+}
+
+
+static PyObject *
+ngx_http_wsgi_log_stream_get_name(PyObject *self, void *closure)
+{
+    return PyUnicode_FromString(((ngx_http_wsgi_log_stream_t *) self)->name);
+}
+
+
+static PyObject *
+ngx_http_wsgi_log_stream_get_mode(PyObject *self, void *closure)
+{
+    return PyUnicode_FromString("wb");
+}
+
+
+static void
+ngx_http_wsgi_log_stream_dealloc(PyObject *self)
+{
+    ngx_http_wsgi_log_stream_t *ls = (ngx_http_wsgi_log_stream_t *) self;
+
+    PyTypeObject  *type;
+
+    ngx_http_wsgi_lines_flush(&ls->lines);
+    PyMem_Free(ls->lines.line);
+
+    type = Py_TYPE(self);
+    type->tp_free(self);
+    Py_DECREF(type);
+}
+
+
+/*
+ * The end of a request whose log is log (NULL: of the worker): the
+ * partial lines it left in sys.stdout and sys.stderr are logged now,
+ * while its log is there.
+ */
+
+void
+ngx_http_wsgi_log_stream_done(ngx_log_t *log)
+{
+    ngx_uint_t                   i;
+    ngx_http_wsgi_state_t       *st;
+    ngx_http_wsgi_log_stream_t  *ls;
+
+    st = ngx_http_wsgi_state();
+
+    for (i = 0; i < 2; i++) {
+        ls = (ngx_http_wsgi_log_stream_t *) st->stdio[i];
+
+        if (ls && ls->lines.len && (log == NULL || ls->lines.log == log)) {
+            ngx_http_wsgi_lines_flush(&ls->lines);
+        }
+    }
+}
+
+
+/* splits text into lines: each complete one is logged, the rest waits */
+
+static ngx_int_t
+ngx_http_wsgi_lines_write(ngx_http_wsgi_lines_t *l, ngx_log_t *log,
+    u_char *p, size_t len)
+{
+    u_char  *last, *nl;
+    size_t   size, n;
+
+    last = p + len;
+
+    while (p < last) {
+        nl = ngx_strlchr(p, last, LF);
+
+        n = (nl ? nl : last) - p;
+
+        if (l->len || nl == NULL) {
+
+            /* join with (or keep as) the pending partial line */
+
+            if (l->line == NULL) {
+                l->line = PyMem_Malloc(NGX_HTTP_WSGI_LINE_MAX);
+                if (l->line == NULL) {
+                    PyErr_NoMemory();
+                    return NGX_ERROR;
+                }
+            }
+
+            if (l->len == 0) {
+                l->log = log;
+            }
+
+            size = ngx_min(l->len + n, NGX_HTTP_WSGI_LINE_MAX);
+
+            ngx_memcpy(l->line + l->len, p, size - l->len);
+            l->len = size;
+
+            if (nl == NULL && l->len < NGX_HTTP_WSGI_LINE_MAX) {
+                break;
+            }
+
+            ngx_http_wsgi_lines_flush(l);
+
+        } else {
+            ngx_http_wsgi_log_text(log, l->level, p, n);
+        }
+
+        p += n + (nl ? 1 : 0);
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_wsgi_lines_flush(ngx_http_wsgi_lines_t *l)
+{
+    if (l->len) {
+        ngx_http_wsgi_log_text(l->log, l->level, l->line, l->len);
+        l->len = 0;
+        l->log = NULL;
+    }
+}
+
+
+/*
+ * Logs a line of application text.  Control characters are escaped as
+ * nginx escapes client text in its access log ("\x0D"): a CR or an ESC
+ * would make a log viewer show a line that nginx did not write.  A CR
+ * ending the line (CRLF line ends) is dropped.  log == NULL: the cycle's.
+ */
+
+void
+ngx_http_wsgi_log_text(ngx_log_t *log, ngx_uint_t level, u_char *p,
+    size_t len)
+{
+    u_char  *d, *last;
+    u_char   buf[NGX_MAX_ERROR_STR];
+
+    static u_char  hex[] = "0123456789ABCDEF";
+
+    if (log == NULL) {
+        log = ngx_cycle->log;
+    }
+
+    if (log->log_level < level) {
+        return;
+    }
+
+    if (len && p[len - 1] == CR) {
+        len--;
+    }
+
+    d = buf;
+    last = buf + sizeof(buf) - 4;
+
+    while (len && d < last) {
+        if (*p < 0x20 || *p == 0x7f) {
+            *d++ = '\\';
+            *d++ = 'x';
+            *d++ = hex[*p >> 4];
+            *d++ = hex[*p & 0xf];
+
+        } else {
+            *d++ = *p;
+        }
+
+        p++;
+        len--;
+    }
+
+    ngx_log_error(level, log, 0, "wsgi: %*s", d - buf, buf);
 }
 
 
@@ -407,7 +702,7 @@ ngx_http_wsgi_log_exception(ngx_log_t *log, const char *fmt, ...)
             nl = last;
         }
 
-        ngx_log_error(NGX_LOG_ERR, log, 0, "wsgi: %*s", nl - p, p);
+        ngx_http_wsgi_log_text(log, NGX_LOG_ERR, p, nl - p);
 
         p = nl + 1;
     }

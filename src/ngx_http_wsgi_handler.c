@@ -19,6 +19,8 @@ static void ngx_http_wsgi_run(ngx_http_wsgi_ctx_t *ctx,
     ngx_http_wsgi_step_e step);
 static ngx_int_t ngx_http_wsgi_process(ngx_http_wsgi_ctx_t *ctx,
     ngx_http_wsgi_step_e *step);
+static ngx_int_t ngx_http_wsgi_failed(ngx_http_wsgi_ctx_t *ctx,
+    ngx_http_wsgi_step_e *step);
 static ngx_int_t ngx_http_wsgi_finish(ngx_http_wsgi_ctx_t *ctx,
     ngx_int_t rc, ngx_http_wsgi_step_e *step);
 static ngx_int_t ngx_http_wsgi_send_header(ngx_http_wsgi_ctx_t *ctx);
@@ -330,12 +332,7 @@ ngx_http_wsgi_process(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e *step)
     }
 
     if (ctx->failed) {
-        ngx_http_wsgi_discard_output(ctx);
-
-        return ngx_http_wsgi_finish(ctx, ctx->header_sent
-                                         ? NGX_ERROR
-                                         : NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                    step);
+        return ngx_http_wsgi_failed(ctx, step);
     }
 
     if (!ctx->header_sent) {
@@ -405,6 +402,55 @@ ngx_http_wsgi_process(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e *step)
     *step = NGX_HTTP_WSGI_STEP_ITERATE;
 
     return NGX_AGAIN;
+}
+
+
+/*
+ * The application failed.  Before its headers were final, that is a 500.
+ * After, what it produced until then goes out (what it wrote before a
+ * start_response() with exc_info, for one), and the response is cut
+ * once nginx has sent it: the client sees it incomplete.
+ */
+
+static ngx_int_t
+ngx_http_wsgi_failed(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e *step)
+{
+    ngx_int_t            rc;
+    ngx_http_request_t  *r;
+
+    r = ctx->request;
+
+    if (!ctx->committed || !ctx->started) {
+        ngx_http_wsgi_discard_output(ctx);
+
+        return ngx_http_wsgi_finish(ctx, ctx->header_sent
+                                         ? NGX_ERROR
+                                         : NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                    step);
+    }
+
+    if (!ctx->header_sent) {
+        rc = ngx_http_wsgi_send_header(ctx);
+
+        if (rc == NGX_ERROR || rc > NGX_OK) {
+            ngx_http_wsgi_discard_output(ctx);
+            return ngx_http_wsgi_finish(ctx, rc, step);
+        }
+    }
+
+    rc = ngx_http_wsgi_send_body(ctx, 0);
+
+    if (rc == NGX_OK && (ctx->busy || r->buffered || r->connection->buffered))
+    {
+        rc = NGX_AGAIN;
+    }
+
+    if (rc == NGX_AGAIN && ngx_http_wsgi_wait(ctx) == NGX_OK) {
+        /* the write handler cuts it once it is sent */
+        return NGX_DONE;
+    }
+
+    return ngx_http_wsgi_finish(ctx, NGX_ERROR, step);
 }
 
 
@@ -931,6 +977,12 @@ ngx_http_wsgi_write_handler(ngx_http_request_t *r)
         /* the write() that waited for this returns */
         ctx->flushing = 0;
         ngx_http_wsgi_thread_signal(ctx, NGX_OK);
+        return;
+    }
+
+    if (ctx->failed) {
+        /* what a failed application produced is out: the cut */
+        ngx_http_wsgi_abort(ctx, NGX_ERROR);
         return;
     }
 

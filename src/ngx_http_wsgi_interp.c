@@ -16,6 +16,7 @@ static ngx_int_t ngx_http_wsgi_interp_config(ngx_cycle_t *cycle,
     ngx_http_wsgi_main_conf_t *wmcf, PyConfig *config);
 static ngx_int_t ngx_http_wsgi_interp_setup(ngx_cycle_t *cycle,
     ngx_http_wsgi_main_conf_t *wmcf);
+static ngx_int_t ngx_http_wsgi_interp_stdio(void);
 
 
 /* NULL until Python runs in this worker */
@@ -121,6 +122,14 @@ ngx_http_wsgi_module_init(void)
         goto failed;
     }
 
+    st->log_stream_type = PyType_FromModuleAndSpec(m,
+                                   &ngx_http_wsgi_log_stream_spec, NULL);
+    if (st->log_stream_type == NULL
+        || PyModule_AddObjectRef(m, "LogStream", st->log_stream_type) != 0)
+    {
+        goto failed;
+    }
+
     for (i = 1; i < NGX_HTTP_WSGI_ENV_KEYS; i++) {
         key = ngx_http_wsgi_env_key(i);
 
@@ -166,6 +175,9 @@ ngx_http_wsgi_module_traverse(PyObject *m, visitproc visit, void *arg)
         Py_VISIT(st->write_type);
         Py_VISIT(st->client_connected_type);
         Py_VISIT(st->file_wrapper_type);
+        Py_VISIT(st->log_stream_type);
+        Py_VISIT(st->stdio[0]);
+        Py_VISIT(st->stdio[1]);
         for (i = 0; i < st->ntemplates; i++) {
             Py_VISIT(st->templates[i].environ);
             Py_VISIT(st->templates[i].spare);
@@ -209,6 +221,9 @@ ngx_http_wsgi_module_clear(PyObject *m)
         Py_CLEAR(st->write_type);
         Py_CLEAR(st->client_connected_type);
         Py_CLEAR(st->file_wrapper_type);
+        Py_CLEAR(st->stdio[0]);
+        Py_CLEAR(st->stdio[1]);
+        Py_CLEAR(st->log_stream_type);
         Py_CLEAR(st->version);
         Py_CLEAR(st->str_http);
         Py_CLEAR(st->str_https);
@@ -370,7 +385,7 @@ ngx_http_wsgi_interp_setup(ngx_cycle_t *cycle,
     ngx_http_wsgi_main_conf_t *wmcf)
 {
     ngx_int_t                i;
-    PyObject                *sys_path, *dir, *out, *err;
+    PyObject                *sys_path, *dir;
     ngx_str_t               *dirs;
     ngx_http_wsgi_app_t    **apps;
     ngx_http_wsgi_interp_t  *interp;
@@ -412,29 +427,9 @@ ngx_http_wsgi_interp_setup(ngx_cycle_t *cycle,
         }
     }
 
-    /* print() shows at nginx's default "error" level, as in Apache */
-
-    out = ngx_http_wsgi_errors_new(NULL, NGX_LOG_ERR);
-    if (out == NULL) {
+    if (ngx_http_wsgi_interp_stdio() != NGX_OK) {
         return NGX_ERROR;
     }
-
-    err = ngx_http_wsgi_errors_new(NULL, NGX_LOG_ERR);
-    if (err == NULL) {
-        Py_DECREF(out);
-        return NGX_ERROR;
-    }
-
-    if (PySys_SetObject("stdout", out) != 0
-        || PySys_SetObject("stderr", err) != 0)
-    {
-        Py_DECREF(out);
-        Py_DECREF(err);
-        return NGX_ERROR;
-    }
-
-    Py_DECREF(out);
-    Py_DECREF(err);
 
     interp->apps = PyList_New(wmcf->apps.nelts);
     if (interp->apps == NULL) {
@@ -457,6 +452,65 @@ ngx_http_wsgi_interp_setup(ngx_cycle_t *cycle,
 }
 
 
+/*
+ * sys.stdout and sys.stderr: text streams as Python's own, into the error
+ * log.  print() shows at nginx's default "error" level, as in Apache.
+ * Write-through: every write reaches the log stream at once, so that a
+ * partial line is ours to log at the end of its request.
+ */
+
+static ngx_int_t
+ngx_http_wsgi_interp_stdio(void)
+{
+    PyObject               *io, *raw, *text;
+    ngx_uint_t              i;
+    ngx_http_wsgi_state_t  *st;
+
+    static const char  *names[] = { "stdout", "stderr" };
+
+    st = ngx_http_wsgi_state();
+
+    io = PyImport_ImportModule("io");
+    if (io == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < 2; i++) {
+        raw = ngx_http_wsgi_log_stream_new(i ? "<stderr>" : "<stdout>",
+                                           NGX_LOG_ERR);
+        if (raw == NULL) {
+            goto failed;
+        }
+
+        text = PyObject_CallMethod(io, "TextIOWrapper", "Osszii", raw,
+                                   "utf-8", "backslashreplace", NULL, 1, 1);
+        if (text == NULL) {
+            Py_DECREF(raw);
+            goto failed;
+        }
+
+        Py_XSETREF(st->stdio[i], raw);
+
+        if (PySys_SetObject(names[i], text) != 0) {
+            Py_DECREF(text);
+            goto failed;
+        }
+
+        Py_DECREF(text);
+    }
+
+    Py_DECREF(io);
+
+    return NGX_OK;
+
+failed:
+
+    Py_DECREF(io);
+
+    return NGX_ERROR;
+}
+
+
 void
 ngx_http_wsgi_interp_done(ngx_cycle_t *cycle)
 {
@@ -469,6 +523,10 @@ ngx_http_wsgi_interp_done(ngx_cycle_t *cycle)
     }
 
     PyEval_RestoreThread(interp->main);
+
+    /* partial lines that threads left, before the log goes */
+
+    ngx_http_wsgi_log_stream_done(NULL);
 
     Py_CLEAR(interp->apps);
     interp->state = NULL;

@@ -40,6 +40,10 @@
 #define NGX_HTTP_WSGI_OUT_FIRST      2      /* chunks a step has room for */
 
 
+/* thread-local, in the static TLS block: no __tls_get_addr() call */
+#define ngx_http_wsgi_tls  __thread __attribute__((tls_model("initial-exec")))
+
+
 #define ngx_http_wsgi_isdigit(c)  ((c) >= '0' && (c) <= '9')
 #define ngx_http_wsgi_isalnum(c)                                              \
     (ngx_http_wsgi_isdigit(c)                                                 \
@@ -243,6 +247,21 @@ typedef enum {
 } ngx_http_wsgi_header_e;
 
 
+/*
+ * What write() called from the iterable's close() does: nothing closes
+ * (NONE); the body is complete, and what is written is sent (COMPLETE);
+ * nginx stopped the body (HEAD, 304, the client went away) and drops it
+ * (STOPPED); the application failed, and write() raises (FAILED).  Set by
+ * the close, once.
+ */
+typedef enum {
+    NGX_HTTP_WSGI_CLOSING_NONE = 0,
+    NGX_HTTP_WSGI_CLOSING_COMPLETE,
+    NGX_HTTP_WSGI_CLOSING_STOPPED,
+    NGX_HTTP_WSGI_CLOSING_FAILED
+} ngx_http_wsgi_closing_e;
+
+
 typedef enum {
     NGX_HTTP_WSGI_STEP_CALL = 0,
     NGX_HTTP_WSGI_STEP_ITERATE,
@@ -264,7 +283,7 @@ struct ngx_http_wsgi_ctx_s {
     uint64_t                     queued;      /* us, when the step was */
     unsigned                     header_sent:1;
     unsigned                     header_only:1;
-    unsigned                     optimize_send_headers:1;
+    unsigned                     optimize_send_headers:1; /* steps read it */
     unsigned                     pulling:1;   /* the body for wsgi.input */
     unsigned                     waiting:1;   /* for the client to drain */
     unsigned                     flushing:1;  /* ... while write() waits */
@@ -345,6 +364,7 @@ struct ngx_http_wsgi_ctx_s {
     unsigned                     first_out:1; /* headers went with a batch */
     unsigned                     in_call:1;   /* application() running */
     unsigned                     spool_failed:1; /* no temp file: memory */
+    unsigned                     closing:2;   /* ngx_http_wsgi_closing_e */
 };
 
 
@@ -412,6 +432,8 @@ typedef struct {
     PyObject                    *write_type;
     PyObject                    *client_connected_type;
     PyObject                    *file_wrapper_type;
+    PyObject                    *log_stream_type;
+    PyObject                    *stdio[2];    /* under stdout, stderr */
     PyObject                    *version;     /* (1, 0) */
     PyObject                    *keys[NGX_HTTP_WSGI_ENV_KEYS];
     PyObject                    *str_http;
@@ -519,6 +541,13 @@ PyObject *ngx_http_wsgi_errors_new(ngx_log_t *log, ngx_uint_t level);
 void ngx_http_wsgi_errors_expire(PyObject *errors);
 void ngx_http_wsgi_errors_rebind(PyObject *errors, ngx_log_t *log);
 void ngx_http_wsgi_log_exception(ngx_log_t *log, const char *fmt, ...);
+void ngx_http_wsgi_log_text(ngx_log_t *log, ngx_uint_t level, u_char *p,
+    size_t len);
+PyObject *ngx_http_wsgi_log_stream_new(const char *name, ngx_uint_t level);
+void ngx_http_wsgi_log_stream_done(ngx_log_t *log);
+
+/* the log of the request whose step the calling thread runs, or NULL */
+extern ngx_http_wsgi_tls ngx_log_t  *ngx_http_wsgi_step_log;
 
 
 /* wsgi.file_wrapper */
@@ -533,6 +562,7 @@ extern PyType_Spec  ngx_http_wsgi_start_response_spec;
 extern PyType_Spec  ngx_http_wsgi_write_spec;
 extern PyType_Spec  ngx_http_wsgi_client_connected_spec;
 extern PyType_Spec  ngx_http_wsgi_file_wrapper_spec;
+extern PyType_Spec  ngx_http_wsgi_log_stream_spec;
 
 
 #endif /* _NGX_HTTP_WSGI_MODULE_H_INCLUDED_ */

@@ -832,14 +832,43 @@ ngx_http_wsgi_write_call(PyObject *self, PyObject *const *args,
         return NULL;
     }
 
-    if (ctx->done) {
-        /* past the Content-Length: dropped, as the iterable's would be */
-        Py_RETURN_NONE;
-    }
-
     if (ctx->client_gone) {
         PyErr_SetString(PyExc_OSError, "write(): client disconnected");
         return NULL;
+    }
+
+    switch (ctx->closing) {
+
+    case NGX_HTTP_WSGI_CLOSING_FAILED:
+        PyErr_SetString(PyExc_RuntimeError, "write() called from close() "
+                        "of a response that failed");
+        return NULL;
+
+    case NGX_HTTP_WSGI_CLOSING_STOPPED:
+        /* nobody wants the body: dropped with the rest of it */
+        Py_RETURN_NONE;
+
+    case NGX_HTTP_WSGI_CLOSING_COMPLETE:
+
+        /* the body goes on, as in Apache mod_wsgi, unless its length is out */
+
+        if (ctx->add_length >= 0 || ctx->spool_all) {
+            PyErr_SetString(PyExc_RuntimeError, "write() called from "
+                            "close() after the response's length was set");
+            return NULL;
+        }
+
+        if (ctx->length < 0 || ctx->produced < ctx->length) {
+            break;
+        }
+
+        /* fall through */
+
+    default:
+        if (ctx->done) {
+            /* past the Content-Length: dropped, as the iterable's would be */
+            Py_RETURN_NONE;
+        }
     }
 
     if (ctx->flushing_py) {

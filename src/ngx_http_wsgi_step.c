@@ -46,7 +46,14 @@ ngx_http_wsgi_step_run(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e step)
 void
 ngx_http_wsgi_step_exec(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e step)
 {
+    ngx_log_t  *log;
+
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ctx->log, 0, "wsgi step: %d", step);
+
+    /* what the step prints goes to its request's log */
+
+    log = ngx_http_wsgi_step_log;
+    ngx_http_wsgi_step_log = ctx->log;
 
     ngx_http_wsgi_step_release(ctx);
 
@@ -74,7 +81,10 @@ ngx_http_wsgi_step_exec(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e step)
         || step == NGX_HTTP_WSGI_STEP_CLOSE)
     {
         ngx_http_wsgi_step_close(ctx);
+        ngx_http_wsgi_log_stream_done(ctx->log);
     }
+
+    ngx_http_wsgi_step_log = log;
 }
 
 
@@ -146,28 +156,32 @@ ngx_http_wsgi_step_call(ngx_http_wsgi_ctx_t *ctx)
         if (ctx->nout) {
             ctx->committed = 1;
         }
+    }
 
-        if (ctx->length < 0
-            && (PyList_CheckExact(ctx->iterable)
-                || PyTuple_CheckExact(ctx->iterable)))
-        {
-            /* and the whole body is known: its length goes with it */
+    if (ctx->length < 0
+        && !ctx->spool_all
+        && (PyList_CheckExact(ctx->iterable)
+            || PyTuple_CheckExact(ctx->iterable)))
+    {
+        /*
+         * The whole body is known: its length goes with it, and keeps an
+         * HTTP/1.0 keep-alive connection open (PEP 3333 allows this).
+         */
 
-            ctx->add_length = ctx->produced;
+        ctx->add_length = ctx->produced;
 
-            n = PySequence_Fast_GET_SIZE(ctx->iterable);
+        n = PySequence_Fast_GET_SIZE(ctx->iterable);
 
-            for (i = 0; i < n; i++) {
-                /* borrowed */
-                item = PySequence_Fast_GET_ITEM(ctx->iterable, i);
+        for (i = 0; i < n; i++) {
+            /* borrowed */
+            item = PySequence_Fast_GET_ITEM(ctx->iterable, i);
 
-                if (!PyBytes_Check(item)) {
-                    ctx->add_length = -1;
-                    break;
-                }
-
-                ctx->add_length += PyBytes_GET_SIZE(item);
+            if (!PyBytes_Check(item)) {
+                ctx->add_length = -1;
+                break;
             }
+
+            ctx->add_length += PyBytes_GET_SIZE(item);
         }
     }
 
@@ -432,9 +446,16 @@ ngx_http_wsgi_step_chunk(ngx_http_wsgi_ctx_t *ctx, PyObject *item,
     if (size == 0) {
         Py_DECREF(bytes);
 
-        /* an empty item after start_response(): the headers are final */
+        /*
+         * PEP 3333: the headers wait for the first non-empty item, so that
+         * an exception still gets a 500.  wsgi_optimize_send_headers makes
+         * an empty item after start_response() final, as its way to stop
+         * before the body.
+         */
 
-        if (ctx->started && !ctx->in_call && !ctx->spool_all) {
+        if (ctx->optimize_send_headers
+            && ctx->started && !ctx->in_call && !ctx->spool_all)
+        {
             ctx->committed = 1;
         }
 
@@ -823,6 +844,23 @@ ngx_http_wsgi_step_close(ngx_http_wsgi_ctx_t *ctx)
 
     ctx->closed = 1;
 
+    /* what write() does if close() calls it */
+
+    if (ctx->failed) {
+        ctx->closing = NGX_HTTP_WSGI_CLOSING_FAILED;
+
+    } else if (ctx->done && !ctx->aborted) {
+        ctx->closing = NGX_HTTP_WSGI_CLOSING_COMPLETE;
+
+    } else {
+        ctx->closing = NGX_HTTP_WSGI_CLOSING_STOPPED;
+    }
+
+    /*
+     * An exception in close() is logged and changes nothing else: the
+     * response is what the iterable produced.
+     */
+
     /* lists and tuples have no close() */
 
     if (ctx->iterable
@@ -838,7 +876,6 @@ ngx_http_wsgi_step_close(ngx_http_wsgi_ctx_t *ctx)
             } else {
                 ngx_http_wsgi_log_exception(ctx->log, "close() of \"%s\" "
                                             "failed", ctx->app->path.data);
-                ctx->failed = 1;
             }
 
         } else {
@@ -849,7 +886,6 @@ ngx_http_wsgi_step_close(ngx_http_wsgi_ctx_t *ctx)
                 ngx_http_wsgi_log_exception(ctx->log, "close() of \"%s\" "
                                             "raised an exception",
                                             ctx->app->path.data);
-                ctx->failed = 1;
             }
 
             Py_XDECREF(rv);
@@ -922,10 +958,14 @@ ngx_http_wsgi_step_release_objs(PyObject **objs, ngx_uint_t n)
 void
 ngx_http_wsgi_step_cleanup(ngx_http_wsgi_ctx_t *ctx)
 {
+    ngx_log_t      *log;
     ngx_uint_t      i;
     PyThreadState  *ts;
 
     ts = ngx_http_wsgi_python_enter();
+
+    log = ngx_http_wsgi_step_log;
+    ngx_http_wsgi_step_log = ctx->log;
 
     ngx_http_wsgi_step_close(ctx);
     ngx_http_wsgi_step_release(ctx);
@@ -948,6 +988,9 @@ ngx_http_wsgi_step_cleanup(ngx_http_wsgi_ctx_t *ctx)
         (void) close(ctx->spool_fd);
         ctx->spool_fd = NGX_INVALID_FILE;
     }
+
+    ngx_http_wsgi_log_stream_done(ctx->log);
+    ngx_http_wsgi_step_log = log;
 
     ngx_http_wsgi_python_leave(ts);
 
