@@ -11,7 +11,6 @@ calendar or contacts client sends them.
 """
 
 import base64
-import re
 import xml.etree.ElementTree as ET
 
 import pytest

@@ -3,9 +3,10 @@ compat_common.py, as an exposed object tree.
 
 CherryPy's documented set-up inside a WSGI server: no HTTP server of its
 own, no autoreloader, the engine started by hand and stopped when the
-worker's interpreter finalizes (else CherryPy warns at exit).  The Application takes
-its mount point from each request's SCRIPT_NAME (script_name=None), so
-the same script serves whatever location it is mounted at.
+worker's interpreter finalizes (else CherryPy warns at exit).  The
+Application takes its mount point from each request's SCRIPT_NAME
+(script_name=None), so the same script serves whatever location it is
+mounted at.
 """
 
 import atexit
