@@ -5,7 +5,8 @@ repository made in the test's directory, whose hgrc allows pushing over
 plain HTTP.  The hg command line clones it over HTTP, commits and pushes
 (a ~1 MiB file among the changes, so the bundle is a real request body),
 and a second clone pulls the pushed changeset; the web UI shows the
-changesets, with links under /app.
+changesets, with links under /app.  The same script given an hgweb
+config of two repositories serves their index and each of them.
 
 mercurial.utils.procutil takes sys.stdout.buffer at import, so hgweb
 needs sys.stdout to be a text stream over a binary buffer.
@@ -120,3 +121,36 @@ def test_hgweb_clone_push_pull(srv, tmp_path):
     r = srv.get("/app/")
     compat.ok(srv, r)
     assert "second" in r.text
+
+
+def test_hgwebdir_config(nginx, tmp_path):
+    # an hgweb config naming several repositories: hgweb() serves an
+    # index of them (hgwebdir), each under its own path below /app
+    for name in ("one", "two"):
+        repo = tmp_path / name
+        hg("init", str(repo))
+        (repo / f"{name}.txt").write_text(f"{name}\n")
+        hg("commit", "-A", "-m", f"in {name}", cwd=repo)
+    config = tmp_path / "hgweb.config"
+    config.write_text(f"[paths]\none = {tmp_path}/one\n"
+                      f"two = {tmp_path}/two\n")
+
+    install_app("compat_hgweb.wsgi", tmp_path, CONFIG=config)
+    srv = nginx(server=f"""
+        location /app/ {{
+            wsgi_pass {tmp_path}/compat_hgweb.wsgi;
+        }}
+    """)
+
+    r = srv.get("/app/")
+    compat.ok(srv, r)
+    assert 'href="/app/one/' in r.text and 'href="/app/two/' in r.text, \
+        r.text
+
+    r = srv.get("/app/two/raw-file/tip/two.txt")
+    compat.ok(srv, r)
+    assert r.body == b"two\n"
+
+    clone = tmp_path / "clone"
+    hg("clone", f"http://127.0.0.1:{srv.port}/app/one", str(clone))
+    assert (clone / "one.txt").read_text() == "one\n"
