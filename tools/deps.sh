@@ -8,7 +8,9 @@
 set -eu
 
 pkgs="gcc make clang nginx nginx-dev python3 python3-dev python3-pytest
-python3-django python3-flask curl"
+python3-django python3-flask curl
+python3-werkzeug python3-bottle python3-falcon python3-pyramid
+python3-cherrypy3 radicale mercurial"
 
 if [ "${1:-}" = bench ]; then
     pkgs="$pkgs wrk uwsgi-core uwsgi-plugin-python3 gunicorn apache2
