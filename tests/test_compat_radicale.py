@@ -4,8 +4,7 @@ wsgi_pass, mounted at /app/.
 tests/apps/compat_radicale.py is Radicale's own WSGI entry point; the
 environ gives it RADICALE_CONFIG (wsgi_var), a config with htpasswd
 users and filesystem storage in the test's directory.  Radicale does its
-own Basic authentication, hence wsgi_pass_authorization on, and checks
-If-Match itself, hence wsgi_cache_validation off (README.md).  The DAV
+own Basic authentication, hence wsgi_pass_authorization on.  The DAV
 verbs (PROPFIND, MKCALENDAR, MKCOL, REPORT) go through http.client as a
 calendar or contacts client sends them.
 """
@@ -75,7 +74,7 @@ level = warning
 
 @pytest.fixture
 def srv(nginx, tmp_path):
-    return radicale(nginx, tmp_path, "wsgi_cache_validation off;")
+    return radicale(nginx, tmp_path, "")
 
 
 def dav(srv, method, path, body=None, ctype=None, auth=AUTH, **headers):
@@ -235,11 +234,6 @@ def test_radicale_carddav(srv):
     assert tree.find(".//D:resourcetype/CR:addressbook", NS) is not None
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "wsgi_cache_validation is on by default: nginx's not-modified filter "
-    "checks If-Match against the 200 of a DELETE, which has no ETag, and "
-    "answers 412 after Radicale deleted the event; Apache mod_wsgi 4.9.4 "
-    "passes the application's response through"))
 def test_radicale_delete_if_match_default_config(nginx, tmp_path):
     srv = radicale(nginx, tmp_path, "")
     cal = f"/app/{USER}/calendar/"

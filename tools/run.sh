@@ -14,6 +14,10 @@
 # Environment:
 #   WORKERS=N        worker_processes (default 1)
 #   RUN_USER=USER    user the workers run as when started as root
+#   MOUNT=/PREFIX/   the location the application is mounted at (default /)
+#   LOCATION='...'   more directives for that location, such as
+#                    'wsgi_pass_authorization on; wsgi_var NAME value;'
+#   RUN_PREFIX=DIR   nginx's prefix (default build/run)
 #
 # Started as root, nginx drops its workers to an unprivileged user, and the
 # application runs in the workers.  We keep that (nobody, nginx's compiled
@@ -35,10 +39,12 @@ module=$1
 app=$2
 port=${3:-8080}
 workers=${WORKERS:-1}
+mount=${MOUNT:-/}
+location=${LOCATION:-}
 nginx=/usr/sbin/nginx
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-prefix=$root/build/run
+prefix=${RUN_PREFIX:-$root/build/run}
 
 die() {
     echo "$0: $*" >&2
@@ -47,6 +53,11 @@ die() {
 
 case $port in
     ''|*[!0-9]*) die "invalid port \"$port\"" ;;
+esac
+
+case $mount in
+    /*) ;;
+    *) die "MOUNT must start with /: \"$mount\"" ;;
 esac
 
 [ -x "$nginx" ] || die "$nginx not found (tools/deps.sh installs it)"
@@ -123,15 +134,16 @@ http {
     server {
         listen 127.0.0.1:$port;
 
-        location / {
+        location $(ngx_quote "$mount") {
             wsgi_pass $(ngx_quote "$app");
+            $location
         }
     }
 }
 EOF
 
 echo "serving $app"
-echo "at http://127.0.0.1:$port/ (prefix $prefix; Ctrl-C stops)"
+echo "at http://127.0.0.1:$port$mount (prefix $prefix; Ctrl-C stops)"
 
 # -e: the error log before nginx.conf is read (Debian's default is stderr
 # too, but say so); daemon off keeps nginx in the foreground, where
