@@ -29,7 +29,12 @@ ngx_http_wsgi_app_get(ngx_http_wsgi_app_t *app, ngx_log_t *log)
         return Py_NewRef(obj);
     }
 
+    ngx_http_wsgi_crash_import(app);
+
     module = ngx_http_wsgi_app_load(app);
+
+    ngx_http_wsgi_crash_imported(app, module != NULL, log);
+
     if (module == NULL) {
         ngx_http_wsgi_log_exception(log, "failed to load script \"%s\"",
                                     app->path.data);

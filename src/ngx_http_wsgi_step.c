@@ -48,6 +48,8 @@ ngx_http_wsgi_step_exec(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e step)
 {
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ctx->log, 0, "wsgi step: %d", step);
 
+    ngx_http_wsgi_crash_step(ctx);
+
     ngx_http_wsgi_step_release(ctx);
 
     /* out was taken by the nginx side; out_size counts this step's */
@@ -75,6 +77,8 @@ ngx_http_wsgi_step_exec(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e step)
     {
         ngx_http_wsgi_step_close(ctx);
     }
+
+    ngx_http_wsgi_crash_step_done();
 }
 
 

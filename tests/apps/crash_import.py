@@ -1,0 +1,29 @@
+"""Template (install with harness.install_app(..., HOW=..., FLAG=path)).
+
+While the file @FLAG@ exists, importing this script kills the process:
+HOW "segv" reads address 0 (ctypes.string_at(0)), "kill" sends itself
+SIGSEGV, "exitN" calls os._exit(N).  While @FLAG@.raise exists, the import
+raises RuntimeError.  Without either it imports and answers "imported".
+"""
+
+import os
+import signal
+
+HOW = "@HOW@"
+
+if os.path.exists("@FLAG@.raise"):
+    raise RuntimeError("crash_import: told to raise")
+
+if os.path.exists("@FLAG@"):
+    if HOW == "segv":
+        import ctypes
+        ctypes.string_at(0)
+    elif HOW == "kill":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    elif HOW.startswith("exit"):
+        os._exit(int(HOW[4:]))
+
+
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"imported"]

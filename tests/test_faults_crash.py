@@ -1,0 +1,186 @@
+"""Crash containment: an application that kills its worker while its
+script is imported, or while it serves a request, costs that worker only
+(docs/crashes.md)."""
+
+import http.client
+import re
+import time
+
+import pytest
+
+from harness import install_app, wait_for
+
+# the master's own lines about the workers the applications killed
+EXITED_RE = re.compile(r"exited on signal|exited with code")
+
+ALLOW = (r"exited on signal", r"\[alert\] .*wsgi: worker process \d+ died")
+
+IMPORT_HOW = {
+    "segv": r"on signal 11",
+    "kill": r"on signal 11",
+    "exit1": r"in os\._exit\(1\)",
+    "exit2": r"in os\._exit\(2\), exit code 1",
+}
+
+
+def server(nginx, tmp_path, how, workers=2):
+    flag = tmp_path / "crash.flag"
+    flag.write_text("")
+    app = install_app("crash_import.py", tmp_path, HOW=how, FLAG=flag)
+    srv = nginx(server=f"""
+        location = /static {{ return 200 "static\\n"; }}
+        location /app {{ wsgi_pass {app}; }}
+        location = /hello {{ wsgi_pass {{apps}}/hello.py; }}
+    """, workers=workers, prefix=tmp_path / "p")
+    return srv, app, flag
+
+
+def get(srv, path, timeout=1.0):
+    c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=timeout)
+    try:
+        c.request("GET", path)
+        r = c.getresponse()
+        return r.status, r.read()
+    finally:
+        c.close()
+
+
+def app_status(srv):
+    """The status of /app, None if the request was cut."""
+    try:
+        return get(srv, "/app", timeout=5)[0]
+    except (http.client.HTTPException, ConnectionError):
+        return None
+
+
+def exited(srv):
+    return len([x for x in srv.error_log().splitlines()
+                if EXITED_RE.search(x)])
+
+
+@pytest.mark.allow_log(*ALLOW)
+@pytest.mark.parametrize("how", sorted(IMPORT_HOW))
+def test_crash_at_import_is_contained(nginx, tmp_path, how):
+    srv, app, _flag = server(nginx, tmp_path, how)
+
+    died = (r"\[error\] .*wsgi: worker process \d+ died %s while "
+                      r"importing script \"%s\"" % (IMPORT_HOW[how],
+                                                    re.escape(str(app))))
+    assert srv.wait_log(died), srv.logs_tail()
+
+    # nginx's own location and the other application answer all along,
+    # this one gets 503, but for a request that imports it again once the
+    # delay is over
+    retries = 0
+    for i in range(50):
+        t = time.monotonic()
+        status, body = get(srv, "/static")
+        assert (status, body) == (200, b"static\n")
+        assert time.monotonic() - t < 1.0
+        if i % 5 == 0:
+            assert get(srv, "/hello", timeout=5)[0] == 200
+            status = app_status(srv)
+            assert status in (503, None)
+            retries += (status is None)
+        time.sleep(0.05)
+    assert retries <= 3
+
+    assert srv.worker_pids(), "nginx has no worker left"
+
+    # each worker died once at start; at most a few retries since
+    assert exited(srv) <= 8, srv.logs_tail()
+    assert "cannot be respawned" not in srv.error_log()
+    assert re.search(r"\[error\] .*wsgi: script \"%s\" is not loaded: "
+                     r"worker process \d+ died %s while importing it"
+                     % (re.escape(str(app)), IMPORT_HOW[how]),
+                     srv.error_log()), srv.logs_tail()
+
+
+@pytest.mark.allow_log(*ALLOW)
+def test_import_retried_after_delay(nginx, tmp_path):
+    srv, app, flag = server(nginx, tmp_path, "segv", workers=1)
+    assert srv.wait_log(r"died on signal 11 while importing"), \
+        srv.logs_tail()
+    r = srv.get("/app")
+    assert r.status == 503
+    assert r.header("Retry-After") == "1"
+
+    # still crashing: a retry kills one worker per delay, no more
+    time.sleep(1.2)
+    assert app_status(srv) is None
+    assert wait_for(lambda: exited(srv) >= 2, timeout=5), srv.logs_tail()
+    assert srv.wait_log(r"died on signal 11 while importing script .*"
+                        r"the next one in 2000ms"), srv.logs_tail()
+    n = exited(srv)
+    for _ in range(10):
+        assert app_status(srv) == 503
+        assert get(srv, "/static")[0] == 200
+    assert exited(srv) == n
+
+    # fixed: the first request after the delay imports it
+    flag.unlink()
+    assert wait_for(lambda: app_status(srv) == 200,
+                    timeout=6, interval=0.2), srv.logs_tail()
+    assert get(srv, "/app") == (200, b"imported")
+    assert re.search(r"imported after \d+ crashes", srv.error_log())
+
+
+@pytest.mark.allow_log(*ALLOW)
+def test_import_that_raises_ends_containment(nginx, tmp_path):
+    srv, app, flag = server(nginx, tmp_path, "kill", workers=1)
+    assert srv.wait_log(r"died on signal 11 while importing"), \
+        srv.logs_tail()
+    assert app_status(srv) == 503
+
+    # the retry raises: logged, 500, and tried again by the next request
+    (tmp_path / "crash.flag.raise").write_text("")
+    assert wait_for(lambda: app_status(srv) == 500, timeout=4,
+                    interval=0.2), srv.logs_tail()
+    assert srv.wait_log(r"failed to load script"), srv.logs_tail()
+    assert app_status(srv) == 500
+
+    (tmp_path / "crash.flag.raise").unlink()
+    flag.unlink()
+    assert get(srv, "/app") == (200, b"imported")
+
+
+@pytest.mark.allow_log(*ALLOW)
+def test_reload_imports_again(nginx, tmp_path):
+    srv, app, flag = server(nginx, tmp_path, "exit2", workers=1)
+    assert srv.wait_log(r"died in os\._exit\(2\)"), srv.logs_tail()
+    assert get(srv, "/app")[0] == 503
+
+    flag.unlink()
+    srv.reload()
+    assert get(srv, "/app", timeout=5) == (200, b"imported")
+
+
+REQUEST_HOW = {
+    "segv": r"on signal 11",
+    "kill": r"on signal 11",
+    "exit2": r"in os\._exit\(2\), exit code 1",
+}
+
+
+@pytest.mark.allow_log(*ALLOW)
+@pytest.mark.parametrize("how", sorted(REQUEST_HOW))
+def test_crash_in_request(nginx, tmp_path, how):
+    srv = nginx(server="""
+        location = /static { return 200 "static\\n"; }
+        location /app { wsgi_pass {apps}/crash_request.py; }
+    """)
+    assert get(srv, "/app/")[0] == 200
+
+    with pytest.raises((http.client.HTTPException, ConnectionError)):
+        get(srv, f"/app/{how}?q=1", timeout=5)
+
+    assert srv.wait_log(r"\[alert\] .*wsgi: worker process \d+ died %s "
+                        r"while running \".*crash_request\.py\" for the "
+                        r"request \"GET /app/%s\?q=1\""
+                        % (REQUEST_HOW[how], how)), srv.logs_tail()
+
+    # the next worker serves
+    for _ in range(5):
+        assert get(srv, "/app/", timeout=5)[0] == 200
+        assert get(srv, "/static")[0] == 200
+    assert "cannot be respawned" not in srv.error_log()
