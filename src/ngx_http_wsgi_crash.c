@@ -17,15 +17,21 @@
  *
  * An application whose import killed a worker is not imported when a
  * worker starts; its requests get 503.  Once the delay is over (1s at
- * first, doubled by each import that crashes again, up to 60s), one
- * request, in one worker across all of them, imports it again: a script
- * that still crashes kills at most one worker per delay.  An import that
- * returns, with a module or an exception, ends this.  "nginx -s reload"
+ * first, doubled by each import that crashes again, up to 60s), the
+ * worker that gets one of its requests forks a probe, which imports the
+ * script in a process of its own: a script that still crashes kills that
+ * process, not a worker, and the probe learns how it died.  An import that
+ * returns, with a module or an exception, ends this, and the workers
+ * import the script on their next request for it.  "nginx -s reload"
  * makes a new zone, and so starts afresh.
  */
 
 
 #include "ngx_http_wsgi_module.h"
+
+#if (NGX_LINUX)
+#include <sys/prctl.h>
+#endif
 
 
 #define NGX_HTTP_WSGI_CRASH_WORKERS    64     /* workers with records */
@@ -34,6 +40,8 @@
 #define NGX_HTTP_WSGI_CRASH_URI        128
 #define NGX_HTTP_WSGI_CRASH_DELAY      1000   /* ms */
 #define NGX_HTTP_WSGI_CRASH_MAX_DELAY  60000  /* ms */
+#define NGX_HTTP_WSGI_CRASH_PROBE      60000  /* ms an import may take */
+#define NGX_HTTP_WSGI_CRASH_POLL       10     /* ms */
 
 /* how a worker died, as far as it could note it; 0: not known */
 #define NGX_HTTP_WSGI_CRASH_SIGNAL     0x100
@@ -50,7 +58,6 @@ typedef struct {
     volatile ngx_pid_t             pid;
     volatile ngx_uint_t            how;
     ngx_uint_t                     app;       /* index */
-    ngx_uint_t                     retry;     /* an import after a crash */
     u_char                         method[NGX_HTTP_WSGI_CRASH_METHOD];
     u_char                         uri[NGX_HTTP_WSGI_CRASH_URI];
 } ngx_http_wsgi_crash_slot_t;
@@ -63,13 +70,37 @@ typedef struct {
 } ngx_http_wsgi_crash_worker_t;
 
 
-/* under the zone's mutex, but crashes, which is also read without it */
+/*
+ * The containment of an application, under the zone's mutex (crashes is
+ * also read without it):
+ *
+ *   crashes 0                nothing contained;
+ *   crashes, no probe        503; once next is passed, the worker that
+ *                            gets a request forks a probe, which imports
+ *                            the script in a process of its own;
+ *   probe, not done          503;
+ *   probe done               the next check reads what the probe wrote:
+ *                            the import returned: crashes 0, each worker
+ *                            imports the script on its next request; it
+ *                            died: one crash more, the delay doubled;
+ *   probe not done in time   its worker died with it: no probe.
+ *
+ * The probe's own fields are written by the probe processes, done last.
+ */
 typedef struct {
     volatile ngx_uint_t            crashes;   /* 0: nothing to contain */
-    ngx_pid_t                      pid;       /* the last worker killed */
+    ngx_pid_t                      pid;       /* the last process killed */
     ngx_uint_t                     how;
     ngx_msec_t                     delay;
     uint64_t                       next;      /* ms, monotonic */
+
+    ngx_pid_t                      probe;     /* -1: being forked */
+    uint64_t                       probe_start;
+    volatile ngx_pid_t             probe_pid; /* the one that imports */
+    volatile ngx_uint_t            probe_how;
+    volatile ngx_uint_t            probe_noted;
+    volatile ngx_uint_t            probe_returned;
+    volatile ngx_uint_t            probe_done;
 } ngx_http_wsgi_crash_app_t;
 
 
@@ -90,6 +121,10 @@ static u_char *ngx_http_wsgi_crash_how(u_char *buf, u_char *last,
 static void ngx_http_wsgi_crash_signals(ngx_log_t *log);
 static void ngx_http_wsgi_crash_signal(int signo);
 static void ngx_http_wsgi_crash_note(ngx_uint_t how);
+static ngx_pid_t ngx_http_wsgi_crash_probe(ngx_http_wsgi_app_t *app,
+    ngx_http_wsgi_crash_app_t *a, ngx_log_t *log);
+static void ngx_http_wsgi_crash_prober(ngx_http_wsgi_app_t *app,
+    ngx_http_wsgi_crash_app_t *a, ngx_pid_t parent);
 static PyObject *ngx_http_wsgi_crash_exit(PyObject *self, PyObject *arg);
 static uint64_t ngx_http_wsgi_crash_clock(void);
 
@@ -99,6 +134,9 @@ static ngx_http_wsgi_crash_shm_t     *ngx_http_wsgi_crash_shm;
 static ngx_http_wsgi_crash_worker_t  *ngx_http_wsgi_crash_worker;
 static ngx_http_wsgi_app_t          **ngx_http_wsgi_crash_apps;
 static u_char                        *ngx_http_wsgi_crash_loaded;
+
+/* in a probe that imports: where how it dies is noted */
+static volatile ngx_uint_t           *ngx_http_wsgi_crash_noted;
 
 /* initial-exec, as in interp.c */
 #define ngx_http_wsgi_crash_thread_local                                      \
@@ -278,16 +316,21 @@ ngx_http_wsgi_crash_died(ngx_http_wsgi_crash_slot_t *s, ngx_uint_t import,
 
     ngx_shmtx_lock(&ngx_http_wsgi_crash_shm->shpool->mutex);
 
-    a->crashes++;
-    a->pid = s->pid;
-    a->how = s->how;
+    /*
+     * Workers that crash together at start count as one delay; a crash
+     * after a probe's import returned doubles it.
+     */
 
     if (a->delay == 0) {
         a->delay = NGX_HTTP_WSGI_CRASH_DELAY;
 
-    } else if (s->retry) {
+    } else if (a->crashes == 0) {
         a->delay = ngx_min(2 * a->delay, NGX_HTTP_WSGI_CRASH_MAX_DELAY);
     }
+
+    a->crashes++;
+    a->pid = s->pid;
+    a->how = s->how;
 
     a->next = now + a->delay;
 
@@ -342,8 +385,7 @@ ngx_http_wsgi_crash_how(u_char *buf, u_char *last, ngx_uint_t how)
 
 /*
  * Before a request's application is called: NGX_OK, or 503 while its
- * import is contained.  The request that finds the delay over is let
- * through, and its step imports the script.
+ * import is contained.
  */
 
 ngx_int_t
@@ -351,8 +393,9 @@ ngx_http_wsgi_crash_check(ngx_http_request_t *r, ngx_http_wsgi_app_t *app)
 {
     u_char                     *p;
     uint64_t                    now, left;
-    ngx_pid_t                   pid;
-    ngx_uint_t                  crashes, how;
+    ngx_pid_t                   pid, probe;
+    ngx_uint_t                  crashes, how, result, probing;
+    ngx_msec_t                  delay;
     ngx_table_elt_t            *h;
     ngx_http_wsgi_crash_app_t  *a;
     u_char                      buf[64];
@@ -368,42 +411,113 @@ ngx_http_wsgi_crash_check(ngx_http_request_t *r, ngx_http_wsgi_app_t *app)
     }
 
     now = ngx_http_wsgi_crash_clock();
+    result = 0;
+    probe = 0;
 
     ngx_shmtx_lock(&ngx_http_wsgi_crash_shm->shpool->mutex);
+
+    if (a->crashes && a->probe) {
+
+        if (a->probe_done) {
+            a->probe = 0;
+
+            if (a->probe_returned) {
+                /* the delay stays until a worker's import returns too */
+                a->crashes = 0;
+
+            } else {
+                a->crashes++;
+                a->pid = a->probe_pid;
+                a->how = a->probe_noted ? a->probe_noted : a->probe_how;
+                a->delay = ngx_min(2 * a->delay,
+                                   NGX_HTTP_WSGI_CRASH_MAX_DELAY);
+                a->next = now + a->delay;
+            }
+
+            result = 1;
+
+        } else if (now - a->probe_start > 2 * NGX_HTTP_WSGI_CRASH_PROBE) {
+            a->probe = 0;
+        }
+    }
+
+    if (a->crashes && a->probe == 0 && now >= a->next) {
+        /* this worker tries; the others wait for the probe */
+        a->probe = -1;
+        a->probe_start = now;
+        a->probe_pid = 0;
+        a->probe_how = 0;
+        a->probe_noted = 0;
+        a->probe_returned = 0;
+        a->probe_done = 0;
+        probe = 1;
+    }
 
     crashes = a->crashes;
     pid = a->pid;
     how = a->how;
-    left = 0;
-
-    if (crashes) {
-        if (now >= a->next) {
-            /* this one tries; the others wait for the next delay */
-            a->next = now + a->delay;
-            crashes = 0;
-
-        } else {
-            left = a->next - now;
-        }
-    }
+    delay = a->delay;
+    left = (now < a->next) ? a->next - now : 0;
+    probing = (a->probe != 0);
 
     ngx_shmtx_unlock(&ngx_http_wsgi_crash_shm->shpool->mutex);
-
-    if (crashes == 0) {
-        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
-                      "wsgi: importing script \"%s\" again",
-                      app->path.data);
-        return NGX_OK;
-    }
 
     p = ngx_http_wsgi_crash_how(buf, buf + sizeof(buf) - 1, how);
     *p = '\0';
 
-    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                  "wsgi: script \"%s\" is not loaded: worker process %P "
-                  "died%s while importing it (crashes: %ui), the next "
-                  "import in %uLms",
-                  app->path.data, pid, buf, crashes, left);
+    if (result) {
+        if (crashes == 0) {
+            ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                          "wsgi: the import of script \"%s\" returned in "
+                          "a probe process, the workers import it again",
+                          app->path.data);
+            return NGX_OK;
+        }
+
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "wsgi: probe process %P died%s while importing "
+                      "script \"%s\" again; its requests get 503 until an "
+                      "import returns, the next one in %Mms",
+                      pid, buf, app->path.data, delay);
+    }
+
+    if (probe) {
+        probe = ngx_http_wsgi_crash_probe(app, a, r->connection->log);
+
+        ngx_shmtx_lock(&ngx_http_wsgi_crash_shm->shpool->mutex);
+
+        if (probe == NGX_INVALID_PID) {
+            a->probe = 0;
+            a->next = now + a->delay;
+
+        } else {
+            a->probe = probe;
+        }
+
+        ngx_shmtx_unlock(&ngx_http_wsgi_crash_shm->shpool->mutex);
+
+        if (probe != NGX_INVALID_PID) {
+            ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                          "wsgi: importing script \"%s\" again in probe "
+                          "process %P", app->path.data, probe);
+        }
+    }
+
+    if (probing) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "wsgi: script \"%s\" is not loaded: process %P "
+                      "died%s while importing it (crashes: %ui), a probe "
+                      "process imports it again",
+                      app->path.data, pid, buf, crashes);
+        left = 1000;
+
+    } else {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "wsgi: script \"%s\" is not loaded: process %P "
+                      "died%s while importing it (crashes: %ui), the next "
+                      "import in %uLms",
+                      app->path.data, pid, buf, crashes, left);
+    }
 
     h = ngx_list_push(&r->headers_out.headers);
     if (h != NULL) {
@@ -424,6 +538,155 @@ ngx_http_wsgi_crash_check(ngx_http_request_t *r, ngx_http_wsgi_app_t *app)
 }
 
 
+/*
+ * The probe: a process forked from the worker, on the event loop, holding
+ * the GIL as os.fork() does.  It forks the process that imports the
+ * script, which dies if the import crashes, and writes how that one ended
+ * to the zone.  The worker keeps serving; nothing of the worker dies.
+ */
+
+static ngx_pid_t
+ngx_http_wsgi_crash_probe(ngx_http_wsgi_app_t *app,
+    ngx_http_wsgi_crash_app_t *a, ngx_log_t *log)
+{
+    ngx_pid_t       pid, parent;
+    ngx_err_t       err;
+    PyThreadState  *ts;
+
+    parent = ngx_pid;
+
+    ts = ngx_http_wsgi_python_enter();
+
+    PyOS_BeforeFork();
+
+    pid = fork();
+
+    if (pid == 0) {
+        PyOS_AfterFork_Child();
+        ngx_http_wsgi_crash_prober(app, a, parent);
+    }
+
+    err = ngx_errno;
+
+    PyOS_AfterFork_Parent();
+
+    ngx_http_wsgi_python_leave(ts);
+
+    if (pid == -1) {
+        ngx_log_error(NGX_LOG_ERR, log, err,
+                      "wsgi: fork() of a probe for \"%s\" failed",
+                      app->path.data);
+        return NGX_INVALID_PID;
+    }
+
+    return pid;
+}
+
+
+static void
+ngx_http_wsgi_crash_prober(ngx_http_wsgi_app_t *app,
+    ngx_http_wsgi_crash_app_t *a, ngx_pid_t parent)
+{
+    int               status;
+    ngx_pid_t         pid, rc;
+    ngx_uint_t        i, n;
+    ngx_listening_t  *ls;
+
+    ngx_pid = ngx_getpid();
+
+    /* the worker's records are not this process's */
+
+    ngx_http_wsgi_crash_worker = NULL;
+    ngx_http_wsgi_crash_shm = NULL;
+    ngx_http_wsgi_crash_slot = NULL;
+
+#if (NGX_LINUX)
+    (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+#endif
+
+    if (getppid() != parent) {
+        _exit(0);
+    }
+
+    (void) signal(SIGCHLD, SIG_DFL);
+
+    ls = ngx_cycle->listening.elts;
+    for (i = 0; i < ngx_cycle->listening.nelts; i++) {
+        if (ls[i].fd != (ngx_socket_t) -1) {
+            (void) close(ls[i].fd);
+        }
+    }
+
+    parent = ngx_pid;
+
+    PyOS_BeforeFork();
+
+    pid = fork();
+
+    if (pid == 0) {
+        PyOS_AfterFork_Child();
+
+        ngx_pid = ngx_getpid();
+        ngx_http_wsgi_crash_noted = &a->probe_noted;
+
+#if (NGX_LINUX)
+        (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+#endif
+
+        if (getppid() != parent) {
+            _exit(0);
+        }
+
+        a->probe_pid = ngx_pid;
+
+        /* logged there if it raises */
+        Py_XDECREF(ngx_http_wsgi_app_get(app, ngx_cycle->log));
+
+        a->probe_returned = 1;
+        _exit(0);
+    }
+
+    if (pid == -1) {
+        a->probe_done = 1;
+        _exit(0);
+    }
+
+    status = 0;
+
+    for (n = 0; /* void */; n++) {
+        rc = waitpid(pid, &status, WNOHANG);
+
+        if (rc == pid) {
+            break;
+        }
+
+        if (rc == -1 && ngx_errno != NGX_EINTR) {
+            break;
+        }
+
+        if (n == NGX_HTTP_WSGI_CRASH_PROBE / NGX_HTTP_WSGI_CRASH_POLL) {
+            (void) kill(pid, SIGKILL);
+        }
+
+        ngx_msleep(NGX_HTTP_WSGI_CRASH_POLL);
+    }
+
+    if (WIFSIGNALED(status)) {
+        a->probe_how = NGX_HTTP_WSGI_CRASH_SIGNAL | WTERMSIG(status);
+
+    } else if (!a->probe_returned) {
+        a->probe_how = NGX_HTTP_WSGI_CRASH_EXIT
+                       | (WEXITSTATUS(status) & NGX_HTTP_WSGI_CRASH_VALUE);
+    }
+
+    ngx_memory_barrier();
+
+    a->probe_done = 1;
+
+    _exit(0);
+}
+
+
 /* around an import of a script, on whatever thread does it */
 
 void
@@ -439,7 +702,6 @@ ngx_http_wsgi_crash_import(ngx_http_wsgi_app_t *app)
 
     s->app = app->index;
     s->how = 0;
-    s->retry = (ngx_http_wsgi_crash_shm->apps[app->index].crashes != 0);
     s->pid = ngx_pid;
 }
 
@@ -463,7 +725,7 @@ ngx_http_wsgi_crash_imported(ngx_http_wsgi_app_t *app, ngx_uint_t loaded,
 
     a = &ngx_http_wsgi_crash_shm->apps[app->index];
 
-    if (a->crashes == 0) {
+    if (a->crashes == 0 && a->delay == 0) {
         return;
     }
 
@@ -605,6 +867,11 @@ ngx_http_wsgi_crash_note(ngx_uint_t how)
 {
     ngx_uint_t                     i;
     ngx_http_wsgi_crash_worker_t  *w;
+
+    if (ngx_http_wsgi_crash_noted) {
+        *ngx_http_wsgi_crash_noted = how;
+        return;
+    }
 
     w = ngx_http_wsgi_crash_worker;
 
