@@ -83,7 +83,7 @@ typedef struct {
  *                            the import returned: crashes 0, each worker
  *                            imports the script on its next request; it
  *                            died: one crash more, the delay doubled;
- *   probe not done in time   its worker died with it: no probe.
+ *   probe gone, not done     its worker died with it: no probe.
  *
  * The probe's own fields are written by the probe processes, done last.
  */
@@ -95,6 +95,7 @@ typedef struct {
     uint64_t                       next;      /* ms, monotonic */
 
     ngx_pid_t                      probe;     /* -1: being forked */
+    ngx_pid_t                      prober;    /* the worker that forks */
     uint64_t                       probe_start;
     volatile ngx_pid_t             probe_pid; /* the one that imports */
     volatile ngx_uint_t            probe_how;
@@ -436,7 +437,10 @@ ngx_http_wsgi_crash_check(ngx_http_request_t *r, ngx_http_wsgi_app_t *app)
 
             result = 1;
 
-        } else if (now - a->probe_start > 2 * NGX_HTTP_WSGI_CRASH_PROBE) {
+        } else if (now - a->probe_start > 2 * NGX_HTTP_WSGI_CRASH_PROBE
+                   || (kill(a->prober, 0) == -1 && ngx_errno == NGX_ESRCH))
+        {
+            /* lost with the worker that forked it, which nginx reaps */
             a->probe = 0;
         }
     }
@@ -444,6 +448,7 @@ ngx_http_wsgi_crash_check(ngx_http_request_t *r, ngx_http_wsgi_app_t *app)
     if (a->crashes && a->probe == 0 && now >= a->next) {
         /* this worker tries; the others wait for the probe */
         a->probe = -1;
+        a->prober = ngx_pid;
         a->probe_start = now;
         a->probe_pid = 0;
         a->probe_how = 0;

@@ -3,7 +3,9 @@ script is imported, or while it serves a request, costs that worker only
 (docs/crashes.md)."""
 
 import http.client
+import os
 import re
+import signal
 import time
 
 import pytest
@@ -129,6 +131,34 @@ def test_import_retried_after_delay(nginx, tmp_path):
     assert get(srv, "/app") == (200, b"imported")
     assert re.search(r"the import of script \".*\" returned in a probe "
                      r"process", srv.error_log())
+
+
+@pytest.mark.allow_log(*ALLOW)
+def test_probe_lost_with_its_worker(nginx, tmp_path):
+    srv, app, flag = server(nginx, tmp_path, "segv", workers=1)
+    assert srv.wait_log(r"died on signal 11 while importing"), \
+        srv.logs_tail()
+
+    # a probe whose import waits, then its worker is killed
+    (tmp_path / "crash.flag.wait").write_text("")
+    time.sleep(1.2)
+    assert app_status(srv) == 503
+    assert srv.wait_log(r"again in probe process"), srv.logs_tail()
+    worker, = srv.worker_pids()
+    os.kill(worker, signal.SIGKILL)
+    assert wait_for(lambda: srv.worker_pids() not in ([], [worker])), \
+        srv.logs_tail()
+
+    # the next worker forks another probe at once, not minutes later
+    (tmp_path / "crash.flag.wait").unlink()
+    assert app_status(srv) == 503
+    assert wait_for(lambda: app_status(srv) == 503 and len(re.findall(
+        r"again in probe process", srv.error_log())) == 2,
+        timeout=3, interval=0.1), srv.logs_tail()
+    # its result is read by the next request
+    assert wait_for(lambda: app_status(srv) == 503 and re.search(
+        r"probe process \d+ died on signal 11", srv.error_log()),
+        timeout=3, interval=0.1), srv.logs_tail()
 
 
 @pytest.mark.allow_log(*ALLOW)

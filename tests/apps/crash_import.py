@@ -3,11 +3,13 @@
 While the file @FLAG@ exists, importing this script kills the process:
 HOW "segv" reads address 0 (ctypes.string_at(0)), "kill" sends itself
 SIGSEGV, "exitN" calls os._exit(N).  While @FLAG@.raise exists, the import
-raises RuntimeError.  Without either it imports and answers "imported".
+raises RuntimeError; while @FLAG@.wait exists too, the import waits.
+Without the flags it imports and answers "imported".
 """
 
 import os
 import signal
+import time
 
 HOW = "@HOW@"
 
@@ -15,6 +17,8 @@ if os.path.exists("@FLAG@.raise"):
     raise RuntimeError("crash_import: told to raise")
 
 if os.path.exists("@FLAG@"):
+    while os.path.exists("@FLAG@.wait"):
+        time.sleep(0.05)
     if HOW == "segv":
         import ctypes
         ctypes.string_at(0)
