@@ -99,6 +99,21 @@ def test_crash_at_import_is_contained(nginx, tmp_path, how):
 
 
 @pytest.mark.allow_log(*ALLOW)
+def test_crash_at_import_not_noted(nginx, tmp_path):
+    # SIGKILL leaves the worker no time to note it; the probe learns it
+    srv, app, _flag = server(nginx, tmp_path, "sigkill", workers=1)
+    assert srv.wait_log(r"\[error\] .*wsgi: worker process \d+ died while "
+                        r"importing script \"%s\"" % re.escape(str(app))), \
+        srv.logs_tail()
+    assert app_status(srv) == 503
+    time.sleep(1.2)
+    assert wait_for(lambda: app_status(srv) == 503 and re.search(
+        r"probe process \d+ died on signal 9 while importing",
+        srv.error_log()), timeout=5, interval=0.1), srv.logs_tail()
+    assert srv.worker_pids()
+
+
+@pytest.mark.allow_log(*ALLOW)
 def test_import_retried_after_delay(nginx, tmp_path):
     srv, app, flag = server(nginx, tmp_path, "segv", workers=1)
     assert srv.wait_log(r"died on signal 11 while importing"), \

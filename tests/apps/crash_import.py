@@ -2,7 +2,7 @@
 
 While the file @FLAG@ exists, importing this script kills the process:
 HOW "segv" reads address 0 (ctypes.string_at(0)), "kill" sends itself
-SIGSEGV, "exitN" calls os._exit(N).  While @FLAG@.raise exists, the import
+SIGSEGV, "sigkill" SIGKILL, "exitN" calls os._exit(N).  While @FLAG@.raise exists, the import
 raises RuntimeError; while @FLAG@.wait exists too, the import waits.
 Without the flags it imports and answers "imported".
 """
@@ -24,6 +24,8 @@ if os.path.exists("@FLAG@"):
         ctypes.string_at(0)
     elif HOW == "kill":
         os.kill(os.getpid(), signal.SIGSEGV)
+    elif HOW == "sigkill":
+        os.kill(os.getpid(), signal.SIGKILL)
     elif HOW.startswith("exit"):
         os._exit(int(HOW[4:]))
 
