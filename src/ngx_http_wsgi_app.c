@@ -32,7 +32,12 @@ ngx_http_wsgi_app_get(ngx_http_wsgi_app_t *app, ngx_log_t *log)
         return Py_NewRef(obj);
     }
 
+    ngx_http_wsgi_crash_import(app);
+
     module = ngx_http_wsgi_app_import(app, log);
+
+    ngx_http_wsgi_crash_imported(app, module != NULL, log);
+
     if (module == NULL) {
         return NULL;
     }

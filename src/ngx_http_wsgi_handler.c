@@ -76,6 +76,11 @@ ngx_http_wsgi_handler(ngx_http_request_t *r)
 
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wsgi_module);
 
+    rc = ngx_http_wsgi_crash_check(r, wlcf->app);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
     if (!wlcf->request_buffering) {
         /* the application reads the body as it arrives */
         r->request_body_no_buffering = 1;

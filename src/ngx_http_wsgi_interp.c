@@ -421,6 +421,10 @@ ngx_http_wsgi_interp_setup(ngx_cycle_t *cycle,
         return NGX_ERROR;
     }
 
+    if (ngx_http_wsgi_crash_python() != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     interp->apps = PyList_New(wmcf->apps.nelts);
     if (interp->apps == NULL) {
         return NGX_ERROR;
@@ -435,6 +439,10 @@ ngx_http_wsgi_interp_setup(ngx_cycle_t *cycle,
     apps = wmcf->apps.elts;
 
     for (i = 0; i < (ngx_int_t) wmcf->apps.nelts; i++) {
+        if (ngx_http_wsgi_crash_contained(apps[i])) {
+            continue;
+        }
+
         Py_XDECREF(ngx_http_wsgi_app_get(apps[i], cycle->log));
     }
 

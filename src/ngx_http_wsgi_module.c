@@ -245,6 +245,7 @@ ngx_http_wsgi_create_main_conf(ngx_conf_t *cf)
      *     wmcf->python_home = { 0, NULL };
      *     wmcf->workers = 0;
      *     wmcf->thread_pool = NULL;
+     *     wmcf->crash = NULL;
      */
 
     if (ngx_array_init(&wmcf->apps, cf->pool, 4,
@@ -270,6 +271,12 @@ ngx_http_wsgi_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_ptr_value(wmcf->python_path, NULL);
     ngx_conf_init_value(wmcf->optimize, 0);
     ngx_conf_init_uint_value(wmcf->priority, NGX_HTTP_WSGI_PRIORITY_AUTO);
+
+    if (wmcf->apps.nelts
+        && ngx_http_wsgi_crash_conf(cf, wmcf) != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
 
     return NGX_CONF_OK;
 }
@@ -827,6 +834,8 @@ ngx_http_wsgi_init_process(ngx_cycle_t *cycle)
 
     wmcf->workers = (ngx_process == NGX_PROCESS_SINGLE)
                     ? 1 : (ngx_uint_t) ccf->worker_processes;
+
+    ngx_http_wsgi_crash_init_process(cycle, wmcf);
 
     if (ngx_http_wsgi_interp_init(cycle, wmcf) != NGX_OK) {
         /* the error is logged; requests get 500 */

@@ -81,6 +81,7 @@ typedef struct {
     ngx_thread_pool_t           *thread_pool; /* the default pool */
     ngx_uint_t                   pooled;      /* a location uses a pool */
     ngx_uint_t                   priority;    /* of the pool threads */
+    ngx_shm_zone_t              *crash;
 } ngx_http_wsgi_main_conf_t;
 
 
@@ -521,6 +522,22 @@ PyObject *ngx_http_wsgi_module_init(void);
 
 /* applications */
 PyObject *ngx_http_wsgi_app_get(ngx_http_wsgi_app_t *app, ngx_log_t *log);
+
+
+/* crash containment */
+ngx_int_t ngx_http_wsgi_crash_conf(ngx_conf_t *cf,
+    ngx_http_wsgi_main_conf_t *wmcf);
+void ngx_http_wsgi_crash_init_process(ngx_cycle_t *cycle,
+    ngx_http_wsgi_main_conf_t *wmcf);
+ngx_int_t ngx_http_wsgi_crash_python(void);
+ngx_uint_t ngx_http_wsgi_crash_contained(ngx_http_wsgi_app_t *app);
+ngx_int_t ngx_http_wsgi_crash_check(ngx_http_request_t *r,
+    ngx_http_wsgi_app_t *app);
+void ngx_http_wsgi_crash_import(ngx_http_wsgi_app_t *app);
+void ngx_http_wsgi_crash_imported(ngx_http_wsgi_app_t *app,
+    ngx_uint_t loaded, ngx_log_t *log);
+void ngx_http_wsgi_crash_step(ngx_http_wsgi_ctx_t *ctx);
+void ngx_http_wsgi_crash_step_done(void);
 
 
 /* environ */

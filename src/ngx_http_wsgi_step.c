@@ -55,6 +55,8 @@ ngx_http_wsgi_step_exec(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e step)
     log = ngx_http_wsgi_step_log;
     ngx_http_wsgi_step_log = ctx->log;
 
+    ngx_http_wsgi_crash_step(ctx);
+
     ngx_http_wsgi_step_release(ctx);
 
     /* out was taken by the nginx side; out_size counts this step's */
@@ -85,6 +87,7 @@ ngx_http_wsgi_step_exec(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e step)
     }
 
     ngx_http_wsgi_step_log = log;
+    ngx_http_wsgi_crash_step_done();
 }
 
 

@@ -1,0 +1,21 @@
+"""Kills its worker when asked: /segv reads address 0, /kill sends SIGSEGV
+to itself, /exitN calls os._exit(N).  Any other path answers the pid."""
+
+import os
+import signal
+import time
+
+
+def application(environ, start_response):
+    how = environ["PATH_INFO"].rsplit("/", 1)[-1]
+    if how == "segv":
+        import ctypes
+        ctypes.string_at(0)
+    elif how == "kill":
+        # delivered to any thread: this one waits for it
+        os.kill(os.getpid(), signal.SIGSEGV)
+        time.sleep(5)
+    elif how.startswith("exit"):
+        os._exit(int(how[4:]))
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [str(os.getpid()).encode()]

@@ -1,0 +1,237 @@
+"""Crash containment: an application that kills its worker while its
+script is imported, or while it serves a request, costs that worker only
+(docs/crashes.md)."""
+
+import http.client
+import os
+import re
+import signal
+import time
+
+import pytest
+
+from harness import install_app, wait_for
+
+# the master's own lines about the workers the applications killed
+EXITED_RE = re.compile(r"worker process \d+ exited")
+
+ALLOW = (r"exited on signal", r"\[alert\] .*wsgi: worker process \d+ died")
+
+IMPORT_HOW = {
+    "segv": r"on signal 11",
+    "kill": r"on signal 11",
+    "exit1": r"in os\._exit\(1\)",
+    "exit2": r"in os\._exit\(2\), exit code 1",
+}
+
+
+def server(nginx, tmp_path, how, workers=2):
+    flag = tmp_path / "crash.flag"
+    flag.write_text("")
+    app = install_app("crash_import.py", tmp_path, HOW=how, FLAG=flag)
+    srv = nginx(server=f"""
+        location = /static {{ return 200 "static\\n"; }}
+        location /app {{ wsgi_pass {app}; }}
+        location = /hello {{ wsgi_pass {{apps}}/hello.py; }}
+    """, workers=workers, prefix=tmp_path / "p")
+    return srv, app, flag
+
+
+def get(srv, path, timeout=1.0):
+    c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=timeout)
+    try:
+        c.request("GET", path)
+        r = c.getresponse()
+        return r.status, r.read()
+    finally:
+        c.close()
+
+
+def app_status(srv):
+    """The status of /app, None if the request was cut."""
+    try:
+        return get(srv, "/app", timeout=5)[0]
+    except (http.client.HTTPException, ConnectionError):
+        return None
+
+
+def exited(srv):
+    return len([x for x in srv.error_log().splitlines()
+                if EXITED_RE.search(x)])
+
+
+@pytest.mark.allow_log(*ALLOW)
+@pytest.mark.parametrize("how", sorted(IMPORT_HOW))
+def test_crash_at_import_is_contained(nginx, tmp_path, how):
+    srv, app, _flag = server(nginx, tmp_path, how)
+
+    died = (r"\[error\] .*wsgi: worker process \d+ died %s while "
+            r"importing script \"%s\"" % (IMPORT_HOW[how],
+                                          re.escape(str(app))))
+    assert srv.wait_log(died), srv.logs_tail()
+
+    # nginx's own location and the other application answer all along,
+    # this one gets 503; the imports tried again die in probe processes
+    for i in range(50):
+        t = time.monotonic()
+        status, body = get(srv, "/static")
+        assert (status, body) == (200, b"static\n")
+        assert time.monotonic() - t < 1.0
+        if i % 5 == 0:
+            assert get(srv, "/hello", timeout=5)[0] == 200
+            assert get(srv, "/app", timeout=5)[0] == 503
+        time.sleep(0.05)
+
+    assert srv.worker_pids(), "nginx has no worker left"
+
+    # each worker died once, at start
+    assert exited(srv) <= 2, srv.logs_tail()
+    # the probe's result is read by a request
+    assert wait_for(lambda: app_status(srv) == 503 and re.search(
+        r"probe process \d+ died %s while importing script"
+        % IMPORT_HOW[how], srv.error_log()),
+        timeout=5, interval=0.1), srv.logs_tail()
+    assert "cannot be respawned" not in srv.error_log()
+    assert re.search(r"\[error\] .*wsgi: script \"%s\" is not loaded: "
+                     r"process \d+ died %s while importing it"
+                     % (re.escape(str(app)), IMPORT_HOW[how]),
+                     srv.error_log()), srv.logs_tail()
+
+
+@pytest.mark.allow_log(*ALLOW)
+def test_crash_at_import_not_noted(nginx, tmp_path):
+    # SIGKILL leaves the worker no time to note it; the probe learns it
+    srv, app, _flag = server(nginx, tmp_path, "sigkill", workers=1)
+    assert srv.wait_log(r"\[error\] .*wsgi: worker process \d+ died while "
+                        r"importing script \"%s\"" % re.escape(str(app))), \
+        srv.logs_tail()
+    assert app_status(srv) == 503
+    time.sleep(1.2)
+    assert wait_for(lambda: app_status(srv) == 503 and re.search(
+        r"probe process \d+ died on signal 9 while importing",
+        srv.error_log()), timeout=5, interval=0.1), srv.logs_tail()
+    assert srv.worker_pids()
+
+
+@pytest.mark.allow_log(*ALLOW)
+def test_import_retried_after_delay(nginx, tmp_path):
+    srv, app, flag = server(nginx, tmp_path, "segv", workers=1)
+    assert srv.wait_log(r"died on signal 11 while importing"), \
+        srv.logs_tail()
+    r = srv.get("/app")
+    assert r.status == 503
+    assert r.header("Retry-After") == "1"
+
+    # still crashing: tried again after 1 s, in a probe process, which
+    # dies instead of the worker; then after 2 s
+    workers = srv.worker_pids()
+    time.sleep(1.2)
+    assert app_status(srv) == 503
+    assert srv.wait_log(r"importing script .* again in probe process"), \
+        srv.logs_tail()
+    assert wait_for(lambda: app_status(srv) == 503 and re.search(
+        r"\[error\] .*probe process \d+ died on signal 11 while importing "
+        r"script .*the next one in 2000ms", srv.error_log()),
+        timeout=5, interval=0.1), srv.logs_tail()
+    for _ in range(10):
+        assert app_status(srv) == 503
+        assert get(srv, "/static")[0] == 200
+    assert srv.worker_pids() == workers
+    assert exited(srv) == 1
+
+    # fixed: the first request after the delay imports it
+    flag.unlink()
+    assert wait_for(lambda: app_status(srv) == 200,
+                    timeout=6, interval=0.2), srv.logs_tail()
+    assert get(srv, "/app") == (200, b"imported")
+    assert re.search(r"the import of script \".*\" returned in a probe "
+                     r"process", srv.error_log())
+
+
+@pytest.mark.allow_log(*ALLOW)
+def test_probe_lost_with_its_worker(nginx, tmp_path):
+    srv, app, flag = server(nginx, tmp_path, "segv", workers=1)
+    assert srv.wait_log(r"died on signal 11 while importing"), \
+        srv.logs_tail()
+
+    # a probe whose import waits, then its worker is killed
+    (tmp_path / "crash.flag.wait").write_text("")
+    time.sleep(1.2)
+    assert app_status(srv) == 503
+    assert srv.wait_log(r"again in probe process"), srv.logs_tail()
+    worker, = srv.worker_pids()
+    os.kill(worker, signal.SIGKILL)
+    assert wait_for(lambda: srv.worker_pids() not in ([], [worker])), \
+        srv.logs_tail()
+
+    # the next worker forks another probe at once, not minutes later
+    (tmp_path / "crash.flag.wait").unlink()
+    assert app_status(srv) == 503
+    assert wait_for(lambda: app_status(srv) == 503 and len(re.findall(
+        r"again in probe process", srv.error_log())) == 2,
+        timeout=3, interval=0.1), srv.logs_tail()
+    # its result is read by the next request
+    assert wait_for(lambda: app_status(srv) == 503 and re.search(
+        r"probe process \d+ died on signal 11", srv.error_log()),
+        timeout=3, interval=0.1), srv.logs_tail()
+
+
+@pytest.mark.allow_log(*ALLOW)
+def test_import_that_raises_ends_containment(nginx, tmp_path):
+    srv, app, flag = server(nginx, tmp_path, "kill", workers=1)
+    assert srv.wait_log(r"died on signal 11 while importing"), \
+        srv.logs_tail()
+    assert app_status(srv) == 503
+
+    # the retry raises: logged, 500, and tried again by the next request
+    (tmp_path / "crash.flag.raise").write_text("")
+    assert wait_for(lambda: app_status(srv) == 500, timeout=4,
+                    interval=0.2), srv.logs_tail()
+    assert srv.wait_log(r"failed to load script"), srv.logs_tail()
+    assert app_status(srv) == 500
+
+    (tmp_path / "crash.flag.raise").unlink()
+    flag.unlink()
+    assert get(srv, "/app") == (200, b"imported")
+
+
+@pytest.mark.allow_log(*ALLOW)
+def test_reload_imports_again(nginx, tmp_path):
+    srv, app, flag = server(nginx, tmp_path, "exit2", workers=1)
+    assert srv.wait_log(r"died in os\._exit\(2\)"), srv.logs_tail()
+    assert get(srv, "/app")[0] == 503
+
+    flag.unlink()
+    srv.reload()
+    assert get(srv, "/app", timeout=5) == (200, b"imported")
+
+
+REQUEST_HOW = {
+    "segv": r"on signal 11",
+    "kill": r"on signal 11",
+    "exit2": r"in os\._exit\(2\), exit code 1",
+}
+
+
+@pytest.mark.allow_log(*ALLOW)
+@pytest.mark.parametrize("how", sorted(REQUEST_HOW))
+def test_crash_in_request(nginx, tmp_path, how):
+    srv = nginx(server="""
+        location = /static { return 200 "static\\n"; }
+        location /app { wsgi_pass {apps}/crash_request.py; }
+    """)
+    assert get(srv, "/app/")[0] == 200
+
+    with pytest.raises((http.client.HTTPException, ConnectionError)):
+        get(srv, f"/app/{how}?q=1", timeout=5)
+
+    assert srv.wait_log(r"\[alert\] .*wsgi: worker process \d+ died %s "
+                        r"while running \".*crash_request\.py\" for the "
+                        r"request \"GET /app/%s\?q=1\""
+                        % (REQUEST_HOW[how], how)), srv.logs_tail()
+
+    # the next worker serves
+    for _ in range(5):
+        assert get(srv, "/app/", timeout=5)[0] == 200
+        assert get(srv, "/static")[0] == 200
+    assert "cannot be respawned" not in srv.error_log()
