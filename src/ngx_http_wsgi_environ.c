@@ -703,9 +703,10 @@ ngx_http_wsgi_environ(ngx_http_wsgi_ctx_t *ctx)
 
             if (value != NULL
                 && (size_t) PyUnicode_GET_LENGTH(value) == kv[i].value.len
-                && ngx_memcmp(PyUnicode_1BYTE_DATA(value), kv[i].value.data,
-                              kv[i].value.len)
-                   == 0)
+                && (kv[i].value.len == 0
+                    || ngx_memcmp(PyUnicode_1BYTE_DATA(value),
+                                  kv[i].value.data, kv[i].value.len)
+                       == 0))
             {
                 /* in the copy already */
                 continue;
@@ -1027,7 +1028,8 @@ ngx_http_wsgi_environ_value(ngx_http_wsgi_state_t *st, ngx_uint_t known,
 
     if (value != NULL
         && (size_t) PyUnicode_GET_LENGTH(value) == len
-        && ngx_memcmp(PyUnicode_1BYTE_DATA(value), data, len) == 0)
+        && (len == 0
+            || ngx_memcmp(PyUnicode_1BYTE_DATA(value), data, len) == 0))
     {
         return Py_NewRef(value);
     }
