@@ -8,7 +8,7 @@
 set -eu
 
 pkgs="gcc make clang nginx nginx-dev python3 python3-dev python3-pytest
-python3-django python3-flask curl"
+python3-django python3-flask curl libclang-rt-14-dev"
 
 if [ "${1:-}" = bench ]; then
     pkgs="$pkgs wrk uwsgi-core uwsgi-plugin-python3 gunicorn apache2
