@@ -137,6 +137,14 @@ ngx_http_wsgi_script_name(u_char *uri, size_t len, u_char *mount,
 }
 
 
+/*
+ * The converters above need neither nginx's runtime nor Python:
+ * fuzz/fuzz_environ.c compiles this file with NGX_HTTP_WSGI_FUZZ for them.
+ */
+
+#if !(NGX_HTTP_WSGI_FUZZ)
+
+
 ngx_int_t
 ngx_http_wsgi_snapshot(ngx_http_request_t *r, ngx_http_wsgi_ctx_t *ctx)
 {
@@ -1042,3 +1050,6 @@ ngx_http_wsgi_environ_value(ngx_http_wsgi_state_t *st, ngx_uint_t known,
 
     return value;
 }
+
+
+#endif /* !(NGX_HTTP_WSGI_FUZZ) */
