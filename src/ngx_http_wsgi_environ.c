@@ -127,7 +127,7 @@ ngx_http_wsgi_script_name(u_char *uri, size_t len, u_char *mount,
 {
     if (mount_len == 0
         || len < mount_len
-        || ngx_strncmp(uri, mount, mount_len) != 0
+        || ngx_memcmp(uri, mount, mount_len) != 0
         || (len > mount_len && uri[mount_len] != '/'))
     {
         return 0;
