@@ -3,7 +3,11 @@
 #
 #   make                 build build/ngx_http_wsgi_module.so (gcc)
 #   make run [APP=...]   serve examples/hello.wsgi (or APP) on 127.0.0.1:8080
-#   make test            deps, gcc and clang builds, style check, pytest
+#   make test            deps, gcc and clang builds, style check, pytest,
+#                        sanitize, fuzz-short
+#   make sanitize        a part of the tests on an ASan and UBSan build
+#   make fuzz            the converters under libFuzzer for FUZZ_TIME s
+#                        (fuzz-short: 20 s); docs/testing.md
 #   make bench           benchmarks (bench/README.md), not part of the tests
 
 PYTHON =        /usr/bin/python3
@@ -22,7 +26,8 @@ WSGI_LDFLAGS =  -Wl,-z,relro -Wl,-z,now -fPIC
 
 SOURCES =       config $(wildcard src/*.c src/*.h)
 
-.PHONY: all deps run test test-python clang style bench clean
+.PHONY: all deps run test test-python clang sanitize fuzz fuzz-short style \
+        bench clean
 
 all: deps $(BUILD)/ngx_http_wsgi_module.so
 
@@ -55,6 +60,17 @@ SHELL = /bin/bash
 $(eval $(call ngx_wsgi_build,$(BUILD),$(CC),-DNDEBUG))
 $(eval $(call ngx_wsgi_build,$(BUILD)-clang,clang,))
 
+# the sanitizer build: AddressSanitizer and UndefinedBehaviorSanitizer in
+# the module only; Debian's nginx loads clang's runtime with LD_PRELOAD.
+# ASan registers the module's globals through private aliases: the dynamic
+# linker binds the name ngx_modules to nginx's own array, which ASan would
+# then take for the module's 16 bytes (a false overflow on every reload)
+
+SAN_CFLAGS =    -fsanitize=address,undefined -fno-omit-frame-pointer \
+                -mllvm -asan-use-private-alias=1
+
+$(eval $(call ngx_wsgi_build,$(BUILD)-asan,clang,$(SAN_CFLAGS)))
+
 clang: deps $(BUILD)-clang/ngx_http_wsgi_module.so
 
 style:
@@ -64,7 +80,7 @@ style:
 run: all
 	tools/run.sh $(CURDIR)/$(BUILD)/ngx_http_wsgi_module.so "$(APP)" $(PORT)
 
-test: all clang style test-python
+test: all clang style test-python sanitize fuzz-short
 
 # the suite runs twice: on the thread pool (the default) with the release
 # build, and inline with the clang build and its CPython asserts
@@ -74,9 +90,65 @@ test-python:
 	NGX_WSGI_MODULE=$(CURDIR)/$(BUILD)-clang/ngx_http_wsgi_module.so \
 	    $(PYTHON) -m pytest -q -p no:cacheprovider tests $(PYTEST_ARGS)
 
+# the files that run the most of the module's C, on the thread pool (the
+# test_threads.py tests named here run inline too), on the sanitizer build:
+# Debian's nginx preloads clang's ASan runtime (NGX_WSGI_PRELOAD), and the
+# harness fails a test on any report; docs/testing.md.  SAN_SLOW: tests
+# left out, as they mostly wait
+
+SAN_TESTS =     tests/test_environ.py tests/test_response.py \
+                tests/test_input.py tests/test_errors.py \
+                $(addprefix tests/test_threads.py::test_, \
+                    mutating_a_chunk_after_handing_it_over \
+                    client_gone_stops_a_streaming_generator \
+                    client_connected_turns_false_when_client_leaves) \
+                tests/test_lifecycle.py::test_reload_with_slow_request_in_flight
+SAN_SLOW =      tests/test_response.py::test_slow_reader_backpressure
+SAN_RUNTIME =   $(shell clang -print-file-name=libclang_rt.asan-x86_64.so)
+
+sanitize: deps $(BUILD)-asan/ngx_http_wsgi_module.so
+	NGX_WSGI_PRELOAD=$(SAN_RUNTIME) \
+	NGX_WSGI_MODULE=$(CURDIR)/$(BUILD)-asan/ngx_http_wsgi_module.so \
+	    $(PYTHON) -m pytest -q -p no:cacheprovider $(SAN_TESTS) \
+	    $(addprefix --deselect ,$(SAN_SLOW)) $(PYTEST_ARGS)
+
+# libFuzzer on the byte-level converters of environ.c and response.c,
+# compiled without nginx's runtime and Python (NGX_HTTP_WSGI_FUZZ), with
+# the headers of the sanitizer build's configured nginx.  New inputs go to
+# $(BUILD)-fuzz/corpus, a crash to $(BUILD)-fuzz/crash-*; fuzz/corpus
+# holds the seeds and past findings.  make test runs it for 20 s (its
+# output in $(BUILD)-fuzz/fuzz.log), make fuzz for FUZZ_TIME
+
+FUZZ =          $(BUILD)-fuzz/fuzz_environ
+FUZZ_TIME =     600
+FUZZ_CFLAGS =   -g -O1 -fsanitize=fuzzer,address,undefined \
+                -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
+                -W -Wall -Wextra -Wno-unused-parameter -Wno-unused-function \
+                -Werror -DNGX_HTTP_WSGI_FUZZ=1
+FUZZ_INCS =     $(addprefix -I $(BUILD)-asan/nginx/, objs src/core src/event \
+                    src/event/modules src/os/unix src/http src/http/modules \
+                    src/http/v2) \
+                $$(/usr/bin/python3.11-config --includes)
+FUZZ_RUN =      $(FUZZ) -artifact_prefix=$(BUILD)-fuzz/ $(BUILD)-fuzz/corpus \
+                fuzz/corpus
+
+$(FUZZ): fuzz/fuzz_environ.c src/ngx_http_wsgi_environ.c \
+         src/ngx_http_wsgi_response.c src/ngx_http_wsgi_module.h \
+         $(BUILD)-asan/nginx/objs/Makefile
+	mkdir -p $(BUILD)-fuzz/corpus
+	clang $(FUZZ_CFLAGS) $(FUZZ_INCS) -o $@ fuzz/fuzz_environ.c
+
+fuzz-short: deps $(FUZZ)
+	$(FUZZ_RUN) -max_total_time=20 > $(BUILD)-fuzz/fuzz.log 2>&1 \
+	    || { tail -40 $(BUILD)-fuzz/fuzz.log; exit 1; }
+	tail -1 $(BUILD)-fuzz/fuzz.log
+
+fuzz: deps $(FUZZ)
+	$(FUZZ_RUN) -max_total_time=$(FUZZ_TIME)
+
 bench: all
 	@tools/deps.sh bench
 	$(PYTHON) bench/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(BUILD) $(BUILD)-clang
+	rm -rf $(BUILD) $(BUILD)-clang $(BUILD)-asan $(BUILD)-fuzz

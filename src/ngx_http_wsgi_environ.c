@@ -127,7 +127,7 @@ ngx_http_wsgi_script_name(u_char *uri, size_t len, u_char *mount,
 {
     if (mount_len == 0
         || len < mount_len
-        || ngx_strncmp(uri, mount, mount_len) != 0
+        || ngx_memcmp(uri, mount, mount_len) != 0
         || (len > mount_len && uri[mount_len] != '/'))
     {
         return 0;
@@ -135,6 +135,14 @@ ngx_http_wsgi_script_name(u_char *uri, size_t len, u_char *mount,
 
     return mount_len;
 }
+
+
+/*
+ * The converters above need neither nginx's runtime nor Python:
+ * fuzz/fuzz_environ.c compiles this file with NGX_HTTP_WSGI_FUZZ for them.
+ */
+
+#if !(NGX_HTTP_WSGI_FUZZ)
 
 
 ngx_int_t
@@ -703,9 +711,10 @@ ngx_http_wsgi_environ(ngx_http_wsgi_ctx_t *ctx)
 
             if (value != NULL
                 && (size_t) PyUnicode_GET_LENGTH(value) == kv[i].value.len
-                && ngx_memcmp(PyUnicode_1BYTE_DATA(value), kv[i].value.data,
-                              kv[i].value.len)
-                   == 0)
+                && (kv[i].value.len == 0
+                    || ngx_memcmp(PyUnicode_1BYTE_DATA(value),
+                                  kv[i].value.data, kv[i].value.len)
+                       == 0))
             {
                 /* in the copy already */
                 continue;
@@ -1027,7 +1036,8 @@ ngx_http_wsgi_environ_value(ngx_http_wsgi_state_t *st, ngx_uint_t known,
 
     if (value != NULL
         && (size_t) PyUnicode_GET_LENGTH(value) == len
-        && ngx_memcmp(PyUnicode_1BYTE_DATA(value), data, len) == 0)
+        && (len == 0
+            || ngx_memcmp(PyUnicode_1BYTE_DATA(value), data, len) == 0))
     {
         return Py_NewRef(value);
     }
@@ -1040,3 +1050,6 @@ ngx_http_wsgi_environ_value(ngx_http_wsgi_state_t *st, ngx_uint_t known,
 
     return value;
 }
+
+
+#endif /* !(NGX_HTTP_WSGI_FUZZ) */

@@ -59,7 +59,9 @@ static ngx_int_t ngx_http_wsgi_header_name(ngx_http_wsgi_state_t *st,
     PyObject *name, ngx_uint_t *kind);
 static ngx_int_t ngx_http_wsgi_header_value(ngx_http_wsgi_state_t *st,
     PyObject *name, PyObject *value);
+static ngx_int_t ngx_http_wsgi_status_code(u_char *p, size_t len);
 static ngx_int_t ngx_http_wsgi_header_name_valid(u_char *p, size_t len);
+static ngx_int_t ngx_http_wsgi_header_value_valid(u_char *p, size_t len);
 static ngx_int_t ngx_http_wsgi_hop_by_hop(u_char *p, size_t len);
 static ngx_http_wsgi_header_e ngx_http_wsgi_header_kind(u_char *p,
     size_t len);
@@ -99,6 +101,156 @@ static uint32_t  ngx_http_wsgi_tchar[] = {
     0x00000000,
     0x00000000
 };
+
+
+/*
+ * The code of a "NNN reason" status line; 0: it is not one, NGX_ERROR: its
+ * reason has a control character.
+ */
+
+static ngx_int_t
+ngx_http_wsgi_status_code(u_char *p, size_t len)
+{
+    size_t  i;
+
+    if (len < 4
+        || p[0] < '1' || p[0] > '9'
+        || !ngx_http_wsgi_isdigit(p[1]) || !ngx_http_wsgi_isdigit(p[2])
+        || p[3] != ' ')
+    {
+        return 0;
+    }
+
+    for (i = 4; i < len; i++) {
+        if ((p[i] < 0x20 && p[i] != '\t') || p[i] == 0x7f) {
+            return NGX_ERROR;
+        }
+    }
+
+    return (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
+}
+
+
+static ngx_int_t
+ngx_http_wsgi_header_name_valid(u_char *p, size_t len)
+{
+    size_t  i;
+
+    if (len == 0) {
+        return 0;
+    }
+
+    for (i = 0; i < len; i++) {
+        if (!(ngx_http_wsgi_tchar[p[i] >> 5] & (1U << (p[i] & 0x1f)))) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+static ngx_int_t
+ngx_http_wsgi_header_value_valid(u_char *p, size_t len)
+{
+    size_t  i;
+
+    for (i = 0; i < len; i++) {
+        if (p[i] == CR || p[i] == LF || p[i] == '\0') {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+static ngx_http_wsgi_header_e
+ngx_http_wsgi_header_kind(u_char *p, size_t len)
+{
+    /* as most applications spell them, or in any case */
+
+#define ngx_http_wsgi_is(name)                                                \
+    (len == sizeof(name) - 1                                                  \
+     && (ngx_memcmp(p, name, len) == 0                                        \
+         || ngx_strncasecmp(p, (u_char *) name, len) == 0))
+
+    switch (len) {
+
+    case 4:
+        if (ngx_http_wsgi_is("Date")) {
+            return NGX_HTTP_WSGI_HEADER_DATE;
+        }
+
+        if (ngx_http_wsgi_is("ETag")) {
+            return NGX_HTTP_WSGI_HEADER_ETAG;
+        }
+
+        break;
+
+    case 6:
+        if (ngx_http_wsgi_is("Server")) {
+            return NGX_HTTP_WSGI_HEADER_SERVER;
+        }
+
+        break;
+
+    case 12:
+        if (ngx_http_wsgi_is("Content-Type")) {
+            return NGX_HTTP_WSGI_HEADER_CONTENT_TYPE;
+        }
+
+        break;
+
+    case 13:
+        if (ngx_http_wsgi_is("Last-Modified")) {
+            return NGX_HTTP_WSGI_HEADER_LAST_MODIFIED;
+        }
+
+        break;
+
+    case 14:
+        if (ngx_http_wsgi_is("Content-Length")) {
+            return NGX_HTTP_WSGI_HEADER_CONTENT_LENGTH;
+        }
+
+        break;
+
+    case 16:
+        if (ngx_http_wsgi_is("Content-Encoding")) {
+            return NGX_HTTP_WSGI_HEADER_CONTENT_ENCODING;
+        }
+
+        break;
+    }
+
+#undef ngx_http_wsgi_is
+
+    return NGX_HTTP_WSGI_HEADER_OTHER;
+}
+
+
+static ngx_int_t
+ngx_http_wsgi_hop_by_hop(u_char *p, size_t len)
+{
+    ngx_str_t  *h;
+
+    for (h = ngx_http_wsgi_hop_by_hop_headers; h->len; h++) {
+        if (h->len == len && ngx_strncasecmp(p, h->data, len) == 0) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * The byte-level checks above need neither nginx's runtime nor Python:
+ * fuzz/fuzz_environ.c compiles this file with NGX_HTTP_WSGI_FUZZ for them.
+ */
+
+#if !(NGX_HTTP_WSGI_FUZZ)
 
 
 static PyMemberDef  ngx_http_wsgi_start_response_members[] = {
@@ -431,10 +583,9 @@ ngx_http_wsgi_latin1(PyObject *s, u_char **data, size_t *len)
 static ngx_int_t
 ngx_http_wsgi_status_parse(ngx_http_wsgi_ctx_t *ctx, PyObject *status)
 {
-    u_char      *p;
-    size_t       i, len;
-    ngx_int_t    rc;
-    ngx_uint_t   code;
+    u_char     *p;
+    size_t      len;
+    ngx_int_t   rc, code;
 
     rc = ngx_http_wsgi_latin1(status, &p, &len);
 
@@ -448,25 +599,19 @@ ngx_http_wsgi_status_parse(ngx_http_wsgi_ctx_t *ctx, PyObject *status)
         return NGX_ERROR;
     }
 
-    if (len < 4
-        || p[0] < '1' || p[0] > '9'
-        || !ngx_http_wsgi_isdigit(p[1]) || !ngx_http_wsgi_isdigit(p[2])
-        || p[3] != ' ')
-    {
+    code = ngx_http_wsgi_status_code(p, len);
+
+    if (code == 0) {
         PyErr_Format(PyExc_ValueError, "start_response() status %R is not "
                      "\"NNN reason\"", status);
         return NGX_ERROR;
     }
 
-    for (i = 4; i < len; i++) {
-        if ((p[i] < 0x20 && p[i] != '\t') || p[i] == 0x7f) {
-            PyErr_Format(PyExc_ValueError, "start_response() status %R "
-                         "contains a control character", status);
-            return NGX_ERROR;
-        }
+    if (code == NGX_ERROR) {
+        PyErr_Format(PyExc_ValueError, "start_response() status %R "
+                     "contains a control character", status);
+        return NGX_ERROR;
     }
-
-    code = (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
 
     if (code < 200) {
         PyErr_Format(PyExc_ValueError, "start_response() status %R: "
@@ -479,7 +624,7 @@ ngx_http_wsgi_status_parse(ngx_http_wsgi_ctx_t *ctx, PyObject *status)
     Py_XSETREF(ctx->status, Py_NewRef(status));
     ctx->status_line.data = p;
     ctx->status_line.len = len;
-    ctx->status_code = code;
+    ctx->status_code = (ngx_uint_t) code;
 
     return NGX_OK;
 }
@@ -656,7 +801,7 @@ ngx_http_wsgi_header_value(ngx_http_wsgi_state_t *st, PyObject *name,
     PyObject *value)
 {
     u_char                   *p;
-    size_t                    len, i;
+    size_t                    len;
     ngx_int_t                 rc;
     ngx_http_wsgi_checked_t  *c;
 
@@ -678,117 +823,16 @@ ngx_http_wsgi_header_value(ngx_http_wsgi_state_t *st, PyObject *name,
         return NGX_ERROR;
     }
 
-    for (i = 0; i < len; i++) {
-        if (p[i] == CR || p[i] == LF || p[i] == '\0') {
-            PyErr_Format(PyExc_ValueError, "start_response() value of "
-                         "header %R contains CR, LF or NUL", name);
-            return NGX_ERROR;
-        }
+    if (!ngx_http_wsgi_header_value_valid(p, len)) {
+        PyErr_Format(PyExc_ValueError, "start_response() value of "
+                     "header %R contains CR, LF or NUL", name);
+        return NGX_ERROR;
     }
 
     Py_XSETREF(c->str, Py_NewRef(value));
     c->kind = NGX_HTTP_WSGI_CHECKED_VALUE;
 
     return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_wsgi_header_name_valid(u_char *p, size_t len)
-{
-    size_t  i;
-
-    if (len == 0) {
-        return 0;
-    }
-
-    for (i = 0; i < len; i++) {
-        if (!(ngx_http_wsgi_tchar[p[i] >> 5] & (1U << (p[i] & 0x1f)))) {
-            return 0;
-        }
-    }
-
-    return 1;
-}
-
-
-static ngx_http_wsgi_header_e
-ngx_http_wsgi_header_kind(u_char *p, size_t len)
-{
-    /* as most applications spell them, or in any case */
-
-#define ngx_http_wsgi_is(name)                                                \
-    (len == sizeof(name) - 1                                                  \
-     && (ngx_memcmp(p, name, len) == 0                                        \
-         || ngx_strncasecmp(p, (u_char *) name, len) == 0))
-
-    switch (len) {
-
-    case 4:
-        if (ngx_http_wsgi_is("Date")) {
-            return NGX_HTTP_WSGI_HEADER_DATE;
-        }
-
-        if (ngx_http_wsgi_is("ETag")) {
-            return NGX_HTTP_WSGI_HEADER_ETAG;
-        }
-
-        break;
-
-    case 6:
-        if (ngx_http_wsgi_is("Server")) {
-            return NGX_HTTP_WSGI_HEADER_SERVER;
-        }
-
-        break;
-
-    case 12:
-        if (ngx_http_wsgi_is("Content-Type")) {
-            return NGX_HTTP_WSGI_HEADER_CONTENT_TYPE;
-        }
-
-        break;
-
-    case 13:
-        if (ngx_http_wsgi_is("Last-Modified")) {
-            return NGX_HTTP_WSGI_HEADER_LAST_MODIFIED;
-        }
-
-        break;
-
-    case 14:
-        if (ngx_http_wsgi_is("Content-Length")) {
-            return NGX_HTTP_WSGI_HEADER_CONTENT_LENGTH;
-        }
-
-        break;
-
-    case 16:
-        if (ngx_http_wsgi_is("Content-Encoding")) {
-            return NGX_HTTP_WSGI_HEADER_CONTENT_ENCODING;
-        }
-
-        break;
-    }
-
-#undef ngx_http_wsgi_is
-
-    return NGX_HTTP_WSGI_HEADER_OTHER;
-}
-
-
-static ngx_int_t
-ngx_http_wsgi_hop_by_hop(u_char *p, size_t len)
-{
-    ngx_str_t  *h;
-
-    for (h = ngx_http_wsgi_hop_by_hop_headers; h->len; h++) {
-        if (h->len == len && ngx_strncasecmp(p, h->data, len) == 0) {
-            return 1;
-        }
-    }
-
-    return 0;
 }
 
 
@@ -939,3 +983,6 @@ ngx_http_wsgi_client_connected_call(PyObject *self, PyObject *const *args,
 
     Py_RETURN_TRUE;
 }
+
+
+#endif /* !(NGX_HTTP_WSGI_FUZZ) */

@@ -8,7 +8,8 @@ nginx(server="...", http="", main="", workers=1, error_level="info",
     every server gets SIGQUIT (SIGKILL + failure after 10s) and its error log
     must not contain [alert], [crit], [emerg] or "exited on signal"; a test
     that provokes one on purpose sets srv.allow_log = [regex, ...] or uses
-    @pytest.mark.allow_log(regex, ...).
+    @pytest.mark.allow_log(regex, ...).  With NGX_WSGI_PRELOAD (make
+    sanitize), any sanitizer report fails the test too.
 
 nginx_t(server=..., http=..., main=...) -> (returncode, output, conf_path)
     Runs `nginx -t` on the generated config.

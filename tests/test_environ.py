@@ -602,7 +602,8 @@ def test_environ_follows_each_request(nginx, app):
     assert "HTTP_USER_AGENT" not in e
     assert e["SERVER_NAME"] == "localhost"
 
-    e = raw_env(srv, ["GET /e HTTP/1.1", "Host: example.test"])
+    e = raw_env(srv, ["GET /e HTTP/1.1", "Host: example.test",
+                      "Connection: close"])
     assert e["SERVER_PROTOCOL"] == "HTTP/1.1"
     assert e["HTTP_HOST"] == "example.test"
 
@@ -668,8 +669,10 @@ def test_environ_per_location(nginx):
                          wsgi_var SERVER_NAME second.test; }
     """)
     for _ in range(3):
-        one = raw_env(srv, ["GET /one/x HTTP/1.1", "Host: a"])
-        two = raw_env(srv, ["GET /two/y HTTP/1.1", "Host: b"])
+        one = raw_env(srv, ["GET /one/x HTTP/1.1", "Host: a",
+                            "Connection: close"])
+        two = raw_env(srv, ["GET /two/y HTTP/1.1", "Host: b",
+                            "Connection: close"])
         assert one["SCRIPT_NAME"] == "/one"
         assert one["PATH_INFO"] == "/x"
         assert one["SERVER_NAME"] == "localhost"

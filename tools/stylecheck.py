@@ -3,8 +3,8 @@
     /usr/bin/python3 tools/stylecheck.py              (make style)
     /usr/bin/python3 tools/stylecheck.py [--no-prefix] FILE...
 
-C files (src/*.c, src/*.h, and bench/*.c without the naming rule) follow
-nginx's own style:
+C files (src/*.c, src/*.h, and bench/*.c and fuzz/*.c without the naming
+rule) follow nginx's own style:
 
   - at most 80 columns, no tabs, no trailing whitespace, a final newline;
   - /* */ comments only, no //;
@@ -428,7 +428,7 @@ def default_files():
             py += sorted(os.path.join(dirpath, f) for f in filenames
                          if f.endswith((".py", ".wsgi")))
 
-    return c, c_files("bench", (".c",)), py
+    return c, c_files("bench", (".c",)) + c_files("fuzz", (".c",)), py
 
 
 def main(argv):
@@ -457,7 +457,8 @@ def main(argv):
     for path in c:
         checker.check_c(path)
 
-    # the benchmarks' own programs: nginx's layout, their own names
+    # the benchmarks' and the fuzzer's own programs: nginx's layout, their
+    # own names
     tools = Checker(prefix=False)
 
     for path in other_c:

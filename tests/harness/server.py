@@ -3,6 +3,7 @@
 Everything listens on 127.0.0.1; every nginx is stopped by its own PID.
 """
 
+import glob
 import http.client
 import json
 import os
@@ -27,12 +28,46 @@ STOP_TIMEOUT = 10.0
 # always called).
 BAD_LOG_RE = re.compile(
     r"\[alert\]|\[crit\]|\[emerg\]|exited on signal"
-    r"|Iterator garbage collected without being closed")
+    r"|Iterator garbage collected without being closed"
+    r"|ERROR: AddressSanitizer|: runtime error: |Sanitizer:DEADLYSIGNAL")
+
+# NGX_WSGI_PRELOAD: a sanitizer runtime every nginx started here loads with
+# LD_PRELOAD, for a module built with -fsanitize (make sanitize).  The
+# sanitizers write their reports to logs/asan.PID in the server's prefix;
+# any report fails the test.  ASAN_OPTIONS and UBSAN_OPTIONS from the
+# environment come after these defaults and win.
+SAN_PRELOAD = os.environ.get("NGX_WSGI_PRELOAD", "")
+SAN_OPTIONS = {
+    # CPython leaves its memory to the process exit by design
+    "ASAN_OPTIONS": "detect_leaks=0:halt_on_error=1:print_stacktrace=1",
+    "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1",
+}
 
 
 def module_path():
     return os.environ.get("NGX_WSGI_MODULE") or str(
         REPO_ROOT / "build" / "ngx_http_wsgi_module.so")
+
+
+def nginx_env(prefix):
+    """The environment of an nginx run in prefix: the test's own, unless
+    NGX_WSGI_PRELOAD asks for a sanitizer runtime."""
+    if not SAN_PRELOAD:
+        return None
+    env = dict(os.environ, LD_PRELOAD=SAN_PRELOAD)
+    for var, defaults in SAN_OPTIONS.items():
+        env[var] = ":".join(o for o in (defaults, os.environ.get(var),
+                                        f"log_path={prefix}/logs/asan") if o)
+    return env
+
+
+def sanitizer_reports(prefix):
+    """The sanitizer reports nginx processes of prefix have written."""
+    text = ""
+    for f in sorted(glob.glob(f"{prefix}/logs/asan.*")):
+        with open(f, errors="replace") as fp:
+            text += f"--- {f}\n" + fp.read()
+    return text
 
 
 def free_port():
@@ -250,7 +285,7 @@ class Server:
             [NGINX_BIN, "-p", str(self.prefix) + "/", "-c", str(self.conf),
              "-g", "daemon off;"],
             stdin=subprocess.DEVNULL, stdout=self._stderr,
-            stderr=self._stderr, cwd="/")
+            stderr=self._stderr, cwd="/", env=nginx_env(self.prefix))
 
     def _wait_ready(self):
         """Returns None when ready, else a string describing the failure."""
@@ -371,6 +406,9 @@ class Server:
             if BAD_LOG_RE.search(line) and not any(
                     re.search(a, line) for a in self.allow_log):
                 bad.append(line)
+        san = sanitizer_reports(self.prefix)
+        if san:
+            bad.append("sanitizer report:\n" + san)
         return bad
 
     # -- logs ----------------------------------------------------------
@@ -390,7 +428,8 @@ class Server:
 
     def logs_tail(self, n=60):
         lines = (self.stderr_log() + self.error_log()).splitlines()
-        return "--- nginx logs (tail) ---\n" + "\n".join(lines[-n:])
+        return ("--- nginx logs (tail) ---\n" + "\n".join(lines[-n:])
+                + sanitizer_reports(self.prefix))
 
     def wait_log(self, regex, timeout=5):
         deadline = time.monotonic() + timeout
@@ -497,7 +536,8 @@ class NginxFactory:
             last = err
             logs = srv.stderr_log() + srv.error_log()
             srv._shutdown(2)
-            if "Address already in use" in logs:
+            if "Address already in use" in logs \
+                    and not sanitizer_reports(prefix):
                 # lost the free-port race: retry with a fresh log
                 self.servers.remove(srv)
                 for f in ("error.log", "stderr.log"):
@@ -532,5 +572,8 @@ def nginx_test_config(prefix, server="", http="", main="", workers=1,
     p = subprocess.run(
         [NGINX_BIN, "-t", "-p", str(prefix) + "/", "-c", str(conf)],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, cwd="/", timeout=30)
+        stderr=subprocess.STDOUT, cwd="/", timeout=30,
+        env=nginx_env(prefix))
+    san = sanitizer_reports(prefix)
+    assert not san, f"nginx -t: sanitizer report:\n{san}"
     return p.returncode, p.stdout.decode(errors="replace"), conf
