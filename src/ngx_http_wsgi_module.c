@@ -808,6 +808,7 @@ ngx_http_wsgi_init_module(ngx_cycle_t *cycle)
 static ngx_int_t
 ngx_http_wsgi_init_process(ngx_cycle_t *cycle)
 {
+    struct sigaction            sa;
     ngx_core_conf_t            *ccf;
     ngx_http_wsgi_main_conf_t  *wmcf;
 
@@ -821,6 +822,24 @@ ngx_http_wsgi_init_process(ngx_cycle_t *cycle)
 
     if (wmcf == NULL || wmcf->apps.nelts == 0) {
         return NGX_OK;
+    }
+
+    /*
+     * nginx's SIGCHLD handler reaps every child with waitpid(-1) and
+     * would take the exit statuses of the application's children (from
+     * subprocess, os.fork()...) before it could wait for them.  A worker
+     * starts no children of its own: the default disposition leaves them
+     * to whoever started them, as under any other server.
+     */
+
+    ngx_memzero(&sa, sizeof(struct sigaction));
+    sa.sa_handler = SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+
+    if (sigaction(SIGCHLD, &sa, NULL) == -1) {
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, ngx_errno,
+                      "wsgi: sigaction(SIGCHLD) failed");
+        return NGX_ERROR;
     }
 
     ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
