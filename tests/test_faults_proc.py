@@ -66,3 +66,55 @@ def test_child_killed_by_signal(nginx, mode):
     assert results(srv, "/c/signal?n=5") == [-9] * 5
     assert "exited on signal" not in srv.error_log()
     assert "unknown process" not in srv.error_log()
+
+
+# httpoxy: the Proxy header never becomes HTTP_PROXY
+
+
+def env_of(srv, headers, path="/e/"):
+    r = srv.get(path, headers=headers)
+    assert r.status == 200, f"{r!r}\n{srv.logs_tail()}"
+    return r.json()
+
+
+@BOTH
+def test_httpoxy_proxy_header_dropped(nginx, mode):
+    srv = nginx(main=POOL_MAIN, server=loc("/e/", "env_app.py", mode))
+    # in turns with requests without it, for the environ caches
+    for name in ("Proxy", "proxy", "PROXY", None, "Proxy", None):
+        headers = {"X-Other": "kept"}
+        if name:
+            headers[name] = "http://evil.example:3128"
+        env = env_of(srv, headers)
+        assert "HTTP_PROXY" not in env, env
+        assert env["HTTP_X_OTHER"] == "kept"
+    assert "HTTP_PROXY" not in env_of(srv, {"Proxy": "a"}, "/e/?nap=1")
+
+
+@BOTH
+def test_httpoxy_repeated_proxy_header(nginx, mode):
+    srv = nginx(main=POOL_MAIN, server=loc("/e/", "env_app.py", mode))
+    raw = (b"GET /e/ HTTP/1.1\r\nHost: localhost\r\nProxy: http://a:1\r\n"
+           b"Proxy: http://b:2\r\nConnection: close\r\n\r\n")
+    status, _, body = split_response(srv.raw(raw))
+    assert " 200 " in status, status
+    env = json.loads(body)
+    assert "HTTP_PROXY" not in env, env
+
+
+@BOTH
+@pytest.mark.parametrize("auth", ["off", "on", None])
+def test_proxy_authorization_follows_pass_authorization(nginx, mode, auth):
+    extra = f"wsgi_pass_authorization {auth};" if auth else ""
+    srv = nginx(main=POOL_MAIN, server=loc("/e/", "env_app.py", mode, extra))
+    for _ in range(3):
+        env = env_of(srv, {"Proxy-Authorization": "Basic cDpx",
+                           "Authorization": "Basic dTp2",
+                           "Proxy": "http://evil.example:3128"})
+        assert "HTTP_PROXY" not in env
+        if auth == "on":
+            assert env["HTTP_PROXY_AUTHORIZATION"] == "Basic cDpx"
+            assert env["HTTP_AUTHORIZATION"] == "Basic dTp2"
+        else:
+            assert "HTTP_PROXY_AUTHORIZATION" not in env, env
+            assert "HTTP_AUTHORIZATION" not in env, env
