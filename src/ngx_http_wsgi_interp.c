@@ -451,6 +451,7 @@ ngx_http_wsgi_interp_setup(ngx_cycle_t *cycle,
 
     for (i = 0; i < (ngx_int_t) wmcf->apps.nelts; i++) {
         Py_XDECREF(ngx_http_wsgi_app_get(apps[i], cycle->log));
+        ngx_http_wsgi_forked_check(cycle->log);
     }
 
     return NGX_OK;

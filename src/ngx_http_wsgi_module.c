@@ -28,6 +28,11 @@ static char *ngx_http_wsgi_buffer_size(ngx_conf_t *cf, void *post,
 static ngx_int_t ngx_http_wsgi_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_wsgi_init_process(ngx_cycle_t *cycle);
 static void ngx_http_wsgi_exit_process(ngx_cycle_t *cycle);
+static void ngx_http_wsgi_atfork_child(void);
+
+
+/* set in a process the application forked from the worker */
+ngx_uint_t  ngx_http_wsgi_forked;
 
 
 static ngx_conf_num_bounds_t  ngx_http_wsgi_optimize_bounds = {
@@ -842,6 +847,14 @@ ngx_http_wsgi_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
+    /* any fork: os.fork(), multiprocessing, C extensions */
+
+    if (pthread_atfork(NULL, NULL, ngx_http_wsgi_atfork_child) != 0) {
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
+                      "wsgi: pthread_atfork() failed");
+        return NGX_ERROR;
+    }
+
     ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
 
     wmcf->workers = (ngx_process == NGX_PROCESS_SINGLE)
@@ -857,6 +870,13 @@ ngx_http_wsgi_init_process(ngx_cycle_t *cycle)
     }
 
     return NGX_OK;
+}
+
+
+static void
+ngx_http_wsgi_atfork_child(void)
+{
+    ngx_http_wsgi_forked = 1;
 }
 
 

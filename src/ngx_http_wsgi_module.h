@@ -425,6 +425,7 @@ typedef struct {
 
 extern ngx_module_t  ngx_http_wsgi_module;
 extern ngx_http_wsgi_interp_t  *ngx_http_wsgi_interp;
+extern ngx_uint_t  ngx_http_wsgi_forked;
 
 
 /* the state of the "ngx" module, for the Python side */
@@ -464,6 +465,7 @@ void ngx_http_wsgi_step_run(ngx_http_wsgi_ctx_t *ctx,
 void ngx_http_wsgi_step_exec(ngx_http_wsgi_ctx_t *ctx,
     ngx_http_wsgi_step_e step);
 void ngx_http_wsgi_step_cleanup(ngx_http_wsgi_ctx_t *ctx);
+void ngx_http_wsgi_forked_exit(ngx_log_t *log);
 void ngx_http_wsgi_step_release_objs(PyObject **objs, ngx_uint_t n);
 void ngx_http_wsgi_release_deferred(void);
 ngx_int_t ngx_http_wsgi_objs_add(ngx_http_wsgi_objs_t *a, PyObject **objs,
@@ -533,6 +535,20 @@ extern PyType_Spec  ngx_http_wsgi_start_response_spec;
 extern PyType_Spec  ngx_http_wsgi_write_spec;
 extern PyType_Spec  ngx_http_wsgi_client_connected_spec;
 extern PyType_Spec  ngx_http_wsgi_file_wrapper_spec;
+
+
+/*
+ * Python is about to return into nginx: a process the application forked
+ * must not go on as a second worker.
+ */
+
+static ngx_inline void
+ngx_http_wsgi_forked_check(ngx_log_t *log)
+{
+    if (ngx_http_wsgi_forked) {
+        ngx_http_wsgi_forked_exit(log);
+    }
+}
 
 
 #endif /* _NGX_HTTP_WSGI_MODULE_H_INCLUDED_ */

@@ -75,6 +75,8 @@ ngx_http_wsgi_step_exec(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e step)
     {
         ngx_http_wsgi_step_close(ctx);
     }
+
+    ngx_http_wsgi_forked_check(ctx->log);
 }
 
 
@@ -910,6 +912,8 @@ ngx_http_wsgi_step_release_objs(PyObject **objs, ngx_uint_t n)
         Py_DECREF(objs[i]);
     }
 
+    ngx_http_wsgi_forked_check(ngx_cycle->log);
+
     ngx_http_wsgi_python_leave(ts);
 }
 
@@ -949,6 +953,8 @@ ngx_http_wsgi_step_cleanup(ngx_http_wsgi_ctx_t *ctx)
         ctx->spool_fd = NGX_INVALID_FILE;
     }
 
+    ngx_http_wsgi_forked_check(ctx->log);
+
     ngx_http_wsgi_python_leave(ts);
 
     if (ctx->out != ctx->out_first) {
@@ -957,6 +963,25 @@ ngx_http_wsgi_step_cleanup(ngx_http_wsgi_ctx_t *ctx)
 
     ctx->out = NULL;
     ctx->nalloc = 0;
+}
+
+
+/*
+ * A process the application forked (os.fork()) and that came back from the
+ * application instead of exiting or exec()ing: it has a copy of the
+ * worker, its connections and the master's channel, and must not run any
+ * of it.  Nothing of the worker's is released: the parent still owns it.
+ */
+
+void
+ngx_http_wsgi_forked_exit(ngx_log_t *log)
+{
+    ngx_log_error(NGX_LOG_ERR, log, 0,
+                  "wsgi: process %P forked by the application returned "
+                  "into the server, exiting; a child process must end "
+                  "with os._exit() or exec()", getpid());
+
+    _exit(1);
 }
 
 

@@ -1230,6 +1230,14 @@ ngx_http_wsgi_thread_wait(ngx_http_wsgi_ctx_t *ctx, ngx_uint_t pull)
     ngx_uint_t       notify;
     struct timespec  ts;
 
+    if (ngx_http_wsgi_forked) {
+        /* the event loop is the parent's */
+        ngx_log_error(NGX_LOG_ERR, ctx->log, 0,
+                      "wsgi: write() or wsgi.input used in a process "
+                      "forked by the application");
+        return NGX_ERROR;
+    }
+
     if (sem_init(&wake, 0, 0) != 0) {
         ngx_log_error(NGX_LOG_ALERT, ctx->log, ngx_errno,
                       "wsgi: sem_init() failed");

@@ -118,3 +118,55 @@ def test_proxy_authorization_follows_pass_authorization(nginx, mode, auth):
         else:
             assert "HTTP_PROXY_AUTHORIZATION" not in env, env
             assert "HTTP_AUTHORIZATION" not in env, env
+
+
+# os.fork() in an application: the child never runs the server's code
+
+
+def gone(pid):
+    """pid has ended: no process, or a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return True
+    return stat[stat.rindex(")") + 2:].split()[0] in ("Z", "X")
+
+
+@BOTH
+@pytest.mark.parametrize("child", ["return", "raise", "iterate"])
+def test_fork_child_returning_exits(nginx, mode, child):
+    srv = nginx(main=POOL_MAIN, server=loc("/f/", "fault_fork.py", mode))
+    pids = []
+    for _ in range(3):
+        s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+        s.sendall(f"GET /f/?child={child} HTTP/1.1\r\nHost: localhost\r\n"
+                  "Connection: close\r\n\r\n".encode())
+        # read until EOF: whatever a child might add comes before it
+        data = read_until_eof(s, 10)
+        s.close()
+        status, _, body = split_response(data)
+        assert " 200 " in status, data
+        m = re.fullmatch(rb"parent (\d+)", body)
+        assert m, data
+        pids.append(int(m.group(1)))
+    for pid in pids:
+        assert wait_for(lambda: gone(pid), 5), f"child {pid} still runs"
+        assert srv.wait_log(
+            r"\[error\] .*process %d forked by the application returned "
+            r"into the server" % pid), srv.logs_tail()
+    # and the worker serves on, and stops cleanly at teardown (SIGQUIT)
+    assert srv.get("/f/?child=exit").text.startswith("parent ")
+    assert srv.get("/f/?child=exit").text.endswith(" 0")
+    srv.stop()
+
+
+@BOTH
+def test_fork_child_os_exit(nginx, mode):
+    srv = nginx(main=POOL_MAIN, server=loc("/f/", "fault_fork.py", mode))
+    for _ in range(10):
+        r = srv.get("/f/?child=exit")
+        assert r.status == 200
+        assert re.fullmatch(r"parent \d+ 0", r.text), r.text
+    assert "forked by the application" not in srv.error_log()
+    srv.stop()
