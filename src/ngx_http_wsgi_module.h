@@ -305,6 +305,9 @@ struct ngx_http_wsgi_ctx_s {
     ngx_array_t                  release;     /* of PyObject * */
 
     /* Python side: touched by steps only, holding the GIL */
+    PyThreadState               *step_ts;     /* of the step running */
+    ngx_uint_t                   py_waiters;  /* threads in thread_wait() */
+    ngx_uint_t                   py_waiting;  /* one waits for the loop */
     PyObject                    *iterable;
     PyObject                    *iterator;
     PyObject                    *input;
@@ -340,7 +343,6 @@ struct ngx_http_wsgi_ctx_s {
     unsigned                     closed:1;    /* close() called */
     unsigned                     failed:1;    /* error logged */
     unsigned                     aborted:1;   /* client gone: stopped */
-    unsigned                     flushing_py:1; /* in write()'s flush */
     unsigned                     streaming:1; /* slow producer */
     unsigned                     first_out:1; /* headers went with a batch */
     unsigned                     in_call:1;   /* application() running */
@@ -455,6 +457,7 @@ void ngx_http_wsgi_thread_release(ngx_thread_pool_t *tp, PyObject **objs,
     ngx_uint_t n, ngx_log_t *log);
 ngx_int_t ngx_http_wsgi_thread_wait(ngx_http_wsgi_ctx_t *ctx,
     ngx_uint_t pull);
+void ngx_http_wsgi_thread_turn(ngx_http_wsgi_ctx_t *ctx);
 ngx_int_t ngx_http_wsgi_input_pull(ngx_http_wsgi_ctx_t *ctx);
 void ngx_http_wsgi_thread_signal(ngx_http_wsgi_ctx_t *ctx, ngx_int_t rc);
 

@@ -19,6 +19,7 @@ static void ngx_http_wsgi_step_file(ngx_http_wsgi_ctx_t *ctx);
 static void ngx_http_wsgi_step_iterate(ngx_http_wsgi_ctx_t *ctx);
 static void ngx_http_wsgi_step_close(ngx_http_wsgi_ctx_t *ctx);
 static void ngx_http_wsgi_step_release(ngx_http_wsgi_ctx_t *ctx);
+static void ngx_http_wsgi_step_drain(ngx_http_wsgi_ctx_t *ctx);
 static ngx_http_wsgi_chunk_t *ngx_http_wsgi_step_chunk_add(
     ngx_http_wsgi_ctx_t *ctx, PyObject *obj, u_char *data, size_t size);
 static void ngx_http_wsgi_spool_add(ngx_http_wsgi_ctx_t *ctx, u_char *data,
@@ -53,6 +54,7 @@ ngx_http_wsgi_step_exec(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e step)
     /* out was taken by the nginx side; out_size counts this step's */
 
     ctx->out_size = 0;
+    ctx->step_ts = PyThreadState_Get();
 
     switch (step) {
 
@@ -76,7 +78,28 @@ ngx_http_wsgi_step_exec(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e step)
         ngx_http_wsgi_step_close(ctx);
     }
 
+    ngx_http_wsgi_step_drain(ctx);
+    ctx->step_ts = NULL;
+
     ngx_http_wsgi_forked_check(ctx->log);
+}
+
+
+/*
+ * The step ends: a thread the application started and that still waits
+ * for the event loop on behalf of this request (write(), wsgi.input, on
+ * a pool) is let finish first, as the request may end with the step.
+ * Afterwards no other thread may start such a wait: see thread_wait().
+ */
+
+static void
+ngx_http_wsgi_step_drain(ngx_http_wsgi_ctx_t *ctx)
+{
+    while (ctx->py_waiters) {
+        Py_BEGIN_ALLOW_THREADS
+        ngx_msleep(1);
+        Py_END_ALLOW_THREADS
+    }
 }
 
 
@@ -861,6 +884,8 @@ ngx_http_wsgi_step_close(ngx_http_wsgi_ctx_t *ctx)
     Py_CLEAR(ctx->iterator);
     Py_CLEAR(ctx->iterable);
 
+    ngx_http_wsgi_step_drain(ctx);
+
     /* request-scoped objects the application may have kept expire now */
 
     if (ctx->input) {
@@ -931,7 +956,10 @@ ngx_http_wsgi_step_cleanup(ngx_http_wsgi_ctx_t *ctx)
 
     ts = ngx_http_wsgi_python_enter();
 
+    ctx->step_ts = PyThreadState_Get();
     ngx_http_wsgi_step_close(ctx);
+    ctx->step_ts = NULL;
+
     ngx_http_wsgi_step_release(ctx);
 
     for (i = 0; i < ctx->nout; i++) {

@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from harness import read_until_eof, split_response, wait_for
+from harness import (dechunk, read_until_eof, split_response,
+                     wait_for)
 
 
 POOL_MAIN = "thread_pool t threads=4;"
@@ -170,3 +171,129 @@ def test_fork_child_os_exit(nginx, mode):
         assert re.fullmatch(r"parent \d+ 0", r.text), r.text
     assert "forked by the application" not in srv.error_log()
     srv.stop()
+
+
+# wsgi.input and write() from the application's own threads
+
+STREAMED = "wsgi_request_buffering off;"
+OTHER_THREAD = ("other RuntimeError: wsgi.input read from a thread other "
+                "than the request's")
+
+
+def post_slowly(srv, path, chunks, pause=0.01):
+    """A chunked POST sent in pieces; returns (status line, body)."""
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+    s.sendall(f"POST {path} HTTP/1.1\r\nHost: localhost\r\n"
+              "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+              .encode())
+    for c in chunks:
+        s.sendall(b"%x\r\n%s\r\n" % (len(c), c))
+        time.sleep(pause)
+    s.sendall(b"0\r\n\r\n")
+    data = read_until_eof(s, 30)
+    s.close()
+    assert data, f"no response\n{srv.logs_tail()}"
+    status, _, body = split_response(data)
+    return status, body
+
+
+@BOTH
+@pytest.mark.parametrize("how", ["both", "other"])
+def test_streamed_input_from_threads(nginx, mode, how):
+    """Inline, nginx can read the body only on the event loop's thread, the
+    request's: other threads are refused.  On a pool, the threads take
+    turns and share the body."""
+    srv = nginx(main=POOL_MAIN,
+                server=loc("/i/", "fault_input_threads.py", mode, STREAMED))
+    chunks = [bytes([65 + i % 26]) * 3000 for i in range(40)]
+    size = sum(map(len, chunks))
+    for _ in range(5):
+        status, body = post_slowly(srv, f"/i/?how={how}", chunks)
+        assert " 200 " in status, f"{status}\n{srv.logs_tail()}"
+        res = json.loads(body)
+        if mode == "inline":
+            assert res == {"main": size, "other": 0,
+                           "errors": [OTHER_THREAD]}, res
+        elif how == "both":
+            assert res["errors"] == [] and \
+                res["main"] + res["other"] == size, res
+        else:
+            assert res == {"main": 0, "other": size, "errors": []}, res
+
+
+@BOTH
+def test_buffered_input_two_threads(nginx, mode):
+    """A buffered body (in memory and in a temp file) may be read from any
+    thread: the two readers share it, every byte read once."""
+    srv = nginx(main=POOL_MAIN,
+                server=loc("/i/", "fault_input_threads.py", mode,
+                           "client_body_buffer_size 8k;"))
+    for size in (5000, 300000):
+        for _ in range(3):
+            r = srv.post("/i/?how=both&n=100", b"x" * size)
+            assert r.status == 200, f"{r!r}\n{srv.logs_tail()}"
+            res = r.json()
+            assert res["errors"] == [] and \
+                res["main"] + res["other"] == size, res
+
+
+@BOTH
+def test_write_from_thread_while_in_application(nginx, mode):
+    srv = nginx(main=POOL_MAIN,
+                server=loc("/i/", "fault_input_threads.py", mode))
+    for _ in range(5):
+        r = srv.get("/i/?how=write")
+        assert r.status == 200, f"{r!r}\n{srv.logs_tail()}"
+        assert r.body == b'other\n{"main": 0, "other": 0, "errors": []}'
+
+
+@BOTH
+def test_write_from_thread_while_reading_input(nginx, mode):
+    """On a pool, write() from one thread and wsgi.input on the other both
+    wait for the event loop: in turns."""
+    srv = nginx(main=POOL_MAIN,
+                server=loc("/i/", "fault_input_threads.py", mode, STREAMED))
+    chunks = [b"y" * 2000 for i in range(30)]
+    for _ in range(3):
+        status, body = post_slowly(srv, "/i/?how=mixed", chunks)
+        assert " 200 " in status, f"{status}\n{srv.logs_tail()}"
+        body, complete, _ = dechunk(body)
+        assert complete
+        assert body == b"other\n" * 20 + json.dumps(
+            {"main": 60000, "other": 0, "errors": []}).encode(), body
+
+
+@BOTH
+@pytest.mark.parametrize("buffering", ["on", "off"])
+def test_threads_refused_outside_application(nginx, mode, buffering):
+    """A thread the application left running uses write() and wsgi.input
+    while the request waits for its client, out of the application."""
+    srv = nginx(main=POOL_MAIN,
+                server=loc("/i/", "fault_input_threads.py", mode,
+                           f"wsgi_request_buffering {buffering};"))
+    for n in range(3):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(30)
+        s.connect(("127.0.0.1", srv.port))
+        s.sendall(f"POST /i/?how=late&token={n} HTTP/1.1\r\nHost: h\r\n"
+                  "Content-Length: 10\r\nConnection: close\r\n\r\nhello"
+                  .encode())
+        if buffering == "on":
+            s.sendall(b"world")
+        time.sleep(1)
+        if buffering == "off":
+            # the rest of the body, still on its way meanwhile
+            s.sendall(b"world")
+        data = read_until_eof(s, 30)
+        s.close()
+        assert data.endswith(b"end\r\n0\r\n\r\n"), data[-200:]
+        assert b"late" not in data
+        got = srv.get_json(f"/i/?how=result&token={n}")
+        assert got[0] == ("write RuntimeError: write() called from a thread "
+                          "other than the request's"), got
+        if buffering == "off":
+            assert got[1] == "read " + OTHER_THREAD[6:], got
+        else:
+            # the body is in memory, read under the GIL: no hazard
+            assert got[1] == "read ok", got
