@@ -60,6 +60,13 @@ def test_child_waitpid(nginx, mode):
 
 
 @BOTH
+def test_child_multiprocessing(nginx, mode):
+    srv = nginx(main=POOL_MAIN, server=loc("/c/", "fault_child.py", mode))
+    assert results(srv, "/c/mp?n=5") == [4] * 5
+    assert "forked by the application" not in srv.error_log()
+
+
+@BOTH
 def test_child_killed_by_signal(nginx, mode):
     """A child that dies on a signal is the application's business: its
     status reaches the application, and nginx logs nothing about it."""
@@ -101,6 +108,16 @@ def test_httpoxy_repeated_proxy_header(nginx, mode):
     assert " 200 " in status, status
     env = json.loads(body)
     assert "HTTP_PROXY" not in env, env
+
+
+@BOTH
+def test_httpoxy_configured_var_kept(nginx, mode):
+    """The configuration may still set HTTP_PROXY on purpose."""
+    srv = nginx(main=POOL_MAIN,
+                server=loc("/e/", "env_app.py", mode,
+                           "wsgi_var HTTP_PROXY http://proxy.local:3128;"))
+    env = env_of(srv, {"Proxy": "http://evil.example:3128"})
+    assert env["HTTP_PROXY"] == "http://proxy.local:3128"
 
 
 @BOTH

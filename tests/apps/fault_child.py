@@ -5,14 +5,17 @@
 /popen     Popen(["sh", "-c", "exit 5"]), wait until it ended, then wait()
 /waitpid   os.fork(), the child os._exit(7)s, then os.waitpid(): its status
 /signal    a child killed by SIGKILL, then wait(): its return code
+/mp        multiprocessing.Process (fork) that sys.exit(4)s: its exitcode
 
 Each answers JSON {"results": [...]}, one result per round (?n=, 1).
 """
 
 import json
+import multiprocessing
 import os
 import signal
 import subprocess
+import sys
 import time
 from urllib.parse import parse_qs
 
@@ -63,6 +66,13 @@ def one(what):
         p.send_signal(signal.SIGKILL)
         ended(p.pid)
         return p.wait()
+
+    if what == "mp":
+        p = multiprocessing.get_context("fork").Process(target=sys.exit,
+                                                         args=(4,))
+        p.start()
+        p.join()
+        return p.exitcode
 
     return "unknown"
 
