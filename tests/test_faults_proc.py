@@ -314,3 +314,42 @@ def test_threads_refused_outside_application(nginx, mode, buffering):
         else:
             # the body is in memory, read under the GIL: no hazard
             assert got[1] == "read ok", got
+
+
+# graceful shutdown while the event loop runs an application
+
+
+@BOTH
+@pytest.mark.parametrize("quit_first", [False, True])
+def test_quit_serves_backlog(nginx, mode, quit_first):
+    """A connection that waits in the accept backlog while an inline
+    application runs, when nginx is told to quit (before or after it
+    connected), is served, never accepted and then dropped."""
+    srv = nginx(main=POOL_MAIN,
+                server=loc("/s/", "slow_app.py", mode) +
+                loc("/e/", "env_app.py", mode))
+    a = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    a.sendall(b"GET /s/?t=1 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+    time.sleep(0.3)
+    if quit_first:
+        srv.quit()
+        time.sleep(0.2)
+    try:
+        b = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    except ConnectionRefusedError:
+        # the pool's event loop had closed its listening socket: refused
+        assert quit_first and mode == "pool"
+        b = None
+    if b is not None:
+        b.sendall(b"GET /e/ HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+    if not quit_first:
+        time.sleep(0.2)
+        srv.quit()
+    assert b" 200 " in read_until_eof(a, 10).split(b"\r\n")[0]
+    if b is not None:
+        try:
+            data = read_until_eof(b, 10)
+        except OSError as e:
+            data = repr(e).encode()
+        assert data.startswith(b"HTTP/1.1 200 "), data
+    assert srv.wait_exit(10) is not None
