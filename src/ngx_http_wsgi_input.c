@@ -279,13 +279,12 @@ ngx_http_wsgi_input_stream(ngx_http_wsgi_input_t *in, u_char **data)
 
         /*
          * Inline, nginx reads the body on the event loop's thread, the
-         * request's; on a pool, threads wait in turn while the request
-         * is in the application.
+         * request's; on a pool, other threads may wait for it in turns
+         * while the request's thread is in the application.
          */
 
-        if (ctx->step_ts == NULL
-            || (ctx->thread_pool == NULL
-                && ctx->step_ts != PyThreadState_Get()))
+        if (ctx->step_ts != PyThreadState_Get()
+            && (ctx->thread_pool == NULL || !ctx->in_app))
         {
             PyErr_SetString(PyExc_RuntimeError, "wsgi.input read from a "
                             "thread other than the request's");

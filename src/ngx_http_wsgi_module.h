@@ -346,6 +346,7 @@ struct ngx_http_wsgi_ctx_s {
     unsigned                     streaming:1; /* slow producer */
     unsigned                     first_out:1; /* headers went with a batch */
     unsigned                     in_call:1;   /* application() running */
+    unsigned                     in_app:1;    /* ... or next(), close() */
     unsigned                     spool_failed:1; /* no temp file: memory */
 };
 

@@ -842,8 +842,8 @@ ngx_http_wsgi_write_call(PyObject *self, PyObject *const *args,
         return NULL;
     }
 
-    if (ctx->step_ts == NULL) {
-        /* the nginx side has the output: a thread the application left */
+    if (ctx->step_ts != PyThreadState_Get() && !ctx->in_app) {
+        /* the step or the nginx side has the output */
         PyErr_SetString(PyExc_RuntimeError, "write() called from a thread "
                         "other than the request's");
         return NULL;

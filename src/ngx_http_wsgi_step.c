@@ -19,6 +19,7 @@ static void ngx_http_wsgi_step_file(ngx_http_wsgi_ctx_t *ctx);
 static void ngx_http_wsgi_step_iterate(ngx_http_wsgi_ctx_t *ctx);
 static void ngx_http_wsgi_step_close(ngx_http_wsgi_ctx_t *ctx);
 static void ngx_http_wsgi_step_release(ngx_http_wsgi_ctx_t *ctx);
+static void ngx_http_wsgi_step_back(ngx_http_wsgi_ctx_t *ctx);
 static void ngx_http_wsgi_step_drain(ngx_http_wsgi_ctx_t *ctx);
 static ngx_http_wsgi_chunk_t *ngx_http_wsgi_step_chunk_add(
     ngx_http_wsgi_ctx_t *ctx, PyObject *obj, u_char *data, size_t size);
@@ -86,11 +87,24 @@ ngx_http_wsgi_step_exec(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e step)
 
 
 /*
- * The step ends: a thread the application started and that still waits
- * for the event loop on behalf of this request (write(), wsgi.input, on
- * a pool) is let finish first, as the request may end with the step.
- * Afterwards no other thread may start such a wait: see thread_wait().
+ * Back from the application (its call, a next(), close()): a thread it
+ * started and that still waits for the event loop on behalf of the
+ * request (write(), wsgi.input, on a pool), while the event loop may be
+ * sending the output or filling the body, is let finish before the step
+ * touches them.  Until the step calls the application again, no other
+ * thread may start such a wait (write(), ngx_http_wsgi_input_stream()).
  */
+
+static void
+ngx_http_wsgi_step_back(ngx_http_wsgi_ctx_t *ctx)
+{
+    ctx->in_app = 0;
+
+    if (ctx->py_waiters) {
+        ngx_http_wsgi_step_drain(ctx);
+    }
+}
+
 
 static void
 ngx_http_wsgi_step_drain(ngx_http_wsgi_ctx_t *ctx)
@@ -133,6 +147,7 @@ ngx_http_wsgi_step_call(ngx_http_wsgi_ctx_t *ctx)
     }
 
     ctx->in_call = 1;
+    ctx->in_app = 1;
 
     args[0] = environ;
     args[1] = ctx->start_response;
@@ -140,6 +155,7 @@ ngx_http_wsgi_step_call(ngx_http_wsgi_ctx_t *ctx)
     result = PyObject_Vectorcall(app, args, 2, NULL);
 
     ctx->in_call = 0;
+    ngx_http_wsgi_step_back(ctx);
 
     /* the application keeps environ if it wants to */
 
@@ -351,7 +367,9 @@ ngx_http_wsgi_step_iterate(ngx_http_wsgi_ctx_t *ctx)
 
         start = ngx_http_wsgi_step_clock();
 
+        ctx->in_app = 1;
         item = PyIter_Next(ctx->iterator);
+        ngx_http_wsgi_step_back(ctx);
 
         if (ngx_http_wsgi_step_clock() - start >= NGX_HTTP_WSGI_SLOW_NEXT) {
             ctx->streaming = 1;
@@ -867,7 +885,10 @@ ngx_http_wsgi_step_close(ngx_http_wsgi_ctx_t *ctx)
             }
 
         } else {
+            ctx->in_app = 1;
             rv = PyObject_CallNoArgs(close);
+            ngx_http_wsgi_step_back(ctx);
+
             Py_DECREF(close);
 
             if (rv == NULL) {
