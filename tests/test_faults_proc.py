@@ -190,6 +190,26 @@ def test_fork_child_os_exit(nginx, mode):
     srv.stop()
 
 
+@BOTH
+def test_fork_child_write(nginx, mode):
+    """On a pool, write() in a forked child would wait for the parent's
+    event loop: it raises OSError.  Inline it only adds to the output,
+    which the child never sends: it exits when it returns."""
+    srv = nginx(main=POOL_MAIN, server=loc("/f/", "fault_fork.py", mode))
+    r = srv.get("/f/?child=write")
+    assert r.status == 200
+    m = re.fullmatch(r"parent (\d+) (\d+)", r.text)
+    assert m, r.text
+    if mode == "pool":
+        assert m.group(2) == "3"
+        assert srv.wait_log(r"\[error\] .*write\(\) or wsgi.input used in a "
+                            r"process forked by the application")
+    else:
+        assert m.group(2) == "1"
+        assert srv.wait_log(r"process %s forked by the application "
+                            r"returned" % m.group(1))
+
+
 # wsgi.input and write() from the application's own threads
 
 STREAMED = "wsgi_request_buffering off;"

@@ -4,6 +4,8 @@
 ?child=raise    the child raises from the application
 ?child=iterate  the child returns a generator that yields and returns
 ?child=exit     the child leaves with os._exit(0); the parent waits for it
+?child=write    the child calls write(): os._exit(3) if it raises OSError,
+                else returns; the parent waits for it
 
 The parent answers "parent CHILD_PID [STATUS]"; a child that gets as far
 as answering says "child".
@@ -29,6 +31,13 @@ def application(environ, start_response):
     if pid == 0:
         if how == "exit":
             os._exit(0)
+        if how == "write":
+            write = start_response("200 OK", [("Content-Type", "text/plain")])
+            try:
+                write(b"child")
+            except OSError:
+                os._exit(3)
+            return []
         # the parent answers first, so that a child that went on could
         # only add to (or spoil) the response the client reads
         time.sleep(0.3)
@@ -43,7 +52,7 @@ def application(environ, start_response):
         return answer(start_response, b"child")
 
     body = "parent %d" % pid
-    if how == "exit":
+    if how in ("exit", "write"):
         _, status = os.waitpid(pid, 0)
         body += " %d" % os.waitstatus_to_exitcode(status)
     return answer(start_response, body.encode())
