@@ -494,6 +494,25 @@ ngx_http_wsgi_snapshot_headers(ngx_http_request_t *r,
             continue;
         }
 
+        /*
+         * httpoxy: "Proxy" would become HTTP_PROXY, which CGI-minded
+         * libraries take for the proxy of their outgoing requests; its
+         * credentials go with wsgi_pass_authorization, as Authorization
+         */
+
+        if (len == sizeof("HTTP_PROXY") - 1
+            && ngx_strncmp(key, "HTTP_PROXY", len) == 0)
+        {
+            continue;
+        }
+
+        if (!wlcf->pass_authorization
+            && len == sizeof("HTTP_PROXY_AUTHORIZATION") - 1
+            && ngx_strncmp(key, "HTTP_PROXY_AUTHORIZATION", len) == 0)
+        {
+            continue;
+        }
+
         /* a repeated header joins the first one's value */
 
         kv = snap->env.elts;

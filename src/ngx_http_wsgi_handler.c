@@ -1337,6 +1337,14 @@ ngx_http_wsgi_input_pull(ngx_http_wsgi_ctx_t *ctx)
     c = ctx->request->connection;
     clcf = ngx_http_get_module_loc_conf(ctx->request, ngx_http_core_module);
 
+    if (ngx_http_wsgi_forked) {
+        /* the connection is the parent's */
+        ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                      "wsgi: wsgi.input used in a process forked by the "
+                      "application");
+        return NGX_ERROR;
+    }
+
     for ( ;; ) {
         rc = ngx_http_wsgi_input_read(ctx, 1);
 

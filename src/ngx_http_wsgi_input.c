@@ -276,6 +276,26 @@ ngx_http_wsgi_input_stream(ngx_http_wsgi_input_t *in, u_char **data)
     ctx = in->ctx;
 
     for ( ;; ) {
+
+        /*
+         * Inline, nginx reads the body on the event loop's thread, the
+         * request's; on a pool, other threads may wait for it in turns
+         * while the request's thread is in the application.
+         */
+
+        if (ctx->step_ts != PyThreadState_Get()
+            && (ctx->thread_pool == NULL || !ctx->in_app))
+        {
+            PyErr_SetString(PyExc_RuntimeError, "wsgi.input read from a "
+                            "thread other than the request's");
+            return -1;
+        }
+
+        if (ctx->py_waiting) {
+            ngx_http_wsgi_thread_turn(ctx);
+            continue;
+        }
+
         seg = ctx->in;
 
         if (seg) {

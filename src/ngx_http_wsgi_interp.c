@@ -444,6 +444,7 @@ ngx_http_wsgi_interp_setup(ngx_cycle_t *cycle,
         }
 
         Py_XDECREF(ngx_http_wsgi_app_get(apps[i], cycle->log));
+        ngx_http_wsgi_forked_check(cycle->log);
     }
 
     return NGX_OK;

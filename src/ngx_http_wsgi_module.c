@@ -28,6 +28,11 @@ static char *ngx_http_wsgi_buffer_size(ngx_conf_t *cf, void *post,
 static ngx_int_t ngx_http_wsgi_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_wsgi_init_process(ngx_cycle_t *cycle);
 static void ngx_http_wsgi_exit_process(ngx_cycle_t *cycle);
+static void ngx_http_wsgi_atfork_child(void);
+
+
+/* set in a process the application forked from the worker */
+ngx_uint_t  ngx_http_wsgi_forked;
 
 
 static ngx_conf_num_bounds_t  ngx_http_wsgi_optimize_bounds = {
@@ -815,6 +820,7 @@ ngx_http_wsgi_init_module(ngx_cycle_t *cycle)
 static ngx_int_t
 ngx_http_wsgi_init_process(ngx_cycle_t *cycle)
 {
+    struct sigaction            sa;
     ngx_core_conf_t            *ccf;
     ngx_http_wsgi_main_conf_t  *wmcf;
 
@@ -828,6 +834,32 @@ ngx_http_wsgi_init_process(ngx_cycle_t *cycle)
 
     if (wmcf == NULL || wmcf->apps.nelts == 0) {
         return NGX_OK;
+    }
+
+    /*
+     * nginx's SIGCHLD handler reaps every child with waitpid(-1) and
+     * would take the exit statuses of the application's children (from
+     * subprocess, os.fork()...) before it could wait for them.  A worker
+     * starts no children of its own: the default disposition leaves them
+     * to whoever started them, as under any other server.
+     */
+
+    ngx_memzero(&sa, sizeof(struct sigaction));
+    sa.sa_handler = SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+
+    if (sigaction(SIGCHLD, &sa, NULL) == -1) {
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, ngx_errno,
+                      "wsgi: sigaction(SIGCHLD) failed");
+        return NGX_ERROR;
+    }
+
+    /* any fork: os.fork(), multiprocessing, C extensions */
+
+    if (pthread_atfork(NULL, NULL, ngx_http_wsgi_atfork_child) != 0) {
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
+                      "wsgi: pthread_atfork() failed");
+        return NGX_ERROR;
     }
 
     ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
@@ -847,6 +879,13 @@ ngx_http_wsgi_init_process(ngx_cycle_t *cycle)
     }
 
     return NGX_OK;
+}
+
+
+static void
+ngx_http_wsgi_atfork_child(void)
+{
+    ngx_http_wsgi_forked = 1;
 }
 
 

@@ -331,6 +331,9 @@ struct ngx_http_wsgi_ctx_s {
     ngx_array_t                  release;     /* of PyObject * */
 
     /* Python side: touched by steps only, holding the GIL */
+    PyThreadState               *step_ts;     /* of the step running */
+    ngx_uint_t                   py_waiters;  /* threads in thread_wait() */
+    ngx_uint_t                   py_waiting;  /* one waits for the loop */
     PyObject                    *iterable;
     PyObject                    *iterator;
     PyObject                    *input;
@@ -366,10 +369,10 @@ struct ngx_http_wsgi_ctx_s {
     unsigned                     closed:1;    /* close() called */
     unsigned                     failed:1;    /* error logged */
     unsigned                     aborted:1;   /* client gone: stopped */
-    unsigned                     flushing_py:1; /* in write()'s flush */
     unsigned                     streaming:1; /* slow producer */
     unsigned                     first_out:1; /* headers went with a batch */
     unsigned                     in_call:1;   /* application() running */
+    unsigned                     in_app:1;    /* ... or next(), close() */
     unsigned                     spool_failed:1; /* no temp file: memory */
     unsigned                     closing:2;   /* ngx_http_wsgi_closing_e */
 };
@@ -454,6 +457,7 @@ typedef struct {
 
 extern ngx_module_t  ngx_http_wsgi_module;
 extern ngx_http_wsgi_interp_t  *ngx_http_wsgi_interp;
+extern ngx_uint_t  ngx_http_wsgi_forked;
 
 
 /* the state of the "ngx" module, for the Python side */
@@ -488,6 +492,7 @@ void ngx_http_wsgi_thread_release(ngx_thread_pool_t *tp, PyObject **objs,
     ngx_uint_t n, ngx_log_t *log);
 ngx_int_t ngx_http_wsgi_thread_wait(ngx_http_wsgi_ctx_t *ctx,
     ngx_uint_t pull);
+void ngx_http_wsgi_thread_turn(ngx_http_wsgi_ctx_t *ctx);
 ngx_int_t ngx_http_wsgi_input_pull(ngx_http_wsgi_ctx_t *ctx);
 void ngx_http_wsgi_thread_signal(ngx_http_wsgi_ctx_t *ctx, ngx_int_t rc);
 
@@ -498,6 +503,7 @@ void ngx_http_wsgi_step_run(ngx_http_wsgi_ctx_t *ctx,
 void ngx_http_wsgi_step_exec(ngx_http_wsgi_ctx_t *ctx,
     ngx_http_wsgi_step_e step);
 void ngx_http_wsgi_step_cleanup(ngx_http_wsgi_ctx_t *ctx);
+void ngx_http_wsgi_forked_exit(ngx_log_t *log);
 void ngx_http_wsgi_step_release_objs(PyObject **objs, ngx_uint_t n);
 void ngx_http_wsgi_release_deferred(void);
 ngx_int_t ngx_http_wsgi_objs_add(ngx_http_wsgi_objs_t *a, PyObject **objs,
@@ -591,6 +597,20 @@ extern PyType_Spec  ngx_http_wsgi_write_spec;
 extern PyType_Spec  ngx_http_wsgi_client_connected_spec;
 extern PyType_Spec  ngx_http_wsgi_file_wrapper_spec;
 extern PyType_Spec  ngx_http_wsgi_log_stream_spec;
+
+
+/*
+ * Python is about to return into nginx: a process the application forked
+ * must not go on as a second worker.
+ */
+
+static ngx_inline void
+ngx_http_wsgi_forked_check(ngx_log_t *log)
+{
+    if (ngx_http_wsgi_forked) {
+        ngx_http_wsgi_forked_exit(log);
+    }
+}
 
 
 #endif /* _NGX_HTTP_WSGI_MODULE_H_INCLUDED_ */

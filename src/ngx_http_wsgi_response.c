@@ -916,10 +916,16 @@ ngx_http_wsgi_write_call(PyObject *self, PyObject *const *args,
         }
     }
 
-    if (ctx->flushing_py) {
-        PyErr_SetString(PyExc_RuntimeError,
-                        "write() called while another write() waits");
+    if (ctx->step_ts != PyThreadState_Get() && !ctx->in_app) {
+        /* the step or the nginx side has the output */
+        PyErr_SetString(PyExc_RuntimeError, "write() called from a thread "
+                        "other than the request's");
         return NULL;
+    }
+
+    if (ctx->py_waiting) {
+        /* another thread's write() or wsgi.input waits, on a pool */
+        ngx_http_wsgi_thread_turn(ctx);
     }
 
     if (ngx_http_wsgi_step_chunk(ctx, data, "write() argument") != NGX_OK) {
@@ -932,11 +938,11 @@ ngx_http_wsgi_write_call(PyObject *self, PyObject *const *args,
 
         /* on a pool thread: the data goes out now, and write() waits */
 
-        ctx->flushing_py = 1;
-        rc = ngx_http_wsgi_thread_wait(ctx, 0);
-        ctx->flushing_py = 0;
+        do {
+            rc = ngx_http_wsgi_thread_wait(ctx, 0);
+        } while (rc == NGX_AGAIN && ctx->nout);
 
-        if (rc != NGX_OK) {
+        if (rc == NGX_ERROR) {
             PyErr_SetString(PyExc_OSError, "write(): client disconnected");
             return NULL;
         }

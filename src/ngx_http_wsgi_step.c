@@ -19,6 +19,8 @@ static void ngx_http_wsgi_step_file(ngx_http_wsgi_ctx_t *ctx);
 static void ngx_http_wsgi_step_iterate(ngx_http_wsgi_ctx_t *ctx);
 static void ngx_http_wsgi_step_close(ngx_http_wsgi_ctx_t *ctx);
 static void ngx_http_wsgi_step_release(ngx_http_wsgi_ctx_t *ctx);
+static void ngx_http_wsgi_step_back(ngx_http_wsgi_ctx_t *ctx);
+static void ngx_http_wsgi_step_drain(ngx_http_wsgi_ctx_t *ctx);
 static ngx_http_wsgi_chunk_t *ngx_http_wsgi_step_chunk_add(
     ngx_http_wsgi_ctx_t *ctx, PyObject *obj, u_char *data, size_t size);
 static void ngx_http_wsgi_spool_add(ngx_http_wsgi_ctx_t *ctx, u_char *data,
@@ -62,6 +64,7 @@ ngx_http_wsgi_step_exec(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e step)
     /* out was taken by the nginx side; out_size counts this step's */
 
     ctx->out_size = 0;
+    ctx->step_ts = PyThreadState_Get();
 
     switch (step) {
 
@@ -86,8 +89,44 @@ ngx_http_wsgi_step_exec(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e step)
         ngx_http_wsgi_log_stream_done(ctx->log);
     }
 
+    ngx_http_wsgi_step_drain(ctx);
+    ctx->step_ts = NULL;
+
     ngx_http_wsgi_step_log = log;
     ngx_http_wsgi_crash_step_done();
+
+    ngx_http_wsgi_forked_check(ctx->log);
+}
+
+
+/*
+ * Back from the application (its call, a next(), close()): a thread it
+ * started and that still waits for the event loop on behalf of the
+ * request (write(), wsgi.input, on a pool), while the event loop may be
+ * sending the output or filling the body, is let finish before the step
+ * touches them.  Until the step calls the application again, no other
+ * thread may start such a wait (write(), ngx_http_wsgi_input_stream()).
+ */
+
+static void
+ngx_http_wsgi_step_back(ngx_http_wsgi_ctx_t *ctx)
+{
+    ctx->in_app = 0;
+
+    if (ctx->py_waiters) {
+        ngx_http_wsgi_step_drain(ctx);
+    }
+}
+
+
+static void
+ngx_http_wsgi_step_drain(ngx_http_wsgi_ctx_t *ctx)
+{
+    while (ctx->py_waiters) {
+        Py_BEGIN_ALLOW_THREADS
+        ngx_msleep(1);
+        Py_END_ALLOW_THREADS
+    }
 }
 
 
@@ -121,6 +160,7 @@ ngx_http_wsgi_step_call(ngx_http_wsgi_ctx_t *ctx)
     }
 
     ctx->in_call = 1;
+    ctx->in_app = 1;
 
     args[0] = environ;
     args[1] = ctx->start_response;
@@ -128,6 +168,7 @@ ngx_http_wsgi_step_call(ngx_http_wsgi_ctx_t *ctx)
     result = PyObject_Vectorcall(app, args, 2, NULL);
 
     ctx->in_call = 0;
+    ngx_http_wsgi_step_back(ctx);
 
     /* the application keeps environ if it wants to */
 
@@ -343,7 +384,9 @@ ngx_http_wsgi_step_iterate(ngx_http_wsgi_ctx_t *ctx)
 
         start = ngx_http_wsgi_step_clock();
 
+        ctx->in_app = 1;
         item = PyIter_Next(ctx->iterator);
+        ngx_http_wsgi_step_back(ctx);
 
         if (ngx_http_wsgi_step_clock() - start >= NGX_HTTP_WSGI_SLOW_NEXT) {
             ctx->streaming = 1;
@@ -883,7 +926,10 @@ ngx_http_wsgi_step_close(ngx_http_wsgi_ctx_t *ctx)
             }
 
         } else {
+            ctx->in_app = 1;
             rv = PyObject_CallNoArgs(close);
+            ngx_http_wsgi_step_back(ctx);
+
             Py_DECREF(close);
 
             if (rv == NULL) {
@@ -898,6 +944,8 @@ ngx_http_wsgi_step_close(ngx_http_wsgi_ctx_t *ctx)
 
     Py_CLEAR(ctx->iterator);
     Py_CLEAR(ctx->iterable);
+
+    ngx_http_wsgi_step_drain(ctx);
 
     /* request-scoped objects the application may have kept expire now */
 
@@ -950,6 +998,8 @@ ngx_http_wsgi_step_release_objs(PyObject **objs, ngx_uint_t n)
         Py_DECREF(objs[i]);
     }
 
+    ngx_http_wsgi_forked_check(ngx_cycle->log);
+
     ngx_http_wsgi_python_leave(ts);
 }
 
@@ -971,7 +1021,10 @@ ngx_http_wsgi_step_cleanup(ngx_http_wsgi_ctx_t *ctx)
     log = ngx_http_wsgi_step_log;
     ngx_http_wsgi_step_log = ctx->log;
 
+    ctx->step_ts = PyThreadState_Get();
     ngx_http_wsgi_step_close(ctx);
+    ctx->step_ts = NULL;
+
     ngx_http_wsgi_step_release(ctx);
 
     for (i = 0; i < ctx->nout; i++) {
@@ -996,6 +1049,8 @@ ngx_http_wsgi_step_cleanup(ngx_http_wsgi_ctx_t *ctx)
     ngx_http_wsgi_log_stream_done(ctx->log);
     ngx_http_wsgi_step_log = log;
 
+    ngx_http_wsgi_forked_check(ctx->log);
+
     ngx_http_wsgi_python_leave(ts);
 
     if (ctx->out != ctx->out_first) {
@@ -1004,6 +1059,25 @@ ngx_http_wsgi_step_cleanup(ngx_http_wsgi_ctx_t *ctx)
 
     ctx->out = NULL;
     ctx->nalloc = 0;
+}
+
+
+/*
+ * A process the application forked (os.fork()) and that came back from the
+ * application instead of exiting or exec()ing: it has a copy of the
+ * worker, its connections and the master's channel, and must not run any
+ * of it.  Nothing of the worker's is released: the parent still owns it.
+ */
+
+void
+ngx_http_wsgi_forked_exit(ngx_log_t *log)
+{
+    ngx_log_error(NGX_LOG_ERR, log, 0,
+                  "wsgi: process %P forked by the application returned "
+                  "into the server, exiting; a child process must end "
+                  "with os._exit() or exec()", getpid());
+
+    _exit(1);
 }
 
 

@@ -1219,7 +1219,8 @@ ngx_http_wsgi_sched_release(ngx_http_wsgi_sched_t *sched)
  * Python side, on a pool thread holding the GIL: asks the event loop to
  * send the step's output (write()) or to read more of the request body
  * (wsgi.input), and waits without the GIL until it has.  NGX_ERROR: the
- * client is gone, the body could not be read, or the worker terminates.
+ * client is gone, the body could not be read, or the worker terminates;
+ * NGX_AGAIN: another thread of the application waited meanwhile.
  */
 
 ngx_int_t
@@ -1230,11 +1231,28 @@ ngx_http_wsgi_thread_wait(ngx_http_wsgi_ctx_t *ctx, ngx_uint_t pull)
     ngx_uint_t       notify;
     struct timespec  ts;
 
+    if (ngx_http_wsgi_forked) {
+        /* the event loop is the parent's */
+        ngx_log_error(NGX_LOG_ERR, ctx->log, 0,
+                      "wsgi: write() or wsgi.input used in a process "
+                      "forked by the application");
+        return NGX_ERROR;
+    }
+
+    if (ctx->py_waiting) {
+        /* the caller looks again at what the other one brought */
+        ngx_http_wsgi_thread_turn(ctx);
+        return NGX_AGAIN;
+    }
+
     if (sem_init(&wake, 0, 0) != 0) {
         ngx_log_error(NGX_LOG_ALERT, ctx->log, ngx_errno,
                       "wsgi: sem_init() failed");
         return NGX_ERROR;
     }
+
+    ctx->py_waiters++;
+    ctx->py_waiting = 1;
 
     Py_BEGIN_ALLOW_THREADS
 
@@ -1287,9 +1305,34 @@ ngx_http_wsgi_thread_wait(ngx_http_wsgi_ctx_t *ctx, ngx_uint_t pull)
 
     Py_END_ALLOW_THREADS
 
+    ctx->py_waiting = 0;
+    ctx->py_waiters--;
+
     (void) sem_destroy(&wake);
 
     return rc;
+}
+
+
+/*
+ * Python side, on a pool: while a thread of the application waits for the
+ * event loop, the event loop may be filling ctx->in or sending ctx->out,
+ * and the context has room for one wait: other threads wait their turn,
+ * counted, so that the step does not end under them.
+ */
+
+void
+ngx_http_wsgi_thread_turn(ngx_http_wsgi_ctx_t *ctx)
+{
+    ctx->py_waiters++;
+
+    while (ctx->py_waiting) {
+        Py_BEGIN_ALLOW_THREADS
+        ngx_msleep(1);
+        Py_END_ALLOW_THREADS
+    }
+
+    ctx->py_waiters--;
 }
 
 
