@@ -136,6 +136,9 @@ static ngx_http_wsgi_crash_worker_t  *ngx_http_wsgi_crash_worker;
 static ngx_http_wsgi_app_t          **ngx_http_wsgi_crash_apps;
 static u_char                        *ngx_http_wsgi_crash_loaded;
 
+/* the last probe this worker forked, until it is reaped */
+static ngx_pid_t                      ngx_http_wsgi_crash_forked;
+
 /* in a probe that imports: where how it dies is noted */
 static volatile ngx_uint_t           *ngx_http_wsgi_crash_noted;
 
@@ -405,6 +408,14 @@ ngx_http_wsgi_crash_check(ngx_http_request_t *r, ngx_http_wsgi_app_t *app)
         return NGX_OK;
     }
 
+    /* nobody else reaps it: the worker's SIGCHLD is left at its default */
+
+    if (ngx_http_wsgi_crash_forked
+        && waitpid(ngx_http_wsgi_crash_forked, NULL, WNOHANG) != 0)
+    {
+        ngx_http_wsgi_crash_forked = 0;
+    }
+
     a = &ngx_http_wsgi_crash_shm->apps[app->index];
 
     if (a->crashes == 0 || ngx_http_wsgi_crash_loaded[app->index]) {
@@ -497,6 +508,7 @@ ngx_http_wsgi_crash_check(ngx_http_request_t *r, ngx_http_wsgi_app_t *app)
 
         } else {
             a->probe = probe;
+            ngx_http_wsgi_crash_forked = probe;
         }
 
         ngx_shmtx_unlock(&ngx_http_wsgi_crash_shm->shpool->mutex);

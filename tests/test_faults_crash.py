@@ -146,6 +146,25 @@ def test_import_retried_after_delay(nginx, tmp_path):
     assert get(srv, "/app") == (200, b"imported")
     assert re.search(r"the import of script \".*\" returned in a probe "
                      r"process", srv.error_log())
+    # the probes are reaped by the worker that forked them
+    assert get(srv, "/app") == (200, b"imported")
+    assert zombies(workers) == [], srv.logs_tail()
+
+
+def zombies(parents):
+    """Ended children of the processes parents that nobody waited for."""
+    found = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] == "Z" and int(fields[1]) in parents:
+            found.append(int(d))
+    return found
 
 
 @pytest.mark.allow_log(*ALLOW)
