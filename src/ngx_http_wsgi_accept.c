@@ -13,8 +13,8 @@
  * that connect meanwhile in the listening sockets' backlog; nginx accepts
  * one of them per event loop pass (without multi_accept).  A graceful stop
  * closes the listening sockets, and with them the connections still in the
- * backlog.  So after a step that held the loop for a clock tick or more,
- * an event posted for the end of this pass accepts what is waiting.
+ * backlog.  So when a step ends a clock tick or more after this pass of
+ * the loop began, an event posted for its end accepts what is waiting.
  */
 
 #define NGX_HTTP_WSGI_ACCEPT_MAX  256   /* per listening socket and pass */
@@ -26,27 +26,23 @@ static void ngx_http_wsgi_accept_handler(ngx_event_t *ev);
 static ngx_event_t  ngx_http_wsgi_accept_event;
 
 
-ngx_msec_t
-ngx_http_wsgi_accept_clock(void)
-{
-    struct timespec  ts;
-
-    /* a tick's resolution, from the vDSO: cheap enough for every step */
-
-    if (clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) != 0) {
-        return 0;
-    }
-
-    return (ngx_msec_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-
 void
-ngx_http_wsgi_accept_after(ngx_msec_t start)
+ngx_http_wsgi_accept_after(void)
 {
-    ngx_event_t  *ev;
+    ngx_event_t      *ev;
+    struct timespec   ts;
 
-    if (ngx_http_wsgi_accept_clock() == start || ngx_exiting) {
+    /*
+     * ngx_current_msec is this coarse clock as the event loop last read
+     * it, in this pass (nginx's ngx_monotonic_time()); a tick's
+     * resolution from the vDSO is cheap enough for every step
+     */
+
+    if (clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) != 0
+        || (ngx_msec_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000
+           == ngx_current_msec
+        || ngx_exiting)
+    {
         return;
     }
 

@@ -58,6 +58,7 @@ typedef struct {
     volatile ngx_pid_t             pid;
     volatile ngx_uint_t            how;
     ngx_uint_t                     app;       /* index */
+    ngx_http_wsgi_ctx_t           *ctx;       /* the writer's, while pid */
     u_char                         method[NGX_HTTP_WSGI_CRASH_METHOD];
     u_char                         uri[NGX_HTTP_WSGI_CRASH_URI];
 } ngx_http_wsgi_crash_slot_t;
@@ -119,6 +120,7 @@ static void ngx_http_wsgi_crash_died(ngx_http_wsgi_crash_slot_t *s,
     ngx_uint_t import, ngx_log_t *log);
 static u_char *ngx_http_wsgi_crash_how(u_char *buf, u_char *last,
     ngx_uint_t how);
+static void ngx_http_wsgi_crash_describe(ngx_http_wsgi_crash_slot_t *s);
 static void ngx_http_wsgi_crash_signals(ngx_log_t *log);
 static void ngx_http_wsgi_crash_signal(int signo);
 static void ngx_http_wsgi_crash_note(ngx_uint_t how);
@@ -768,9 +770,7 @@ ngx_http_wsgi_crash_imported(ngx_http_wsgi_app_t *app, ngx_uint_t loaded,
 void
 ngx_http_wsgi_crash_step(ngx_http_wsgi_ctx_t *ctx)
 {
-    size_t                       len;
-    ngx_uint_t                   i, n;
-    ngx_http_wsgi_env_t         *env;
+    ngx_uint_t                   i;
     ngx_http_wsgi_crash_slot_t  *s;
 
     s = ngx_http_wsgi_crash_slot;
@@ -786,32 +786,17 @@ ngx_http_wsgi_crash_step(ngx_http_wsgi_ctx_t *ctx)
         ngx_http_wsgi_crash_slot = s;
     }
 
-    s->app = ctx->app->index;
-
-    env = ctx->snap.env.elts;
-    n = ngx_min(ctx->snap.env.nelts, 8);
-
-    s->method[0] = '\0';
-    s->uri[0] = '\0';
-
-    for (i = 0; i < n; i++) {
-        if (env[i].known == NGX_HTTP_WSGI_ENV_REQUEST_METHOD) {
-            len = ngx_min(env[i].value.len, sizeof(s->method) - 1);
-            ngx_memcpy(s->method, env[i].value.data, len);
-            s->method[len] = '\0';
-
-        } else if (env[i].known == NGX_HTTP_WSGI_ENV_REQUEST_URI) {
-            len = ngx_min(env[i].value.len, sizeof(s->uri) - 1);
-            ngx_memcpy(s->uri, env[i].value.data, len);
-            s->uri[len] = '\0';
-        }
-    }
-
     /*
-     * No barrier: the record is read by the next worker, once this one is
-     * gone, and written by this process's signal handler only.
+     * The request is described when the worker dies (a fatal signal,
+     * os._exit()), while its memory is still there: the step itself only
+     * says which request it runs.  No barrier: the record is read by the
+     * next worker, once this one is gone.
      */
 
+    s->app = ctx->app->index;
+    s->ctx = ctx;
+    s->method[0] = '\0';
+    s->uri[0] = '\0';
     s->how = 0;
     s->pid = ngx_pid;
 }
@@ -908,7 +893,39 @@ ngx_http_wsgi_crash_note(ngx_uint_t how)
 
     for (i = 0; i < NGX_HTTP_WSGI_CRASH_STEPS; i++) {
         if (w->steps[i].pid == ngx_pid) {
+            ngx_http_wsgi_crash_describe(&w->steps[i]);
             w->steps[i].how = how;
+        }
+    }
+}
+
+
+/* the method and URI of the request a slot's step runs, as the step has */
+
+static void
+ngx_http_wsgi_crash_describe(ngx_http_wsgi_crash_slot_t *s)
+{
+    size_t                len;
+    ngx_uint_t            i, n;
+    ngx_http_wsgi_env_t  *env;
+
+    if (s->ctx == NULL) {
+        return;
+    }
+
+    env = s->ctx->snap.env.elts;
+    n = ngx_min(s->ctx->snap.env.nelts, 8);
+
+    for (i = 0; i < n; i++) {
+        if (env[i].known == NGX_HTTP_WSGI_ENV_REQUEST_METHOD) {
+            len = ngx_min(env[i].value.len, sizeof(s->method) - 1);
+            ngx_memcpy(s->method, env[i].value.data, len);
+            s->method[len] = '\0';
+
+        } else if (env[i].known == NGX_HTTP_WSGI_ENV_REQUEST_URI) {
+            len = ngx_min(env[i].value.len, sizeof(s->uri) - 1);
+            ngx_memcpy(s->uri, env[i].value.data, len);
+            s->uri[len] = '\0';
         }
     }
 }

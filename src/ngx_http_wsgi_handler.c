@@ -235,7 +235,6 @@ static void
 ngx_http_wsgi_run(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e step)
 {
     ngx_int_t            rc;
-    ngx_msec_t           start;
     ngx_table_elt_t     *h;
     ngx_http_request_t  *r;
 
@@ -301,10 +300,9 @@ ngx_http_wsgi_run(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e step)
             }
 
         } else {
-            start = ngx_http_wsgi_accept_clock();
             ngx_http_wsgi_hold_gil();
             ngx_http_wsgi_step_run(ctx, step);
-            ngx_http_wsgi_accept_after(start);
+            ngx_http_wsgi_accept_after();
         }
 
         if (ngx_http_wsgi_process(ctx, &step) != NGX_AGAIN) {

@@ -474,8 +474,7 @@ void ngx_http_wsgi_input_free(ngx_http_wsgi_ctx_t *ctx);
 
 
 /* the listening sockets' backlog after an inline step */
-ngx_msec_t ngx_http_wsgi_accept_clock(void);
-void ngx_http_wsgi_accept_after(ngx_msec_t start);
+void ngx_http_wsgi_accept_after(void);
 
 
 /* thread pools */
