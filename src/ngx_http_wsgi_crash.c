@@ -309,10 +309,19 @@ ngx_http_wsgi_crash_died(ngx_http_wsgi_crash_slot_t *s, ngx_uint_t import,
     *p = '\0';
 
     if (!import) {
-        ngx_log_error(NGX_LOG_ALERT, log, 0,
-                      "wsgi: worker process %P died%s while running "
-                      "\"%s\" for the request \"%s %s\"",
-                      s->pid, how, app->path.data, s->method, s->uri);
+        if (s->method[0] == '\0') {
+            /* killed (SIGKILL) before it could say which request */
+            ngx_log_error(NGX_LOG_ALERT, log, 0,
+                          "wsgi: worker process %P died%s while running "
+                          "\"%s\"", s->pid, how, app->path.data);
+
+        } else {
+            ngx_log_error(NGX_LOG_ALERT, log, 0,
+                          "wsgi: worker process %P died%s while running "
+                          "\"%s\" for the request \"%s %s\"",
+                          s->pid, how, app->path.data, s->method, s->uri);
+        }
+
         s->pid = 0;
         return;
     }

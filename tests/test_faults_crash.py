@@ -254,3 +254,18 @@ def test_crash_in_request(nginx, tmp_path, how):
         assert get(srv, "/app/", timeout=5)[0] == 200
         assert get(srv, "/static")[0] == 200
     assert "cannot be respawned" not in srv.error_log()
+
+
+@pytest.mark.allow_log(*ALLOW)
+def test_sigkill_in_request_names_the_application(nginx, tmp_path):
+    """A worker killed by SIGKILL cannot describe its request: the next
+    worker names the application alone."""
+    srv = nginx(server="""
+        location /app { wsgi_pass {apps}/crash_request.py; }
+    """)
+    assert get(srv, "/app/")[0] == 200
+    with pytest.raises((http.client.HTTPException, ConnectionError)):
+        get(srv, "/app/sigkill", timeout=5)
+    assert srv.wait_log(r"\[alert\] .*wsgi: worker process \d+ died while "
+                        r"running \".*crash_request\.py\"$"), srv.logs_tail()
+    assert get(srv, "/app/", timeout=5)[0] == 200

@@ -1,5 +1,6 @@
 """Kills its worker when asked: /segv reads address 0, /kill sends SIGSEGV
-to itself, /exitN calls os._exit(N).  Any other path answers the pid."""
+to itself, /sigkill SIGKILL, /exitN calls os._exit(N).  Any other path
+answers the pid."""
 
 import os
 import signal
@@ -14,6 +15,9 @@ def application(environ, start_response):
     elif how == "kill":
         # delivered to any thread: this one waits for it
         os.kill(os.getpid(), signal.SIGSEGV)
+        time.sleep(5)
+    elif how == "sigkill":
+        os.kill(os.getpid(), signal.SIGKILL)
         time.sleep(5)
     elif how.startswith("exit"):
         os._exit(int(how[4:]))
