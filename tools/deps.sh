@@ -17,13 +17,17 @@ if [ "${1:-}" = bench ]; then
 libapache2-mod-wsgi-py3 util-linux"
 fi
 
+# one dpkg-query for all: the packages installed, then those not among them
+# shellcheck disable=SC2086
+installed=" "$(dpkg-query -W -f='${Package} ${Status}\n' $pkgs 2>/dev/null \
+               | awk '/ install ok installed$/ { printf "%s ", $1 }')
+
 missing=""
 for p in $pkgs; do
-    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null \
-         | grep -q "install ok installed"
-    then
-        missing="$missing $p"
-    fi
+    case $installed in
+        *" $p "*) ;;
+        *) missing="$missing $p" ;;
+    esac
 done
 
 [ -z "$missing" ] && exit 0
