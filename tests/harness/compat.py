@@ -28,7 +28,7 @@ FILE_SIZE = 1024 * 1024 + 11
 
 def mount(nginx, app, prefix=PREFIX, http="", location=""):
     """An nginx serving tests/apps/APP under PREFIX/, and PREFIX itself
-    redirected there as README.md suggests.  The file GET /file serves
+    redirected there as docs/guide.md suggests.  The file GET /file serves
     is made in the server's prefix; srv.payload has its bytes."""
     payload = random.Random(12).randbytes(FILE_SIZE)
     path = nginx.next_prefix() / "payload.bin"
