@@ -212,7 +212,7 @@ def test_stdout_is_a_text_stream_into_the_error_log(nginx):
     assert info == {
         "stdout_type": "TextIOWrapper", "is_textio": True,
         "stderr_is_textio": True, "encoding": "utf-8",
-        "errors": "backslashreplace", "line_buffering": True,
+        "errors": "backslashreplace", "line_buffering": False,
         "writable": True, "buffer_writable": True,
         "fileno": "UnsupportedOperation",
         "isatty": False, "same_buffer": True}, info
@@ -231,6 +231,27 @@ def test_stdout_is_a_text_stream_into_the_error_log(nginx):
         assert "\r" not in ln, ln
         if "pep-" in ln:
             assert ENTRY_RE.match(ln), f"not a log entry: {ln!r}"
+
+
+def request_entries(srv, uri):
+    """The "wsgi: " text of the error-log entries of requests for uri."""
+    tail = f', request: "GET {uri} HTTP/1.1"'
+    return [ln.split(" wsgi: ", 1)[1].split(", client: ", 1)[0]
+            for ln in srv.error_log().splitlines()
+            if " wsgi: " in ln and tail in ln]
+
+
+def test_newline_inside_a_write_makes_no_extra_entry(nginx):
+    # line buffering would flush the partial line after any write with a
+    # newline or a CR in it: print("a\nb") logged "a", "b" and ""
+    srv = start(nginx)
+    r = srv.get("/print_newlines")
+    assert r.status == 200, r
+    wait_entry(srv, "wsgi: pep-nl-end")
+    assert request_entries(srv, "/print_newlines") == [
+        "pep-nl-a", "pep-nl-b", "pep-nl-cr-a\\x0Dpep-nl-cr-b",
+        "pep-nl-part-1", "pep-nl-part-2-more", "pep-nl-end"], \
+        srv.logs_tail()
 
 
 def test_partial_line_logged_at_request_end(nginx):
