@@ -254,6 +254,25 @@ def test_newline_inside_a_write_makes_no_extra_entry(nginx):
         srv.logs_tail()
 
 
+def test_long_line_is_cut_without_an_extra_entry(nginx):
+    # print() of a line over 4 KiB: its start is one entry, the rest of the
+    # line is dropped, and its newline makes no empty entry
+    srv = start(nginx)
+    assert srv.get("/print_long").status == 200
+    wait_entry(srv, "wsgi: pep-long-after")
+    assert len(entries(srv, "wsgi: pep-long-xxxx")) == 1, srv.logs_tail()
+    assert request_entries(srv, "/print_long") == ["pep-long-after"], \
+        srv.logs_tail()
+    # a line cut at the end of a request: the next request's first line
+    # is whole
+    assert srv.get("/print_long_partial").status == 200
+    assert srv.get("/print_newlines").status == 200
+    wait_entry(srv, "wsgi: pep-nl-end")
+    assert len(entries(srv, "wsgi: pep-long-partial-yyyy")) == 1
+    assert request_entries(srv, "/print_newlines")[0] == "pep-nl-a", \
+        srv.logs_tail()
+
+
 def test_partial_line_logged_at_request_end(nginx):
     srv = start(nginx)
     r = srv.get("/print_partial")
