@@ -10,6 +10,7 @@
 static PyObject *ngx_http_wsgi_app_import(ngx_http_wsgi_app_t *app,
     ngx_log_t *log);
 static ngx_int_t ngx_http_wsgi_app_undo(PyObject *before, ngx_log_t *log);
+static int ngx_http_wsgi_app_initializing(PyObject *module);
 static PyObject *ngx_http_wsgi_app_load(ngx_http_wsgi_app_t *app);
 
 
@@ -162,6 +163,9 @@ ngx_http_wsgi_app_import(ngx_http_wsgi_app_t *app, ngx_log_t *log)
  * Removes the Python modules not in before: how many, or NGX_ERROR
  * (logged).  Extension modules stay: some (PyO3's, for one) cannot be
  * initialised twice in a process, and they hold no half-built Python.
+ * So does a module still being imported: the failed import's own have
+ * all ended, so it is another thread's, whose import would end in a
+ * KeyError without it.
  */
 
 static ngx_int_t
@@ -216,6 +220,10 @@ ngx_http_wsgi_app_undo(PyObject *before, ngx_log_t *log)
             continue;
         }
 
+        if (ngx_http_wsgi_app_initializing(module)) {
+            continue;
+        }
+
         file = PyObject_GetAttrString(module, "__file__");
 
         if (file == NULL) {
@@ -259,6 +267,44 @@ failed:
     ngx_http_wsgi_log_exception(log, "cannot undo a failed import");
 
     return NGX_ERROR;
+}
+
+
+/*
+ * module.__spec__._initializing, as importlib sets it while it imports;
+ * an object in sys.modules without it (not a module) is not.
+ */
+
+static int
+ngx_http_wsgi_app_initializing(PyObject *module)
+{
+    int        rc;
+    PyObject  *spec, *flag;
+
+    spec = PyObject_GetAttrString(module, "__spec__");
+
+    if (spec == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+
+    flag = PyObject_GetAttrString(spec, "_initializing");
+    Py_DECREF(spec);
+
+    if (flag == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+
+    rc = PyObject_IsTrue(flag);
+    Py_DECREF(flag);
+
+    if (rc == -1) {
+        PyErr_Clear();
+        return 0;
+    }
+
+    return rc;
 }
 
 

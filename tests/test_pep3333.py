@@ -201,6 +201,26 @@ def test_failed_import_is_undone_and_retried(nginx):
     assert r.body == b"pep-import-ok"
 
 
+@pytest.mark.allow_log(r"pep-inflight-boom")
+def test_failed_import_leaves_an_import_in_flight_alone(nginx):
+    # another thread's import, begun while the script was importing and
+    # not done when it failed, is not the failed import's to undo: taken
+    # out of sys.modules, it ended in KeyError
+    d = nginx.next_prefix()
+    d.mkdir(parents=True, exist_ok=True)
+    side = d / "inflight.txt"
+    install_app("pep_inflight_app.py", d, SIDE=side)
+    install_app("pep_inflight_mod.py", d)
+    install_app("pep_inflight_fail.py", d)
+    srv = nginx(http="wsgi_python_path {prefix};", server=(
+        "location /ok { wsgi_pass {prefix}/pep_inflight_app.py; }"
+        "location /fail { wsgi_pass {prefix}/pep_inflight_fail.py; }"))
+    assert srv.get("/ok").status == 200
+    assert srv.get("/fail").status == 500
+    assert wait_for(lambda: read_side(side), 5), srv.logs_tail()
+    assert read_side(side) == "pep-inflight-ok\n", srv.logs_tail()
+
+
 # -- sys.stdout and sys.stderr ------------------------------------------------
 
 
