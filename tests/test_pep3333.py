@@ -179,6 +179,21 @@ def test_single_item_list_keeps_http10_keepalive(nginx, path, body):
         s.close()
 
 
+def test_head_answered_without_a_body_has_no_length_of_0(nginx):
+    # the application does not know its GET body's length: an empty list
+    # for HEAD says nothing about it (Apache drops a length of 0 for HEAD)
+    srv = start(nginx)
+    data, _ = exchange(srv, req("/head_empty", method="HEAD"))
+    p = Parsed(data, head=True)
+    assert p.code == 200 and p.header("Content-Length") is None, data
+    data, _ = exchange(srv, req("/head_empty"))
+    assert Parsed(data).body == b"streamed body", data
+    # a list of bytes for HEAD, as for GET: its length is the body's
+    data, _ = exchange(srv, req("/single", method="HEAD"))
+    p = Parsed(data, head=True)
+    assert p.all("Content-Length") == ["5"], data
+
+
 # -- a failed import is undone ------------------------------------------------
 
 

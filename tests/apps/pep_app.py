@@ -16,6 +16,7 @@ write_in_close_gen  as write_in_close, but a generator of b"", b"body;"
 thread_partial   a thread writes "pep-exit-partial" to sys.stdout, no newline
 single           [b"hello"], no Content-Length
 single_tuple     (b"hello tuple",), no Content-Length
+head_empty       a generator for GET, () for HEAD, as Werkzeug answers HEAD
 print_parts      print() pieces of lines, control characters, bytes to
                  sys.stdout.buffer; JSON of the streams' attributes
 print_partial    print("pep-partial-line", end="") and nothing else
@@ -149,6 +150,16 @@ def single(environ, start_response):
 def single_tuple(environ, start_response):
     start_response("200 OK", TEXT)
     return (b"hello tuple",)
+
+
+def head_empty(environ, start_response):
+    start_response("200 OK", TEXT)
+    if environ["REQUEST_METHOD"] == "HEAD":
+        return ()
+
+    def gen():
+        yield b"streamed body"
+    return gen()
 
 
 def print_parts(environ, start_response):
