@@ -15,6 +15,16 @@ static PyObject *ngx_http_wsgi_app_load(ngx_http_wsgi_app_t *app);
 
 
 /*
+ * The thread importing a script, or NULL, and its process: a process
+ * forked meanwhile (a crash probe) has not the thread.  Under the GIL.
+ * A script runs as a module of sys.modules: another thread would find it
+ * half-run.
+ */
+static PyThreadState  *ngx_http_wsgi_app_importing;
+static ngx_pid_t       ngx_http_wsgi_app_importing_pid;
+
+
+/*
  * Returns a new reference to the application callable, importing its
  * script on first use.  A script that fails to import is logged and tried
  * again by the next request.  NULL means logged and cleared.
@@ -23,8 +33,9 @@ static PyObject *ngx_http_wsgi_app_load(ngx_http_wsgi_app_t *app);
 PyObject *
 ngx_http_wsgi_app_get(ngx_http_wsgi_app_t *app, ngx_log_t *log)
 {
-    u_char    *p, *dot;
-    PyObject  *obj, *module, *attr;
+    u_char         *p, *dot;
+    PyObject       *obj, *module, *attr;
+    PyThreadState  *ts, *importing;
 
     /* borrowed */
     obj = PyList_GET_ITEM(ngx_http_wsgi_interp->apps, app->index);
@@ -33,11 +44,37 @@ ngx_http_wsgi_app_get(ngx_http_wsgi_app_t *app, ngx_log_t *log)
         return Py_NewRef(obj);
     }
 
+    /* one import at a time: the crash slot and the undo count on it too */
+
+    ts = PyThreadState_Get();
+
+    while (ngx_http_wsgi_app_importing
+           && ngx_http_wsgi_app_importing != ts
+           && ngx_http_wsgi_app_importing_pid == ngx_getpid())
+    {
+        Py_BEGIN_ALLOW_THREADS
+        ngx_msleep(1);
+        Py_END_ALLOW_THREADS
+
+        /* borrowed */
+        obj = PyList_GET_ITEM(ngx_http_wsgi_interp->apps, app->index);
+
+        if (obj != Py_None) {
+            return Py_NewRef(obj);
+        }
+    }
+
+    importing = ngx_http_wsgi_app_importing;
+    ngx_http_wsgi_app_importing = ts;
+    ngx_http_wsgi_app_importing_pid = ngx_getpid();
+
     ngx_http_wsgi_crash_import(app);
 
     module = ngx_http_wsgi_app_import(app, log);
 
     ngx_http_wsgi_crash_imported(app, module != NULL, log);
+
+    ngx_http_wsgi_app_importing = importing;
 
     if (module == NULL) {
         return NULL;

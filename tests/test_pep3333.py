@@ -7,6 +7,7 @@ tests/apps/pep_import_app.py, pep_import_a.py, pep_import_b.py.
 
 import re
 import socket
+import threading
 import time
 
 import pytest
@@ -234,6 +235,34 @@ def test_failed_import_leaves_an_import_in_flight_alone(nginx):
     assert srv.get("/fail").status == 500
     assert wait_for(lambda: read_side(side), 5), srv.logs_tail()
     assert read_side(side) == "pep-inflight-ok\n", srv.logs_tail()
+
+
+@pytest.mark.allow_log(r"pep-slow-import-boom")
+def test_concurrent_requests_wait_for_the_import(nginx):
+    # requests that arrive while another one imports the script (on a
+    # pool) wait for it: they used to find its half-run module in
+    # sys.modules, without the callable yet, and answered 500
+    d = nginx.next_prefix()
+    d.mkdir(parents=True, exist_ok=True)
+    install_app("pep_slow_import.py", d, MARKER=d / "failed-once")
+    srv = nginx(server="location / { wsgi_pass {prefix}/pep_slow_import.py; }")
+    assert srv.wait_log(r"pep-slow-import-boom"), srv.logs_tail()
+    results = []
+
+    def get():
+        data, _ = exchange(srv, req("/"), timeout=10)
+        results.append(Parsed(data))
+
+    threads = [threading.Thread(target=get) for _ in range(3)]
+    for t in threads:
+        t.start()
+        time.sleep(0.1)
+    for t in threads:
+        t.join(15)
+    assert [p.code for p in results] == [200] * 3, \
+        f"{results}\n{srv.logs_tail()}"
+    assert all(p.body == b"pep-slow-import-ok" for p in results)
+    assert not entries(srv, "not found in"), srv.logs_tail()
 
 
 # -- sys.stdout and sys.stderr ------------------------------------------------
