@@ -10,7 +10,18 @@
 static PyObject *ngx_http_wsgi_app_import(ngx_http_wsgi_app_t *app,
     ngx_log_t *log);
 static ngx_int_t ngx_http_wsgi_app_undo(PyObject *before, ngx_log_t *log);
+static int ngx_http_wsgi_app_initializing(PyObject *module);
 static PyObject *ngx_http_wsgi_app_load(ngx_http_wsgi_app_t *app);
+
+
+/*
+ * The thread importing a script, or NULL, and its process: a process
+ * forked meanwhile (a crash probe) has not the thread.  Under the GIL.
+ * A script runs as a module of sys.modules: another thread would find it
+ * half-run.
+ */
+static PyThreadState  *ngx_http_wsgi_app_importing;
+static ngx_pid_t       ngx_http_wsgi_app_importing_pid;
 
 
 /*
@@ -22,8 +33,9 @@ static PyObject *ngx_http_wsgi_app_load(ngx_http_wsgi_app_t *app);
 PyObject *
 ngx_http_wsgi_app_get(ngx_http_wsgi_app_t *app, ngx_log_t *log)
 {
-    u_char    *p, *dot;
-    PyObject  *obj, *module, *attr;
+    u_char         *p, *dot;
+    PyObject       *obj, *module, *attr;
+    PyThreadState  *ts, *importing;
 
     /* borrowed */
     obj = PyList_GET_ITEM(ngx_http_wsgi_interp->apps, app->index);
@@ -32,11 +44,37 @@ ngx_http_wsgi_app_get(ngx_http_wsgi_app_t *app, ngx_log_t *log)
         return Py_NewRef(obj);
     }
 
+    /* one import at a time: the crash slot and the undo count on it too */
+
+    ts = PyThreadState_Get();
+
+    while (ngx_http_wsgi_app_importing
+           && ngx_http_wsgi_app_importing != ts
+           && ngx_http_wsgi_app_importing_pid == ngx_getpid())
+    {
+        Py_BEGIN_ALLOW_THREADS
+        ngx_msleep(1);
+        Py_END_ALLOW_THREADS
+
+        /* borrowed */
+        obj = PyList_GET_ITEM(ngx_http_wsgi_interp->apps, app->index);
+
+        if (obj != Py_None) {
+            return Py_NewRef(obj);
+        }
+    }
+
+    importing = ngx_http_wsgi_app_importing;
+    ngx_http_wsgi_app_importing = ts;
+    ngx_http_wsgi_app_importing_pid = ngx_getpid();
+
     ngx_http_wsgi_crash_import(app);
 
     module = ngx_http_wsgi_app_import(app, log);
 
     ngx_http_wsgi_crash_imported(app, module != NULL, log);
+
+    ngx_http_wsgi_app_importing = importing;
 
     if (module == NULL) {
         return NULL;
@@ -162,6 +200,9 @@ ngx_http_wsgi_app_import(ngx_http_wsgi_app_t *app, ngx_log_t *log)
  * Removes the Python modules not in before: how many, or NGX_ERROR
  * (logged).  Extension modules stay: some (PyO3's, for one) cannot be
  * initialised twice in a process, and they hold no half-built Python.
+ * So does a module still being imported: the failed import's own have
+ * all ended, so it is another thread's, whose import would end in a
+ * KeyError without it.
  */
 
 static ngx_int_t
@@ -216,6 +257,10 @@ ngx_http_wsgi_app_undo(PyObject *before, ngx_log_t *log)
             continue;
         }
 
+        if (ngx_http_wsgi_app_initializing(module)) {
+            continue;
+        }
+
         file = PyObject_GetAttrString(module, "__file__");
 
         if (file == NULL) {
@@ -259,6 +304,44 @@ failed:
     ngx_http_wsgi_log_exception(log, "cannot undo a failed import");
 
     return NGX_ERROR;
+}
+
+
+/*
+ * module.__spec__._initializing, as importlib sets it while it imports;
+ * an object in sys.modules without it (not a module) is not.
+ */
+
+static int
+ngx_http_wsgi_app_initializing(PyObject *module)
+{
+    int        rc;
+    PyObject  *spec, *flag;
+
+    spec = PyObject_GetAttrString(module, "__spec__");
+
+    if (spec == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+
+    flag = PyObject_GetAttrString(spec, "_initializing");
+    Py_DECREF(spec);
+
+    if (flag == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+
+    rc = PyObject_IsTrue(flag);
+    Py_DECREF(flag);
+
+    if (rc == -1) {
+        PyErr_Clear();
+        return 0;
+    }
+
+    return rc;
 }
 
 

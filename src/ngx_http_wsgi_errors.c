@@ -12,13 +12,18 @@
 #define NGX_HTTP_WSGI_LINE_MAX  4096
 
 
-/* text on its way to the log: a partial line waits for the rest */
+/*
+ * Text on its way to the log: a partial line waits for the rest.  A line
+ * longer than NGX_HTTP_WSGI_LINE_MAX is cut: its start is logged, and the
+ * rest, up to the newline, is dropped (skip).
+ */
 
 typedef struct {
     u_char                  *line;       /* PyMem_Malloc()ed */
     size_t                   len;
     ngx_log_t               *log;        /* the partial line's, or NULL */
     ngx_uint_t               level;
+    unsigned                 skip:1;
 } ngx_http_wsgi_lines_t;
 
 
@@ -193,6 +198,7 @@ ngx_http_wsgi_errors_new(ngx_log_t *log, ngx_uint_t level)
     err->lines.len = 0;
     err->lines.log = NULL;
     err->lines.level = level;
+    err->lines.skip = 0;
 
     return (PyObject *) err;
 }
@@ -208,6 +214,7 @@ ngx_http_wsgi_errors_rebind(PyObject *self, ngx_log_t *log)
     err->log = log;
     err->expired = 0;
     err->lines.len = 0;
+    err->lines.skip = 0;
 }
 
 
@@ -382,6 +389,7 @@ ngx_http_wsgi_log_stream_new(const char *name, ngx_uint_t level)
     ls->lines.len = 0;
     ls->lines.log = NULL;
     ls->lines.level = level;
+    ls->lines.skip = 0;
 
     return (PyObject *) ls;
 }
@@ -508,7 +516,9 @@ ngx_http_wsgi_log_stream_done(ngx_log_t *log)
     for (i = 0; i < 2; i++) {
         ls = (ngx_http_wsgi_log_stream_t *) st->stdio[i];
 
-        if (ls && ls->lines.len && (log == NULL || ls->lines.log == log)) {
+        if (ls && (ls->lines.len || ls->lines.skip)
+            && (log == NULL || ls->lines.log == log))
+        {
             ngx_http_wsgi_lines_flush(&ls->lines);
         }
     }
@@ -531,7 +541,16 @@ ngx_http_wsgi_lines_write(ngx_http_wsgi_lines_t *l, ngx_log_t *log,
 
         n = (nl ? nl : last) - p;
 
-        if (l->len || nl == NULL) {
+        if (l->skip) {
+
+            /* the rest of a line that was cut */
+
+            if (nl) {
+                l->skip = 0;
+                l->log = NULL;
+            }
+
+        } else if (l->len || nl == NULL) {
 
             /* join with (or keep as) the pending partial line */
 
@@ -556,7 +575,14 @@ ngx_http_wsgi_lines_write(ngx_http_wsgi_lines_t *l, ngx_log_t *log,
                 break;
             }
 
-            ngx_http_wsgi_lines_flush(l);
+            if (nl == NULL) {
+                ngx_http_wsgi_log_text(l->log, l->level, l->line, l->len);
+                l->len = 0;
+                l->skip = 1;
+
+            } else {
+                ngx_http_wsgi_lines_flush(l);
+            }
 
         } else {
             ngx_http_wsgi_log_text(log, l->level, p, n);
@@ -575,8 +601,10 @@ ngx_http_wsgi_lines_flush(ngx_http_wsgi_lines_t *l)
     if (l->len) {
         ngx_http_wsgi_log_text(l->log, l->level, l->line, l->len);
         l->len = 0;
-        l->log = NULL;
     }
+
+    l->skip = 0;
+    l->log = NULL;
 }
 
 

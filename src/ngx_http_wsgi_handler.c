@@ -589,8 +589,15 @@ ngx_http_wsgi_send_header(ngx_http_wsgi_ctx_t *ctx)
         }
     }
 
-    if (ctx->length < 0) {
-        /* ours when the whole body is known: a file, a spooled body */
+    /*
+     * ours when the whole body is known: a file, a spooled body, a list;
+     * not 0 for HEAD, as in Apache: an application that answers HEAD
+     * without a body does not tell its GET body's length
+     */
+
+    if (ctx->length < 0
+        && !(ctx->add_length == 0 && r->method == NGX_HTTP_HEAD))
+    {
         r->headers_out.content_length_n = ctx->add_length;
     }
 

@@ -455,7 +455,10 @@ ngx_http_wsgi_interp_setup(ngx_cycle_t *cycle,
  * sys.stdout and sys.stderr: text streams as Python's own, into the error
  * log.  print() shows at nginx's default "error" level, as in Apache.
  * Write-through: every write reaches the log stream at once, so that a
- * partial line is ours to log at the end of its request.
+ * partial line is ours to log at the end of its request.  Not line
+ * buffered: that flushes after any write with a newline or a CR in it,
+ * and a flush logs the partial line, so print("a\nb") would log "a", "b"
+ * and an empty line.
  */
 
 static ngx_int_t
@@ -482,7 +485,7 @@ ngx_http_wsgi_interp_stdio(void)
         }
 
         text = PyObject_CallMethod(io, "TextIOWrapper", "Osszii", raw,
-                                   "utf-8", "backslashreplace", NULL, 1, 1);
+                                   "utf-8", "backslashreplace", NULL, 0, 1);
         if (text == NULL) {
             Py_DECREF(raw);
             goto failed;

@@ -7,6 +7,7 @@ tests/apps/pep_import_app.py, pep_import_a.py, pep_import_b.py.
 
 import re
 import socket
+import threading
 import time
 
 import pytest
@@ -179,6 +180,21 @@ def test_single_item_list_keeps_http10_keepalive(nginx, path, body):
         s.close()
 
 
+def test_head_answered_without_a_body_has_no_length_of_0(nginx):
+    # the application does not know its GET body's length: an empty list
+    # for HEAD says nothing about it (Apache drops a length of 0 for HEAD)
+    srv = start(nginx)
+    data, _ = exchange(srv, req("/head_empty", method="HEAD"))
+    p = Parsed(data, head=True)
+    assert p.code == 200 and p.header("Content-Length") is None, data
+    data, _ = exchange(srv, req("/head_empty"))
+    assert Parsed(data).body == b"streamed body", data
+    # a list of bytes for HEAD, as for GET: its length is the body's
+    data, _ = exchange(srv, req("/single", method="HEAD"))
+    p = Parsed(data, head=True)
+    assert p.all("Content-Length") == ["5"], data
+
+
 # -- a failed import is undone ------------------------------------------------
 
 
@@ -201,6 +217,54 @@ def test_failed_import_is_undone_and_retried(nginx):
     assert r.body == b"pep-import-ok"
 
 
+@pytest.mark.allow_log(r"pep-inflight-boom")
+def test_failed_import_leaves_an_import_in_flight_alone(nginx):
+    # another thread's import, begun while the script was importing and
+    # not done when it failed, is not the failed import's to undo: taken
+    # out of sys.modules, it ended in KeyError
+    d = nginx.next_prefix()
+    d.mkdir(parents=True, exist_ok=True)
+    side = d / "inflight.txt"
+    install_app("pep_inflight_app.py", d, SIDE=side)
+    install_app("pep_inflight_mod.py", d)
+    install_app("pep_inflight_fail.py", d)
+    srv = nginx(http="wsgi_python_path {prefix};", server=(
+        "location /ok { wsgi_pass {prefix}/pep_inflight_app.py; }"
+        "location /fail { wsgi_pass {prefix}/pep_inflight_fail.py; }"))
+    assert srv.get("/ok").status == 200
+    assert srv.get("/fail").status == 500
+    assert wait_for(lambda: read_side(side), 5), srv.logs_tail()
+    assert read_side(side) == "pep-inflight-ok\n", srv.logs_tail()
+
+
+@pytest.mark.allow_log(r"pep-slow-import-boom")
+def test_concurrent_requests_wait_for_the_import(nginx):
+    # requests that arrive while another one imports the script (on a
+    # pool) wait for it: they used to find its half-run module in
+    # sys.modules, without the callable yet, and answered 500
+    d = nginx.next_prefix()
+    d.mkdir(parents=True, exist_ok=True)
+    install_app("pep_slow_import.py", d, MARKER=d / "failed-once")
+    srv = nginx(server="location / { wsgi_pass {prefix}/pep_slow_import.py; }")
+    assert srv.wait_log(r"pep-slow-import-boom"), srv.logs_tail()
+    results = []
+
+    def get():
+        data, _ = exchange(srv, req("/"), timeout=10)
+        results.append(Parsed(data))
+
+    threads = [threading.Thread(target=get) for _ in range(3)]
+    for t in threads:
+        t.start()
+        time.sleep(0.1)
+    for t in threads:
+        t.join(15)
+    assert [p.code for p in results] == [200] * 3, \
+        f"{results}\n{srv.logs_tail()}"
+    assert all(p.body == b"pep-slow-import-ok" for p in results)
+    assert not entries(srv, "not found in"), srv.logs_tail()
+
+
 # -- sys.stdout and sys.stderr ------------------------------------------------
 
 
@@ -212,7 +276,7 @@ def test_stdout_is_a_text_stream_into_the_error_log(nginx):
     assert info == {
         "stdout_type": "TextIOWrapper", "is_textio": True,
         "stderr_is_textio": True, "encoding": "utf-8",
-        "errors": "backslashreplace", "line_buffering": True,
+        "errors": "backslashreplace", "line_buffering": False,
         "writable": True, "buffer_writable": True,
         "fileno": "UnsupportedOperation",
         "isatty": False, "same_buffer": True}, info
@@ -231,6 +295,46 @@ def test_stdout_is_a_text_stream_into_the_error_log(nginx):
         assert "\r" not in ln, ln
         if "pep-" in ln:
             assert ENTRY_RE.match(ln), f"not a log entry: {ln!r}"
+
+
+def request_entries(srv, uri):
+    """The "wsgi: " text of the error-log entries of requests for uri."""
+    tail = f', request: "GET {uri} HTTP/1.1"'
+    return [ln.split(" wsgi: ", 1)[1].split(", client: ", 1)[0]
+            for ln in srv.error_log().splitlines()
+            if " wsgi: " in ln and tail in ln]
+
+
+def test_newline_inside_a_write_makes_no_extra_entry(nginx):
+    # line buffering would flush the partial line after any write with a
+    # newline or a CR in it: print("a\nb") logged "a", "b" and ""
+    srv = start(nginx)
+    r = srv.get("/print_newlines")
+    assert r.status == 200, r
+    wait_entry(srv, "wsgi: pep-nl-end")
+    assert request_entries(srv, "/print_newlines") == [
+        "pep-nl-a", "pep-nl-b", "pep-nl-cr-a\\x0Dpep-nl-cr-b",
+        "pep-nl-part-1", "pep-nl-part-2-more", "pep-nl-end"], \
+        srv.logs_tail()
+
+
+def test_long_line_is_cut_without_an_extra_entry(nginx):
+    # print() of a line over 4 KiB: its start is one entry, the rest of the
+    # line is dropped, and its newline makes no empty entry
+    srv = start(nginx)
+    assert srv.get("/print_long").status == 200
+    wait_entry(srv, "wsgi: pep-long-after")
+    assert len(entries(srv, "wsgi: pep-long-xxxx")) == 1, srv.logs_tail()
+    assert request_entries(srv, "/print_long") == ["pep-long-after"], \
+        srv.logs_tail()
+    # a line cut at the end of a request: the next request's first line
+    # is whole
+    assert srv.get("/print_long_partial").status == 200
+    assert srv.get("/print_newlines").status == 200
+    wait_entry(srv, "wsgi: pep-nl-end")
+    assert len(entries(srv, "wsgi: pep-long-partial-yyyy")) == 1
+    assert request_entries(srv, "/print_newlines")[0] == "pep-nl-a", \
+        srv.logs_tail()
 
 
 def test_partial_line_logged_at_request_end(nginx):

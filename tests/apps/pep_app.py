@@ -16,11 +16,16 @@ write_in_close_gen  as write_in_close, but a generator of b"", b"body;"
 thread_partial   a thread writes "pep-exit-partial" to sys.stdout, no newline
 single           [b"hello"], no Content-Length
 single_tuple     (b"hello tuple",), no Content-Length
+head_empty       a generator for GET, () for HEAD, as Werkzeug answers HEAD
 print_parts      print() pieces of lines, control characters, bytes to
                  sys.stdout.buffer; JSON of the streams' attributes
 print_partial    print("pep-partial-line", end="") and nothing else
 thread_print     a thread that outlives the request prints "pep-thread-line"
 errors_ctl       wsgi.errors.write() of text with CR, ESC and DEL in it
+print_newlines   print() and write() of text with a newline or a CR inside
+print_long       print() of a 5000-character line, then of a short one
+print_long_partial  write() of 5000 characters without a newline, nothing
+                 else: the request ends with the line cut
 """
 
 import io
@@ -147,6 +152,16 @@ def single_tuple(environ, start_response):
     return (b"hello tuple",)
 
 
+def head_empty(environ, start_response):
+    start_response("200 OK", TEXT)
+    if environ["REQUEST_METHOD"] == "HEAD":
+        return ()
+
+    def gen():
+        yield b"streamed body"
+    return gen()
+
+
 def print_parts(environ, start_response):
     out, err = sys.stdout, sys.stderr
     print("pep-one", end="")
@@ -206,6 +221,29 @@ def errors_ctl(environ, start_response):
     err.write("pep-errors-esc-\x1b-del-\x7f-tab-\t-end\n")
     start_response("200 OK", TEXT)
     return [b"logged"]
+
+
+def print_newlines(environ, start_response):
+    print("pep-nl-a\npep-nl-b")
+    print("pep-nl-cr-a\rpep-nl-cr-b")
+    sys.stdout.write("pep-nl-part-1\npep-nl-part-2")
+    sys.stdout.write("-more\n")
+    print("pep-nl-end")
+    start_response("200 OK", TEXT)
+    return [b"printed"]
+
+
+def print_long(environ, start_response):
+    print("pep-long-" + "x" * 5000)
+    print("pep-long-after")
+    start_response("200 OK", TEXT)
+    return [b"printed"]
+
+
+def print_long_partial(environ, start_response):
+    sys.stdout.write("pep-long-partial-" + "y" * 5000)
+    start_response("200 OK", TEXT)
+    return [b"printed"]
 
 
 ROUTES = {name: obj for name, obj in globals().items()
