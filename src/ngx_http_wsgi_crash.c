@@ -615,10 +615,11 @@ static void
 ngx_http_wsgi_crash_prober(ngx_http_wsgi_app_t *app,
     ngx_http_wsgi_crash_app_t *a, ngx_pid_t parent)
 {
-    int               status;
-    ngx_pid_t         pid, rc;
-    ngx_uint_t        i, n;
-    ngx_listening_t  *ls;
+    int                status;
+    ngx_pid_t          pid, rc;
+    ngx_uint_t         i, n;
+    ngx_listening_t   *ls;
+    ngx_connection_t  *c;
 
     ngx_pid = ngx_getpid();
 
@@ -638,10 +639,22 @@ ngx_http_wsgi_crash_prober(ngx_http_wsgi_app_t *app,
 
     (void) signal(SIGCHLD, SIG_DFL);
 
+    /*
+     * The worker's sockets: a connection the worker closes must not stay
+     * open in here for its client, nor a listening socket for new ones
+     */
+
     ls = ngx_cycle->listening.elts;
     for (i = 0; i < ngx_cycle->listening.nelts; i++) {
         if (ls[i].fd != (ngx_socket_t) -1) {
             (void) close(ls[i].fd);
+        }
+    }
+
+    c = ngx_cycle->connections;
+    for (i = 0; i < ngx_cycle->connection_n; i++) {
+        if (c[i].fd != (ngx_socket_t) -1) {
+            (void) close(c[i].fd);
         }
     }
 

@@ -6,6 +6,7 @@ import http.client
 import os
 import re
 import signal
+import socket
 import time
 
 import pytest
@@ -269,3 +270,53 @@ def test_sigkill_in_request_names_the_application(nginx, tmp_path):
     assert srv.wait_log(r"\[alert\] .*wsgi: worker process \d+ died while "
                         r"running \".*crash_request\.py\"$"), srv.logs_tail()
     assert get(srv, "/app/", timeout=5)[0] == 200
+
+
+
+def read_until_closed(s, request):
+    """The status of request on socket s, and how long until the server
+    closed the connection."""
+    t = time.monotonic()
+    s.sendall(request)
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return int(data.split(b" ", 2)[1]), time.monotonic() - t
+
+
+@pytest.mark.allow_log(*ALLOW)
+def test_probe_holds_no_connection(nginx, tmp_path):
+    """A probe is a copy of its worker: the client connections the worker
+    closes while the probe imports close for their clients too."""
+    srv, app, flag = server(nginx, tmp_path, "segv", workers=1)
+    assert srv.wait_log(r"died on signal 11 while importing"), \
+        srv.logs_tail()
+
+    # an import that waits in the probe that the next request forks
+    wait = tmp_path / "crash.flag.wait"
+    wait.write_text("")
+    time.sleep(1.2)
+    addr = ("127.0.0.1", srv.port)
+    try:
+        with socket.create_connection(addr, timeout=5) as idle, \
+                socket.create_connection(addr, timeout=5) as s:
+            # a keep-alive connection open while the probe is forked
+            idle.sendall(b"GET /static HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            assert idle.recv(65536).startswith(b"HTTP/1.1 200")
+
+            status, took = read_until_closed(
+                s, b"GET /app HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            assert status == 503
+            assert srv.wait_log(r"again in probe process"), srv.logs_tail()
+            assert took < 2.0, took
+
+            status, took = read_until_closed(
+                idle, b"GET /static HTTP/1.1\r\nHost: localhost\r\n"
+                b"Connection: close\r\n\r\n")
+            assert status == 200
+            assert took < 2.0, took
+    finally:
+        wait.unlink()
