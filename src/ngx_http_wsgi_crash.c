@@ -42,6 +42,7 @@
 #define NGX_HTTP_WSGI_CRASH_MAX_DELAY  60000  /* ms */
 #define NGX_HTTP_WSGI_CRASH_PROBE      60000  /* ms an import may take */
 #define NGX_HTTP_WSGI_CRASH_POLL       10     /* ms */
+#define NGX_HTTP_WSGI_CRASH_ALTSTACK   65536  /* the signal stack */
 
 /* how a worker died, as far as it could note it; 0: not known */
 #define NGX_HTTP_WSGI_CRASH_SIGNAL     0x100
@@ -122,6 +123,7 @@ static u_char *ngx_http_wsgi_crash_how(u_char *buf, u_char *last,
     ngx_uint_t how);
 static void ngx_http_wsgi_crash_describe(ngx_http_wsgi_crash_slot_t *s);
 static void ngx_http_wsgi_crash_signals(ngx_log_t *log);
+static void ngx_http_wsgi_crash_altstack(ngx_log_t *log);
 static void ngx_http_wsgi_crash_signal(int signo);
 static void ngx_http_wsgi_crash_note(ngx_uint_t how);
 static ngx_pid_t ngx_http_wsgi_crash_probe(ngx_http_wsgi_app_t *app,
@@ -143,6 +145,9 @@ static ngx_pid_t                      ngx_http_wsgi_crash_forked;
 
 /* in a probe that imports: where how it dies is noted */
 static volatile ngx_uint_t           *ngx_http_wsgi_crash_noted;
+
+/* a fault while the fault is noted goes straight to the previous action */
+static volatile sig_atomic_t          ngx_http_wsgi_crash_noting;
 
 /* initial-exec, as in interp.c */
 #define ngx_http_wsgi_crash_thread_local                                      \
@@ -806,6 +811,8 @@ ngx_http_wsgi_crash_step(ngx_http_wsgi_ctx_t *ctx)
 
         s = &ngx_http_wsgi_crash_worker->steps[i % NGX_HTTP_WSGI_CRASH_STEPS];
         ngx_http_wsgi_crash_slot = s;
+
+        ngx_http_wsgi_crash_altstack(ctx->log);
     }
 
     /*
@@ -847,7 +854,7 @@ ngx_http_wsgi_crash_signals(ngx_log_t *log)
 
     ngx_memzero(&sa, sizeof(struct sigaction));
     sa.sa_handler = ngx_http_wsgi_crash_signal;
-    sa.sa_flags = SA_NODEFER;
+    sa.sa_flags = SA_NODEFER|SA_ONSTACK;
     sigemptyset(&sa.sa_mask);
 
     for (i = 0; i < sizeof(ngx_http_wsgi_crash_signos) / sizeof(int); i++) {
@@ -860,6 +867,52 @@ ngx_http_wsgi_crash_signals(ngx_log_t *log)
                           ngx_http_wsgi_crash_signos[i]);
         }
     }
+
+    ngx_http_wsgi_crash_altstack(log);
+}
+
+
+/*
+ * A stack of its own for the handler, per thread that runs the
+ * application: a thread that overflowed its stack has no room left for
+ * it, and would die without a word.  A guard page below it; a stack set
+ * already (Python's faulthandler, a sanitizer) stays.
+ */
+
+static void
+ngx_http_wsgi_crash_altstack(ngx_log_t *log)
+{
+    u_char   *p;
+    stack_t   ss;
+
+    if (sigaltstack(NULL, &ss) == -1 || !(ss.ss_flags & SS_DISABLE)) {
+        return;
+    }
+
+    p = mmap(NULL, ngx_pagesize + NGX_HTTP_WSGI_CRASH_ALTSTACK,
+             PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0);
+
+    if (p == MAP_FAILED) {
+        ngx_log_error(NGX_LOG_WARN, log, ngx_errno,
+                      "wsgi: mmap(%uz) for a signal stack failed",
+                      ngx_pagesize + NGX_HTTP_WSGI_CRASH_ALTSTACK);
+        return;
+    }
+
+    if (mprotect(p, ngx_pagesize, PROT_NONE) == -1) {
+        ngx_log_error(NGX_LOG_WARN, log, ngx_errno,
+                      "wsgi: mprotect() of a signal stack failed");
+    }
+
+    ss.ss_sp = p + ngx_pagesize;
+    ss.ss_size = NGX_HTTP_WSGI_CRASH_ALTSTACK;
+    ss.ss_flags = 0;
+
+    if (sigaltstack(&ss, NULL) == -1) {
+        ngx_log_error(NGX_LOG_WARN, log, ngx_errno,
+                      "wsgi: sigaltstack() failed");
+        (void) munmap(p, ngx_pagesize + NGX_HTTP_WSGI_CRASH_ALTSTACK);
+    }
 }
 
 
@@ -868,7 +921,10 @@ ngx_http_wsgi_crash_signal(int signo)
 {
     ngx_uint_t  i;
 
-    ngx_http_wsgi_crash_note(NGX_HTTP_WSGI_CRASH_SIGNAL | signo);
+    if (!ngx_http_wsgi_crash_noting) {
+        ngx_http_wsgi_crash_noting = 1;
+        ngx_http_wsgi_crash_note(NGX_HTTP_WSGI_CRASH_SIGNAL | signo);
+    }
 
     for (i = 0; i < sizeof(ngx_http_wsgi_crash_signos) / sizeof(int); i++) {
         if (ngx_http_wsgi_crash_signos[i] == signo) {

@@ -228,6 +228,7 @@ def test_reload_imports_again(nginx, tmp_path):
 
 REQUEST_HOW = {
     "segv": r"on signal 11",
+    "overflow": r"on signal 11",
     "kill": r"on signal 11",
     "exit2": r"in os\._exit\(2\), exit code 1",
 }

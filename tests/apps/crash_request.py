@@ -1,9 +1,10 @@
 """Kills its worker when asked: /segv reads address 0, /kill sends SIGSEGV
-to itself, /sigkill SIGKILL, /exitN calls os._exit(N).  Any other path
-answers the pid."""
+to itself, /sigkill SIGKILL, /exitN calls os._exit(N), /overflow overflows
+the C stack.  Any other path answers the pid."""
 
 import os
 import signal
+import sys
 import time
 
 
@@ -19,6 +20,13 @@ def application(environ, start_response):
     elif how == "sigkill":
         os.kill(os.getpid(), signal.SIGKILL)
         time.sleep(5)
+    elif how == "overflow":
+        # repr() recurses in C, each level within the recursion limit
+        sys.setrecursionlimit(10 ** 8)
+        nested = []
+        for _ in range(10 ** 6):
+            nested = [nested]
+        repr(nested)
     elif how.startswith("exit"):
         os._exit(int(how[4:]))
     start_response("200 OK", [("Content-Type", "text/plain")])
