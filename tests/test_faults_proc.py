@@ -387,3 +387,26 @@ def test_quit_serves_backlog(nginx, mode, quit_first):
             data = repr(e).encode()
         assert data.startswith(b"HTTP/1.1 200 "), data
     assert srv.wait_exit(10) is not None
+
+
+@BOTH
+@pytest.mark.parametrize("query", ["", "read"])
+def test_fork_while_a_thread_waits(nginx, mode, query):
+    """A process forked while another thread of the request waits for the
+    event loop (for wsgi.input) has no such thread: returning from the
+    application, it exits instead of waiting for that thread forever."""
+    srv = nginx(main=POOL_MAIN,
+                server=loc("/w/", "fault_fork_waiting.py", mode, STREAMED))
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+    s.sendall(f"POST /w/?{query} HTTP/1.1\r\nHost: localhost\r\n"
+              "Content-Length: 5\r\nConnection: close\r\n\r\n".encode())
+    time.sleep(1)
+    s.sendall(b"hello")
+    data = read_until_eof(s, 30)
+    s.close()
+    status, _, body = split_response(data)
+    assert " 200 " in status, f"{data!r}\n{srv.logs_tail()}"
+    size = 5 if mode == "pool" else -1
+    assert body == b"exit 1 %d" % size, srv.logs_tail()
+    assert srv.wait_log(r"forked by the application returned into the "
+                        r"server"), srv.logs_tail()
