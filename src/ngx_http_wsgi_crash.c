@@ -35,7 +35,7 @@
 
 
 #define NGX_HTTP_WSGI_CRASH_WORKERS    64     /* workers with records */
-#define NGX_HTTP_WSGI_CRASH_STEPS      16     /* step records per worker */
+#define NGX_HTTP_WSGI_CRASH_STEPS      32     /* step records per worker */
 #define NGX_HTTP_WSGI_CRASH_METHOD     16
 #define NGX_HTTP_WSGI_CRASH_URI        128
 #define NGX_HTTP_WSGI_CRASH_DELAY      1000   /* ms */
@@ -153,9 +153,14 @@ static volatile sig_atomic_t          ngx_http_wsgi_crash_noting;
 #define ngx_http_wsgi_crash_thread_local                                      \
     static __thread __attribute__((tls_model("initial-exec")))
 
-/* the step record of the calling thread, given on its first step */
+/*
+ * The step record of the calling thread, its own, given on its first step;
+ * a thread past the records gets none (noslot)
+ */
 ngx_http_wsgi_crash_thread_local
     ngx_http_wsgi_crash_slot_t  *ngx_http_wsgi_crash_slot;
+ngx_http_wsgi_crash_thread_local
+    ngx_uint_t                   ngx_http_wsgi_crash_noslot;
 
 static int  ngx_http_wsgi_crash_signos[] = {
     SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT
@@ -284,6 +289,10 @@ ngx_http_wsgi_crash_init_process(ngx_cycle_t *cycle,
 
         ngx_http_wsgi_crash_died(s, 0, cycle->log);
     }
+
+    /* no thread of this worker has run a step yet */
+
+    w->nsteps = 0;
 
     ngx_http_wsgi_crash_worker = w;
 
@@ -803,13 +812,20 @@ ngx_http_wsgi_crash_step(ngx_http_wsgi_ctx_t *ctx)
     s = ngx_http_wsgi_crash_slot;
 
     if (s == NULL) {
-        if (ngx_http_wsgi_crash_worker == NULL) {
+        if (ngx_http_wsgi_crash_worker == NULL || ngx_http_wsgi_crash_noslot) {
             return;
         }
 
+        /* shared, a record would be cleared by the other thread's step */
+
         i = ngx_atomic_fetch_add(&ngx_http_wsgi_crash_worker->nsteps, 1);
 
-        s = &ngx_http_wsgi_crash_worker->steps[i % NGX_HTTP_WSGI_CRASH_STEPS];
+        if (i >= NGX_HTTP_WSGI_CRASH_STEPS) {
+            ngx_http_wsgi_crash_noslot = 1;
+            return;
+        }
+
+        s = &ngx_http_wsgi_crash_worker->steps[i];
         ngx_http_wsgi_crash_slot = s;
 
         ngx_http_wsgi_crash_altstack(ctx->log);

@@ -321,3 +321,34 @@ def test_probe_holds_no_connection(nginx, tmp_path):
             assert took < 2.0, took
     finally:
         wait.unlink()
+
+
+@pytest.mark.allow_log(*ALLOW)
+def test_crash_in_request_among_many_threads(nginx, tmp_path):
+    """Each thread of a pool of 32 (the default pool's size) has a record
+    of its own: the steps that other threads end meanwhile do not clear
+    the record of the one that crashes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    srv = nginx(main="thread_pool t threads=32;", server="""
+        location /app { wsgi_pass {apps}/crash_request.py;
+                        wsgi_thread_pool t; }
+    """, workers=1)
+
+    def ok(query):
+        return get(srv, "/app/?" + query, timeout=10)[0]
+
+    with ThreadPoolExecutor(64) as ex:
+        # every thread of the pool runs a step
+        assert list(ex.map(ok, ["0.5"] * 32)) == [200] * 32
+        late = ex.submit(get, srv, "/app/late", 10)
+        time.sleep(0.2)
+        # and the others again, while that one sleeps before crashing
+        assert list(ex.map(ok, ["0.2"] * 31)) == [200] * 31
+        with pytest.raises((http.client.HTTPException, ConnectionError)):
+            late.result()
+
+    assert srv.wait_log(r"\[alert\] .*wsgi: worker process \d+ died on "
+                        r"signal 11 while running \".*crash_request\.py\" "
+                        r"for the request \"GET /app/late\""), \
+        srv.logs_tail()

@@ -1,6 +1,8 @@
 """Kills its worker when asked: /segv reads address 0, /kill sends SIGSEGV
 to itself, /sigkill SIGKILL, /exitN calls os._exit(N), /overflow overflows
-the C stack.  Any other path answers the pid."""
+the C stack, /late reads address 0 after 1 s.  With a query string of
+seconds, the step sleeps that long first.  Any other path answers the
+pid."""
 
 import os
 import signal
@@ -10,6 +12,13 @@ import time
 
 def application(environ, start_response):
     how = environ["PATH_INFO"].rsplit("/", 1)[-1]
+    try:
+        time.sleep(float(environ["QUERY_STRING"]))
+    except ValueError:
+        pass
+    if how == "late":
+        time.sleep(1)
+        how = "segv"
     if how == "segv":
         import ctypes
         ctypes.string_at(0)
