@@ -410,3 +410,26 @@ def test_fork_while_a_thread_waits(nginx, mode, query):
     assert body == b"exit 1 %d" % size, srv.logs_tail()
     assert srv.wait_log(r"forked by the application returned into the "
                         r"server"), srv.logs_tail()
+
+
+@pytest.mark.allow_log(r"accept4\(\) failed \(24: Too many open files\)")
+def test_backlog_out_of_descriptors(nginx):
+    """After a slow inline step, what waits in the backlog is accepted until
+    nginx runs out of descriptors; then it stops, as nginx does, rather
+    than trying again and logging each try."""
+    srv = nginx(main=POOL_MAIN + " worker_rlimit_nofile 64;",
+                server=loc("/s/", "slow_app.py", "inline"))
+    a = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    a.sendall(b"GET /s/?t=0.5 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+    time.sleep(0.2)
+    waiting = [socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+               for _ in range(100)]
+    try:
+        assert b" 200 " in read_until_eof(a, 10).split(b"\r\n")[0]
+        time.sleep(0.3)
+        tries = srv.error_log().count("Too many open files")
+        assert 1 <= tries <= 5, tries
+    finally:
+        for s in waiting:
+            s.close()
+        a.close()
