@@ -433,3 +433,7 @@ def test_backlog_out_of_descriptors(nginx):
         for s in waiting:
             s.close()
         a.close()
+    # nginx enables accept again after accept_mutex_delay (500 ms), and
+    # then serves; a stop before that would accept() on a closed socket
+    time.sleep(1)
+    assert wait_for(lambda: srv.get("/s/?t=0").status == 200, 5)
