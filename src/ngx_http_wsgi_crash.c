@@ -8,9 +8,10 @@
  * shared memory zone, made anew for each configuration cycle and kept by
  * the master across respawns, tells that worker what the dead one did:
  *
- *   per worker: the script it was importing, and the request each of its
- *   threads was running a step of, with how it died when it could note it
- *   (a fatal signal, os._exit());
+ *   per worker: the script it was importing at start, and the request
+ *   each of its threads was running a step of (or the script the step
+ *   was importing), with how it died when it could note it (a fatal
+ *   signal, os._exit());
  *
  *   per application: how many workers its import killed, and when it may
  *   be imported again.
@@ -59,6 +60,7 @@ typedef struct {
     volatile ngx_pid_t             pid;
     volatile ngx_uint_t            how;
     ngx_uint_t                     app;       /* index */
+    ngx_uint_t                     importing; /* the step imports app */
     ngx_http_wsgi_ctx_t           *ctx;       /* the writer's, while pid */
     u_char                         method[NGX_HTTP_WSGI_CRASH_METHOD];
     u_char                         uri[NGX_HTTP_WSGI_CRASH_URI];
@@ -66,7 +68,7 @@ typedef struct {
 
 
 typedef struct {
-    ngx_http_wsgi_crash_slot_t     import;
+    ngx_http_wsgi_crash_slot_t     import;    /* outside steps: at start */
     ngx_atomic_t                   nsteps;    /* slots given to threads */
     ngx_http_wsgi_crash_slot_t     steps[NGX_HTTP_WSGI_CRASH_STEPS];
 } ngx_http_wsgi_crash_worker_t;
@@ -287,7 +289,7 @@ ngx_http_wsgi_crash_init_process(ngx_cycle_t *cycle,
             continue;
         }
 
-        ngx_http_wsgi_crash_died(s, 0, cycle->log);
+        ngx_http_wsgi_crash_died(s, s->importing, cycle->log);
     }
 
     /* no thread of this worker has run a step yet */
@@ -753,6 +755,16 @@ ngx_http_wsgi_crash_import(ngx_http_wsgi_app_t *app)
         return;
     }
 
+    /* threads may import at once, each in a step of its own */
+
+    s = ngx_http_wsgi_crash_slot;
+
+    if (s && s->pid == ngx_pid) {
+        s->app = app->index;
+        s->importing = 1;
+        return;
+    }
+
     s = &ngx_http_wsgi_crash_worker->import;
 
     s->app = app->index;
@@ -772,7 +784,10 @@ ngx_http_wsgi_crash_imported(ngx_http_wsgi_app_t *app, ngx_uint_t loaded,
         return;
     }
 
-    if (ngx_http_wsgi_crash_worker) {
+    if (ngx_http_wsgi_crash_slot && ngx_http_wsgi_crash_slot->importing) {
+        ngx_http_wsgi_crash_slot->importing = 0;
+
+    } else if (ngx_http_wsgi_crash_worker) {
         ngx_http_wsgi_crash_worker->import.pid = 0;
     }
 
@@ -839,6 +854,7 @@ ngx_http_wsgi_crash_step(ngx_http_wsgi_ctx_t *ctx)
      */
 
     s->app = ctx->app->index;
+    s->importing = 0;
     s->ctx = ctx;
     s->method[0] = '\0';
     s->uri[0] = '\0';

@@ -352,3 +352,47 @@ def test_crash_in_request_among_many_threads(nginx, tmp_path):
                         r"signal 11 while running \".*crash_request\.py\" "
                         r"for the request \"GET /app/late\""), \
         srv.logs_tail()
+
+
+@pytest.mark.allow_log(*ALLOW, r"failed to load script")
+def test_crash_in_import_beside_another_import(nginx, tmp_path):
+    """Two threads import two scripts at once, on their first requests:
+    the one that crashes after the other returned is still told of, and
+    contained, as an import."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    flags = {}
+    apps = {}
+    for name, how in (("a", "sleep"), ("b", "segv")):
+        flag = tmp_path / f"{name}.flag"
+        flag.write_text("")
+        (tmp_path / f"{name}.flag.raise").write_text("")
+        flags[name] = flag
+        apps[name] = install_app("crash_import.py", tmp_path,
+                                 f"crash_{name}.py", HOW=how, FLAG=flag)
+    (tmp_path / "b.flag.wait").write_text("")
+
+    srv = nginx(main="thread_pool t threads=4;", server=f"""
+        location /a {{ wsgi_pass {apps['a']}; wsgi_thread_pool t; }}
+        location /b {{ wsgi_pass {apps['b']}; wsgi_thread_pool t; }}
+    """, workers=1)
+    assert srv.wait_log(r"failed to load script \".*crash_b\.py"), \
+        srv.logs_tail()
+    for name in flags:
+        (tmp_path / f"{name}.flag.raise").unlink()
+
+    with ThreadPoolExecutor(2) as ex:
+        a = ex.submit(get, srv, "/a", 10)
+        time.sleep(0.3)
+        b = ex.submit(get, srv, "/b", 10)
+        assert a.result() == (200, b"imported")
+        (tmp_path / "b.flag.wait").unlink()
+        with pytest.raises((http.client.HTTPException, ConnectionError)):
+            b.result()
+
+    assert srv.wait_log(r"\[error\] .*wsgi: worker process \d+ died on "
+                        r"signal 11 while importing script \"%s\""
+                        % re.escape(str(apps["b"]))), srv.logs_tail()
+    assert "while running" not in srv.error_log()
+    assert get(srv, "/b", timeout=5)[0] == 503
+    assert get(srv, "/a", timeout=5) == (200, b"imported")
