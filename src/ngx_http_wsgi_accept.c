@@ -91,6 +91,11 @@ ngx_http_wsgi_accept_handler(ngx_event_t *ev)
                 return;
             }
 
+            if (!c->read->active) {
+                /* out of descriptors: nginx disabled it for a while */
+                break;
+            }
+
             pfd.fd = ls[i].fd;
             pfd.events = POLLIN;
             pfd.revents = 0;

@@ -8,9 +8,10 @@
  * shared memory zone, made anew for each configuration cycle and kept by
  * the master across respawns, tells that worker what the dead one did:
  *
- *   per worker: the script it was importing, and the request each of its
- *   threads was running a step of, with how it died when it could note it
- *   (a fatal signal, os._exit());
+ *   per worker: the script it was importing at start, and the request
+ *   each of its threads was running a step of (or the script the step
+ *   was importing), with how it died when it could note it (a fatal
+ *   signal, os._exit());
  *
  *   per application: how many workers its import killed, and when it may
  *   be imported again.
@@ -35,13 +36,14 @@
 
 
 #define NGX_HTTP_WSGI_CRASH_WORKERS    64     /* workers with records */
-#define NGX_HTTP_WSGI_CRASH_STEPS      16     /* step records per worker */
+#define NGX_HTTP_WSGI_CRASH_STEPS      32     /* step records per worker */
 #define NGX_HTTP_WSGI_CRASH_METHOD     16
 #define NGX_HTTP_WSGI_CRASH_URI        128
 #define NGX_HTTP_WSGI_CRASH_DELAY      1000   /* ms */
 #define NGX_HTTP_WSGI_CRASH_MAX_DELAY  60000  /* ms */
 #define NGX_HTTP_WSGI_CRASH_PROBE      60000  /* ms an import may take */
 #define NGX_HTTP_WSGI_CRASH_POLL       10     /* ms */
+#define NGX_HTTP_WSGI_CRASH_ALTSTACK   65536  /* the signal stack */
 
 /* how a worker died, as far as it could note it; 0: not known */
 #define NGX_HTTP_WSGI_CRASH_SIGNAL     0x100
@@ -58,6 +60,7 @@ typedef struct {
     volatile ngx_pid_t             pid;
     volatile ngx_uint_t            how;
     ngx_uint_t                     app;       /* index */
+    ngx_uint_t                     importing; /* the step imports app */
     ngx_http_wsgi_ctx_t           *ctx;       /* the writer's, while pid */
     u_char                         method[NGX_HTTP_WSGI_CRASH_METHOD];
     u_char                         uri[NGX_HTTP_WSGI_CRASH_URI];
@@ -65,7 +68,7 @@ typedef struct {
 
 
 typedef struct {
-    ngx_http_wsgi_crash_slot_t     import;
+    ngx_http_wsgi_crash_slot_t     import;    /* outside steps: at start */
     ngx_atomic_t                   nsteps;    /* slots given to threads */
     ngx_http_wsgi_crash_slot_t     steps[NGX_HTTP_WSGI_CRASH_STEPS];
 } ngx_http_wsgi_crash_worker_t;
@@ -122,6 +125,7 @@ static u_char *ngx_http_wsgi_crash_how(u_char *buf, u_char *last,
     ngx_uint_t how);
 static void ngx_http_wsgi_crash_describe(ngx_http_wsgi_crash_slot_t *s);
 static void ngx_http_wsgi_crash_signals(ngx_log_t *log);
+static void ngx_http_wsgi_crash_altstack(ngx_log_t *log);
 static void ngx_http_wsgi_crash_signal(int signo);
 static void ngx_http_wsgi_crash_note(ngx_uint_t how);
 static ngx_pid_t ngx_http_wsgi_crash_probe(ngx_http_wsgi_app_t *app,
@@ -144,13 +148,21 @@ static ngx_pid_t                      ngx_http_wsgi_crash_forked;
 /* in a probe that imports: where how it dies is noted */
 static volatile ngx_uint_t           *ngx_http_wsgi_crash_noted;
 
+/* a fault while the fault is noted goes straight to the previous action */
+static volatile sig_atomic_t          ngx_http_wsgi_crash_noting;
+
 /* initial-exec, as in interp.c */
 #define ngx_http_wsgi_crash_thread_local                                      \
     static __thread __attribute__((tls_model("initial-exec")))
 
-/* the step record of the calling thread, given on its first step */
+/*
+ * The step record of the calling thread, its own, given on its first step;
+ * a thread past the records gets none (noslot)
+ */
 ngx_http_wsgi_crash_thread_local
     ngx_http_wsgi_crash_slot_t  *ngx_http_wsgi_crash_slot;
+ngx_http_wsgi_crash_thread_local
+    ngx_uint_t                   ngx_http_wsgi_crash_noslot;
 
 static int  ngx_http_wsgi_crash_signos[] = {
     SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT
@@ -277,8 +289,12 @@ ngx_http_wsgi_crash_init_process(ngx_cycle_t *cycle,
             continue;
         }
 
-        ngx_http_wsgi_crash_died(s, 0, cycle->log);
+        ngx_http_wsgi_crash_died(s, s->importing, cycle->log);
     }
+
+    /* no thread of this worker has run a step yet */
+
+    w->nsteps = 0;
 
     ngx_http_wsgi_crash_worker = w;
 
@@ -615,10 +631,11 @@ static void
 ngx_http_wsgi_crash_prober(ngx_http_wsgi_app_t *app,
     ngx_http_wsgi_crash_app_t *a, ngx_pid_t parent)
 {
-    int               status;
-    ngx_pid_t         pid, rc;
-    ngx_uint_t        i, n;
-    ngx_listening_t  *ls;
+    int                status;
+    ngx_pid_t          pid, rc;
+    ngx_uint_t         i, n;
+    ngx_listening_t   *ls;
+    ngx_connection_t  *c;
 
     ngx_pid = ngx_getpid();
 
@@ -638,10 +655,22 @@ ngx_http_wsgi_crash_prober(ngx_http_wsgi_app_t *app,
 
     (void) signal(SIGCHLD, SIG_DFL);
 
+    /*
+     * The worker's sockets: a connection the worker closes must not stay
+     * open in here for its client, nor a listening socket for new ones
+     */
+
     ls = ngx_cycle->listening.elts;
     for (i = 0; i < ngx_cycle->listening.nelts; i++) {
         if (ls[i].fd != (ngx_socket_t) -1) {
             (void) close(ls[i].fd);
+        }
+    }
+
+    c = ngx_cycle->connections;
+    for (i = 0; i < ngx_cycle->connection_n; i++) {
+        if (c[i].fd != (ngx_socket_t) -1) {
+            (void) close(c[i].fd);
         }
     }
 
@@ -726,6 +755,16 @@ ngx_http_wsgi_crash_import(ngx_http_wsgi_app_t *app)
         return;
     }
 
+    /* threads may import at once, each in a step of its own */
+
+    s = ngx_http_wsgi_crash_slot;
+
+    if (s && s->pid == ngx_pid) {
+        s->app = app->index;
+        s->importing = 1;
+        return;
+    }
+
     s = &ngx_http_wsgi_crash_worker->import;
 
     s->app = app->index;
@@ -745,7 +784,10 @@ ngx_http_wsgi_crash_imported(ngx_http_wsgi_app_t *app, ngx_uint_t loaded,
         return;
     }
 
-    if (ngx_http_wsgi_crash_worker) {
+    if (ngx_http_wsgi_crash_slot && ngx_http_wsgi_crash_slot->importing) {
+        ngx_http_wsgi_crash_slot->importing = 0;
+
+    } else if (ngx_http_wsgi_crash_worker) {
         ngx_http_wsgi_crash_worker->import.pid = 0;
     }
 
@@ -785,14 +827,23 @@ ngx_http_wsgi_crash_step(ngx_http_wsgi_ctx_t *ctx)
     s = ngx_http_wsgi_crash_slot;
 
     if (s == NULL) {
-        if (ngx_http_wsgi_crash_worker == NULL) {
+        if (ngx_http_wsgi_crash_worker == NULL || ngx_http_wsgi_crash_noslot) {
             return;
         }
 
+        /* shared, a record would be cleared by the other thread's step */
+
         i = ngx_atomic_fetch_add(&ngx_http_wsgi_crash_worker->nsteps, 1);
 
-        s = &ngx_http_wsgi_crash_worker->steps[i % NGX_HTTP_WSGI_CRASH_STEPS];
+        if (i >= NGX_HTTP_WSGI_CRASH_STEPS) {
+            ngx_http_wsgi_crash_noslot = 1;
+            return;
+        }
+
+        s = &ngx_http_wsgi_crash_worker->steps[i];
         ngx_http_wsgi_crash_slot = s;
+
+        ngx_http_wsgi_crash_altstack(ctx->log);
     }
 
     /*
@@ -803,6 +854,7 @@ ngx_http_wsgi_crash_step(ngx_http_wsgi_ctx_t *ctx)
      */
 
     s->app = ctx->app->index;
+    s->importing = 0;
     s->ctx = ctx;
     s->method[0] = '\0';
     s->uri[0] = '\0';
@@ -834,7 +886,7 @@ ngx_http_wsgi_crash_signals(ngx_log_t *log)
 
     ngx_memzero(&sa, sizeof(struct sigaction));
     sa.sa_handler = ngx_http_wsgi_crash_signal;
-    sa.sa_flags = SA_NODEFER;
+    sa.sa_flags = SA_NODEFER|SA_ONSTACK;
     sigemptyset(&sa.sa_mask);
 
     for (i = 0; i < sizeof(ngx_http_wsgi_crash_signos) / sizeof(int); i++) {
@@ -847,6 +899,52 @@ ngx_http_wsgi_crash_signals(ngx_log_t *log)
                           ngx_http_wsgi_crash_signos[i]);
         }
     }
+
+    ngx_http_wsgi_crash_altstack(log);
+}
+
+
+/*
+ * A stack of its own for the handler, per thread that runs the
+ * application: a thread that overflowed its stack has no room left for
+ * it, and would die without a word.  A guard page below it; a stack set
+ * already (Python's faulthandler, a sanitizer) stays.
+ */
+
+static void
+ngx_http_wsgi_crash_altstack(ngx_log_t *log)
+{
+    u_char   *p;
+    stack_t   ss;
+
+    if (sigaltstack(NULL, &ss) == -1 || !(ss.ss_flags & SS_DISABLE)) {
+        return;
+    }
+
+    p = mmap(NULL, ngx_pagesize + NGX_HTTP_WSGI_CRASH_ALTSTACK,
+             PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0);
+
+    if (p == MAP_FAILED) {
+        ngx_log_error(NGX_LOG_WARN, log, ngx_errno,
+                      "wsgi: mmap(%uz) for a signal stack failed",
+                      ngx_pagesize + NGX_HTTP_WSGI_CRASH_ALTSTACK);
+        return;
+    }
+
+    if (mprotect(p, ngx_pagesize, PROT_NONE) == -1) {
+        ngx_log_error(NGX_LOG_WARN, log, ngx_errno,
+                      "wsgi: mprotect() of a signal stack failed");
+    }
+
+    ss.ss_sp = p + ngx_pagesize;
+    ss.ss_size = NGX_HTTP_WSGI_CRASH_ALTSTACK;
+    ss.ss_flags = 0;
+
+    if (sigaltstack(&ss, NULL) == -1) {
+        ngx_log_error(NGX_LOG_WARN, log, ngx_errno,
+                      "wsgi: sigaltstack() failed");
+        (void) munmap(p, ngx_pagesize + NGX_HTTP_WSGI_CRASH_ALTSTACK);
+    }
 }
 
 
@@ -855,7 +953,10 @@ ngx_http_wsgi_crash_signal(int signo)
 {
     ngx_uint_t  i;
 
-    ngx_http_wsgi_crash_note(NGX_HTTP_WSGI_CRASH_SIGNAL | signo);
+    if (!ngx_http_wsgi_crash_noting) {
+        ngx_http_wsgi_crash_noting = 1;
+        ngx_http_wsgi_crash_note(NGX_HTTP_WSGI_CRASH_SIGNAL | signo);
+    }
 
     for (i = 0; i < sizeof(ngx_http_wsgi_crash_signos) / sizeof(int); i++) {
         if (ngx_http_wsgi_crash_signos[i] == signo) {

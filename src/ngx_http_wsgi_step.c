@@ -122,6 +122,11 @@ ngx_http_wsgi_step_back(ngx_http_wsgi_ctx_t *ctx)
 static void
 ngx_http_wsgi_step_drain(ngx_http_wsgi_ctx_t *ctx)
 {
+    if (ngx_http_wsgi_forked) {
+        /* the threads counted are the parent's: this copy exits */
+        ngx_http_wsgi_forked_exit(ctx->log);
+    }
+
     while (ctx->py_waiters) {
         Py_BEGIN_ALLOW_THREADS
         ngx_msleep(1);

@@ -1324,6 +1324,12 @@ ngx_http_wsgi_thread_wait(ngx_http_wsgi_ctx_t *ctx, ngx_uint_t pull)
 void
 ngx_http_wsgi_thread_turn(ngx_http_wsgi_ctx_t *ctx)
 {
+    if (ngx_http_wsgi_forked) {
+        /* the thread that waits is the parent's: the next wait fails */
+        ctx->py_waiting = 0;
+        return;
+    }
+
     ctx->py_waiters++;
 
     while (ctx->py_waiting) {

@@ -6,6 +6,7 @@ import http.client
 import os
 import re
 import signal
+import socket
 import time
 
 import pytest
@@ -227,6 +228,7 @@ def test_reload_imports_again(nginx, tmp_path):
 
 REQUEST_HOW = {
     "segv": r"on signal 11",
+    "overflow": r"on signal 11",
     "kill": r"on signal 11",
     "exit2": r"in os\._exit\(2\), exit code 1",
 }
@@ -269,3 +271,128 @@ def test_sigkill_in_request_names_the_application(nginx, tmp_path):
     assert srv.wait_log(r"\[alert\] .*wsgi: worker process \d+ died while "
                         r"running \".*crash_request\.py\"$"), srv.logs_tail()
     assert get(srv, "/app/", timeout=5)[0] == 200
+
+
+
+def read_until_closed(s, request):
+    """The status of request on socket s, and how long until the server
+    closed the connection."""
+    t = time.monotonic()
+    s.sendall(request)
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return int(data.split(b" ", 2)[1]), time.monotonic() - t
+
+
+@pytest.mark.allow_log(*ALLOW)
+def test_probe_holds_no_connection(nginx, tmp_path):
+    """A probe is a copy of its worker: the client connections the worker
+    closes while the probe imports close for their clients too."""
+    srv, app, flag = server(nginx, tmp_path, "segv", workers=1)
+    assert srv.wait_log(r"died on signal 11 while importing"), \
+        srv.logs_tail()
+
+    # an import that waits in the probe that the next request forks
+    wait = tmp_path / "crash.flag.wait"
+    wait.write_text("")
+    time.sleep(1.2)
+    addr = ("127.0.0.1", srv.port)
+    try:
+        with socket.create_connection(addr, timeout=5) as idle, \
+                socket.create_connection(addr, timeout=5) as s:
+            # a keep-alive connection open while the probe is forked
+            idle.sendall(b"GET /static HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            assert idle.recv(65536).startswith(b"HTTP/1.1 200")
+
+            status, took = read_until_closed(
+                s, b"GET /app HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            assert status == 503
+            assert srv.wait_log(r"again in probe process"), srv.logs_tail()
+            assert took < 2.0, took
+
+            status, took = read_until_closed(
+                idle, b"GET /static HTTP/1.1\r\nHost: localhost\r\n"
+                b"Connection: close\r\n\r\n")
+            assert status == 200
+            assert took < 2.0, took
+    finally:
+        wait.unlink()
+
+
+@pytest.mark.allow_log(*ALLOW)
+def test_crash_in_request_among_many_threads(nginx, tmp_path):
+    """Each thread of a pool of 32 (the default pool's size) has a record
+    of its own: the steps that other threads end meanwhile do not clear
+    the record of the one that crashes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    srv = nginx(main="thread_pool t threads=32;", server="""
+        location /app { wsgi_pass {apps}/crash_request.py;
+                        wsgi_thread_pool t; }
+    """, workers=1)
+
+    def ok(query):
+        return get(srv, "/app/?" + query, timeout=10)[0]
+
+    with ThreadPoolExecutor(64) as ex:
+        # every thread of the pool runs a step
+        assert list(ex.map(ok, ["0.5"] * 32)) == [200] * 32
+        late = ex.submit(get, srv, "/app/late", 10)
+        time.sleep(0.2)
+        # and the others again, while that one sleeps before crashing
+        assert list(ex.map(ok, ["0.2"] * 31)) == [200] * 31
+        with pytest.raises((http.client.HTTPException, ConnectionError)):
+            late.result()
+
+    assert srv.wait_log(r"\[alert\] .*wsgi: worker process \d+ died on "
+                        r"signal 11 while running \".*crash_request\.py\" "
+                        r"for the request \"GET /app/late\""), \
+        srv.logs_tail()
+
+
+@pytest.mark.allow_log(*ALLOW, r"failed to load script")
+def test_crash_in_import_beside_another_import(nginx, tmp_path):
+    """Two threads import two scripts at once, on their first requests:
+    the one that crashes after the other returned is still told of, and
+    contained, as an import."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    flags = {}
+    apps = {}
+    for name, how in (("a", "sleep"), ("b", "segv")):
+        flag = tmp_path / f"{name}.flag"
+        flag.write_text("")
+        (tmp_path / f"{name}.flag.raise").write_text("")
+        flags[name] = flag
+        apps[name] = install_app("crash_import.py", tmp_path,
+                                 f"crash_{name}.py", HOW=how, FLAG=flag)
+    (tmp_path / "b.flag.wait").write_text("")
+
+    srv = nginx(main="thread_pool t threads=4;", server=f"""
+        location /a {{ wsgi_pass {apps['a']}; wsgi_thread_pool t; }}
+        location /b {{ wsgi_pass {apps['b']}; wsgi_thread_pool t; }}
+    """, workers=1)
+    assert srv.wait_log(r"failed to load script \".*crash_b\.py"), \
+        srv.logs_tail()
+    for name in flags:
+        (tmp_path / f"{name}.flag.raise").unlink()
+
+    with ThreadPoolExecutor(2) as ex:
+        a = ex.submit(get, srv, "/a", 10)
+        time.sleep(0.3)
+        b = ex.submit(get, srv, "/b", 10)
+        assert a.result() == (200, b"imported")
+        (tmp_path / "b.flag.wait").unlink()
+        with pytest.raises((http.client.HTTPException, ConnectionError)):
+            b.result()
+
+    assert srv.wait_log(r"\[error\] .*wsgi: worker process \d+ died on "
+                        r"signal 11 while importing script \"%s\""
+                        % re.escape(str(apps["b"]))), srv.logs_tail()
+    assert "while running" not in srv.error_log()
+    assert get(srv, "/b", timeout=5)[0] == 503
+    assert get(srv, "/a", timeout=5) == (200, b"imported")

@@ -387,3 +387,53 @@ def test_quit_serves_backlog(nginx, mode, quit_first):
             data = repr(e).encode()
         assert data.startswith(b"HTTP/1.1 200 "), data
     assert srv.wait_exit(10) is not None
+
+
+@BOTH
+@pytest.mark.parametrize("query", ["", "read"])
+def test_fork_while_a_thread_waits(nginx, mode, query):
+    """A process forked while another thread of the request waits for the
+    event loop (for wsgi.input) has no such thread: returning from the
+    application, it exits instead of waiting for that thread forever."""
+    srv = nginx(main=POOL_MAIN,
+                server=loc("/w/", "fault_fork_waiting.py", mode, STREAMED))
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+    s.sendall(f"POST /w/?{query} HTTP/1.1\r\nHost: localhost\r\n"
+              "Content-Length: 5\r\nConnection: close\r\n\r\n".encode())
+    time.sleep(1)
+    s.sendall(b"hello")
+    data = read_until_eof(s, 30)
+    s.close()
+    status, _, body = split_response(data)
+    assert " 200 " in status, f"{data!r}\n{srv.logs_tail()}"
+    size = 5 if mode == "pool" else -1
+    assert body == b"exit 1 %d" % size, srv.logs_tail()
+    assert srv.wait_log(r"forked by the application returned into the "
+                        r"server"), srv.logs_tail()
+
+
+@pytest.mark.allow_log(r"accept4\(\) failed \(24: Too many open files\)")
+def test_backlog_out_of_descriptors(nginx):
+    """After a slow inline step, what waits in the backlog is accepted until
+    nginx runs out of descriptors; then it stops, as nginx does, rather
+    than trying again and logging each try."""
+    srv = nginx(main=POOL_MAIN + " worker_rlimit_nofile 64;",
+                server=loc("/s/", "slow_app.py", "inline"))
+    a = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    a.sendall(b"GET /s/?t=0.5 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+    time.sleep(0.2)
+    waiting = [socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+               for _ in range(100)]
+    try:
+        assert b" 200 " in read_until_eof(a, 10).split(b"\r\n")[0]
+        time.sleep(0.3)
+        tries = srv.error_log().count("Too many open files")
+        assert 1 <= tries <= 5, tries
+    finally:
+        for s in waiting:
+            s.close()
+        a.close()
+    # nginx enables accept again after accept_mutex_delay (500 ms), and
+    # then serves; a stop before that would accept() on a closed socket
+    time.sleep(1)
+    assert wait_for(lambda: srv.get("/s/?t=0").status == 200, 5)

@@ -2,8 +2,9 @@
 
 While the file @FLAG@ exists, importing this script kills the process:
 HOW "segv" reads address 0 (ctypes.string_at(0)), "kill" sends itself
-SIGSEGV, "sigkill" SIGKILL, "exitN" calls os._exit(N).  While @FLAG@.raise exists, the import
-raises RuntimeError; while @FLAG@.wait exists too, the import waits.
+SIGSEGV, "sigkill" SIGKILL, "exitN" calls os._exit(N); "sleep" sleeps
+1 s and imports.  While @FLAG@.raise exists, the import raises
+RuntimeError; while @FLAG@.wait exists too, the import waits.
 Without the flags it imports and answers "imported".
 """
 
@@ -28,6 +29,8 @@ if os.path.exists("@FLAG@"):
         os.kill(os.getpid(), signal.SIGKILL)
     elif HOW.startswith("exit"):
         os._exit(int(HOW[4:]))
+    elif HOW == "sleep":
+        time.sleep(1)
 
 
 def application(environ, start_response):
