@@ -849,8 +849,9 @@ ngx_http_wsgi_crash_step(ngx_http_wsgi_ctx_t *ctx)
     /*
      * The request is described when the worker dies (a fatal signal,
      * os._exit()), while its memory is still there: the step itself only
-     * says which request it runs.  No barrier: the record is read by the
-     * next worker, once this one is gone.
+     * says which request it runs.  The record is read by the next worker,
+     * once this one is gone, and by this thread's signal handler: the
+     * compiler barrier keeps the pid, which makes it valid, last.
      */
 
     s->app = ctx->app->index;
@@ -859,6 +860,9 @@ ngx_http_wsgi_crash_step(ngx_http_wsgi_ctx_t *ctx)
     s->method[0] = '\0';
     s->uri[0] = '\0';
     s->how = 0;
+
+    ngx_memory_barrier();
+
     s->pid = ngx_pid;
 }
 
