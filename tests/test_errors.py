@@ -11,7 +11,8 @@ import urllib.parse
 
 import pytest
 
-from harness import APPS_DIR, dechunk, exchange, split_response, wait_for
+from harness import (APPS_DIR, dechunk, exchange, read_side, split_response,
+                     wait_for)
 
 
 SECRET = "boom-secret-4711"          # what err_raise.py raises with
@@ -48,13 +49,6 @@ def assert_worker_ok(srv, pids, path="/ok"):
 def keepalive_get(path):
     # no "Connection: close": only an error can end this connection early
     return f"GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode()
-
-
-def read_side(path):
-    try:
-        return path.read_text()
-    except FileNotFoundError:
-        return ""
 
 
 def wsgi_lines(text):
@@ -189,7 +183,7 @@ def test_invalid_chunk_after_headers_cuts_connection(nginx):
     assert_worker_ok(srv, pids)
 
 
-# -- import failures and missing callables ------------------------------------
+# -- import failures and missing callables -----------------------------------
 
 
 BROKEN = {
@@ -277,7 +271,7 @@ def test_wsgi_errors_and_print_go_to_error_log(nginx):
     assert_worker_ok(srv, pids)
 
 
-# -- request-scoped objects used after their request --------------------------
+# -- request-scoped objects used after their request -------------------------
 
 
 def test_request_scoped_objects_expire(nginx):

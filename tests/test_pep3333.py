@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from harness import Parsed, exchange, install_app, req, url, wait_for
+from harness import (Parsed, exchange, install_app, read_side, req, url,
+                     wait_for)
 
 
 APP = "location / { wsgi_pass {apps}/pep_app.py; keepalive_timeout 30s; }"
@@ -22,13 +23,6 @@ ENTRY_RE = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[(\w+)\] ")
 
 def start(nginx):
     return nginx(server=APP)
-
-
-def read_side(path):
-    try:
-        return path.read_text()
-    except FileNotFoundError:
-        return ""
 
 
 def entries(srv, needle):
@@ -51,7 +45,7 @@ def keepalive_pair(srv, path, second="/single"):
     return p, q, eof
 
 
-# -- the iterable -------------------------------------------------------------
+# -- the iterable ------------------------------------------------------------
 
 
 def test_empty_item_then_exception_is_clean_500(nginx):
@@ -179,7 +173,7 @@ def test_single_item_list_keeps_http10_keepalive(nginx, path, body):
         s.close()
 
 
-# -- a failed import is undone ------------------------------------------------
+# -- a failed import is undone -----------------------------------------------
 
 
 def test_failed_import_is_undone_and_retried(nginx):
@@ -201,7 +195,7 @@ def test_failed_import_is_undone_and_retried(nginx):
     assert r.body == b"pep-import-ok"
 
 
-# -- sys.stdout and sys.stderr ------------------------------------------------
+# -- sys.stdout and sys.stderr -----------------------------------------------
 
 
 def test_stdout_is_a_text_stream_into_the_error_log(nginx):

@@ -16,7 +16,7 @@ import urllib.parse
 
 import pytest
 
-from harness import Parsed, exchange, read_all, req, wait_for
+from harness import Parsed, exchange, read_all, read_side, req, wait_for
 
 
 APP = "location / { wsgi_pass {apps}/resp_app.py; %s }"
@@ -33,13 +33,6 @@ def start(nginx, extra=""):
 def side_url(path, side, **params):
     params["side"] = str(side)
     return path + "?" + urllib.parse.urlencode(params)
-
-
-def read_side(path):
-    try:
-        return path.read_text()
-    except FileNotFoundError:
-        return ""
 
 
 # -- start_response and exc_info ---------------------------------------------

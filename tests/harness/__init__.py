@@ -2,15 +2,20 @@
 
 from .server import (
     APPS_DIR, NGINX_BIN, REPO_ROOT, NginxFactory, Response, Server,
-    assert_emerg_at, build_config, conf_line, inline_mode, dechunk, free_port, install_app,
-    module_path, nginx_test_config, pid_alive, proc_children,
-    read_until_eof, render, split_response, write_config)
-from .raw import Parsed, exchange, read_all, req, url, wait_for
+    assert_emerg_at, build_config, conf_line, dechunk, free_port,
+    inline_mode, install_app, module_has_directive, module_path,
+    nginx_test_config, pid_alive, proc_children, read_until_eof, render,
+    split_response, worker_temp_files, write_config)
+from .raw import (
+    Parsed, body_bytes, chunk_bytes, data_file, exchange, get, hdrs,
+    read_all, read_side, req, side_lines, url, wait_for)
 
 __all__ = [
     "APPS_DIR", "NGINX_BIN", "REPO_ROOT", "NginxFactory", "Response",
-    "Server", "assert_emerg_at", "build_config", "conf_line", "inline_mode", "dechunk", "free_port",
-    "install_app", "module_path", "nginx_test_config", "pid_alive",
-    "proc_children", "read_until_eof", "render", "split_response",
-    "write_config", "Parsed", "exchange", "read_all", "req", "url",
-    "wait_for"]
+    "Server", "assert_emerg_at", "build_config", "conf_line", "dechunk",
+    "free_port", "inline_mode", "install_app", "module_has_directive",
+    "module_path", "nginx_test_config", "pid_alive", "proc_children",
+    "read_until_eof", "render", "split_response", "worker_temp_files",
+    "write_config",
+    "Parsed", "body_bytes", "chunk_bytes", "data_file", "exchange", "get",
+    "hdrs", "read_all", "read_side", "req", "side_lines", "url", "wait_for"]

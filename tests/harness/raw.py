@@ -1,10 +1,13 @@
-"""Small helpers shared by the tests: polling, raw HTTP on sockets."""
+"""Small helpers shared by the tests: polling, side files, test data, raw
+HTTP on sockets."""
 
+import random
 import socket
 import time
 import urllib.parse
 
 from .server import dechunk, split_response
+
 
 
 def wait_for(pred, timeout=5.0, interval=0.02):
@@ -15,6 +18,44 @@ def wait_for(pred, timeout=5.0, interval=0.02):
         if v or time.monotonic() > deadline:
             return v
         time.sleep(interval)
+
+
+def read_side(path):
+    """The text an application wrote to a side file, "" while none."""
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return ""
+
+
+def side_lines(path):
+    return read_side(path).splitlines()
+
+
+def body_bytes(seed, size):
+    """Same as body_bytes() of tests/apps/feat_app.py."""
+    return random.Random(seed).randbytes(size)
+
+
+def chunk_bytes(i, size):
+    """Same as chunk_bytes() of tests/apps/feat_app.py."""
+    head = b"%06d|" % i
+    return head + bytes([65 + i % 26]) * (size - len(head))
+
+
+def data_file(srv, size=300_000, seed=3, data=None):
+    """Write data (or size bytes of body_bytes(seed)) to data.bin in the
+    server's prefix: (path, data)."""
+    if data is None:
+        data = body_bytes(seed, size)
+    path = srv.prefix / "data.bin"
+    path.write_bytes(data)
+    return path, data
+
+
+def hdrs(**h):
+    """Request header lines: hdrs(If_None_Match='"x"')."""
+    return "".join(f"{k.replace('_', '-')}: {v}\r\n" for k, v in h.items())
 
 
 def url(where, /, **params):
@@ -58,6 +99,17 @@ def exchange(srv, data, timeout=5.0):
         return read_all(s, timeout)
     finally:
         s.close()
+
+
+def get(srv, path, extra="", method="GET", timeout=20.0):
+    """One request with Connection: close, parsed; must end with EOF."""
+    data, eof = exchange(srv, req(path, method=method, extra=extra),
+                         timeout=timeout)
+    assert eof, f"no EOF after {timeout}s: {data[:300]!r}"
+    p = Parsed(data, head=(method == "HEAD"))
+    assert p.rest == b"", p
+    return p
+
 
 
 class Parsed:

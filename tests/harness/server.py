@@ -159,6 +159,15 @@ def assert_emerg_at(rc, out, conf, needle, msg_re=None):
     return m.group(1)
 
 
+def module_has_directive(nginx_t, directive):
+    """Whether nginx -t (the nginx_t fixture) accepts directive in a wsgi
+    location."""
+    rc, out, _ = nginx_t(server="location / { wsgi_pass {apps}/hello.py; "
+                                f"{directive} }}")
+    assert rc == 0 or "unknown directive" in out, out
+    return rc == 0
+
+
 def install_app(name, dest_dir, dest_name=None, **subs):
     """Copy tests/apps/NAME into dest_dir, replacing @KEY@ by subs[KEY]."""
     text = (APPS_DIR / name).read_text()
@@ -192,6 +201,25 @@ def proc_cmdline(pid):
             return f.read()
     except OSError:
         return b""
+
+
+def worker_temp_files(srv, temp):
+    """Files under temp that a worker of srv has open (/proc/PID/fd)."""
+    out = []
+    for pid in srv.worker_pids():
+        fd_dir = f"/proc/{pid}/fd"
+        try:
+            fds = os.listdir(fd_dir)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(f"{fd_dir}/{fd}")
+            except OSError:
+                continue
+            if target.startswith(str(temp) + "/"):
+                out.append(target)
+    return out
 
 
 def pid_alive(pid):
