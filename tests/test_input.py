@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from harness import Parsed, body_bytes, read_all, split_response
+from harness import Parsed, body_bytes, read_all
 
 INPUT = "wsgi_pass {apps}/input_app.py;"
 TMP_MSG = r"a client request body is buffered to a temporary file"
@@ -27,14 +27,14 @@ def post(srv, mode, body, n=None, headers=None):
 
 
 def responses(data):
-    """Split consecutive Content-Length framed responses."""
+    """Consecutive responses: [(status line, {lowercase name: value},
+    body)]."""
     out = []
     while data:
-        status, headers, rest = split_response(data)
-        h = {k.lower(): v for k, v in headers}
-        n = int(h.get("content-length", len(rest)))
-        out.append((status, h, rest[:n]))
-        data = rest[n:]
+        p = Parsed(data)
+        out.append((p.status_line, {k.lower(): v for k, v in p.headers},
+                    p.body))
+        data = p.rest
     return out
 
 

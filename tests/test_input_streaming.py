@@ -11,7 +11,7 @@ import time
 import pytest
 
 import test_input as base
-from harness import split_response, wait_for
+from harness import Parsed, read_all, wait_for
 
 STREAM = "wsgi_pass {apps}/stream_input_app.py; wsgi_request_buffering off;"
 
@@ -44,16 +44,14 @@ def connect(srv, path, headers):
 
 
 def answer(s, timeout=30):
-    s.settimeout(timeout)
-    data = b""
-    while True:
-        b = s.recv(65536)
-        if not b:
-            break
-        data += b
-    s.close()
-    status, headers, body = split_response(data)
-    return status, body.decode()
+    try:
+        data, eof = read_all(s, timeout)
+    finally:
+        s.close()
+    assert eof, f"no EOF within {timeout}s: {data[:300]!r}"
+    p = Parsed(data)
+    assert p.complete and p.rest == b"", p
+    return p.status_line, p.body.decode()
 
 
 @pytest.mark.parametrize("size", [0, 1, 100 * 1024 * 1024])

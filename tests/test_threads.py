@@ -27,9 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import (APPS_DIR, dechunk, inline_mode, module_has_directive,
-                     pid_alive, read_until_eof, side_lines, split_response,
-                     url, wait_for)
+from harness import (APPS_DIR, Parsed, inline_mode, module_has_directive,
+                     pid_alive, read_all, side_lines, url, wait_for)
 
 
 POOL_MAIN = "thread_pool t threads=4;"
@@ -59,39 +58,15 @@ def send_get(port, path, host="127.0.0.1", rcvbuf=None, timeout=10.0):
     return s
 
 
-class Reply:
-    """One response read off a socket until EOF."""
-
-    def __init__(self, data):
-        self.raw = data
-        self.status_line, self.headers, rest = split_response(data)
-        self.code = int(self.status_line.split(" ")[1])
-        if self.header("Transfer-Encoding") == "chunked":
-            self.body, self.complete, _ = dechunk(rest)
-        elif self.header("Content-Length") is not None:
-            n = int(self.header("Content-Length"))
-            self.body = rest[:n]
-            self.complete = len(rest) == n
-        else:
-            self.body, self.complete = rest, True
-
-    def header(self, name):
-        for k, v in self.headers:
-            if k.lower() == name.lower():
-                return v
-        return None
-
-    def __repr__(self):
-        return (f"<Reply {self.status_line!r} {self.headers!r} "
-                f"complete={self.complete} body={self.body[:200]!r}>")
-
-
 def finish(sock, timeout=10.0):
     """Read the rest of the response on sock until EOF, close it."""
     try:
-        return Reply(read_until_eof(sock, timeout))
+        data = read_all(sock, timeout)[0]
     finally:
         sock.close()
+    p = Parsed(data)
+    assert p.rest == b"", f"bytes after the response: {p!r}"
+    return p
 
 
 def chunk_bytes(i, size):
@@ -291,11 +266,11 @@ def test_write_blocks_instead_of_buffering(nginx, tmp_path):
             d = s.recv(65536)
             assert d, head
             head += d
-        status, headers, rest = split_response(head)
-        assert status.startswith("HTTP/1.1 200"), head[:500]
-        assert dict(headers)["Content-Length"] == str(n * size)
-        h = hashlib.sha256(rest)
-        got = len(rest)
+        p = Parsed(head)
+        assert p.code == 200, p
+        assert p.all("Content-Length") == [str(n * size)], p
+        h = hashlib.sha256(p.body)
+        got = len(p.body)
         while True:
             d = s.recv(1 << 20)
             if not d:
@@ -550,13 +525,13 @@ def produced_when_stalled(srv, port, path, key, n, size):
         produced = last
 
         # then everything arrives, intact
-        data = read_until_eof(s, timeout=20)
+        data = read_all(s, 20)[0]
     finally:
         s.close()
-    status, headers, body = split_response(data)
-    assert status.startswith("HTTP/1.1 200"), data[:300]
-    assert len(body) == n * size
-    assert hashlib.sha256(body).hexdigest() == expected_digest(n, size)
+    p = Parsed(data)
+    assert p.code == 200 and p.rest == b"", p
+    assert len(p.body) == n * size
+    assert hashlib.sha256(p.body).hexdigest() == expected_digest(n, size)
     return produced
 
 

@@ -1,21 +1,24 @@
-"""Test harness for ngx_http_wsgi_module (see tests/conftest.py)."""
+"""Test harness for ngx_http_wsgi_module (see tests/conftest.py).
+
+server.py starts and checks nginx; raw.py is the one raw HTTP client
+(exchange, read_all, req, get) and response parser (Parsed) of the tests."""
 
 from .server import (
     APPS_DIR, NGINX_BIN, REPO_ROOT, NginxFactory, Response, Server,
-    assert_emerg_at, build_config, conf_line, dechunk, free_port,
+    assert_emerg_at, build_config, conf_line, free_port,
     inline_mode, install_app, module_has_directive, module_path,
-    nginx_test_config, pid_alive, proc_children, read_until_eof, render,
-    split_response, worker_temp_files, write_config)
+    nginx_test_config, pid_alive, proc_children, render, worker_temp_files,
+    write_config)
 from .raw import (
-    Parsed, body_bytes, chunk_bytes, data_file, exchange, get, hdrs,
+    Parsed, body_bytes, chunk_bytes, data_file, dechunk, exchange, get, hdrs,
     read_all, read_side, req, side_lines, url, wait_for)
 
 __all__ = [
     "APPS_DIR", "NGINX_BIN", "REPO_ROOT", "NginxFactory", "Response",
-    "Server", "assert_emerg_at", "build_config", "conf_line", "dechunk",
+    "Server", "assert_emerg_at", "build_config", "conf_line",
     "free_port", "inline_mode", "install_app", "module_has_directive",
     "module_path", "nginx_test_config", "pid_alive", "proc_children",
-    "read_until_eof", "render", "split_response", "worker_temp_files",
-    "write_config",
-    "Parsed", "body_bytes", "chunk_bytes", "data_file", "exchange", "get",
-    "hdrs", "read_all", "read_side", "req", "side_lines", "url", "wait_for"]
+    "render", "worker_temp_files", "write_config",
+    "Parsed", "body_bytes", "chunk_bytes", "data_file", "dechunk",
+    "exchange", "get", "hdrs", "read_all", "read_side", "req", "side_lines",
+    "url", "wait_for"]

@@ -1,12 +1,11 @@
-"""Small helpers shared by the tests: polling, side files, test data, raw
-HTTP on sockets."""
+"""Small helpers shared by the tests: polling, side files, test data, and
+the raw HTTP client (exchange(), read_all()) and response parser (Parsed)
+every test that needs bytes on a socket uses."""
 
 import random
 import socket
 import time
 import urllib.parse
-
-from .server import dechunk, split_response
 
 
 
@@ -110,6 +109,37 @@ def get(srv, path, extra="", method="GET", timeout=20.0):
     assert p.rest == b"", p
     return p
 
+def split_response(data):
+    """(status_line, headers, rest) of the response at the front of data:
+    the head of Parsed.  headers is a list of (name, value) str tuples, rest
+    everything after the blank line (undecoded)."""
+    head, sep, rest = data.partition(b"\r\n\r\n")
+    assert sep, f"no end of response header in {data[:500]!r}"
+    lines = head.decode("latin-1").split("\r\n")
+    headers = []
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers.append((k.strip(), v.strip()))
+    return lines[0], headers, rest
+
+
+def dechunk(data):
+    """Decode a chunked body; returns (body, complete, rest_after_body)."""
+    out = b""
+    while True:
+        line, sep, data = data.partition(b"\r\n")
+        if not sep:
+            return out, False, b""
+        size = int(line.split(b";")[0], 16)
+        if size == 0:
+            # no trailers expected: final CRLF
+            if data.startswith(b"\r\n"):
+                return out, True, data[2:]
+            return out, False, data
+        if len(data) < size + 2:
+            return out + data[:size], False, b""
+        out += data[:size]
+        data = data[size + 2:]
 
 
 class Parsed:
@@ -144,3 +174,8 @@ class Parsed:
     def header(self, name):
         v = self.all(name)
         return v[0] if v else None
+
+    def __repr__(self):
+        return (f"<Parsed {self.status_line!r} {self.headers!r} "
+                f"{self.framing} complete={self.complete} "
+                f"body={self.body[:200]!r} rest={self.rest[:100]!r}>")

@@ -14,6 +14,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from .raw import exchange
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TESTS_DIR = REPO_ROOT / "tests"
 APPS_DIR = TESTS_DIR / "apps"
@@ -260,40 +262,6 @@ class Response:
                 f"headers={self.headers!r} body={self.body[:300]!r}>")
 
 
-def split_response(data):
-    """Split raw bytes of ONE http response into (status_line, headers, rest).
-
-    headers is a list of (name, value) str tuples; rest is everything after
-    the blank line (undecoded)."""
-    head, sep, rest = data.partition(b"\r\n\r\n")
-    assert sep, f"no end of response header in {data[:500]!r}"
-    lines = head.decode("latin-1").split("\r\n")
-    headers = []
-    for line in lines[1:]:
-        k, _, v = line.partition(":")
-        headers.append((k.strip(), v.strip()))
-    return lines[0], headers, rest
-
-
-def dechunk(data):
-    """Decode a chunked body; returns (body, complete, rest_after_body)."""
-    out = b""
-    while True:
-        line, sep, data = data.partition(b"\r\n")
-        if not sep:
-            return out, False, b""
-        size = int(line.split(b";")[0], 16)
-        if size == 0:
-            # no trailers expected: final CRLF
-            if data.startswith(b"\r\n"):
-                return out, True, data[2:]
-            return out, False, data
-        if len(data) < size + 2:
-            return out + data[:size], False, b""
-        out += data[:size]
-        data = data[size + 2:]
-
-
 class Server:
     def __init__(self, prefix, port, conf, workers, start_timeout=START_TIMEOUT):
         self.prefix = Path(prefix)
@@ -500,33 +468,9 @@ class Server:
                                         timeout=timeout)
 
     def raw(self, data, timeout=5):
-        """Send bytes on a fresh socket, read until EOF or timeout."""
-        s = self.raw_socket(timeout)
-        try:
-            s.sendall(data)
-            return read_until_eof(s, timeout)
-        finally:
-            s.close()
-
-
-def read_until_eof(sock, timeout=5):
-    chunks = []
-    deadline = time.monotonic() + timeout
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            break
-        sock.settimeout(left)
-        try:
-            c = sock.recv(65536)
-        except socket.timeout:
-            break
-        except ConnectionResetError:
-            break
-        if not c:
-            break
-        chunks.append(c)
-    return b"".join(chunks)
+        """Send bytes on a fresh socket, read until EOF or timeout: the
+        bytes (exchange() also says whether EOF came)."""
+        return exchange(self, data, timeout)[0]
 
 
 class NginxFactory:
