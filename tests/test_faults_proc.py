@@ -324,12 +324,15 @@ def test_threads_refused_outside_application(nginx, mode, buffering):
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         s.settimeout(30)
         s.connect(("127.0.0.1", srv.port))
-        s.sendall(f"POST /i/?how=late&token={n} HTTP/1.1\r\nHost: h\r\n"
+        side = srv.prefix / f"late{n}"
+        s.sendall(f"POST /i/?how=late&token={n}&side={side} HTTP/1.1\r\n"
+                  "Host: h\r\n"
                   "Content-Length: 10\r\nConnection: close\r\n\r\nhello"
                   .encode())
         if buffering == "on":
             s.sendall(b"world")
-        time.sleep(1)
+        # the thread tried while the request waits for its client
+        assert wait_for(side.exists, 10), srv.logs_tail()
         if buffering == "off":
             # the rest of the body, still on its way meanwhile
             s.sendall(b"world")

@@ -16,7 +16,8 @@ import urllib.parse
 
 import pytest
 
-from harness import Parsed, exchange, read_all, read_side, req, wait_for
+from harness import (Parsed, exchange, read_all, read_side, req, wait_for,
+                     wait_stable)
 
 
 APP = "location / { wsgi_pass {apps}/resp_app.py; %s }"
@@ -315,8 +316,7 @@ def test_slow_reader_backpressure(nginx):
     s = _slow_client(srv, side_url("/backpressure", side, n=n))
     try:
         assert wait_for(lambda: _progress(side) > 0), "generator not started"
-        time.sleep(2.0)
-        stalled = _progress(side)
+        stalled = wait_stable(lambda: _progress(side))
         assert stalled < n // 4, \
             f"{stalled} of {n} 64 KiB chunks produced for a non-reading client"
         time.sleep(0.3)
@@ -339,7 +339,7 @@ def test_slow_reader_does_not_block_worker(nginx):
     s = _slow_client(srv, side_url("/backpressure", side, n=1024))
     try:
         assert wait_for(lambda: _progress(side) > 0), "generator not started"
-        time.sleep(0.5)
+        wait_stable(lambda: _progress(side))
         # the only worker must still serve others while this client stalls
         t0 = time.monotonic()
         data, eof = exchange(srv, req("/ok"), timeout=3)

@@ -28,7 +28,8 @@ from pathlib import Path
 import pytest
 
 from harness import (APPS_DIR, Parsed, inline_mode, module_has_directive,
-                     pid_alive, read_all, side_lines, url, wait_for)
+                     pid_alive, read_all, side_lines, url, wait_for,
+                     wait_stable)
 
 
 POOL_MAIN = "thread_pool t threads=4;"
@@ -254,8 +255,8 @@ def test_write_blocks_instead_of_buffering(nginx, tmp_path):
                  rcvbuf=16384)
     try:
         assert wait_for(lambda: side_lines(side)), srv.logs_tail()
-        time.sleep(2)
-        done = [ln for ln in side_lines(side) if ln.startswith("wrote")]
+        done = wait_stable(lambda: [ln for ln in side_lines(side)
+                                    if ln.startswith("wrote")])
         # socket buffers hold a few MiB at most: 16 chunks of 256 KiB
         assert len(done) < n // 4, \
             f"{len(done)} of {n} write()s returned to a non-reading client"

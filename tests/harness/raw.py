@@ -19,6 +19,23 @@ def wait_for(pred, timeout=5.0, interval=0.02):
         time.sleep(interval)
 
 
+def wait_stable(value, quiet=0.5, timeout=10.0, interval=0.02):
+    """Poll value() until it stopped changing for quiet seconds (something
+    stalled, e.g. a producer on a client that does not read) or timeout;
+    returns its last value."""
+    last = value()
+    since = time.monotonic()
+    deadline = since + timeout
+    while time.monotonic() < deadline:
+        time.sleep(interval)
+        now = value()
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            break
+    return last
+
+
 def read_side(path):
     """The text an application wrote to a side file, "" while none."""
     try:
