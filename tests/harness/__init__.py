@@ -5,7 +5,7 @@ server.py starts and checks nginx; raw.py is the one raw HTTP client
 
 from .server import (
     APPS_DIR, NGINX_BIN, REPO_ROOT, NginxFactory, Response, Server,
-    assert_emerg_at, build_config, conf_line, free_port,
+    assert_emerg_at, build_config, conf_line, fd_count, free_port,
     inline_mode, install_app, module_has_directive, module_path,
     nginx_test_config, pid_alive, proc_children, render, worker_temp_files,
     write_config)
@@ -15,7 +15,7 @@ from .raw import (
 
 __all__ = [
     "APPS_DIR", "NGINX_BIN", "REPO_ROOT", "NginxFactory", "Response",
-    "Server", "assert_emerg_at", "build_config", "conf_line",
+    "Server", "assert_emerg_at", "build_config", "conf_line", "fd_count",
     "free_port", "inline_mode", "install_app", "module_has_directive",
     "module_path", "nginx_test_config", "pid_alive", "proc_children",
     "render", "worker_temp_files", "write_config",

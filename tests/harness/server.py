@@ -205,6 +205,14 @@ def proc_cmdline(pid):
         return b""
 
 
+def fd_count(pid):
+    """Number of open file descriptors of pid, None when it is gone."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return None
+
+
 def worker_temp_files(srv, temp):
     """Files under temp that a worker of srv has open (/proc/PID/fd)."""
     out = []
@@ -273,6 +281,8 @@ class Server:
         self.stopped = False
         self._known_workers = set()
         self.start_timeout = start_timeout
+        self.allow_fds = 0              # tolerated growth of a worker's fds
+        self._fds = {}                  # worker pid -> fds after start
 
     # -- process -------------------------------------------------------
     def _start(self):
@@ -304,7 +314,63 @@ class Server:
             if time.monotonic() > deadline:
                 return "workers did not start within %ss" % self.start_timeout
             time.sleep(0.02)
+        self._record_fds(self._wait_idle(self.worker_pids(), deadline))
         return None
+
+    def _wait_idle(self, pids, deadline):
+        """Wait until the workers have initialised (the application
+        imported) and wait in their event loop: then their open files are
+        those of an idle worker.  Returns pids."""
+        for pid in pids:
+            while time.monotonic() < deadline:
+                try:
+                    with open(f"/proc/{pid}/wchan") as f:
+                        if f.read() == "do_epoll_wait":
+                            break
+                except OSError:
+                    break
+                time.sleep(0.01)
+        return pids
+
+    def _record_fds(self, pids):
+        for pid in pids:
+            n = fd_count(pid)
+            if n is not None:
+                self._fds[pid] = n
+
+    def check_fds(self, timeout=2):
+        """Workers alive since they were recorded whose open file descriptors
+        grew by more than allow_fds.  A client's closed connection may still
+        be open on the worker's side for a moment: wait for it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            grown = []
+            for pid, before in sorted(self._fds.items()):
+                now = fd_count(pid)
+                if now is not None and pid_alive(pid) \
+                        and now > before + self.allow_fds:
+                    grown.append((pid, before, now))
+            if not grown or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        problems = []
+        for pid, before, now in grown:
+            fds = []
+            fd_dir = f"/proc/{pid}/fd"
+            try:
+                names = os.listdir(fd_dir)
+            except OSError:
+                names = []
+            for fd in sorted(names, key=int):
+                try:
+                    fds.append(f"{fd} -> {os.readlink(f'{fd_dir}/{fd}')}")
+                except OSError:
+                    pass
+            problems.append(
+                f"worker {pid}: {before} open fds after start, {now} at the "
+                f"end of the test (allowed growth {self.allow_fds}):\n    "
+                + "\n    ".join(fds))
+        return problems
 
     @property
     def pid(self):
@@ -329,6 +395,8 @@ class Server:
         while time.monotonic() < deadline:
             new = set(self.worker_pids()) - old
             if len(new) >= self.workers:
+                self._record_fds(self._wait_idle(
+                    sorted(new), time.monotonic() + 5))
                 if wait_old:
                     self._wait_old_workers(old, 3)
                 return sorted(new)
@@ -371,6 +439,7 @@ class Server:
         self.stopped = True
         if self.proc.poll() is None:
             self.worker_pids()
+            problems += self.check_fds()
             try:
                 os.kill(self.proc.pid, signal.SIGQUIT)
             except ProcessLookupError:
@@ -476,10 +545,11 @@ class Server:
 class NginxFactory:
     """The `nginx` fixture: nginx(server=..., http=..., main=..., workers=1)."""
 
-    def __init__(self, tmp_path, allow_log=()):
+    def __init__(self, tmp_path, allow_log=(), allow_fds=0):
         self.tmp_path = Path(tmp_path)
         self.servers = []
         self.allow_log = list(allow_log)
+        self.allow_fds = allow_fds
         self._n = 0
 
     def next_prefix(self):
@@ -500,6 +570,7 @@ class NginxFactory:
                                 server_name=server_name)
             srv = Server(prefix, port, conf, workers)
             srv.allow_log = list(self.allow_log)
+            srv.allow_fds = self.allow_fds
             self.servers.append(srv)
             srv._start()
             err = srv._wait_ready()
