@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from harness import Parsed, read_all, wait_for
+from harness import Parsed, read_all, send, wait_for
 
 
 POOL_MAIN = "thread_pool t threads=4;"
@@ -320,15 +320,10 @@ def test_threads_refused_outside_application(nginx, mode, buffering):
                 server=loc("/i/", "fault_input_threads.py", mode,
                            f"wsgi_request_buffering {buffering};"))
     for n in range(3):
-        s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        s.settimeout(30)
-        s.connect(("127.0.0.1", srv.port))
         side = srv.prefix / f"late{n}"
-        s.sendall(f"POST /i/?how=late&token={n}&side={side} HTTP/1.1\r\n"
-                  "Host: h\r\n"
-                  "Content-Length: 10\r\nConnection: close\r\n\r\nhello"
-                  .encode())
+        s = send(srv, f"POST /i/?how=late&token={n}&side={side} HTTP/1.1\r\n"
+                 "Host: h\r\nContent-Length: 10\r\nConnection: close\r\n"
+                 "\r\nhello".encode(), timeout=30, rcvbuf=4096)
         if buffering == "on":
             s.sendall(b"world")
         # the thread tried while the request waits for its client

@@ -16,8 +16,8 @@ import urllib.parse
 
 import pytest
 
-from harness import (Parsed, exchange, read_all, read_side, req, wait_for,
-                     wait_stable)
+from harness import (Parsed, exchange, read_all, read_side, req, send,
+                     wait_for, wait_stable)
 
 
 APP = "location / { wsgi_pass {apps}/resp_app.py; %s }"
@@ -292,14 +292,9 @@ def test_streaming_first_chunk_before_sleep_ends(nginx):
 
 def _slow_client(srv, path):
     """A connected socket with a small receive buffer that sent `path`."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     # a fixed small buffer (no autotuning) so the kernel cannot absorb
     # the stream on the client's behalf
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-    s.settimeout(5)
-    s.connect(("127.0.0.1", srv.port))
-    s.sendall(req(path))
-    return s
+    return send(srv, req(path), rcvbuf=65536)
 
 
 def _progress(side):

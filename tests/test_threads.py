@@ -28,8 +28,8 @@ from pathlib import Path
 import pytest
 
 from harness import (APPS_DIR, Parsed, inline_mode, module_has_directive,
-                     pid_alive, read_all, side_lines, url, wait_for,
-                     wait_stable)
+                     pid_alive, read_all, req, send, side_lines, url,
+                     wait_for, wait_stable)
 
 
 POOL_MAIN = "thread_pool t threads=4;"
@@ -43,20 +43,8 @@ def loc(path, app, mode, extra=""):
 
 
 def send_get(port, path, host="127.0.0.1", rcvbuf=None, timeout=10.0):
-    """Connect (SO_RCVBUF set before connect when given), send a GET with
-    Connection: close, return the socket without reading."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        if rcvbuf:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        s.settimeout(timeout)
-        s.connect((host, port))
-        s.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n"
-                  f"Connection: close\r\n\r\n".encode())
-    except BaseException:
-        s.close()
-        raise
-    return s
+    """A GET with Connection: close sent; the socket, its answer unread."""
+    return send(port, req(path), timeout, rcvbuf, host)
 
 
 def finish(sock, timeout=10.0):

@@ -11,7 +11,7 @@ from .server import (
     write_config)
 from .raw import (
     Parsed, body_bytes, chunk_bytes, data_file, dechunk, exchange, get, hdrs,
-    read_all, read_side, req, side_lines, url, wait_for, wait_stable)
+    read_all, read_side, req, send, side_lines, url, wait_for, wait_stable)
 
 __all__ = [
     "APPS_DIR", "NGINX_BIN", "REPO_ROOT", "NginxFactory", "Response",
@@ -20,5 +20,5 @@ __all__ = [
     "module_path", "nginx_test_config", "pid_alive", "proc_children",
     "render", "worker_temp_files", "write_config",
     "Parsed", "body_bytes", "chunk_bytes", "data_file", "dechunk",
-    "exchange", "get", "hdrs", "read_all", "read_side", "req", "side_lines",
-    "url", "wait_for", "wait_stable"]
+    "exchange", "get", "hdrs", "read_all", "read_side", "req", "send",
+    "side_lines", "url", "wait_for", "wait_stable"]

@@ -106,12 +106,29 @@ def read_all(s, timeout):
         buf += d
 
 
+def send(srv, data, timeout=5.0, rcvbuf=None, host="127.0.0.1"):
+    """Connect to srv (a Server or a port) and send data; the socket, its
+    answer unread.  rcvbuf sets SO_RCVBUF before connect(): a small fixed
+    receive buffer, which the kernel does not grow, for a client that does
+    not read."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        if rcvbuf:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        s.settimeout(timeout)
+        s.connect((host, getattr(srv, "port", srv)))
+        s.sendall(data)
+    except BaseException:
+        s.close()
+        raise
+    return s
+
+
 def exchange(srv, data, timeout=5.0):
     """Send data on a fresh connection, read until EOF or timeout:
     (bytes, eof)."""
-    s = socket.create_connection(("127.0.0.1", srv.port), timeout=timeout)
+    s = send(srv, data, timeout)
     try:
-        s.sendall(data)
         return read_all(s, timeout)
     finally:
         s.close()
