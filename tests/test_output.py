@@ -15,7 +15,7 @@ import time
 import pytest
 
 from harness import (Parsed, chunk_bytes, exchange, get, hdrs, inline_mode,
-                     read_all, req, side_lines, url, wait_for,
+                     read_all, req, send, side_lines, url, wait_for,
                      worker_temp_files)
 
 
@@ -254,34 +254,44 @@ def test_write_buffering_headers_replaceable_after_write(nginx):
     assert p.complete and p.body == b"error page", p
 
 
-def first_arrival(srv, path, needle, timeout=10.0):
-    """Seconds until needle arrived, and the whole raw response."""
-    got, raw = arrivals(srv, path, timeout)
-    acc = b""
-    for t, d in got:
-        acc += d
-        if needle in acc:
-            return t, raw
-    raise AssertionError(f"{needle!r} never arrived: {raw[:300]!r}")
+# The application writes b"first;", then waits for the file "go" before it
+# returns: what arrived before the test creates it was sent while the
+# application still ran.
+HELD_BACK = 0.3     # how long the test looks for data that must not come
+
+
+def write_then_wait(srv, where, ahead):
+    """GET where + "write_sleep"; whether b"first;" arrived before the
+    application returned (looked for ahead seconds), and the response."""
+    go = srv.prefix / "go"
+    s = send(srv, req(url(where + "write_sleep", go=go)), timeout=10)
+    try:
+        early, eof = read_all(s, ahead, until=b"first;")
+        assert not eof, early
+        go.write_text("go")
+        rest, eof = read_all(s, 10)
+    finally:
+        s.close()
+    assert eof, rest
+    return b"first;" in early, Parsed(early + rest)
 
 
 def test_write_buffering_off_sends_write_data_at_once(nginx):
     srv = wb_server(nginx)
-    t, raw = first_arrival(srv, url("/nowb/write_sleep", sleep=1), b"first;")
-    p = Parsed(raw)
-    assert p.code == 200 and p.body == b"first;last", p
     if inline_mode():
         # on the event loop, the step's output goes when the step is done
-        assert t >= 0.9, f"write() data after {t:.2f}s"
+        early, p = write_then_wait(srv, "/nowb/", HELD_BACK)
+        assert not early, "write() data sent before the application returned"
     else:
-        assert t < 0.7, f"write() data only after {t:.2f}s"
+        early, p = write_then_wait(srv, "/nowb/", 5)
+        assert early, "write() data held back until the application returned"
+    assert p.code == 200 and p.body == b"first;last", p
 
 
 def test_write_buffering_on_holds_write_data_back(nginx):
     srv = wb_server(nginx)
-    t, raw = first_arrival(srv, url("/wb/write_sleep", sleep=1), b"first;")
-    assert t >= 0.9, f"write() data after {t:.2f}s, before the app returned"
-    p = Parsed(raw)
+    early, p = write_then_wait(srv, "/wb/", HELD_BACK)
+    assert not early, "write() data sent before the application returned"
     assert p.code == 200 and p.body == b"first;last", p
     assert p.all("Content-Length") == ["10"], p
 

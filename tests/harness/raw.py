@@ -85,12 +85,13 @@ def req(path, method="GET", version="1.1", close=True, extra=""):
             f"{conn}{extra}\r\n").encode()
 
 
-def read_all(s, timeout):
+def read_all(s, timeout, until=None):
     """Read until EOF or timeout: (bytes, eof), eof True when the server
-    closed the connection (FIN or RST) before the timeout."""
+    closed the connection (FIN or RST) before the timeout.  With until,
+    stop as soon as those bytes have arrived."""
     buf = bytearray()
     deadline = time.monotonic() + timeout
-    while True:
+    while until is None or until not in buf:
         left = deadline - time.monotonic()
         if left <= 0:
             return bytes(buf), False
@@ -104,6 +105,7 @@ def read_all(s, timeout):
         if not d:
             return bytes(buf), True
         buf += d
+    return bytes(buf), False
 
 
 def send(srv, data, timeout=5.0, rcvbuf=None, host="127.0.0.1"):
