@@ -8,7 +8,12 @@ nginx(server="...", http="", main="", workers=1, error_level="info",
     every server gets SIGQUIT (SIGKILL + failure after 10s) and its error log
     must not contain [alert], [crit], [emerg] or "exited on signal"; a test
     that provokes one on purpose sets srv.allow_log = [regex, ...] or uses
-    @pytest.mark.allow_log(regex, ...).  With NGX_WSGI_PRELOAD (make
+    @pytest.mark.allow_log(regex, ...).  A worker alive at teardown with
+    the pid it had at start (or after srv.reload()) must not have more open
+    file descriptors than it had then, idle in its event loop with the
+    application imported (as nginx Unit's harness checks); a test where
+    that growth is legitimate says so with @pytest.mark.allow_fds(n,
+    reason) or srv.allow_fds = n.  With NGX_WSGI_PRELOAD (make
     sanitize), any sanitizer report fails the test too.
 
 nginx_t(server=..., http=..., main=...) -> (returncode, output, conf_path)
@@ -31,6 +36,10 @@ def pytest_configure(config):
         "allow_log(*regex): tolerate error-log lines matching regex that "
         "would otherwise fail teardown ([alert], [crit], [emerg], "
         "exited on signal)")
+    config.addinivalue_line(
+        "markers",
+        "allow_fds(n, reason): a worker may end the test with up to n more "
+        "open file descriptors than it had when it started")
 
 
 @pytest.fixture
@@ -38,7 +47,8 @@ def nginx(request, tmp_path):
     allow = []
     for m in request.node.iter_markers("allow_log"):
         allow.extend(m.args)
-    factory = NginxFactory(tmp_path, allow)
+    fds = request.node.get_closest_marker("allow_fds")
+    factory = NginxFactory(tmp_path, allow, fds.args[0] if fds else 0)
     yield factory
     problems = factory.finish()
     if problems:

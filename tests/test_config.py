@@ -1,11 +1,15 @@
-"""Directives: wsgi_pass, wsgi_python_path/home/optimize, config errors."""
+"""Directives: wsgi_pass, wsgi_python_path/home/optimize, the response and
+thread pool directives, and every configuration error (nginx -t with the
+[emerg] at the directive's file:line)."""
 
 import os
+import re
 import shutil
 
 import pytest
 
-from harness import APPS_DIR, assert_emerg_at, install_app
+from harness import (APPS_DIR, assert_emerg_at, body_bytes, get, hdrs,
+                     inline_mode, install_app, module_has_directive, url)
 
 
 # -- wsgi_pass ---------------------------------------------------------------
@@ -317,3 +321,207 @@ def test_python_version_is_system_python(nginx):
     info = srv.get_json("/")
     assert info["version"][:2] == [3, 11]
     assert info["pid"] != info["ppid"]
+
+
+# -- response and output directives ------------------------------------------
+
+
+NEW_DIRECTIVES = [
+    "wsgi_allow_ranges on;",
+    "wsgi_cache_validation off;",
+    "wsgi_optimize_send_headers on;",
+    "wsgi_output_buffering on;",
+    "wsgi_write_buffering on;",
+    "wsgi_write_buffer_size 8k;",
+    "wsgi_temp_path {prefix}/wt;",
+    "wsgi_temp_path {prefix}/wt 1 2;",
+]
+
+
+@pytest.mark.parametrize("level", ["http", "server", "location"])
+@pytest.mark.parametrize("directive", NEW_DIRECTIVES)
+def test_new_directive_accepted(nginx_t, directive, level):
+    loc = "location / { wsgi_pass {apps}/feat_app.py; %s }"
+    kw = {"http": {"http": directive, "server": loc % ""},
+          "server": {"server": directive + "\n" + loc % ""},
+          "location": {"server": loc % directive}}[level]
+    rc, out, conf = nginx_t(**kw)
+    assert rc == 0, out
+
+
+@pytest.mark.parametrize("directive, msg", [
+    ("wsgi_write_buffer_size 0;",
+     r'"wsgi_write_buffer_size" directive must be positive'),
+    ("wsgi_allow_ranges maybe;",
+     r'invalid value "maybe" in "wsgi_allow_ranges" directive'),
+    ("wsgi_write_buffer_size lots;",
+     r'"wsgi_write_buffer_size" directive invalid value'),
+    ("wsgi_temp_path /tmp/wt 1 2 3 4;",
+     r'invalid number of arguments in "wsgi_temp_path" directive'),
+])
+def test_new_directive_invalid(nginx_t, directive, msg):
+    rc, out, conf = nginx_t(server="location / {\n"
+                                   " wsgi_pass {apps}/feat_app.py;\n"
+                                   f" {directive}\n }}")
+    assert_emerg_at(rc, out, conf, directive.split()[0], msg)
+
+
+def test_temp_path_that_cannot_be_created(nginx_t, tmp_path):
+    # nginx creates wsgi_temp_path at start; a missing parent is an error
+    missing = tmp_path / "no" / "such" / "dir"
+    rc, out, conf = nginx_t(server="location / {\n"
+                                   " wsgi_pass {apps}/feat_app.py;\n"
+                                   f" wsgi_temp_path {missing};\n }}")
+    assert rc != 0, out
+    assert re.search(r'\[emerg\] .*mkdir\(\) "%s" failed' % re.escape(
+        str(missing)), out), out
+
+
+def test_new_directives_inherited(nginx):
+    app = "wsgi_pass {apps}/feat_app.py bare;"
+    srv = nginx(http="wsgi_allow_ranges on; wsgi_write_buffering on;",
+                server=("wsgi_cache_validation off;\n"
+                        f"location / {{ {app} }}\n"
+                        f"location /x/ {{ {app} wsgi_allow_ranges off; "
+                        "wsgi_cache_validation on; }\n"))
+    data = body_bytes(12, 10_000)
+    path = url("/list", size=10_000, seed=12, cl=1, etag='"abc123"')
+    p = get(srv, path, extra=hdrs(Range="bytes=0-9"))
+    assert (p.code, p.body) == (206, data[:10]), p
+    p = get(srv, path, extra=hdrs(If_None_Match='"abc123"'))
+    assert (p.code, p.body) == (200, data), p
+    p = get(srv, url("/writes", ret="list"))
+    assert p.all("Content-Length") == ["100003"], p
+    # overridden in the location
+    p = get(srv, "/x" + path, extra=hdrs(Range="bytes=0-9"))
+    assert (p.code, p.body) == (200, data), p
+    p = get(srv, "/x" + path, extra=hdrs(If_None_Match='"abc123"'))
+    assert p.code == 304, p
+
+
+# -- thread pools, buffers, callables ----------------------------------------
+
+
+def test_unknown_thread_pool(nginx_t):
+    rc, out, conf = nginx_t(server="location / {\n"
+                                   " wsgi_pass {apps}/hello.py;\n"
+                                   " wsgi_thread_pool nosuch;\n }")
+    assert_emerg_at(rc, out, conf, "wsgi_thread_pool nosuch",
+                    r'unknown thread pool "nosuch"')
+
+
+def test_thread_pool_declared_in_main_is_accepted(nginx_t):
+    rc, out, conf = nginx_t(main="thread_pool other threads=2;",
+                            server="location / {\n"
+                                   " wsgi_pass {apps}/hello.py;\n"
+                                   " wsgi_thread_pool other;\n }")
+    assert rc == 0, out
+
+
+def test_duplicate_wsgi_thread_pool(nginx_t):
+    rc, out, conf = nginx_t(main="thread_pool t threads=4;",
+                            server="location / {\n"
+                                   " wsgi_pass {apps}/hello.py;\n"
+                                   " wsgi_thread_pool off;\n"
+                                   " wsgi_thread_pool t;\n }")
+    assert_emerg_at(rc, out, conf, "wsgi_thread_pool t;",
+                    r'"wsgi_thread_pool" directive is duplicate')
+
+
+@pytest.mark.parametrize("value,msg", [
+    ("0", r'"wsgi_buffer_size" directive must be positive'),
+    ("abc", r'"wsgi_buffer_size" directive invalid value'),
+    ("-1", r'"wsgi_buffer_size" directive invalid value'),
+])
+def test_wsgi_buffer_size_invalid(nginx_t, value, msg):
+    rc, out, conf = nginx_t(server="location / {\n"
+                                   " wsgi_pass {apps}/hello.py;\n"
+                                   f" wsgi_buffer_size {value};\n }}")
+    assert_emerg_at(rc, out, conf, "wsgi_buffer_size", msg)
+
+
+def test_wsgi_python_home_missing(nginx_t):
+    rc, out, conf = nginx_t(http="wsgi_python_home /nonexistent;",
+                            server="location / {\n"
+                                   " wsgi_pass {apps}/hello.py;\n }")
+    assert_emerg_at(rc, out, conf, "wsgi_python_home",
+                    r'"/nonexistent" failed \(2: No such file')
+
+
+def test_wsgi_python_home_not_a_directory(nginx_t):
+    rc, out, conf = nginx_t(http="wsgi_python_home {apps}/hello.py;",
+                            server="location / {\n"
+                                   " wsgi_pass {apps}/hello.py;\n }")
+    assert_emerg_at(rc, out, conf, "wsgi_python_home",
+                    r'hello\.py" is not a directory')
+
+
+@pytest.mark.parametrize("name", ["1abc", "a..b", "a.", ".a", "a-b",
+                                  "a.1b", "a b"])
+def test_wsgi_pass_invalid_callable_name(nginx_t, name):
+    rc, out, conf = nginx_t(server="location / {\n"
+                                   f' wsgi_pass {{apps}}/hello.py "{name}";'
+                                   "\n }")
+    assert_emerg_at(rc, out, conf, "wsgi_pass",
+                    r'invalid callable name "%s"' % re.escape(name))
+
+
+@pytest.mark.parametrize("name", ["application", "_a1.b_2.c"])
+def test_wsgi_pass_valid_callable_name(nginx_t, name):
+    rc, out, conf = nginx_t(server="location / {\n"
+                                   f" wsgi_pass {{apps}}/hello.py {name};"
+                                   "\n }")
+    assert rc == 0, out
+
+
+def test_declared_wsgi_pool_starts_and_serves(nginx):
+    srv = nginx(main="thread_pool wsgi threads=2;",
+                server="location / { wsgi_pass {apps}/env_app.py; }")
+    e = srv.get_json("/")
+    assert e["wsgi.multithread"]["repr"] == str(not inline_mode())
+
+
+def test_wsgi_thread_pool_wsgi_names_the_module_pool(nginx, nginx_t):
+    # "wsgi" is the module's own pool even when no thread_pool declares it
+    rc, out, conf = nginx_t(server="wsgi_thread_pool wsgi;\n"
+                                   "location / { wsgi_pass {apps}/hello.py; }")
+    assert rc == 0, out
+    env = "wsgi_pass {apps}/env_app.py;"
+    srv = nginx(server=(
+        f"location /a {{ {env} wsgi_thread_pool wsgi; }}\n"
+        f"location /b {{ {env} wsgi_thread_pool off; }}\n"))
+    assert srv.get_json("/a")["wsgi.multithread"]["repr"] == "True"
+    assert srv.get_json("/b")["wsgi.multithread"]["repr"] == "False"
+
+
+@pytest.mark.parametrize("value,msg", [
+    ("0", r"must be equal to or greater than 1"),
+    ("abc", r'"wsgi_max_queue" directive invalid number'),
+])
+def test_wsgi_max_queue_invalid(nginx_t, value, msg):
+    if not module_has_directive(nginx_t, "wsgi_max_queue 1;"):
+        pytest.skip("no wsgi_max_queue in this module")
+    rc, out, conf = nginx_t(server="location / {\n"
+                                   " wsgi_pass {apps}/hello.py;\n"
+                                   f" wsgi_max_queue {value};\n }}")
+    assert_emerg_at(rc, out, conf, "wsgi_max_queue", msg)
+
+
+@pytest.mark.parametrize("value", ["low", "19", ""])
+def test_wsgi_thread_priority_invalid(nginx_t, value):
+    rc, out, conf = nginx_t(http=f"wsgi_thread_priority {value};\n",
+                            server="location / { wsgi_pass {apps}/hello.py; }")
+    if value:
+        assert_emerg_at(rc, out, conf, "wsgi_thread_priority",
+                        rf'invalid value "{value}"')
+    else:
+        assert_emerg_at(rc, out, conf, "wsgi_thread_priority",
+                        r"invalid number of arguments")
+
+
+def test_wsgi_thread_priority_is_for_the_http_block_only(nginx_t):
+    rc, out, conf = nginx_t(server="location / {\n"
+                                   " wsgi_pass {apps}/hello.py;\n"
+                                   " wsgi_thread_priority idle;\n }")
+    assert_emerg_at(rc, out, conf, "wsgi_thread_priority",
+                    r'"wsgi_thread_priority" directive is not allowed here')

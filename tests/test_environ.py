@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from harness import free_port, inline_mode, split_response
+from harness import Parsed, free_port, inline_mode
 
 ENV = "wsgi_pass {apps}/env_app.py;"
 
@@ -27,19 +27,14 @@ def raw_env(srv, head_lines, body=b""):
     """Send a raw request (list of header lines after the request line
     included), return the environ dict parsed from the JSON answer."""
     req = "\r\n".join(head_lines).encode("latin-1") + b"\r\n\r\n" + body
-    data = srv.raw(req)
-    status, headers, rest = split_response(data)
-    assert " 200 " in status + " ", f"{data[:2000]!r}\n{srv.logs_tail()}"
-    length = int(dict((k.lower(), v) for k, v in headers)["content-length"])
-    return json.loads(rest[:length])
+    return raw_env_bytes(srv, req)
 
 
 def raw_env_bytes(srv, req):
-    data = srv.raw(req)
-    status, headers, rest = split_response(data)
-    assert " 200 " in status + " ", f"{data[:2000]!r}\n{srv.logs_tail()}"
-    length = int(dict((k.lower(), v) for k, v in headers)["content-length"])
-    return json.loads(rest[:length])
+    p = Parsed(srv.raw(req))
+    assert p.code == 200, f"{p!r}\n{srv.logs_tail()}"
+    assert p.framing == "length" and p.complete, p
+    return json.loads(p.body)
 
 
 # -- CGI variables -------------------------------------------------------------

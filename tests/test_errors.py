@@ -11,7 +11,7 @@ import urllib.parse
 
 import pytest
 
-from harness import APPS_DIR, dechunk, exchange, split_response, wait_for
+from harness import APPS_DIR, Parsed, exchange, read_side, wait_for
 
 
 SECRET = "boom-secret-4711"          # what err_raise.py raises with
@@ -48,13 +48,6 @@ def assert_worker_ok(srv, pids, path="/ok"):
 def keepalive_get(path):
     # no "Connection: close": only an error can end this connection early
     return f"GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode()
-
-
-def read_side(path):
-    try:
-        return path.read_text()
-    except FileNotFoundError:
-        return ""
 
 
 def wsgi_lines(text):
@@ -117,17 +110,14 @@ def test_exception_after_first_chunk_cuts_connection(nginx, path):
     data, eof = exchange(srv, keepalive_get(
         path + "?" + urllib.parse.urlencode({"side": side})))
     assert eof, f"connection not cut after the exception: {data!r}"
-    status, headers, rest = split_response(data)
-    assert status == "HTTP/1.1 200 OK", data
-    names = {k.lower(): v for k, v in headers}
+    p = Parsed(data)
+    assert p.status_line == "HTTP/1.1 200 OK", p
     if path.endswith("_cl"):
-        assert names.get("content-length") == "100", headers
-        assert rest == b"partial-data;", rest
+        assert p.all("Content-Length") == ["100"], p
     else:
-        assert names.get("transfer-encoding") == "chunked", headers
-        body, complete, _ = dechunk(rest)
-        assert body == b"partial-data;", rest
-        assert not complete, f"terminating 0-chunk sent: {rest!r}"
+        assert p.framing == "chunked", p
+    assert p.body == b"partial-data;", p
+    assert not p.complete, f"the whole body or its 0-chunk sent: {p!r}"
     log = wait_new_log(srv, mark, r"\[error\].*wsgi: ValueError: " + SECRET)
     assert "wsgi: Traceback (most recent call last):" in log, log
     assert wait_for(lambda: "closed" in read_side(side)), \
@@ -181,15 +171,15 @@ def test_invalid_chunk_after_headers_cuts_connection(nginx):
     mark = len(srv.error_log())
     data, eof = exchange(srv, keepalive_get("/str_chunk_later"))
     assert eof, f"connection not cut: {data!r}"
-    status, headers, rest = split_response(data)
-    assert status == "HTTP/1.1 200 OK", data
-    body, complete, _ = dechunk(rest)
-    assert body == b"good bytes;" and not complete, rest
+    p = Parsed(data)
+    assert p.status_line == "HTTP/1.1 200 OK", p
+    assert p.framing == "chunked", p
+    assert p.body == b"good bytes;" and not p.complete, p
     wait_new_log(srv, mark, r"\[error\].*wsgi")
     assert_worker_ok(srv, pids)
 
 
-# -- import failures and missing callables ------------------------------------
+# -- import failures and missing callables -----------------------------------
 
 
 BROKEN = {
@@ -277,7 +267,7 @@ def test_wsgi_errors_and_print_go_to_error_log(nginx):
     assert_worker_ok(srv, pids)
 
 
-# -- request-scoped objects used after their request --------------------------
+# -- request-scoped objects used after their request -------------------------
 
 
 def test_request_scoped_objects_expire(nginx):

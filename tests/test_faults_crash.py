@@ -107,7 +107,7 @@ def test_crash_at_import_not_noted(nginx, tmp_path):
                         r"importing script \"%s\"" % re.escape(str(app))), \
         srv.logs_tail()
     assert app_status(srv) == 503
-    time.sleep(1.2)
+    # the first request after the 1 s delay forks the probe
     assert wait_for(lambda: app_status(srv) == 503 and re.search(
         r"probe process \d+ died on signal 9 while importing",
         srv.error_log()), timeout=5, interval=0.1), srv.logs_tail()
@@ -126,10 +126,9 @@ def test_import_retried_after_delay(nginx, tmp_path):
     # still crashing: tried again after 1 s, in a probe process, which
     # dies instead of the worker; then after 2 s
     workers = srv.worker_pids()
-    time.sleep(1.2)
-    assert app_status(srv) == 503
-    assert srv.wait_log(r"importing script .* again in probe process"), \
-        srv.logs_tail()
+    assert wait_for(lambda: app_status(srv) == 503 and re.search(
+        r"importing script .* again in probe process", srv.error_log()),
+        timeout=5, interval=0.1), srv.logs_tail()
     assert wait_for(lambda: app_status(srv) == 503 and re.search(
         r"\[error\] .*probe process \d+ died on signal 11 while importing "
         r"script .*the next one in 2000ms", srv.error_log()),
@@ -176,9 +175,9 @@ def test_probe_lost_with_its_worker(nginx, tmp_path):
 
     # a probe whose import waits, then its worker is killed
     (tmp_path / "crash.flag.wait").write_text("")
-    time.sleep(1.2)
-    assert app_status(srv) == 503
-    assert srv.wait_log(r"again in probe process"), srv.logs_tail()
+    assert wait_for(lambda: app_status(srv) == 503 and re.search(
+        r"again in probe process", srv.error_log()),
+        timeout=5, interval=0.1), srv.logs_tail()
     worker, = srv.worker_pids()
     os.kill(worker, signal.SIGKILL)
     assert wait_for(lambda: srv.worker_pids() not in ([], [worker])), \

@@ -12,8 +12,7 @@ import time
 
 import pytest
 
-from harness import (dechunk, read_until_eof, split_response,
-                     wait_for)
+from harness import Parsed, read_all, send, wait_for
 
 
 POOL_MAIN = "thread_pool t threads=4;"
@@ -117,9 +116,9 @@ def test_httpoxy_repeated_proxy_header(nginx, mode):
     srv = nginx(main=POOL_MAIN, server=loc("/e/", "env_app.py", mode))
     raw = (b"GET /e/ HTTP/1.1\r\nHost: localhost\r\nProxy: http://a:1\r\n"
            b"Proxy: http://b:2\r\nConnection: close\r\n\r\n")
-    status, _, body = split_response(srv.raw(raw))
-    assert " 200 " in status, status
-    env = json.loads(body)
+    p = Parsed(srv.raw(raw))
+    assert p.code == 200 and p.complete, p
+    env = json.loads(p.body)
     assert "HTTP_PROXY" not in env, env
 
 
@@ -174,11 +173,11 @@ def test_fork_child_returning_exits(nginx, mode, child):
         s.sendall(f"GET /f/?child={child} HTTP/1.1\r\nHost: localhost\r\n"
                   "Connection: close\r\n\r\n".encode())
         # read until EOF: whatever a child might add comes before it
-        data = read_until_eof(s, 10)
+        data = read_all(s, 10)[0]
         s.close()
-        status, _, body = split_response(data)
-        assert " 200 " in status, data
-        m = re.fullmatch(rb"parent (\d+)", body)
+        p = Parsed(data)
+        assert p.code == 200 and p.rest == b"", data
+        m = re.fullmatch(rb"parent (\d+)", p.body)
         assert m, data
         pids.append(int(m.group(1)))
     for pid in pids:
@@ -240,14 +239,12 @@ def post_slowly(srv, path, chunks, pause=0.01):
         s.sendall(b"%x\r\n%s\r\n" % (len(c), c))
         time.sleep(pause)
     s.sendall(b"0\r\n\r\n")
-    data = read_until_eof(s, 30)
+    data = read_all(s, 30)[0]
     s.close()
     assert data, f"no response\n{srv.logs_tail()}"
-    status, headers, body = split_response(data)
-    if ("Transfer-Encoding", "chunked") in headers:
-        body, complete, _ = dechunk(body)
-        assert complete, data
-    return status, body
+    p = Parsed(data)
+    assert p.complete and p.rest == b"", p
+    return p.status_line, p.body
 
 
 @BOTH
@@ -323,20 +320,18 @@ def test_threads_refused_outside_application(nginx, mode, buffering):
                 server=loc("/i/", "fault_input_threads.py", mode,
                            f"wsgi_request_buffering {buffering};"))
     for n in range(3):
-        s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        s.settimeout(30)
-        s.connect(("127.0.0.1", srv.port))
-        s.sendall(f"POST /i/?how=late&token={n} HTTP/1.1\r\nHost: h\r\n"
-                  "Content-Length: 10\r\nConnection: close\r\n\r\nhello"
-                  .encode())
+        side = srv.prefix / f"late{n}"
+        s = send(srv, f"POST /i/?how=late&token={n}&side={side} HTTP/1.1\r\n"
+                 "Host: h\r\nContent-Length: 10\r\nConnection: close\r\n"
+                 "\r\nhello".encode(), timeout=30, rcvbuf=4096)
         if buffering == "on":
             s.sendall(b"world")
-        time.sleep(1)
+        # the thread tried while the request waits for its client
+        assert wait_for(side.exists, 10), srv.logs_tail()
         if buffering == "off":
             # the rest of the body, still on its way meanwhile
             s.sendall(b"world")
-        data = read_until_eof(s, 30)
+        data = read_all(s, 30)[0]
         s.close()
         assert data.endswith(b"end\r\n0\r\n\r\n"), data[-200:]
         assert b"late" not in data
@@ -379,10 +374,10 @@ def test_quit_serves_backlog(nginx, mode, quit_first):
     if not quit_first:
         time.sleep(0.2)
         srv.quit()
-    assert b" 200 " in read_until_eof(a, 10).split(b"\r\n")[0]
+    assert b" 200 " in read_all(a, 10)[0].split(b"\r\n")[0]
     if b is not None:
         try:
-            data = read_until_eof(b, 10)
+            data = read_all(b, 10)[0]
         except OSError as e:
             data = repr(e).encode()
         assert data.startswith(b"HTTP/1.1 200 "), data

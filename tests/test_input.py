@@ -1,12 +1,15 @@
-"""wsgi.input (SPEC.md "Body"), through tests/apps/input_app.py."""
+"""wsgi.input (SPEC.md "Body"), through tests/apps/input_app.py, and chunked
+request bodies sent on a raw socket to tests/apps/feat_app.py."""
 
 import hashlib
 import json
 import re
+import socket
+import time
 
 import pytest
 
-from harness import split_response
+from harness import Parsed, body_bytes, read_all
 
 INPUT = "wsgi_pass {apps}/input_app.py;"
 TMP_MSG = r"a client request body is buffered to a temporary file"
@@ -24,14 +27,14 @@ def post(srv, mode, body, n=None, headers=None):
 
 
 def responses(data):
-    """Split consecutive Content-Length framed responses."""
+    """Consecutive responses: [(status line, {lowercase name: value},
+    body)]."""
     out = []
     while data:
-        status, headers, rest = split_response(data)
-        h = {k.lower(): v for k, v in headers}
-        n = int(h.get("content-length", len(rest)))
-        out.append((status, h, rest[:n]))
-        data = rest[n:]
+        p = Parsed(data)
+        out.append((p.status_line, {k.lower(): v for k, v in p.headers},
+                    p.body))
+        data = p.rest
     return out
 
 
@@ -62,7 +65,7 @@ def lines_of(body):
 EOF_AFTER = ["b''", "b''", "b''", "[]"]
 
 
-# -- read ------------------------------------------------------------------
+# -- read --------------------------------------------------------------------
 
 @pytest.mark.parametrize("mode", ["read", "read_neg", "read_none"])
 def test_read_all(nginx, mode):
@@ -119,7 +122,7 @@ def test_binary_body_round_trip(nginx):
     assert r.body == body
 
 
-# -- readline / readlines / iteration ------------------------------------------
+# -- readline / readlines / iteration ----------------------------------------
 
 LINES_BODY = b"a\nbb\n\nccc\r\nlast without newline"
 LINES = ["a\n", "bb\n", "\n", "ccc\r\n", "last without newline"]
@@ -187,7 +190,7 @@ def test_readline_empty_body(nginx):
     assert r.json()["pieces"] == []
 
 
-# -- memory vs temp file bodies ------------------------------------------------
+# -- memory vs temp file bodies ----------------------------------------------
 
 def test_body_in_memory(nginx):
     srv = input_server(nginx, http="client_body_buffer_size 256k;")
@@ -277,7 +280,7 @@ def test_client_body_in_file_only_empty_get(nginx):
     assert r.json()["pieces"] == [""]
 
 
-# -- chunked request bodies ------------------------------------------------------
+# -- chunked request bodies --------------------------------------------------
 
 def chunked_request(srv, mode, chunks_bytes, n=None, extra_headers=""):
     q = f"/?mode={mode}" + (f"&n={n}" if n is not None else "")
@@ -333,7 +336,7 @@ def test_chunked_body_in_temp_file(nginx):
     assert srv.wait_log(TMP_MSG, timeout=2)
 
 
-# -- limits ----------------------------------------------------------------
+# -- limits ------------------------------------------------------------------
 
 def test_413_client_max_body_size(nginx, tmp_path):
     marker = tmp_path / "called"
@@ -355,7 +358,7 @@ def test_413_chunked(nginx):
     assert srv.post("/?mode=read", b"ok").json()["pieces"] == ["ok"]
 
 
-# -- keep-alive ------------------------------------------------------------------
+# -- keep-alive --------------------------------------------------------------
 
 def test_pipelined_bodies(nginx):
     srv = input_server(nginx)
@@ -382,3 +385,64 @@ def test_unread_body_does_not_break_keepalive(nginx):
         r = conn.getresponse()
         assert json.loads(r.read())["pieces"] == ["next%d" % i]
     conn.close()
+
+
+# -- chunked request bodies on a raw socket ----------------------------------
+
+
+def chunked_post(srv, body_chunks, timeout=60.0):
+    """POST the iterable of byte strings as a chunked body on a raw socket;
+    (Parsed response, sha256 hex, length) of what was sent."""
+    h = hashlib.sha256()
+    n = 0
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=timeout)
+    try:
+        s.sendall(b"POST /input HTTP/1.1\r\nHost: localhost\r\n"
+                  b"Transfer-Encoding: chunked\r\nConnection: close\r\n"
+                  b"Content-Type: application/octet-stream\r\n\r\n")
+        for piece in body_chunks:
+            h.update(piece)
+            n += len(piece)
+            s.sendall(b"%x\r\n" % len(piece) + piece + b"\r\n")
+        s.sendall(b"0\r\n\r\n")
+        data, eof = read_all(s, timeout)
+    finally:
+        s.close()
+    assert eof, data[:300]
+    return Parsed(data), h.hexdigest(), n
+
+
+def chunked_input_server(nginx):
+    return nginx(server="client_max_body_size 0;\n"
+                        "location / { wsgi_pass {apps}/feat_app.py; }\n")
+
+
+@pytest.mark.parametrize("pieces", [[], [b"x"], [b"a", b"bc", b"\x00" * 5]],
+                         ids=["0", "1", "8"])
+def test_chunked_request_body_small(nginx, pieces):
+    srv = chunked_input_server(nginx)
+    p, sha, n = chunked_post(srv, pieces)
+    assert p.code == 200, f"{p!r}\n{srv.logs_tail()}"
+    j = json.loads(p.body)
+    assert j["len"] == n and j["sha256"] == sha, j
+    assert j["content_length"] == str(n), j
+
+
+def test_chunked_request_body_100mib(nginx):
+    srv = chunked_input_server(nginx)
+    base = body_bytes(21, 1 << 20)
+
+    def pieces():
+        for i in range(100):
+            yield b"%08d" % i + base[8:]
+
+    t0 = time.monotonic()
+    p, sha, n = chunked_post(srv, pieces())
+    took = time.monotonic() - t0
+    assert n == 100 << 20
+    assert p.code == 200, f"{p!r}\n{srv.logs_tail()}"
+    j = json.loads(p.body)
+    assert j["len"] == n, j
+    assert j["sha256"] == sha, j
+    assert j["content_length"] == str(n), j
+    assert took < 60, f"100 MiB took {took:.1f}s"

@@ -3,8 +3,7 @@
 import http.client
 import time
 
-from harness import (install_app, pid_alive, read_until_eof, split_response,
-                     wait_for)
+from harness import Parsed, install_app, pid_alive, read_all, wait_for
 
 
 def read_pids(path):
@@ -98,11 +97,11 @@ def test_reload_with_slow_request_in_flight(nginx, tmp_path):
     assert info["pid"] in new
     assert pid_alive(old_pid)
 
-    data = read_until_eof(sock, timeout=10)
+    data = read_all(sock, 10)[0]
     sock.close()
-    status, headers, body = split_response(data)
-    assert status.startswith("HTTP/1.1 200"), data
-    assert body == b"done %d 1.5\n" % old_pid
+    p = Parsed(data)
+    assert p.code == 200 and p.rest == b"", p
+    assert p.body == b"done %d 1.5\n" % old_pid
 
     assert wait_for(lambda: not pid_alive(old_pid), timeout=5), \
         "old worker did not exit after its request"
@@ -118,11 +117,11 @@ def test_quit_with_slow_request_in_flight(nginx, tmp_path):
     srv = nginx(server=SLOW_SERVER, prefix=tmp_path / "p")
     sock, pid = start_slow(srv, marker)
     srv.quit()
-    data = read_until_eof(sock, timeout=10)
+    data = read_all(sock, 10)[0]
     sock.close()
-    status, headers, body = split_response(data)
-    assert status.startswith("HTTP/1.1 200"), data
-    assert body == b"done %d 1.5\n" % pid
+    p = Parsed(data)
+    assert p.code == 200 and p.rest == b"", p
+    assert p.body == b"done %d 1.5\n" % pid
     assert srv.wait_exit(10) == 0, srv.logs_tail()
     assert not pid_alive(pid)
 
@@ -185,10 +184,10 @@ def test_quit_serves_connections_waiting_in_the_backlog(nginx, tmp_path):
                       b"Connection: close\r\n\r\n")
             waiting.append(s)
         srv.quit()
-        data = read_until_eof(sock, timeout=10)
-        assert split_response(data)[0].startswith("HTTP/1.1 200"), data
+        data = read_all(sock, 10)[0]
+        assert Parsed(data).code == 200, data
         for s in waiting:
-            data = read_until_eof(s, timeout=10)
+            data = read_all(s, 10)[0]
             assert data.startswith(b"HTTP/1.1 200"), data
     finally:
         sock.close()

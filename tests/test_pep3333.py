@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from harness import Parsed, exchange, install_app, req, url, wait_for
+from harness import (Parsed, exchange, install_app, read_side, req, url,
+                     wait_for)
 
 
 APP = "location / { wsgi_pass {apps}/pep_app.py; keepalive_timeout 30s; }"
@@ -23,13 +24,6 @@ ENTRY_RE = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[(\w+)\] ")
 
 def start(nginx):
     return nginx(server=APP)
-
-
-def read_side(path):
-    try:
-        return path.read_text()
-    except FileNotFoundError:
-        return ""
 
 
 def entries(srv, needle):
@@ -52,7 +46,7 @@ def keepalive_pair(srv, path, second="/single"):
     return p, q, eof
 
 
-# -- the iterable -------------------------------------------------------------
+# -- the iterable ------------------------------------------------------------
 
 
 def test_empty_item_then_exception_is_clean_500(nginx):
@@ -195,7 +189,7 @@ def test_head_answered_without_a_body_has_no_length_of_0(nginx):
     assert p.all("Content-Length") == ["5"], data
 
 
-# -- a failed import is undone ------------------------------------------------
+# -- a failed import is undone -----------------------------------------------
 
 
 def test_failed_import_is_undone_and_retried(nginx):
@@ -265,7 +259,7 @@ def test_concurrent_requests_wait_for_the_import(nginx):
     assert not entries(srv, "not found in"), srv.logs_tail()
 
 
-# -- sys.stdout and sys.stderr ------------------------------------------------
+# -- sys.stdout and sys.stderr -----------------------------------------------
 
 
 def test_stdout_is_a_text_stream_into_the_error_log(nginx):

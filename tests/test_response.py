@@ -16,7 +16,8 @@ import urllib.parse
 
 import pytest
 
-from harness import Parsed, exchange, read_all, req, wait_for
+from harness import (Parsed, exchange, read_all, read_side, req, send,
+                     wait_for, wait_stable)
 
 
 APP = "location / { wsgi_pass {apps}/resp_app.py; %s }"
@@ -33,13 +34,6 @@ def start(nginx, extra=""):
 def side_url(path, side, **params):
     params["side"] = str(side)
     return path + "?" + urllib.parse.urlencode(params)
-
-
-def read_side(path):
-    try:
-        return path.read_text()
-    except FileNotFoundError:
-        return ""
 
 
 # -- start_response and exc_info ---------------------------------------------
@@ -298,14 +292,9 @@ def test_streaming_first_chunk_before_sleep_ends(nginx):
 
 def _slow_client(srv, path):
     """A connected socket with a small receive buffer that sent `path`."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     # a fixed small buffer (no autotuning) so the kernel cannot absorb
     # the stream on the client's behalf
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-    s.settimeout(5)
-    s.connect(("127.0.0.1", srv.port))
-    s.sendall(req(path))
-    return s
+    return send(srv, req(path), rcvbuf=65536)
 
 
 def _progress(side):
@@ -322,8 +311,7 @@ def test_slow_reader_backpressure(nginx):
     s = _slow_client(srv, side_url("/backpressure", side, n=n))
     try:
         assert wait_for(lambda: _progress(side) > 0), "generator not started"
-        time.sleep(2.0)
-        stalled = _progress(side)
+        stalled = wait_stable(lambda: _progress(side))
         assert stalled < n // 4, \
             f"{stalled} of {n} 64 KiB chunks produced for a non-reading client"
         time.sleep(0.3)
@@ -346,7 +334,7 @@ def test_slow_reader_does_not_block_worker(nginx):
     s = _slow_client(srv, side_url("/backpressure", side, n=1024))
     try:
         assert wait_for(lambda: _progress(side) > 0), "generator not started"
-        time.sleep(0.5)
+        wait_stable(lambda: _progress(side))
         # the only worker must still serve others while this client stalls
         t0 = time.monotonic()
         data, eof = exchange(srv, req("/ok"), timeout=3)

@@ -27,8 +27,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import (APPS_DIR, assert_emerg_at, dechunk, inline_mode,
-                     pid_alive, read_until_eof, split_response, url, wait_for)
+from harness import (APPS_DIR, Parsed, inline_mode, module_has_directive,
+                     pid_alive, read_all, req, send, side_lines, url,
+                     wait_for, wait_stable)
 
 
 POOL_MAIN = "thread_pool t threads=4;"
@@ -41,63 +42,20 @@ def loc(path, app, mode, extra=""):
             f"{extra} }}\n")
 
 
-def read_side(path):
-    try:
-        return path.read_text().splitlines()
-    except FileNotFoundError:
-        return []
-
-
 def send_get(port, path, host="127.0.0.1", rcvbuf=None, timeout=10.0):
-    """Connect (SO_RCVBUF set before connect when given), send a GET with
-    Connection: close, return the socket without reading."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        if rcvbuf:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        s.settimeout(timeout)
-        s.connect((host, port))
-        s.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n"
-                  f"Connection: close\r\n\r\n".encode())
-    except BaseException:
-        s.close()
-        raise
-    return s
-
-
-class Reply:
-    """One response read off a socket until EOF."""
-
-    def __init__(self, data):
-        self.raw = data
-        self.status_line, self.headers, rest = split_response(data)
-        self.code = int(self.status_line.split(" ")[1])
-        if self.header("Transfer-Encoding") == "chunked":
-            self.body, self.complete, _ = dechunk(rest)
-        elif self.header("Content-Length") is not None:
-            n = int(self.header("Content-Length"))
-            self.body = rest[:n]
-            self.complete = len(rest) == n
-        else:
-            self.body, self.complete = rest, True
-
-    def header(self, name):
-        for k, v in self.headers:
-            if k.lower() == name.lower():
-                return v
-        return None
-
-    def __repr__(self):
-        return (f"<Reply {self.status_line!r} {self.headers!r} "
-                f"complete={self.complete} body={self.body[:200]!r}>")
+    """A GET with Connection: close sent; the socket, its answer unread."""
+    return send(port, req(path), timeout, rcvbuf, host)
 
 
 def finish(sock, timeout=10.0):
     """Read the rest of the response on sock until EOF, close it."""
     try:
-        return Reply(read_until_eof(sock, timeout))
+        data = read_all(sock, timeout)[0]
     finally:
         sock.close()
+    p = Parsed(data)
+    assert p.rest == b"", f"bytes after the response: {p!r}"
+    return p
 
 
 def chunk_bytes(i, size):
@@ -203,14 +161,6 @@ def test_control_inline_slow_app_delays_the_worker(nginx, tmp_path):
 # -- thread pool queue bound -------------------------------------------------
 
 
-def module_has_directive(nginx_t, directive):
-    """Whether nginx -t accepts directive in a wsgi location."""
-    rc, out, _ = nginx_t(server="location / { wsgi_pass {apps}/hello.py; "
-                                f"{directive} }}")
-    assert rc == 0 or "unknown directive" in out, out
-    return rc == 0
-
-
 def test_queue_overflow_is_503_with_retry_after(nginx, nginx_t, tmp_path):
     # Requests wait in the module's queue in front of the pool; its bound
     # is wsgi_max_queue (the pool's max_queue bounds only runner tasks).
@@ -292,24 +242,24 @@ def test_write_blocks_instead_of_buffering(nginx, tmp_path):
     s = send_get(srv.port, url("/w", n=n, size=size, side=side),
                  rcvbuf=16384)
     try:
-        assert wait_for(lambda: read_side(side)), srv.logs_tail()
-        time.sleep(2)
-        done = [ln for ln in read_side(side) if ln.startswith("wrote")]
+        assert wait_for(lambda: side_lines(side)), srv.logs_tail()
+        done = wait_stable(lambda: [ln for ln in side_lines(side)
+                                    if ln.startswith("wrote")])
         # socket buffers hold a few MiB at most: 16 chunks of 256 KiB
         assert len(done) < n // 4, \
             f"{len(done)} of {n} write()s returned to a non-reading client"
-        assert "returned" not in read_side(side)
+        assert "returned" not in side_lines(side)
 
         head = b""
         while b"\r\n\r\n" not in head:
             d = s.recv(65536)
             assert d, head
             head += d
-        status, headers, rest = split_response(head)
-        assert status.startswith("HTTP/1.1 200"), head[:500]
-        assert dict(headers)["Content-Length"] == str(n * size)
-        h = hashlib.sha256(rest)
-        got = len(rest)
+        p = Parsed(head)
+        assert p.code == 200, p
+        assert p.all("Content-Length") == [str(n * size)], p
+        h = hashlib.sha256(p.body)
+        got = len(p.body)
         while True:
             d = s.recv(1 << 20)
             if not d:
@@ -320,8 +270,8 @@ def test_write_blocks_instead_of_buffering(nginx, tmp_path):
         s.close()
     assert got == n * size
     assert h.hexdigest() == expected_digest(n, size), "body corrupted"
-    assert wait_for(lambda: "returned" in read_side(side))
-    assert len(read_side(side)) == n + 1
+    assert wait_for(lambda: "returned" in side_lines(side))
+    assert len(side_lines(side)) == n + 1
 
 
 # -- mutable chunks are copied -----------------------------------------------
@@ -383,12 +333,12 @@ def test_client_gone_stops_a_streaming_generator(nginx, tmp_path, mode):
         s.close()
     gone_at = time.monotonic()
     assert b"chunk 2\n" in data, data
-    before = len([ln for ln in read_side(side) if ln.startswith("chunk")])
+    before = len([ln for ln in side_lines(side) if ln.startswith("chunk")])
 
-    assert wait_for(lambda: "close" in read_side(side), timeout=3), \
-        f"close() not called:\n{read_side(side)[-5:]}\n{srv.logs_tail()}"
+    assert wait_for(lambda: "close" in side_lines(side), timeout=3), \
+        f"close() not called:\n{side_lines(side)[-5:]}\n{srv.logs_tail()}"
     took = time.monotonic() - gone_at
-    lines = read_side(side)
+    lines = side_lines(side)
     chunks = [ln for ln in lines if ln.startswith("chunk")]
     assert lines[-1] == "close" and lines.count("close") == 1, lines
     assert len(chunks) < 200
@@ -399,7 +349,7 @@ def test_client_gone_stops_a_streaming_generator(nginx, tmp_path, mode):
         f"{len(chunks) - before} chunks after the disconnect ({took:.2f}s)"
     # nothing more is produced after close()
     time.sleep(0.3)
-    assert read_side(side) == lines
+    assert side_lines(side) == lines
 
     r = srv.get("/hello")
     assert r.status == 200, r
@@ -418,15 +368,15 @@ def test_client_connected_turns_false_when_client_leaves(nginx, tmp_path):
     side = tmp_path / "side.txt"
     s = send_get(srv.port, url("/watch", limit=5, side=side))
     try:
-        assert wait_for(lambda: read_side(side)), srv.logs_tail()
-        assert read_side(side)[0] == "start True"
+        assert wait_for(lambda: side_lines(side)), srv.logs_tail()
+        assert side_lines(side)[0] == "start True"
         time.sleep(0.2)
-        assert len(read_side(side)) == 1, read_side(side)
+        assert len(side_lines(side)) == 1, side_lines(side)
     finally:
         s.close()
-    assert wait_for(lambda: len(read_side(side)) >= 3, timeout=3), \
-        f"app did not see the client go: {read_side(side)}"
-    lines = read_side(side)
+    assert wait_for(lambda: len(side_lines(side)) >= 3, timeout=3), \
+        f"app did not see the client go: {side_lines(side)}"
+    lines = side_lines(side)
     assert lines[1].startswith("gone "), lines
     assert lines[2] == "returned", lines
     assert srv.get("/hello").status == 200
@@ -447,17 +397,17 @@ def test_client_connected_sees_the_client_leave_in_both_modes(
     side = tmp_path / "side.txt"
     s = send_get(srv.port, url("/watch", limit=5, side=side))
     try:
-        assert wait_for(lambda: read_side(side)), srv.logs_tail()
-        assert read_side(side)[0] == "start True"
+        assert wait_for(lambda: side_lines(side)), srv.logs_tail()
+        assert side_lines(side)[0] == "start True"
         if how == "shutdown":
             s.shutdown(socket.SHUT_WR)
         else:
             s.close()
-        assert wait_for(lambda: len(read_side(side)) >= 3, timeout=3), \
-            f"app did not see the client go: {read_side(side)}"
+        assert wait_for(lambda: len(side_lines(side)) >= 3, timeout=3), \
+            f"app did not see the client go: {side_lines(side)}"
     finally:
         s.close()
-    lines = read_side(side)
+    lines = side_lines(side)
     assert lines[1].startswith("gone "), lines
     assert srv.get("/hello").status == 200
     assert srv.worker_pids() == pids
@@ -469,115 +419,7 @@ def test_client_connected_stays_true_while_client_waits(nginx, tmp_path):
     rep = finish(send_get(srv.port, url("/watch", limit=0.5, side=side)))
     assert rep.code == 200, rep
     assert rep.body == b"watched\n"
-    assert read_side(side) == ["start True", "timeout", "returned"]
-
-
-# -- configuration -----------------------------------------------------------
-
-
-def test_unknown_thread_pool(nginx_t):
-    rc, out, conf = nginx_t(server="location / {\n"
-                                   " wsgi_pass {apps}/hello.py;\n"
-                                   " wsgi_thread_pool nosuch;\n }")
-    assert_emerg_at(rc, out, conf, "wsgi_thread_pool nosuch",
-                    r'unknown thread pool "nosuch"')
-
-
-def test_thread_pool_declared_in_main_is_accepted(nginx_t):
-    rc, out, conf = nginx_t(main="thread_pool other threads=2;",
-                            server="location / {\n"
-                                   " wsgi_pass {apps}/hello.py;\n"
-                                   " wsgi_thread_pool other;\n }")
-    assert rc == 0, out
-
-
-def test_duplicate_wsgi_thread_pool(nginx_t):
-    rc, out, conf = nginx_t(main=POOL_MAIN,
-                            server="location / {\n"
-                                   " wsgi_pass {apps}/hello.py;\n"
-                                   " wsgi_thread_pool off;\n"
-                                   " wsgi_thread_pool t;\n }")
-    assert_emerg_at(rc, out, conf, "wsgi_thread_pool t;",
-                    r'"wsgi_thread_pool" directive is duplicate')
-
-
-@pytest.mark.parametrize("value,msg", [
-    ("0", r'"wsgi_buffer_size" directive must be positive'),
-    ("abc", r'"wsgi_buffer_size" directive invalid value'),
-    ("-1", r'"wsgi_buffer_size" directive invalid value'),
-])
-def test_wsgi_buffer_size_invalid(nginx_t, value, msg):
-    rc, out, conf = nginx_t(server="location / {\n"
-                                   " wsgi_pass {apps}/hello.py;\n"
-                                   f" wsgi_buffer_size {value};\n }}")
-    assert_emerg_at(rc, out, conf, "wsgi_buffer_size", msg)
-
-
-def test_wsgi_python_home_missing(nginx_t):
-    rc, out, conf = nginx_t(http="wsgi_python_home /nonexistent;",
-                            server="location / {\n"
-                                   " wsgi_pass {apps}/hello.py;\n }")
-    assert_emerg_at(rc, out, conf, "wsgi_python_home",
-                    r'"/nonexistent" failed \(2: No such file')
-
-
-def test_wsgi_python_home_not_a_directory(nginx_t):
-    rc, out, conf = nginx_t(http="wsgi_python_home {apps}/hello.py;",
-                            server="location / {\n"
-                                   " wsgi_pass {apps}/hello.py;\n }")
-    assert_emerg_at(rc, out, conf, "wsgi_python_home",
-                    r'hello\.py" is not a directory')
-
-
-@pytest.mark.parametrize("name", ["1abc", "a..b", "a.", ".a", "a-b",
-                                  "a.1b", "a b"])
-def test_wsgi_pass_invalid_callable_name(nginx_t, name):
-    rc, out, conf = nginx_t(server="location / {\n"
-                                   f' wsgi_pass {{apps}}/hello.py "{name}";'
-                                   "\n }")
-    assert_emerg_at(rc, out, conf, "wsgi_pass",
-                    r'invalid callable name "%s"' % re.escape(name))
-
-
-@pytest.mark.parametrize("name", ["application", "_a1.b_2.c"])
-def test_wsgi_pass_valid_callable_name(nginx_t, name):
-    rc, out, conf = nginx_t(server="location / {\n"
-                                   f" wsgi_pass {{apps}}/hello.py {name};"
-                                   "\n }")
-    assert rc == 0, out
-
-
-def test_declared_wsgi_pool_starts_and_serves(nginx):
-    srv = nginx(main="thread_pool wsgi threads=2;",
-                server="location / { wsgi_pass {apps}/env_app.py; }")
-    e = srv.get_json("/")
-    assert e["wsgi.multithread"]["repr"] == str(not inline_mode())
-
-
-def test_wsgi_thread_pool_wsgi_names_the_module_pool(nginx, nginx_t):
-    # "wsgi" is the module's own pool even when no thread_pool declares it
-    rc, out, conf = nginx_t(server="wsgi_thread_pool wsgi;\n"
-                                   "location / { wsgi_pass {apps}/hello.py; }")
-    assert rc == 0, out
-    env = "wsgi_pass {apps}/env_app.py;"
-    srv = nginx(server=(
-        f"location /a {{ {env} wsgi_thread_pool wsgi; }}\n"
-        f"location /b {{ {env} wsgi_thread_pool off; }}\n"))
-    assert srv.get_json("/a")["wsgi.multithread"]["repr"] == "True"
-    assert srv.get_json("/b")["wsgi.multithread"]["repr"] == "False"
-
-
-@pytest.mark.parametrize("value,msg", [
-    ("0", r"must be equal to or greater than 1"),
-    ("abc", r'"wsgi_max_queue" directive invalid number'),
-])
-def test_wsgi_max_queue_invalid(nginx_t, value, msg):
-    if not module_has_directive(nginx_t, "wsgi_max_queue 1;"):
-        pytest.skip("no wsgi_max_queue in this module")
-    rc, out, conf = nginx_t(server="location / {\n"
-                                   " wsgi_pass {apps}/hello.py;\n"
-                                   f" wsgi_max_queue {value};\n }}")
-    assert_emerg_at(rc, out, conf, "wsgi_max_queue", msg)
+    assert side_lines(side) == ["start True", "timeout", "returned"]
 
 
 def two_slow(srv, t):
@@ -672,13 +514,13 @@ def produced_when_stalled(srv, port, path, key, n, size):
         produced = last
 
         # then everything arrives, intact
-        data = read_until_eof(s, timeout=20)
+        data = read_all(s, 20)[0]
     finally:
         s.close()
-    status, headers, body = split_response(data)
-    assert status.startswith("HTTP/1.1 200"), data[:300]
-    assert len(body) == n * size
-    assert hashlib.sha256(body).hexdigest() == expected_digest(n, size)
+    p = Parsed(data)
+    assert p.code == 200 and p.rest == b"", p
+    assert len(p.body) == n * size
+    assert hashlib.sha256(p.body).hexdigest() == expected_digest(n, size)
     return produced
 
 
@@ -744,7 +586,7 @@ def test_print_goes_to_error_log_at_error_level(nginx, mode):
         assert m.group(1) == "error", m.group(0)
 
 
-# -- wsgi_thread_priority, and how many threads a busy pool gets --------------
+# -- wsgi_thread_priority, and how many threads a busy pool gets -------------
 
 
 @pytest.mark.parametrize("priority", [None, "normal", "idle", "auto"])
@@ -761,26 +603,6 @@ def test_wsgi_thread_priority_sets_the_pool_threads_policy(nginx, priority):
     r = srv.get("/inline")
     assert (r.status, r.body) == (200, b"policy %d" % os.SCHED_OTHER), r
     assert os.sched_getscheduler(srv.worker_pids()[0]) == os.SCHED_OTHER
-
-
-@pytest.mark.parametrize("value", ["low", "19", ""])
-def test_wsgi_thread_priority_invalid(nginx_t, value):
-    rc, out, conf = nginx_t(http=f"wsgi_thread_priority {value};\n",
-                            server="location / { wsgi_pass {apps}/hello.py; }")
-    if value:
-        assert_emerg_at(rc, out, conf, "wsgi_thread_priority",
-                        rf'invalid value "{value}"')
-    else:
-        assert_emerg_at(rc, out, conf, "wsgi_thread_priority",
-                        r"invalid number of arguments")
-
-
-def test_wsgi_thread_priority_is_for_the_http_block_only(nginx_t):
-    rc, out, conf = nginx_t(server="location / {\n"
-                                   " wsgi_pass {apps}/hello.py;\n"
-                                   " wsgi_thread_priority idle;\n }")
-    assert_emerg_at(rc, out, conf, "wsgi_thread_priority",
-                    r'"wsgi_thread_priority" directive is not allowed here')
 
 
 def thread_policies(pid):

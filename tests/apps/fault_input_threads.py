@@ -5,8 +5,9 @@
 ?how=write   another thread calls write() (status and headers sent first)
 ?how=mixed   another thread calls write() 20 times while the request's
              thread reads wsgi.input
-?how=late&token=T  another thread tries write() and wsgi.input 0.3 s
-             after the application returned a generator of 8 MiB
+?how=late&token=T[&side=F]  another thread tries write() and wsgi.input
+             0.3 s after the application returned a generator of 8 MiB,
+             then writes "done" to the file F
 ?how=result&token=T  what that thread got: JSON ["write ...", "read ..."]
 
 Reads are of ?n= bytes (1024).  Answers JSON {"main": bytes read by the
@@ -22,7 +23,7 @@ from urllib.parse import parse_qs
 LATE = {}
 
 
-def late(token, write, inp):
+def late(token, write, inp, side):
     time.sleep(0.3)
     got = []
     for name, use in (("write", lambda: write(b"late")),
@@ -33,6 +34,9 @@ def late(token, write, inp):
         except Exception as e:
             got.append("%s %s: %s" % (name, type(e).__name__, e))
     LATE[token] = got
+    if side:
+        with open(side, "w") as f:
+            f.write("done")
 
 
 def application(environ, start_response):
@@ -55,7 +59,8 @@ def application(environ, start_response):
     if how == "late":
         write = start_response("200 OK", [("Content-Type", "text/plain")])
         threading.Thread(target=late,
-                         args=(qs["token"][0], write, inp)).start()
+                         args=(qs["token"][0], write, inp,
+                               qs.get("side", [None])[0])).start()
 
         def gen():
             yield b"x" * (8 << 20)

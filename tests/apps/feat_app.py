@@ -32,7 +32,8 @@ write_replace  write(b"partial;"), then start_response() again with
              exc_info: 500, X-Replaced: yes, [b"error page"]
 write_spool  write() ?n= (256) pieces of ?size= (4096) bytes, touch
              ?marker=, wait (at most 5 s) until ?go= exists, return [b"end"]
-write_sleep  write(b"first;"), sleep ?sleep= (1) s, return [b"last"]
+write_sleep  write(b"first;"), sleep ?sleep= (1) s, or wait (at most 5 s)
+             until ?go= exists, return [b"last"]
 input        reads wsgi.input in 1 MiB blocks: JSON {"len", "sha256",
              "content_length", "reads"}
 second       b"second" with a Content-Length
@@ -205,7 +206,12 @@ def _write_sleep(environ, start_response):
     q = query(environ)
     write = start_response("200 OK", [("Content-Type", "text/plain")])
     write(b"first;")
-    time.sleep(float(q.get("sleep", "1")))
+    if q.get("go"):
+        deadline = time.monotonic() + 5
+        while not os.path.exists(q["go"]) and time.monotonic() < deadline:
+            time.sleep(0.005)
+    else:
+        time.sleep(float(q.get("sleep", "1")))
     return [b"last"]
 
 

@@ -14,6 +14,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from .raw import exchange
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TESTS_DIR = REPO_ROOT / "tests"
 APPS_DIR = TESTS_DIR / "apps"
@@ -159,6 +161,15 @@ def assert_emerg_at(rc, out, conf, needle, msg_re=None):
     return m.group(1)
 
 
+def module_has_directive(nginx_t, directive):
+    """Whether nginx -t (the nginx_t fixture) accepts directive in a wsgi
+    location."""
+    rc, out, _ = nginx_t(server="location / { wsgi_pass {apps}/hello.py; "
+                                f"{directive} }}")
+    assert rc == 0 or "unknown directive" in out, out
+    return rc == 0
+
+
 def install_app(name, dest_dir, dest_name=None, **subs):
     """Copy tests/apps/NAME into dest_dir, replacing @KEY@ by subs[KEY]."""
     text = (APPS_DIR / name).read_text()
@@ -192,6 +203,33 @@ def proc_cmdline(pid):
             return f.read()
     except OSError:
         return b""
+
+
+def fd_count(pid):
+    """Number of open file descriptors of pid, None when it is gone."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return None
+
+
+def worker_temp_files(srv, temp):
+    """Files under temp that a worker of srv has open (/proc/PID/fd)."""
+    out = []
+    for pid in srv.worker_pids():
+        fd_dir = f"/proc/{pid}/fd"
+        try:
+            fds = os.listdir(fd_dir)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(f"{fd_dir}/{fd}")
+            except OSError:
+                continue
+            if target.startswith(str(temp) + "/"):
+                out.append(target)
+    return out
 
 
 def pid_alive(pid):
@@ -232,40 +270,6 @@ class Response:
                 f"headers={self.headers!r} body={self.body[:300]!r}>")
 
 
-def split_response(data):
-    """Split raw bytes of ONE http response into (status_line, headers, rest).
-
-    headers is a list of (name, value) str tuples; rest is everything after
-    the blank line (undecoded)."""
-    head, sep, rest = data.partition(b"\r\n\r\n")
-    assert sep, f"no end of response header in {data[:500]!r}"
-    lines = head.decode("latin-1").split("\r\n")
-    headers = []
-    for line in lines[1:]:
-        k, _, v = line.partition(":")
-        headers.append((k.strip(), v.strip()))
-    return lines[0], headers, rest
-
-
-def dechunk(data):
-    """Decode a chunked body; returns (body, complete, rest_after_body)."""
-    out = b""
-    while True:
-        line, sep, data = data.partition(b"\r\n")
-        if not sep:
-            return out, False, b""
-        size = int(line.split(b";")[0], 16)
-        if size == 0:
-            # no trailers expected: final CRLF
-            if data.startswith(b"\r\n"):
-                return out, True, data[2:]
-            return out, False, data
-        if len(data) < size + 2:
-            return out + data[:size], False, b""
-        out += data[:size]
-        data = data[size + 2:]
-
-
 class Server:
     def __init__(self, prefix, port, conf, workers, start_timeout=START_TIMEOUT):
         self.prefix = Path(prefix)
@@ -277,6 +281,8 @@ class Server:
         self.stopped = False
         self._known_workers = set()
         self.start_timeout = start_timeout
+        self.allow_fds = 0              # tolerated growth of a worker's fds
+        self._fds = {}                  # worker pid -> fds after start
 
     # -- process -------------------------------------------------------
     def _start(self):
@@ -308,7 +314,63 @@ class Server:
             if time.monotonic() > deadline:
                 return "workers did not start within %ss" % self.start_timeout
             time.sleep(0.02)
+        self._record_fds(self._wait_idle(self.worker_pids(), deadline))
         return None
+
+    def _wait_idle(self, pids, deadline):
+        """Wait until the workers have initialised (the application
+        imported) and wait in their event loop: then their open files are
+        those of an idle worker.  Returns pids."""
+        for pid in pids:
+            while time.monotonic() < deadline:
+                try:
+                    with open(f"/proc/{pid}/wchan") as f:
+                        if f.read() == "do_epoll_wait":
+                            break
+                except OSError:
+                    break
+                time.sleep(0.01)
+        return pids
+
+    def _record_fds(self, pids):
+        for pid in pids:
+            n = fd_count(pid)
+            if n is not None:
+                self._fds[pid] = n
+
+    def check_fds(self, timeout=2):
+        """Workers alive since they were recorded whose open file descriptors
+        grew by more than allow_fds.  A client's closed connection may still
+        be open on the worker's side for a moment: wait for it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            grown = []
+            for pid, before in sorted(self._fds.items()):
+                now = fd_count(pid)
+                if now is not None and pid_alive(pid) \
+                        and now > before + self.allow_fds:
+                    grown.append((pid, before, now))
+            if not grown or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        problems = []
+        for pid, before, now in grown:
+            fds = []
+            fd_dir = f"/proc/{pid}/fd"
+            try:
+                names = os.listdir(fd_dir)
+            except OSError:
+                names = []
+            for fd in sorted(names, key=int):
+                try:
+                    fds.append(f"{fd} -> {os.readlink(f'{fd_dir}/{fd}')}")
+                except OSError:
+                    pass
+            problems.append(
+                f"worker {pid}: {before} open fds after start, {now} at the "
+                f"end of the test (allowed growth {self.allow_fds}):\n    "
+                + "\n    ".join(fds))
+        return problems
 
     @property
     def pid(self):
@@ -333,6 +395,8 @@ class Server:
         while time.monotonic() < deadline:
             new = set(self.worker_pids()) - old
             if len(new) >= self.workers:
+                self._record_fds(self._wait_idle(
+                    sorted(new), time.monotonic() + 5))
                 if wait_old:
                     self._wait_old_workers(old, 3)
                 return sorted(new)
@@ -375,6 +439,7 @@ class Server:
         self.stopped = True
         if self.proc.poll() is None:
             self.worker_pids()
+            problems += self.check_fds()
             try:
                 os.kill(self.proc.pid, signal.SIGQUIT)
             except ProcessLookupError:
@@ -472,42 +537,19 @@ class Server:
                                         timeout=timeout)
 
     def raw(self, data, timeout=5):
-        """Send bytes on a fresh socket, read until EOF or timeout."""
-        s = self.raw_socket(timeout)
-        try:
-            s.sendall(data)
-            return read_until_eof(s, timeout)
-        finally:
-            s.close()
-
-
-def read_until_eof(sock, timeout=5):
-    chunks = []
-    deadline = time.monotonic() + timeout
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            break
-        sock.settimeout(left)
-        try:
-            c = sock.recv(65536)
-        except socket.timeout:
-            break
-        except ConnectionResetError:
-            break
-        if not c:
-            break
-        chunks.append(c)
-    return b"".join(chunks)
+        """Send bytes on a fresh socket, read until EOF or timeout: the
+        bytes (exchange() also says whether EOF came)."""
+        return exchange(self, data, timeout)[0]
 
 
 class NginxFactory:
     """The `nginx` fixture: nginx(server=..., http=..., main=..., workers=1)."""
 
-    def __init__(self, tmp_path, allow_log=()):
+    def __init__(self, tmp_path, allow_log=(), allow_fds=0):
         self.tmp_path = Path(tmp_path)
         self.servers = []
         self.allow_log = list(allow_log)
+        self.allow_fds = allow_fds
         self._n = 0
 
     def next_prefix(self):
@@ -528,6 +570,7 @@ class NginxFactory:
                                 server_name=server_name)
             srv = Server(prefix, port, conf, workers)
             srv.allow_log = list(self.allow_log)
+            srv.allow_fds = self.allow_fds
             self.servers.append(srv)
             srv._start()
             err = srv._wait_ready()
