@@ -969,6 +969,12 @@ ngx_http_wsgi_step_close(ngx_http_wsgi_ctx_t *ctx)
         Py_CLEAR(ctx->start_response);
     }
 
+    /* a body still held back failed or was stopped: nobody will send it */
+
+    if (ctx->spool || ctx->spool_fd != NGX_INVALID_FILE) {
+        ngx_http_wsgi_spool_discard(ctx);
+    }
+
     ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ctx->log, 0, "wsgi closed");
 }
 

@@ -106,11 +106,7 @@ def test_multiple_ranges_multipart(nginx, kind):
     assert not srv.wait_log(r"\[error\]", timeout=0.2), srv.logs_tail()
 
 
-@pytest.mark.parametrize("kind", [
-    # the temp file the ranges were cut from stays open in the worker
-    pytest.param("file", marks=pytest.mark.allow_fds(
-        1, "module bug: multi-range spool file of a short body leaks")),
-    "list"])
+@pytest.mark.parametrize("kind", ["file", "list"])
 def test_multiple_ranges_of_a_body_shorter_than_its_length(nginx, kind):
     # the spooled body is 500 bytes short of its Content-Length: no range
     # may be cut out of bytes that do not exist
