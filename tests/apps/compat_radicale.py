@@ -2,4 +2,6 @@
 server: its entry point, configured by RADICALE_CONFIG, which the
 server's environ provides here (wsgi_var RADICALE_CONFIG ...;)."""
 
-from radicale import application  # noqa: F401
+from radicale import application
+
+__all__ = ["application"]
