@@ -478,8 +478,6 @@ void ngx_http_wsgi_accept_after(void);
 
 
 /* thread pools */
-ngx_thread_pool_t *ngx_http_wsgi_thread_pool_default(ngx_conf_t *cf,
-    ngx_str_t *name, ngx_uint_t threads, ngx_uint_t max_queue);
 ngx_int_t ngx_http_wsgi_thread_init_module(ngx_cycle_t *cycle,
     ngx_http_wsgi_main_conf_t *wmcf);
 ngx_int_t ngx_http_wsgi_thread_init(ngx_cycle_t *cycle,

@@ -155,9 +155,6 @@ static ngx_uint_t ngx_http_wsgi_channel_drain(ngx_uint_t arm);
 static void ngx_http_wsgi_channel_notify(ngx_log_t *log);
 
 
-extern ngx_module_t  ngx_thread_pool_module;
-
-
 /* the worker's channel: contexts whose write() waits for the event loop */
 
 static ngx_connection_t     *ngx_http_wsgi_channel;
@@ -184,82 +181,6 @@ static ngx_uint_t            ngx_http_wsgi_channel_armed = 1;
 static ngx_event_t           ngx_http_wsgi_channel_next;
 /* the event loop looked at them right after waking a runner, this round */
 static ngx_uint_t            ngx_http_wsgi_channel_looked;
-
-
-/*
- * Declares "thread_pool NAME threads=N max_queue=M" as if it were in the
- * configuration, for the pool the module uses when none is named.
- */
-
-ngx_thread_pool_t *
-ngx_http_wsgi_thread_pool_default(ngx_conf_t *cf, ngx_str_t *name,
-    ngx_uint_t threads, ngx_uint_t max_queue)
-{
-    char               *rv;
-    ngx_str_t          *arg;
-    ngx_conf_t          pcf;
-    ngx_array_t         args;
-    ngx_command_t      *cmd;
-    ngx_thread_pool_t  *tp;
-
-    tp = ngx_thread_pool_get(cf->cycle, name);
-    if (tp) {
-        return tp;
-    }
-
-    for (cmd = ngx_thread_pool_module.commands; cmd->name.len; cmd++) {
-        if (cmd->name.len == sizeof("thread_pool") - 1
-            && ngx_strncmp(cmd->name.data, "thread_pool", cmd->name.len)
-               == 0)
-        {
-            break;
-        }
-    }
-
-    if (cmd->name.len == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "no \"thread_pool\" directive in this nginx");
-        return NULL;
-    }
-
-    if (ngx_array_init(&args, cf->temp_pool, 4, sizeof(ngx_str_t))
-        != NGX_OK)
-    {
-        return NULL;
-    }
-
-    arg = ngx_array_push_n(&args, 4);
-    if (arg == NULL) {
-        return NULL;
-    }
-
-    ngx_str_set(&arg[0], "thread_pool");
-    arg[1] = *name;
-
-    arg[2].data = ngx_pnalloc(cf->temp_pool,
-                              sizeof("threads=") + NGX_INT_T_LEN);
-    arg[3].data = ngx_pnalloc(cf->temp_pool,
-                              sizeof("max_queue=") + NGX_INT_T_LEN);
-    if (arg[2].data == NULL || arg[3].data == NULL) {
-        return NULL;
-    }
-
-    arg[2].len = ngx_sprintf(arg[2].data, "threads=%ui", threads)
-                 - arg[2].data;
-    arg[3].len = ngx_sprintf(arg[3].data, "max_queue=%ui", max_queue)
-                 - arg[3].data;
-
-    pcf = *cf;
-    pcf.args = &args;
-
-    rv = cmd->set(&pcf, cmd, NULL);
-
-    if (rv != NGX_CONF_OK) {
-        return NULL;
-    }
-
-    return ngx_thread_pool_get(cf->cycle, name);
-}
 
 
 /*
