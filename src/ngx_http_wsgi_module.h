@@ -487,11 +487,29 @@ ngx_int_t ngx_http_wsgi_thread_post(ngx_http_wsgi_ctx_t *ctx,
     ngx_http_wsgi_step_e step, ngx_uint_t max_queue);
 void ngx_http_wsgi_thread_release(ngx_thread_pool_t *tp, PyObject **objs,
     ngx_uint_t n, ngx_log_t *log);
+void ngx_http_wsgi_thread_complete(ngx_http_wsgi_ctx_t *ctx);
+ngx_int_t ngx_http_wsgi_input_pull(ngx_http_wsgi_ctx_t *ctx);
+
+
+/* the worker's channel from the pool threads to the event loop */
+ngx_int_t ngx_http_wsgi_channel_open(ngx_cycle_t *cycle);
+void ngx_http_wsgi_channel_close(void);
+void ngx_http_wsgi_channel_look_later(void);
+void ngx_http_wsgi_channel_look_now(void);
+void ngx_http_wsgi_channel_notify(ngx_log_t *log);
 ngx_int_t ngx_http_wsgi_thread_wait(ngx_http_wsgi_ctx_t *ctx,
     ngx_uint_t pull);
 void ngx_http_wsgi_thread_turn(ngx_http_wsgi_ctx_t *ctx);
-ngx_int_t ngx_http_wsgi_input_pull(ngx_http_wsgi_ctx_t *ctx);
 void ngx_http_wsgi_thread_signal(ngx_http_wsgi_ctx_t *ctx, ngx_int_t rc);
+
+/*
+ * Under the mutex, which also guards the thread pools' queues: the steps
+ * back from the runners, and whether the event loop may sleep (a thread
+ * must then notify it).
+ */
+extern pthread_mutex_t  ngx_http_wsgi_channel_mutex;
+extern ngx_http_wsgi_ctx_t  *ngx_http_wsgi_channel_done;
+extern ngx_uint_t  ngx_http_wsgi_channel_armed;
 
 
 /* execution steps: the only way the nginx side runs Python */

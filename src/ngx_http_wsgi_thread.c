@@ -15,11 +15,7 @@
  *
  * The request is pinned while its step is away (r->main->blocked), and a
  * timer keeps a gracefully exiting worker alive until its steps are back.
- *
- * write() needs the event loop while its step is still running: the pool
- * thread queues the context on the worker's channel (an eventfd in the
- * event loop), and waits, without the GIL, until the event loop has passed
- * the data to nginx's output and the connection has drained.
+ * The channel is in ngx_http_wsgi_channel.c.
  */
 
 
@@ -27,7 +23,6 @@
 
 #include <sched.h>
 
-#include <sys/eventfd.h>
 #include <sys/resource.h>
 
 
@@ -46,10 +41,6 @@
                                                make the pool let nginx go
                                                first, while it computes */
 #define NGX_HTTP_WSGI_YIELD_LOOK  2         /* ms between looks at them */
-/* ngx_http_wsgi_channel_drain(): then the threads write the eventfd */
-#define NGX_HTTP_WSGI_ARM_IDLE    0         /* if nothing came back */
-#define NGX_HTTP_WSGI_ARM         1         /* always */
-#define NGX_HTTP_WSGI_ARM_NOT     2         /* not: the loop looks again */
 
 #define NGX_HTTP_WSGI_MALLOC_WARM (1024 * 1024)  /* bytes, see below */
 
@@ -134,7 +125,6 @@ static ngx_uint_t ngx_http_wsgi_sched_stalled(ngx_http_wsgi_sched_t *sched,
 static void ngx_http_wsgi_sched_kick_handler(ngx_event_t *ev);
 static void ngx_http_wsgi_runner_handler(void *data, ngx_log_t *log);
 static void ngx_http_wsgi_runner_event_handler(ngx_event_t *ev);
-static void ngx_http_wsgi_thread_complete(ngx_http_wsgi_ctx_t *ctx);
 static void ngx_http_wsgi_sched_alive_handler(ngx_event_t *ev);
 static void ngx_http_wsgi_sched_linger_handler(ngx_event_t *ev);
 static void ngx_http_wsgi_sched_release(ngx_http_wsgi_sched_t *sched);
@@ -149,20 +139,9 @@ static void ngx_http_wsgi_runner_policy(ngx_http_wsgi_runner_t *runner,
 static void ngx_http_wsgi_thread_idle(ngx_log_t *log);
 static void ngx_http_wsgi_thread_malloc(ngx_log_t *log);
 static uint64_t ngx_http_wsgi_thread_cpu(clockid_t clock);
-static void ngx_http_wsgi_channel_handler(ngx_event_t *rev);
-static void ngx_http_wsgi_channel_check(ngx_event_t *ev);
-static ngx_uint_t ngx_http_wsgi_channel_drain(ngx_uint_t arm);
-static void ngx_http_wsgi_channel_notify(ngx_log_t *log);
 
 
-/* the worker's channel: contexts whose write() waits for the event loop */
-
-static ngx_connection_t     *ngx_http_wsgi_channel;
-static ngx_http_wsgi_ctx_t  *ngx_http_wsgi_channel_queue;
-static ngx_http_wsgi_ctx_t  *ngx_http_wsgi_channel_done;
 static ngx_http_wsgi_sched_t  *ngx_http_wsgi_scheds;
-static pthread_mutex_t       ngx_http_wsgi_channel_mutex =
-                                 PTHREAD_MUTEX_INITIALIZER;
 
 /* the event loop's last look at the CPU time, when steps wait */
 static ngx_http_wsgi_sample_t  ngx_http_wsgi_sampled;
@@ -173,14 +152,6 @@ static ngx_uint_t            ngx_http_wsgi_sampled_calm;
    worker may take a thread back from SCHED_IDLE */
 static ngx_http_wsgi_sample_t  ngx_http_wsgi_looked;
 static ngx_uint_t            ngx_http_wsgi_yields;
-
-/* under the mutex: the event loop may sleep, a thread must write the fd */
-static ngx_uint_t            ngx_http_wsgi_channel_armed = 1;
-
-/* the event loop's next look at the lists, after a non-blocking poll */
-static ngx_event_t           ngx_http_wsgi_channel_next;
-/* the event loop looked at them right after waking a runner, this round */
-static ngx_uint_t            ngx_http_wsgi_channel_looked;
 
 
 /*
@@ -269,10 +240,9 @@ ngx_http_wsgi_thread_probe(void *data)
 ngx_int_t
 ngx_http_wsgi_thread_init(ngx_cycle_t *cycle, ngx_http_wsgi_main_conf_t *wmcf)
 {
-    int                fd, rc;
-    ngx_err_t          err;
-    pthread_t          tid;
-    ngx_connection_t  *c;
+    int         rc;
+    ngx_err_t   err;
+    pthread_t   tid;
 
     ngx_http_wsgi_yields = 0;
 
@@ -311,34 +281,7 @@ ngx_http_wsgi_thread_init(ngx_cycle_t *cycle, ngx_http_wsgi_main_conf_t *wmcf)
         }
     }
 
-    fd = eventfd(0, EFD_NONBLOCK|EFD_CLOEXEC);
-    if (fd == -1) {
-        ngx_log_error(NGX_LOG_CRIT, cycle->log, ngx_errno,
-                      "wsgi: eventfd() failed");
-        return NGX_ERROR;
-    }
-
-    c = ngx_get_connection(fd, cycle->log);
-    if (c == NULL) {
-        (void) close(fd);
-        return NGX_ERROR;
-    }
-
-    c->read->handler = ngx_http_wsgi_channel_handler;
-    c->read->log = cycle->log;
-    c->write->log = cycle->log;
-
-    ngx_http_wsgi_channel_next.handler = ngx_http_wsgi_channel_check;
-    ngx_http_wsgi_channel_next.log = cycle->log;
-
-    if (ngx_add_event(c->read, NGX_READ_EVENT, 0) != NGX_OK) {
-        ngx_close_connection(c);
-        return NGX_ERROR;
-    }
-
-    ngx_http_wsgi_channel = c;
-
-    return NGX_OK;
+    return ngx_http_wsgi_channel_open(cycle);
 }
 
 
@@ -382,10 +325,7 @@ ngx_http_wsgi_thread_done(ngx_cycle_t *cycle)
         sched->objs.nelts = 0;
     }
 
-    if (ngx_http_wsgi_channel) {
-        ngx_close_connection(ngx_http_wsgi_channel);
-        ngx_http_wsgi_channel = NULL;
-    }
+    ngx_http_wsgi_channel_close();
 }
 
 
@@ -550,8 +490,8 @@ ngx_http_wsgi_sched_kick(ngx_http_wsgi_sched_t *sched)
 
     (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
 
-    if (look && !ngx_http_wsgi_channel_next.posted) {
-        ngx_post_event(&ngx_http_wsgi_channel_next, &ngx_posted_next_events);
+    if (look) {
+        ngx_http_wsgi_channel_look_later();
     }
 
     /*
@@ -576,9 +516,8 @@ ngx_http_wsgi_sched_kick(ngx_http_wsgi_sched_t *sched)
      * connections get their turn.
      */
 
-    if (look && wake && !ngx_http_wsgi_channel_looked) {
-        ngx_http_wsgi_channel_looked = 1;
-        (void) ngx_http_wsgi_channel_drain(NGX_HTTP_WSGI_ARM_NOT);
+    if (look && wake) {
+        ngx_http_wsgi_channel_look_now();
     }
 
     started = (taken || need);
@@ -1024,7 +963,7 @@ ngx_http_wsgi_runner_event_handler(ngx_event_t *ev)
 
 /* the event loop: a step is back */
 
-static void
+void
 ngx_http_wsgi_thread_complete(ngx_http_wsgi_ctx_t *ctx)
 {
     ngx_connection_t       *c;
@@ -1133,262 +1072,6 @@ ngx_http_wsgi_sched_release(ngx_http_wsgi_sched_t *sched)
     sched->releases = rel;
 
     (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
-}
-
-
-/*
- * Python side, on a pool thread holding the GIL: asks the event loop to
- * send the step's output (write()) or to read more of the request body
- * (wsgi.input), and waits without the GIL until it has.  NGX_ERROR: the
- * client is gone, the body could not be read, or the worker terminates;
- * NGX_AGAIN: another thread of the application waited meanwhile.
- */
-
-ngx_int_t
-ngx_http_wsgi_thread_wait(ngx_http_wsgi_ctx_t *ctx, ngx_uint_t pull)
-{
-    sem_t            wake;
-    ngx_int_t        rc;
-    ngx_uint_t       notify;
-    struct timespec  ts;
-
-    if (ngx_http_wsgi_forked) {
-        /* the event loop is the parent's */
-        ngx_log_error(NGX_LOG_ERR, ctx->log, 0,
-                      "wsgi: write() or wsgi.input used in a process "
-                      "forked by the application");
-        return NGX_ERROR;
-    }
-
-    if (ctx->py_waiting) {
-        /* the caller looks again at what the other one brought */
-        ngx_http_wsgi_thread_turn(ctx);
-        return NGX_AGAIN;
-    }
-
-    if (sem_init(&wake, 0, 0) != 0) {
-        ngx_log_error(NGX_LOG_ALERT, ctx->log, ngx_errno,
-                      "wsgi: sem_init() failed");
-        return NGX_ERROR;
-    }
-
-    ctx->py_waiters++;
-    ctx->py_waiting = 1;
-
-    Py_BEGIN_ALLOW_THREADS
-
-    (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
-
-    notify = ngx_http_wsgi_channel_armed;
-    ngx_http_wsgi_channel_armed = 0;
-
-    ctx->flush = NGX_AGAIN;
-    ctx->pull = pull;
-    ctx->wake = &wake;
-    ctx->flush_next = ngx_http_wsgi_channel_queue;
-    ngx_http_wsgi_channel_queue = ctx;
-
-    (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
-
-    if (notify) {
-        ngx_http_wsgi_channel_notify(ctx->log);
-    }
-
-    (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
-
-    while (ctx->flush == NGX_AGAIN) {
-
-        if (ngx_terminate) {
-            /* the event loop is gone: do not keep the pool from exiting */
-            ctx->flush = NGX_ERROR;
-            break;
-        }
-
-        (void) clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 100000000;
-
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-
-        (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
-        (void) sem_timedwait(&wake, &ts);
-        (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
-    }
-
-    /* the event loop posts under the mutex: nothing touches wake after */
-
-    ctx->wake = NULL;
-    rc = ctx->flush;
-
-    (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
-
-    Py_END_ALLOW_THREADS
-
-    ctx->py_waiting = 0;
-    ctx->py_waiters--;
-
-    (void) sem_destroy(&wake);
-
-    return rc;
-}
-
-
-/*
- * Python side, on a pool: while a thread of the application waits for the
- * event loop, the event loop may be filling ctx->in or sending ctx->out,
- * and the context has room for one wait: other threads wait their turn,
- * counted, so that the step does not end under them.
- */
-
-void
-ngx_http_wsgi_thread_turn(ngx_http_wsgi_ctx_t *ctx)
-{
-    if (ngx_http_wsgi_forked) {
-        /* the thread that waits is the parent's: the next wait fails */
-        ctx->py_waiting = 0;
-        return;
-    }
-
-    ctx->py_waiters++;
-
-    while (ctx->py_waiting) {
-        Py_BEGIN_ALLOW_THREADS
-        ngx_msleep(1);
-        Py_END_ALLOW_THREADS
-    }
-
-    ctx->py_waiters--;
-}
-
-
-/* nginx side: the flush of ctx is over */
-
-void
-ngx_http_wsgi_thread_signal(ngx_http_wsgi_ctx_t *ctx, ngx_int_t rc)
-{
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ctx->log, 0,
-                   "wsgi flush done: %i", rc);
-
-    (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
-
-    ctx->flush = rc;
-
-    /* sem_post() never waits: see ngx_http_wsgi_sched_kick() */
-
-    if (ctx->wake) {
-        (void) sem_post(ctx->wake);
-    }
-
-    (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
-}
-
-
-static void
-ngx_http_wsgi_channel_handler(ngx_event_t *rev)
-{
-    uint64_t           n;
-    ngx_connection_t  *c;
-
-    c = rev->data;
-
-    /* one read resets the counter, however many writes there were */
-
-    if (read(c->fd, &n, sizeof(n)) == -1 && ngx_errno != NGX_EAGAIN) {
-        ngx_log_error(NGX_LOG_ALERT, rev->log, ngx_errno,
-                      "wsgi: read() from the channel failed");
-    }
-
-    (void) ngx_http_wsgi_channel_drain(NGX_HTTP_WSGI_ARM);
-}
-
-
-/*
- * After a round that started an idle pool: another look, after a poll that
- * does not wait.  As long as steps keep coming back the event loop keeps
- * looking; when none has, it arms the eventfd and may sleep.
- */
-
-static void
-ngx_http_wsgi_channel_check(ngx_event_t *ev)
-{
-    ngx_http_wsgi_channel_looked = 0;
-
-    if (ngx_http_wsgi_channel_drain(NGX_HTTP_WSGI_ARM_IDLE)) {
-        ngx_post_event(ev, &ngx_posted_next_events);
-    }
-}
-
-
-/*
- * The event loop: handles what the threads left, and arms the eventfd as
- * arm says; the number of contexts.
- */
-
-static ngx_uint_t
-ngx_http_wsgi_channel_drain(ngx_uint_t arm)
-{
-    ngx_uint_t            n;
-    ngx_http_wsgi_ctx_t  *ctx, *next, *done;
-
-    (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
-
-    ctx = ngx_http_wsgi_channel_queue;
-    ngx_http_wsgi_channel_queue = NULL;
-
-    done = ngx_http_wsgi_channel_done;
-    ngx_http_wsgi_channel_done = NULL;
-
-    if (arm == NGX_HTTP_WSGI_ARM
-        || (arm == NGX_HTTP_WSGI_ARM_IDLE && ctx == NULL && done == NULL))
-    {
-        ngx_http_wsgi_channel_armed = 1;
-    }
-
-    (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
-
-    n = 0;
-
-    while (ctx) {
-        next = ctx->flush_next;
-        ctx->flush_next = NULL;
-
-        ngx_http_wsgi_flush(ctx);
-
-        ctx = next;
-        n++;
-    }
-
-    while (done) {
-        next = done->step_next;
-        done->step_next = NULL;
-
-        ngx_http_wsgi_thread_complete(done);
-
-        done = next;
-        n++;
-    }
-
-    return n;
-}
-
-
-/* a thread: the event loop sleeps, or is about to */
-
-static void
-ngx_http_wsgi_channel_notify(ngx_log_t *log)
-{
-    uint64_t  one;
-
-    one = 1;
-
-    if (write(ngx_http_wsgi_channel->fd, &one, sizeof(one)) == -1
-        && ngx_errno != NGX_EAGAIN)
-    {
-        ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
-                      "wsgi: write() to the channel failed");
-    }
 }
 
 
