@@ -894,7 +894,7 @@ ngx_http_wsgi_init_module(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    return ngx_http_wsgi_thread_init_module(cycle, wmcf);
+    return ngx_http_wsgi_priority_init_module(cycle, wmcf);
 }
 
 

@@ -455,6 +455,63 @@ typedef struct {
 } ngx_http_wsgi_state_t;
 
 
+#define NGX_HTTP_WSGI_RUNNERS     16        /* added at once, at most */
+
+
+/* objects a runner releases: ngx_http_wsgi_thread.c */
+typedef struct ngx_http_wsgi_release_s  ngx_http_wsgi_release_t;
+
+typedef struct ngx_http_wsgi_sched_s  ngx_http_wsgi_sched_t;
+
+typedef struct ngx_http_wsgi_runner_s  ngx_http_wsgi_runner_t;
+
+struct ngx_http_wsgi_runner_s {
+    ngx_thread_task_t        task;
+    ngx_http_wsgi_sched_t   *sched;
+    ngx_http_wsgi_runner_t  *next;        /* free list */
+    ngx_queue_t              queue;       /* in sched->active */
+
+    /* under the channel mutex */
+    pid_t                    tid;         /* its thread, once it runs */
+    ngx_uint_t               busy;        /* running a step */
+    uint64_t                 started;     /* us, its step; 0 between steps */
+    ngx_uint_t               yielding;    /* its thread under SCHED_IDLE */
+};
+
+
+/* the steps waiting for a pool; counters under the channel mutex */
+
+struct ngx_http_wsgi_sched_s {
+    ngx_thread_pool_t       *pool;
+    ngx_http_wsgi_ctx_t     *head;
+    ngx_http_wsgi_ctx_t    **tail;
+    ngx_uint_t               queued;
+    ngx_http_wsgi_release_t *releases;
+    ngx_uint_t               runners;     /* posted, not yet returned */
+    ngx_uint_t               busy;        /* running a step */
+    ngx_uint_t               idle;        /* lingering for the next one */
+    ngx_uint_t               retire;      /* lingering runners: return */
+    ngx_uint_t               posted;      /* wakeups not yet taken */
+    ngx_uint_t               priority;    /* of the runners' threads */
+    uint64_t                 average;     /* us, the steps' recent length */
+    ngx_uint_t               yielding;    /* runners go under SCHED_IDLE */
+    sem_t                    wake;        /* wakes a lingering runner */
+    ngx_event_t              timer;       /* looks for a stalled queue */
+    ngx_event_t              kick;        /* after this event loop round */
+
+    /* event loop only */
+    ngx_queue_t              active;      /* runners posted, not back */
+    ngx_msec_t               looked;      /* at long steps */
+    ngx_event_t              linger;      /* retires idle runners */
+    ngx_uint_t               kicked;      /* since the last linger timer */
+    ngx_http_wsgi_runner_t  *free;
+    ngx_uint_t               away;        /* steps not back yet */
+    ngx_event_t              alive;       /* keeps an exiting worker */
+    ngx_http_wsgi_objs_t     objs;        /* to release, this round */
+    ngx_http_wsgi_sched_t   *next;
+};
+
+
 extern ngx_module_t  ngx_http_wsgi_module;
 extern ngx_http_wsgi_interp_t  *ngx_http_wsgi_interp;
 extern ngx_uint_t  ngx_http_wsgi_forked;
@@ -478,8 +535,6 @@ void ngx_http_wsgi_accept_after(void);
 
 
 /* thread pools */
-ngx_int_t ngx_http_wsgi_thread_init_module(ngx_cycle_t *cycle,
-    ngx_http_wsgi_main_conf_t *wmcf);
 ngx_int_t ngx_http_wsgi_thread_init(ngx_cycle_t *cycle,
     ngx_http_wsgi_main_conf_t *wmcf);
 void ngx_http_wsgi_thread_done(ngx_cycle_t *cycle);
@@ -489,6 +544,25 @@ void ngx_http_wsgi_thread_release(ngx_thread_pool_t *tp, PyObject **objs,
     ngx_uint_t n, ngx_log_t *log);
 void ngx_http_wsgi_thread_complete(ngx_http_wsgi_ctx_t *ctx);
 ngx_int_t ngx_http_wsgi_input_pull(ngx_http_wsgi_ctx_t *ctx);
+
+/* the pools' schedulers, for the look at their runners' threads */
+extern ngx_http_wsgi_sched_t  *ngx_http_wsgi_scheds;
+
+
+/* the priority of the pool threads, and the CPU time they use */
+ngx_int_t ngx_http_wsgi_priority_init_module(ngx_cycle_t *cycle,
+    ngx_http_wsgi_main_conf_t *wmcf);
+void ngx_http_wsgi_priority_init(ngx_cycle_t *cycle,
+    ngx_http_wsgi_main_conf_t *wmcf);
+void ngx_http_wsgi_priority_idle(ngx_log_t *log);
+void ngx_http_wsgi_priority_runner(ngx_http_wsgi_runner_t *runner,
+    ngx_uint_t yielding);
+void ngx_http_wsgi_priority_yield(ngx_http_wsgi_sched_t *sched);
+ngx_uint_t ngx_http_wsgi_priority_computing(uint64_t now);
+void ngx_http_wsgi_priority_restart(void);
+
+/* "wsgi_thread_priority auto" works: the runners may yield and come back */
+extern ngx_uint_t  ngx_http_wsgi_yields;
 
 
 /* the worker's channel from the pool threads to the event loop */
@@ -625,6 +699,19 @@ ngx_http_wsgi_forked_check(ngx_log_t *log)
     if (ngx_http_wsgi_forked) {
         ngx_http_wsgi_forked_exit(log);
     }
+}
+
+
+/* us, monotonic: a step's and a runner's times */
+
+static ngx_inline uint64_t
+ngx_http_wsgi_thread_clock(void)
+{
+    struct timespec  ts;
+
+    (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+
+    return (uint64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 
