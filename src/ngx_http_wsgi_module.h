@@ -21,9 +21,10 @@
 /*
  * The module is split in two sides that meet in ngx_http_wsgi_ctx_t.
  *
- * The nginx side (module.c, handler.c) owns the request: it snapshots what
- * the application may see into ctx->snap, runs execution steps and turns
- * what a step produced (status, headers, body chunks) into nginx output.
+ * The nginx side (module.c, handler.c; thread.c, channel.c and priority.c
+ * for the thread pools) owns the request: it snapshots what the
+ * application may see into ctx->snap, runs execution steps and turns what
+ * a step produced (status, headers, body chunks) into nginx output.
  *
  * The Python side (step.c, environ.c, response.c, input.c, errors.c,
  * file_wrapper.c, interp.c, app.c) runs only inside an execution step, on
@@ -455,6 +456,11 @@ typedef struct {
 } ngx_http_wsgi_state_t;
 
 
+/*
+ * A thread pool's queue of steps and its runners: run by thread.c, looked
+ * at by priority.c (the runners' threads, their steps' times).
+ */
+
 #define NGX_HTTP_WSGI_RUNNERS     16        /* added at once, at most */
 
 
@@ -464,6 +470,8 @@ typedef struct ngx_http_wsgi_release_s  ngx_http_wsgi_release_t;
 typedef struct ngx_http_wsgi_sched_s  ngx_http_wsgi_sched_t;
 
 typedef struct ngx_http_wsgi_runner_s  ngx_http_wsgi_runner_t;
+
+/* a thread task that runs queued steps until there are none */
 
 struct ngx_http_wsgi_runner_s {
     ngx_thread_task_t        task;

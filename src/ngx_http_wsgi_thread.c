@@ -15,7 +15,55 @@
  *
  * The request is pinned while its step is away (r->main->blocked), and a
  * timer keeps a gracefully exiting worker alive until its steps are back.
- * The channel is in ngx_http_wsgi_channel.c.
+ * The channel is in ngx_http_wsgi_channel.c, the threads' priority and the
+ * look at whether busy runners compute in ngx_http_wsgi_priority.c.
+ *
+ * A step (its ctx), from the event loop to a pool thread and back:
+ *
+ *          thread_post()          a runner            step_exec() returns
+ *   (event loop) ------> QUEUED ------------> RUNNING ------------> DONE
+ *   blocked++,           sched->head,         on the runner's   on the
+ *   away++               queued++             thread, with the  channel's
+ *                                             GIL       |   ^   done list
+ *                        write(), wsgi.input:           v   |         |
+ *                        thread_wait() without the GIL, until         |
+ *                        thread_signal() from the event loop          |
+ *                                                                     v
+ *   BACK: thread_complete() on the event loop (channel drain): blocked--,
+ *   away--; ngx_http_wsgi_step_complete() may post the request's next step
+ *
+ * A runner (a task of the pool):
+ *
+ *          sched_runner()        a pool thread
+ *   (kick) -------------> POSTED -------------> RUNNING <------------+
+ *   runners++             in sched->active      takes the releases,  |
+ *                                               then the steps,      |
+ *                                               busy++ per step      |
+ *                                                 |                  |
+ *                                                 | nothing queued:  |
+ *                                                 | the GIL goes     |
+ *                                                 v                  |
+ *                                             LINGERING ------------+
+ *                                             idle++, waits on    woken by
+ *                                             sched->wake, for    a kick
+ *                                             up to LINGER_MAX
+ *                                                 |
+ *                                                 | timed out, or woken with
+ *                                                 | nothing queued after the
+ *                                                 | linger timer set retire,
+ *                                                 v or the worker exits
+ *                                             RETURNED: runners--; the
+ *                                             task's event on the event
+ *                                             loop (runner_event_handler)
+ *                                             puts it on sched->free
+ *
+ * The pool's events, on the event loop: "kick", posted once per round
+ * that queued steps or releases, hands over the releases, wakes lingering
+ * runners or posts new ones (none runs, or the oldest step waited STALE us
+ * and the busy ones are blocked); "timer" (1 ms) kicks again while steps
+ * wait for busy runners; "linger" (LINGER ms, while runners exist) retires
+ * those that lingered through a round without a kick; "alive" keeps an
+ * exiting worker while steps are away.
  */
 
 
