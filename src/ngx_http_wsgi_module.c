@@ -21,6 +21,8 @@ static char *ngx_http_wsgi_var(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_wsgi_thread_pool(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static ngx_thread_pool_t *ngx_http_wsgi_thread_pool_default(ngx_conf_t *cf,
+    ngx_str_t *name, ngx_uint_t threads, ngx_uint_t max_queue);
 static char *ngx_http_wsgi_python_home(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_wsgi_buffer_size(ngx_conf_t *cf, void *post,
@@ -29,6 +31,9 @@ static ngx_int_t ngx_http_wsgi_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_wsgi_init_process(ngx_cycle_t *cycle);
 static void ngx_http_wsgi_exit_process(ngx_cycle_t *cycle);
 static void ngx_http_wsgi_atfork_child(void);
+
+
+extern ngx_module_t  ngx_thread_pool_module;
 
 
 /* set in a process the application forked from the worker */
@@ -746,6 +751,82 @@ ngx_http_wsgi_thread_pool(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/*
+ * Declares "thread_pool NAME threads=N max_queue=M" as if it were in the
+ * configuration, for the pool the module uses when none is named.
+ */
+
+static ngx_thread_pool_t *
+ngx_http_wsgi_thread_pool_default(ngx_conf_t *cf, ngx_str_t *name,
+    ngx_uint_t threads, ngx_uint_t max_queue)
+{
+    char               *rv;
+    ngx_str_t          *arg;
+    ngx_conf_t          pcf;
+    ngx_array_t         args;
+    ngx_command_t      *cmd;
+    ngx_thread_pool_t  *tp;
+
+    tp = ngx_thread_pool_get(cf->cycle, name);
+    if (tp) {
+        return tp;
+    }
+
+    for (cmd = ngx_thread_pool_module.commands; cmd->name.len; cmd++) {
+        if (cmd->name.len == sizeof("thread_pool") - 1
+            && ngx_strncmp(cmd->name.data, "thread_pool", cmd->name.len)
+               == 0)
+        {
+            break;
+        }
+    }
+
+    if (cmd->name.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "no \"thread_pool\" directive in this nginx");
+        return NULL;
+    }
+
+    if (ngx_array_init(&args, cf->temp_pool, 4, sizeof(ngx_str_t))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    arg = ngx_array_push_n(&args, 4);
+    if (arg == NULL) {
+        return NULL;
+    }
+
+    ngx_str_set(&arg[0], "thread_pool");
+    arg[1] = *name;
+
+    arg[2].data = ngx_pnalloc(cf->temp_pool,
+                              sizeof("threads=") + NGX_INT_T_LEN);
+    arg[3].data = ngx_pnalloc(cf->temp_pool,
+                              sizeof("max_queue=") + NGX_INT_T_LEN);
+    if (arg[2].data == NULL || arg[3].data == NULL) {
+        return NULL;
+    }
+
+    arg[2].len = ngx_sprintf(arg[2].data, "threads=%ui", threads)
+                 - arg[2].data;
+    arg[3].len = ngx_sprintf(arg[3].data, "max_queue=%ui", max_queue)
+                 - arg[3].data;
+
+    pcf = *cf;
+    pcf.args = &args;
+
+    rv = cmd->set(&pcf, cmd, NULL);
+
+    if (rv != NGX_CONF_OK) {
+        return NULL;
+    }
+
+    return ngx_thread_pool_get(cf->cycle, name);
+}
+
+
 static char *
 ngx_http_wsgi_python_home(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
@@ -813,7 +894,7 @@ ngx_http_wsgi_init_module(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    return ngx_http_wsgi_thread_init_module(cycle, wmcf);
+    return ngx_http_wsgi_priority_init_module(cycle, wmcf);
 }
 
 

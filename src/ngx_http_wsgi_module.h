@@ -21,9 +21,10 @@
 /*
  * The module is split in two sides that meet in ngx_http_wsgi_ctx_t.
  *
- * The nginx side (module.c, handler.c) owns the request: it snapshots what
- * the application may see into ctx->snap, runs execution steps and turns
- * what a step produced (status, headers, body chunks) into nginx output.
+ * The nginx side (module.c, handler.c; thread.c, channel.c and priority.c
+ * for the thread pools) owns the request: it snapshots what the
+ * application may see into ctx->snap, runs execution steps and turns what
+ * a step produced (status, headers, body chunks) into nginx output.
  *
  * The Python side (step.c, environ.c, response.c, input.c, errors.c,
  * file_wrapper.c, interp.c, app.c) runs only inside an execution step, on
@@ -455,6 +456,70 @@ typedef struct {
 } ngx_http_wsgi_state_t;
 
 
+/*
+ * A thread pool's queue of steps and its runners: run by thread.c, looked
+ * at by priority.c (the runners' threads, their steps' times).
+ */
+
+#define NGX_HTTP_WSGI_RUNNERS     16        /* added at once, at most */
+
+
+/* objects a runner releases: ngx_http_wsgi_thread.c */
+typedef struct ngx_http_wsgi_release_s  ngx_http_wsgi_release_t;
+
+typedef struct ngx_http_wsgi_sched_s  ngx_http_wsgi_sched_t;
+
+typedef struct ngx_http_wsgi_runner_s  ngx_http_wsgi_runner_t;
+
+/* a thread task that runs queued steps until there are none */
+
+struct ngx_http_wsgi_runner_s {
+    ngx_thread_task_t        task;
+    ngx_http_wsgi_sched_t   *sched;
+    ngx_http_wsgi_runner_t  *next;        /* free list */
+    ngx_queue_t              queue;       /* in sched->active */
+
+    /* under the channel mutex */
+    pid_t                    tid;         /* its thread, once it runs */
+    ngx_uint_t               busy;        /* running a step */
+    uint64_t                 started;     /* us, its step; 0 between steps */
+    ngx_uint_t               yielding;    /* its thread under SCHED_IDLE */
+};
+
+
+/* the steps waiting for a pool; counters under the channel mutex */
+
+struct ngx_http_wsgi_sched_s {
+    ngx_thread_pool_t       *pool;
+    ngx_http_wsgi_ctx_t     *head;
+    ngx_http_wsgi_ctx_t    **tail;
+    ngx_uint_t               queued;
+    ngx_http_wsgi_release_t *releases;
+    ngx_uint_t               runners;     /* posted, not yet returned */
+    ngx_uint_t               busy;        /* running a step */
+    ngx_uint_t               idle;        /* lingering for the next one */
+    ngx_uint_t               retire;      /* lingering runners: return */
+    ngx_uint_t               posted;      /* wakeups not yet taken */
+    ngx_uint_t               priority;    /* of the runners' threads */
+    uint64_t                 average;     /* us, the steps' recent length */
+    ngx_uint_t               yielding;    /* runners go under SCHED_IDLE */
+    sem_t                    wake;        /* wakes a lingering runner */
+    ngx_event_t              timer;       /* looks for a stalled queue */
+    ngx_event_t              kick;        /* after this event loop round */
+
+    /* event loop only */
+    ngx_queue_t              active;      /* runners posted, not back */
+    ngx_msec_t               looked;      /* at long steps */
+    ngx_event_t              linger;      /* retires idle runners */
+    ngx_uint_t               kicked;      /* since the last linger timer */
+    ngx_http_wsgi_runner_t  *free;
+    ngx_uint_t               away;        /* steps not back yet */
+    ngx_event_t              alive;       /* keeps an exiting worker */
+    ngx_http_wsgi_objs_t     objs;        /* to release, this round */
+    ngx_http_wsgi_sched_t   *next;
+};
+
+
 extern ngx_module_t  ngx_http_wsgi_module;
 extern ngx_http_wsgi_interp_t  *ngx_http_wsgi_interp;
 extern ngx_uint_t  ngx_http_wsgi_forked;
@@ -478,10 +543,6 @@ void ngx_http_wsgi_accept_after(void);
 
 
 /* thread pools */
-ngx_thread_pool_t *ngx_http_wsgi_thread_pool_default(ngx_conf_t *cf,
-    ngx_str_t *name, ngx_uint_t threads, ngx_uint_t max_queue);
-ngx_int_t ngx_http_wsgi_thread_init_module(ngx_cycle_t *cycle,
-    ngx_http_wsgi_main_conf_t *wmcf);
 ngx_int_t ngx_http_wsgi_thread_init(ngx_cycle_t *cycle,
     ngx_http_wsgi_main_conf_t *wmcf);
 void ngx_http_wsgi_thread_done(ngx_cycle_t *cycle);
@@ -489,11 +550,48 @@ ngx_int_t ngx_http_wsgi_thread_post(ngx_http_wsgi_ctx_t *ctx,
     ngx_http_wsgi_step_e step, ngx_uint_t max_queue);
 void ngx_http_wsgi_thread_release(ngx_thread_pool_t *tp, PyObject **objs,
     ngx_uint_t n, ngx_log_t *log);
+void ngx_http_wsgi_thread_complete(ngx_http_wsgi_ctx_t *ctx);
+ngx_int_t ngx_http_wsgi_input_pull(ngx_http_wsgi_ctx_t *ctx);
+
+/* the pools' schedulers, for the look at their runners' threads */
+extern ngx_http_wsgi_sched_t  *ngx_http_wsgi_scheds;
+
+
+/* the priority of the pool threads, and the CPU time they use */
+ngx_int_t ngx_http_wsgi_priority_init_module(ngx_cycle_t *cycle,
+    ngx_http_wsgi_main_conf_t *wmcf);
+void ngx_http_wsgi_priority_init(ngx_cycle_t *cycle,
+    ngx_http_wsgi_main_conf_t *wmcf);
+void ngx_http_wsgi_priority_idle(ngx_log_t *log);
+void ngx_http_wsgi_priority_runner(ngx_http_wsgi_runner_t *runner,
+    ngx_uint_t yielding);
+void ngx_http_wsgi_priority_yield(ngx_http_wsgi_sched_t *sched);
+ngx_uint_t ngx_http_wsgi_priority_computing(uint64_t now);
+void ngx_http_wsgi_priority_restart(void);
+
+/* "wsgi_thread_priority auto" works: the runners may yield and come back */
+extern ngx_uint_t  ngx_http_wsgi_yields;
+
+
+/* the worker's channel from the pool threads to the event loop */
+ngx_int_t ngx_http_wsgi_channel_open(ngx_cycle_t *cycle);
+void ngx_http_wsgi_channel_close(void);
+void ngx_http_wsgi_channel_look_later(void);
+void ngx_http_wsgi_channel_look_now(void);
+void ngx_http_wsgi_channel_notify(ngx_log_t *log);
 ngx_int_t ngx_http_wsgi_thread_wait(ngx_http_wsgi_ctx_t *ctx,
     ngx_uint_t pull);
 void ngx_http_wsgi_thread_turn(ngx_http_wsgi_ctx_t *ctx);
-ngx_int_t ngx_http_wsgi_input_pull(ngx_http_wsgi_ctx_t *ctx);
 void ngx_http_wsgi_thread_signal(ngx_http_wsgi_ctx_t *ctx, ngx_int_t rc);
+
+/*
+ * Under the mutex, which also guards the thread pools' queues: the steps
+ * back from the runners, and whether the event loop may sleep (a thread
+ * must then notify it).
+ */
+extern pthread_mutex_t  ngx_http_wsgi_channel_mutex;
+extern ngx_http_wsgi_ctx_t  *ngx_http_wsgi_channel_done;
+extern ngx_uint_t  ngx_http_wsgi_channel_armed;
 
 
 /* execution steps: the only way the nginx side runs Python */
@@ -609,6 +707,19 @@ ngx_http_wsgi_forked_check(ngx_log_t *log)
     if (ngx_http_wsgi_forked) {
         ngx_http_wsgi_forked_exit(log);
     }
+}
+
+
+/* us, monotonic: a step's and a runner's times */
+
+static ngx_inline uint64_t
+ngx_http_wsgi_thread_clock(void)
+{
+    struct timespec  ts;
+
+    (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+
+    return (uint64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 

@@ -15,111 +15,75 @@
  *
  * The request is pinned while its step is away (r->main->blocked), and a
  * timer keeps a gracefully exiting worker alive until its steps are back.
+ * The channel is in ngx_http_wsgi_channel.c, the threads' priority and the
+ * look at whether busy runners compute in ngx_http_wsgi_priority.c.
  *
- * write() needs the event loop while its step is still running: the pool
- * thread queues the context on the worker's channel (an eventfd in the
- * event loop), and waits, without the GIL, until the event loop has passed
- * the data to nginx's output and the connection has drained.
+ * A step (its ctx), from the event loop to a pool thread and back:
+ *
+ *          thread_post()          a runner            step_exec() returns
+ *   (event loop) ------> QUEUED ------------> RUNNING ------------> DONE
+ *   blocked++,           sched->head,         on the runner's   on the
+ *   away++               queued++             thread, with the  channel's
+ *                                             GIL       |   ^   done list
+ *                        write(), wsgi.input:           v   |         |
+ *                        thread_wait() without the GIL, until         |
+ *                        thread_signal() from the event loop          |
+ *                                                                     v
+ *   BACK: thread_complete() on the event loop (channel drain): blocked--,
+ *   away--; ngx_http_wsgi_step_complete() may post the request's next step
+ *
+ * A runner (a task of the pool):
+ *
+ *          sched_runner()        a pool thread
+ *   (kick) -------------> POSTED -------------> RUNNING <------------+
+ *   runners++             in sched->active      takes the releases,  |
+ *                                               then the steps,      |
+ *                                               busy++ per step      |
+ *                                                 |                  |
+ *                                                 | nothing queued:  |
+ *                                                 | the GIL goes     |
+ *                                                 v                  |
+ *                                             LINGERING ------------+
+ *                                             idle++, waits on    woken by
+ *                                             sched->wake, for    a kick
+ *                                             up to LINGER_MAX
+ *                                                 |
+ *                                                 | timed out, or woken with
+ *                                                 | nothing queued after the
+ *                                                 | linger timer set retire,
+ *                                                 v or the worker exits
+ *                                             RETURNED: runners--; the
+ *                                             task's event on the event
+ *                                             loop (runner_event_handler)
+ *                                             puts it on sched->free
+ *
+ * The pool's events, on the event loop: "kick", posted once per round
+ * that queued steps or releases, hands over the releases, wakes lingering
+ * runners or posts new ones (none runs, or the oldest step waited STALE us
+ * and the busy ones are blocked); "timer" (1 ms) kicks again while steps
+ * wait for busy runners; "linger" (LINGER ms, while runners exist) retires
+ * those that lingered through a round without a kick; "alive" keeps an
+ * exiting worker while steps are away.
  */
 
 
 #include "ngx_http_wsgi_module.h"
-
-#include <sched.h>
-
-#include <sys/eventfd.h>
-#include <sys/resource.h>
 
 
 #define NGX_HTTP_WSGI_KEEP_ALIVE  3600000
 
 
 #define NGX_HTTP_WSGI_STALE       250       /* us a step may wait */
-#define NGX_HTTP_WSGI_RUNNERS     16        /* added at once, at most */
 #define NGX_HTTP_WSGI_LINGER      10        /* ms a runner waits for work */
 #define NGX_HTTP_WSGI_LINGER_MAX  100       /* ms, if nobody tells it */
-#define NGX_HTTP_WSGI_SAMPLE_MIN  1000      /* us between CPU samples */
-#define NGX_HTTP_WSGI_SAMPLE_MAX  20000     /* us, an older CPU sample is
-                                               no measure of the moment */
-#define NGX_HTTP_WSGI_LONG        2000      /* us, a step that long runs... */
-#define NGX_HTTP_WSGI_LONG_AVG    1000      /* or steps that long, on average,
-                                               make the pool let nginx go
-                                               first, while it computes */
-#define NGX_HTTP_WSGI_YIELD_LOOK  2         /* ms between looks at them */
-/* ngx_http_wsgi_channel_drain(): then the threads write the eventfd */
-#define NGX_HTTP_WSGI_ARM_IDLE    0         /* if nothing came back */
-#define NGX_HTTP_WSGI_ARM         1         /* always */
-#define NGX_HTTP_WSGI_ARM_NOT     2         /* not: the loop looks again */
 
 #define NGX_HTTP_WSGI_MALLOC_WARM (1024 * 1024)  /* bytes, see below */
 
-
-typedef struct ngx_http_wsgi_release_s  ngx_http_wsgi_release_t;
 
 struct ngx_http_wsgi_release_s {
     ngx_http_wsgi_release_t *next;
     ngx_uint_t               n;
     PyObject                *objs[1];
-};
-
-
-/* a look at the CPU time of the pool threads */
-
-typedef struct {
-    uint64_t                 at;          /* us, monotonic; 0: none yet */
-    uint64_t                 pool;        /* us of CPU, but the event loop's */
-    uint64_t                 loop;        /* us of CPU, the event loop's */
-} ngx_http_wsgi_sample_t;
-
-
-typedef struct ngx_http_wsgi_sched_s  ngx_http_wsgi_sched_t;
-
-typedef struct ngx_http_wsgi_runner_s  ngx_http_wsgi_runner_t;
-
-struct ngx_http_wsgi_runner_s {
-    ngx_thread_task_t        task;
-    ngx_http_wsgi_sched_t   *sched;
-    ngx_http_wsgi_runner_t  *next;        /* free list */
-    ngx_queue_t              queue;       /* in sched->active */
-
-    /* under the channel mutex */
-    pid_t                    tid;         /* its thread, once it runs */
-    ngx_uint_t               busy;        /* running a step */
-    uint64_t                 started;     /* us, its step; 0 between steps */
-    ngx_uint_t               yielding;    /* its thread under SCHED_IDLE */
-};
-
-
-/* the steps waiting for a pool; counters under the channel mutex */
-
-struct ngx_http_wsgi_sched_s {
-    ngx_thread_pool_t       *pool;
-    ngx_http_wsgi_ctx_t     *head;
-    ngx_http_wsgi_ctx_t    **tail;
-    ngx_uint_t               queued;
-    ngx_http_wsgi_release_t *releases;
-    ngx_uint_t               runners;     /* posted, not yet returned */
-    ngx_uint_t               busy;        /* running a step */
-    ngx_uint_t               idle;        /* lingering for the next one */
-    ngx_uint_t               retire;      /* lingering runners: return */
-    ngx_uint_t               posted;      /* wakeups not yet taken */
-    ngx_uint_t               priority;    /* of the runners' threads */
-    uint64_t                 average;     /* us, the steps' recent length */
-    ngx_uint_t               yielding;    /* runners go under SCHED_IDLE */
-    sem_t                    wake;        /* wakes a lingering runner */
-    ngx_event_t              timer;       /* looks for a stalled queue */
-    ngx_event_t              kick;        /* after this event loop round */
-
-    /* event loop only */
-    ngx_queue_t              active;      /* runners posted, not back */
-    ngx_msec_t               looked;      /* at long steps */
-    ngx_event_t              linger;      /* retires idle runners */
-    ngx_uint_t               kicked;      /* since the last linger timer */
-    ngx_http_wsgi_runner_t  *free;
-    ngx_uint_t               away;        /* steps not back yet */
-    ngx_event_t              alive;       /* keeps an exiting worker */
-    ngx_http_wsgi_objs_t     objs;        /* to release, this round */
-    ngx_http_wsgi_sched_t   *next;
 };
 
 
@@ -134,290 +98,25 @@ static ngx_uint_t ngx_http_wsgi_sched_stalled(ngx_http_wsgi_sched_t *sched,
 static void ngx_http_wsgi_sched_kick_handler(ngx_event_t *ev);
 static void ngx_http_wsgi_runner_handler(void *data, ngx_log_t *log);
 static void ngx_http_wsgi_runner_event_handler(ngx_event_t *ev);
-static void ngx_http_wsgi_thread_complete(ngx_http_wsgi_ctx_t *ctx);
 static void ngx_http_wsgi_sched_alive_handler(ngx_event_t *ev);
 static void ngx_http_wsgi_sched_linger_handler(ngx_event_t *ev);
 static void ngx_http_wsgi_sched_release(ngx_http_wsgi_sched_t *sched);
-static uint64_t ngx_http_wsgi_thread_clock(void);
-static ngx_int_t ngx_http_wsgi_thread_sample(ngx_http_wsgi_sample_t *sample,
-    uint64_t now, uint64_t *interval, uint64_t *used, uint64_t *avail);
-static ngx_uint_t ngx_http_wsgi_thread_computing(uint64_t now);
-static ngx_uint_t ngx_http_wsgi_thread_running(void);
-static void ngx_http_wsgi_sched_yield(ngx_http_wsgi_sched_t *sched);
-static void ngx_http_wsgi_runner_policy(ngx_http_wsgi_runner_t *runner,
-    ngx_uint_t yielding);
-static void ngx_http_wsgi_thread_idle(ngx_log_t *log);
 static void ngx_http_wsgi_thread_malloc(ngx_log_t *log);
-static uint64_t ngx_http_wsgi_thread_cpu(clockid_t clock);
-static void ngx_http_wsgi_channel_handler(ngx_event_t *rev);
-static void ngx_http_wsgi_channel_check(ngx_event_t *ev);
-static ngx_uint_t ngx_http_wsgi_channel_drain(ngx_uint_t arm);
-static void ngx_http_wsgi_channel_notify(ngx_log_t *log);
 
 
-extern ngx_module_t  ngx_thread_pool_module;
-
-
-/* the worker's channel: contexts whose write() waits for the event loop */
-
-static ngx_connection_t     *ngx_http_wsgi_channel;
-static ngx_http_wsgi_ctx_t  *ngx_http_wsgi_channel_queue;
-static ngx_http_wsgi_ctx_t  *ngx_http_wsgi_channel_done;
-static ngx_http_wsgi_sched_t  *ngx_http_wsgi_scheds;
-static pthread_mutex_t       ngx_http_wsgi_channel_mutex =
-                                 PTHREAD_MUTEX_INITIALIZER;
-
-/* the event loop's last look at the CPU time, when steps wait */
-static ngx_http_wsgi_sample_t  ngx_http_wsgi_sampled;
-/* how many looks in a row found the runners blocked */
-static ngx_uint_t            ngx_http_wsgi_sampled_calm;
-
-/* "wsgi_thread_priority auto": the look at long steps, and whether the
-   worker may take a thread back from SCHED_IDLE */
-static ngx_http_wsgi_sample_t  ngx_http_wsgi_looked;
-static ngx_uint_t            ngx_http_wsgi_yields;
-
-/* under the mutex: the event loop may sleep, a thread must write the fd */
-static ngx_uint_t            ngx_http_wsgi_channel_armed = 1;
-
-/* the event loop's next look at the lists, after a non-blocking poll */
-static ngx_event_t           ngx_http_wsgi_channel_next;
-/* the event loop looked at them right after waking a runner, this round */
-static ngx_uint_t            ngx_http_wsgi_channel_looked;
-
-
-/*
- * Declares "thread_pool NAME threads=N max_queue=M" as if it were in the
- * configuration, for the pool the module uses when none is named.
- */
-
-ngx_thread_pool_t *
-ngx_http_wsgi_thread_pool_default(ngx_conf_t *cf, ngx_str_t *name,
-    ngx_uint_t threads, ngx_uint_t max_queue)
-{
-    char               *rv;
-    ngx_str_t          *arg;
-    ngx_conf_t          pcf;
-    ngx_array_t         args;
-    ngx_command_t      *cmd;
-    ngx_thread_pool_t  *tp;
-
-    tp = ngx_thread_pool_get(cf->cycle, name);
-    if (tp) {
-        return tp;
-    }
-
-    for (cmd = ngx_thread_pool_module.commands; cmd->name.len; cmd++) {
-        if (cmd->name.len == sizeof("thread_pool") - 1
-            && ngx_strncmp(cmd->name.data, "thread_pool", cmd->name.len)
-               == 0)
-        {
-            break;
-        }
-    }
-
-    if (cmd->name.len == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "no \"thread_pool\" directive in this nginx");
-        return NULL;
-    }
-
-    if (ngx_array_init(&args, cf->temp_pool, 4, sizeof(ngx_str_t))
-        != NGX_OK)
-    {
-        return NULL;
-    }
-
-    arg = ngx_array_push_n(&args, 4);
-    if (arg == NULL) {
-        return NULL;
-    }
-
-    ngx_str_set(&arg[0], "thread_pool");
-    arg[1] = *name;
-
-    arg[2].data = ngx_pnalloc(cf->temp_pool,
-                              sizeof("threads=") + NGX_INT_T_LEN);
-    arg[3].data = ngx_pnalloc(cf->temp_pool,
-                              sizeof("max_queue=") + NGX_INT_T_LEN);
-    if (arg[2].data == NULL || arg[3].data == NULL) {
-        return NULL;
-    }
-
-    arg[2].len = ngx_sprintf(arg[2].data, "threads=%ui", threads)
-                 - arg[2].data;
-    arg[3].len = ngx_sprintf(arg[3].data, "max_queue=%ui", max_queue)
-                 - arg[3].data;
-
-    pcf = *cf;
-    pcf.args = &args;
-
-    rv = cmd->set(&pcf, cmd, NULL);
-
-    if (rv != NGX_CONF_OK) {
-        return NULL;
-    }
-
-    return ngx_thread_pool_get(cf->cycle, name);
-}
-
-
-/*
- * The master, with "wsgi_thread_priority auto": the workers lower a pool
- * thread to SCHED_IDLE while its steps compute long, and take it back
- * after.  Linux lets an unprivileged thread back from SCHED_IDLE only as
- * far as RLIMIT_NICE lets it lower its nice value (to 20 - the limit):
- * the limit is raised to the workers' own nice value, no further.
- */
-
-ngx_int_t
-ngx_http_wsgi_thread_init_module(ngx_cycle_t *cycle,
-    ngx_http_wsgi_main_conf_t *wmcf)
-{
-    int               nice;
-    rlim_t            need;
-    struct rlimit     rlim;
-    ngx_core_conf_t  *ccf;
-
-    if (wmcf->priority != NGX_HTTP_WSGI_PRIORITY_AUTO) {
-        return NGX_OK;
-    }
-
-    ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
-
-    nice = ccf->priority;
-
-    if (nice == 0) {
-        ngx_set_errno(0);
-        nice = getpriority(PRIO_PROCESS, 0);
-
-        if (nice == -1 && ngx_errno) {
-            nice = 0;
-        }
-    }
-
-    need = (rlim_t) (20 - nice);
-
-    if (getrlimit(RLIMIT_NICE, &rlim) == -1) {
-        ngx_log_error(NGX_LOG_ALERT, cycle->log, ngx_errno,
-                      "wsgi: getrlimit(RLIMIT_NICE) failed");
-        return NGX_OK;
-    }
-
-    if (rlim.rlim_cur >= need) {
-        return NGX_OK;
-    }
-
-    rlim.rlim_cur = need;
-
-    if (rlim.rlim_max < need) {
-        rlim.rlim_max = need;
-    }
-
-    if (setrlimit(RLIMIT_NICE, &rlim) == -1) {
-        /* not privileged: the workers find out, and say so */
-        ngx_log_debug0(NGX_LOG_DEBUG_CORE, cycle->log, ngx_errno,
-                       "wsgi: setrlimit(RLIMIT_NICE) failed");
-    }
-
-    return NGX_OK;
-}
-
-
-/* a scratch thread: may a thread of this worker go to SCHED_IDLE and back */
-
-static void *
-ngx_http_wsgi_thread_probe(void *data)
-{
-    ngx_err_t *err = data;
-
-    struct sched_param  sp;
-
-    ngx_memzero(&sp, sizeof(struct sched_param));
-
-    if (sched_setscheduler(0, SCHED_IDLE, &sp) == -1
-        || sched_setscheduler(0, SCHED_OTHER, &sp) == -1)
-    {
-        *err = ngx_errno;
-    }
-
-    return NULL;
-}
+ngx_http_wsgi_sched_t  *ngx_http_wsgi_scheds;
 
 
 ngx_int_t
 ngx_http_wsgi_thread_init(ngx_cycle_t *cycle, ngx_http_wsgi_main_conf_t *wmcf)
 {
-    int                fd, rc;
-    ngx_err_t          err;
-    pthread_t          tid;
-    ngx_connection_t  *c;
-
-    ngx_http_wsgi_yields = 0;
-
     if (wmcf->pooled) {
         ngx_http_wsgi_thread_malloc(cycle->log);
     }
 
-    if (wmcf->pooled && wmcf->priority == NGX_HTTP_WSGI_PRIORITY_AUTO) {
+    ngx_http_wsgi_priority_init(cycle, wmcf);
 
-        /*
-         * Whatever rlimits, capabilities or seccomp say: try, on a thread.
-         * Not in a worker whose applications all run inline: once a
-         * process has started a second thread, glibc wraps each recv(),
-         * writev() and epoll_wait() in cancellation points and takes
-         * malloc's locks, for good.
-         */
-
-        err = 0;
-
-        rc = pthread_create(&tid, NULL, ngx_http_wsgi_thread_probe, &err);
-
-        if (rc != 0) {
-            err = rc;
-
-        } else {
-            (void) pthread_join(tid, NULL);
-        }
-
-        if (err) {
-            ngx_log_error(NGX_LOG_NOTICE, cycle->log, err,
-                          "wsgi: pool threads cannot go to SCHED_IDLE and "
-                          "back, \"wsgi_thread_priority auto\" works as "
-                          "\"normal\"");
-        } else {
-            ngx_http_wsgi_yields = 1;
-        }
-    }
-
-    fd = eventfd(0, EFD_NONBLOCK|EFD_CLOEXEC);
-    if (fd == -1) {
-        ngx_log_error(NGX_LOG_CRIT, cycle->log, ngx_errno,
-                      "wsgi: eventfd() failed");
-        return NGX_ERROR;
-    }
-
-    c = ngx_get_connection(fd, cycle->log);
-    if (c == NULL) {
-        (void) close(fd);
-        return NGX_ERROR;
-    }
-
-    c->read->handler = ngx_http_wsgi_channel_handler;
-    c->read->log = cycle->log;
-    c->write->log = cycle->log;
-
-    ngx_http_wsgi_channel_next.handler = ngx_http_wsgi_channel_check;
-    ngx_http_wsgi_channel_next.log = cycle->log;
-
-    if (ngx_add_event(c->read, NGX_READ_EVENT, 0) != NGX_OK) {
-        ngx_close_connection(c);
-        return NGX_ERROR;
-    }
-
-    ngx_http_wsgi_channel = c;
-
-    return NGX_OK;
+    return ngx_http_wsgi_channel_open(cycle);
 }
 
 
@@ -461,10 +160,7 @@ ngx_http_wsgi_thread_done(ngx_cycle_t *cycle)
         sched->objs.nelts = 0;
     }
 
-    if (ngx_http_wsgi_channel) {
-        ngx_close_connection(ngx_http_wsgi_channel);
-        ngx_http_wsgi_channel = NULL;
-    }
+    ngx_http_wsgi_channel_close();
 }
 
 
@@ -538,7 +234,7 @@ ngx_http_wsgi_sched_kick_handler(ngx_event_t *ev)
 
     ngx_http_wsgi_sched_release(sched);
     ngx_http_wsgi_sched_kick(sched);
-    ngx_http_wsgi_sched_yield(sched);
+    ngx_http_wsgi_priority_yield(sched);
 }
 
 
@@ -608,8 +304,7 @@ ngx_http_wsgi_sched_kick(ngx_http_wsgi_sched_t *sched)
 
     if (need) {
         /* the next look at the CPU time starts after their start */
-        ngx_http_wsgi_sampled.at = 0;
-        ngx_http_wsgi_sampled_calm = 0;
+        ngx_http_wsgi_priority_restart();
     }
 
     if ((taken || need) && sched->queued && sched->busy == 0) {
@@ -629,8 +324,8 @@ ngx_http_wsgi_sched_kick(ngx_http_wsgi_sched_t *sched)
 
     (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
 
-    if (look && !ngx_http_wsgi_channel_next.posted) {
-        ngx_post_event(&ngx_http_wsgi_channel_next, &ngx_posted_next_events);
+    if (look) {
+        ngx_http_wsgi_channel_look_later();
     }
 
     /*
@@ -655,9 +350,8 @@ ngx_http_wsgi_sched_kick(ngx_http_wsgi_sched_t *sched)
      * connections get their turn.
      */
 
-    if (look && wake && !ngx_http_wsgi_channel_looked) {
-        ngx_http_wsgi_channel_looked = 1;
-        (void) ngx_http_wsgi_channel_drain(NGX_HTTP_WSGI_ARM_NOT);
+    if (look && wake) {
+        ngx_http_wsgi_channel_look_now();
     }
 
     started = (taken || need);
@@ -713,7 +407,7 @@ ngx_http_wsgi_sched_stalled(ngx_http_wsgi_sched_t *sched, uint64_t now)
 {
     return sched->head
            && now - sched->head->queued >= NGX_HTTP_WSGI_STALE
-           && !ngx_http_wsgi_thread_computing(now);
+           && !ngx_http_wsgi_priority_computing(now);
 }
 
 
@@ -752,7 +446,7 @@ ngx_http_wsgi_sched_linger_handler(ngx_event_t *ev)
 
     sched->kicked = 0;
 
-    ngx_http_wsgi_sched_yield(sched);
+    ngx_http_wsgi_priority_yield(sched);
 
     if (runners) {
         ngx_add_timer(ev, (ngx_exiting || ngx_terminate)
@@ -892,7 +586,7 @@ ngx_http_wsgi_runner_handler(void *data, ngx_log_t *log)
     ts = NULL;
 
     if (sched->priority == NGX_HTTP_WSGI_PRIORITY_IDLE) {
-        ngx_http_wsgi_thread_idle(log);
+        ngx_http_wsgi_priority_idle(log);
     }
 
     (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
@@ -901,7 +595,7 @@ ngx_http_wsgi_runner_handler(void *data, ngx_log_t *log)
 
     if (ngx_http_wsgi_yields && sched->yielding) {
         /* the pool computes: a new runner yields from the start */
-        ngx_http_wsgi_runner_policy(runner, 1);
+        ngx_http_wsgi_priority_runner(runner, 1);
     }
 
     (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
@@ -1090,7 +784,7 @@ ngx_http_wsgi_runner_event_handler(ngx_event_t *ev)
         }
 
         if (runner->yielding) {
-            ngx_http_wsgi_runner_policy(runner, 0);
+            ngx_http_wsgi_priority_runner(runner, 0);
         }
     }
 
@@ -1103,7 +797,7 @@ ngx_http_wsgi_runner_event_handler(ngx_event_t *ev)
 
 /* the event loop: a step is back */
 
-static void
+void
 ngx_http_wsgi_thread_complete(ngx_http_wsgi_ctx_t *ctx)
 {
     ngx_connection_t       *c;
@@ -1212,591 +906,4 @@ ngx_http_wsgi_sched_release(ngx_http_wsgi_sched_t *sched)
     sched->releases = rel;
 
     (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
-}
-
-
-/*
- * Python side, on a pool thread holding the GIL: asks the event loop to
- * send the step's output (write()) or to read more of the request body
- * (wsgi.input), and waits without the GIL until it has.  NGX_ERROR: the
- * client is gone, the body could not be read, or the worker terminates;
- * NGX_AGAIN: another thread of the application waited meanwhile.
- */
-
-ngx_int_t
-ngx_http_wsgi_thread_wait(ngx_http_wsgi_ctx_t *ctx, ngx_uint_t pull)
-{
-    sem_t            wake;
-    ngx_int_t        rc;
-    ngx_uint_t       notify;
-    struct timespec  ts;
-
-    if (ngx_http_wsgi_forked) {
-        /* the event loop is the parent's */
-        ngx_log_error(NGX_LOG_ERR, ctx->log, 0,
-                      "wsgi: write() or wsgi.input used in a process "
-                      "forked by the application");
-        return NGX_ERROR;
-    }
-
-    if (ctx->py_waiting) {
-        /* the caller looks again at what the other one brought */
-        ngx_http_wsgi_thread_turn(ctx);
-        return NGX_AGAIN;
-    }
-
-    if (sem_init(&wake, 0, 0) != 0) {
-        ngx_log_error(NGX_LOG_ALERT, ctx->log, ngx_errno,
-                      "wsgi: sem_init() failed");
-        return NGX_ERROR;
-    }
-
-    ctx->py_waiters++;
-    ctx->py_waiting = 1;
-
-    Py_BEGIN_ALLOW_THREADS
-
-    (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
-
-    notify = ngx_http_wsgi_channel_armed;
-    ngx_http_wsgi_channel_armed = 0;
-
-    ctx->flush = NGX_AGAIN;
-    ctx->pull = pull;
-    ctx->wake = &wake;
-    ctx->flush_next = ngx_http_wsgi_channel_queue;
-    ngx_http_wsgi_channel_queue = ctx;
-
-    (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
-
-    if (notify) {
-        ngx_http_wsgi_channel_notify(ctx->log);
-    }
-
-    (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
-
-    while (ctx->flush == NGX_AGAIN) {
-
-        if (ngx_terminate) {
-            /* the event loop is gone: do not keep the pool from exiting */
-            ctx->flush = NGX_ERROR;
-            break;
-        }
-
-        (void) clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 100000000;
-
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-
-        (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
-        (void) sem_timedwait(&wake, &ts);
-        (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
-    }
-
-    /* the event loop posts under the mutex: nothing touches wake after */
-
-    ctx->wake = NULL;
-    rc = ctx->flush;
-
-    (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
-
-    Py_END_ALLOW_THREADS
-
-    ctx->py_waiting = 0;
-    ctx->py_waiters--;
-
-    (void) sem_destroy(&wake);
-
-    return rc;
-}
-
-
-/*
- * Python side, on a pool: while a thread of the application waits for the
- * event loop, the event loop may be filling ctx->in or sending ctx->out,
- * and the context has room for one wait: other threads wait their turn,
- * counted, so that the step does not end under them.
- */
-
-void
-ngx_http_wsgi_thread_turn(ngx_http_wsgi_ctx_t *ctx)
-{
-    if (ngx_http_wsgi_forked) {
-        /* the thread that waits is the parent's: the next wait fails */
-        ctx->py_waiting = 0;
-        return;
-    }
-
-    ctx->py_waiters++;
-
-    while (ctx->py_waiting) {
-        Py_BEGIN_ALLOW_THREADS
-        ngx_msleep(1);
-        Py_END_ALLOW_THREADS
-    }
-
-    ctx->py_waiters--;
-}
-
-
-/* nginx side: the flush of ctx is over */
-
-void
-ngx_http_wsgi_thread_signal(ngx_http_wsgi_ctx_t *ctx, ngx_int_t rc)
-{
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ctx->log, 0,
-                   "wsgi flush done: %i", rc);
-
-    (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
-
-    ctx->flush = rc;
-
-    /* sem_post() never waits: see ngx_http_wsgi_sched_kick() */
-
-    if (ctx->wake) {
-        (void) sem_post(ctx->wake);
-    }
-
-    (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
-}
-
-
-static void
-ngx_http_wsgi_channel_handler(ngx_event_t *rev)
-{
-    uint64_t           n;
-    ngx_connection_t  *c;
-
-    c = rev->data;
-
-    /* one read resets the counter, however many writes there were */
-
-    if (read(c->fd, &n, sizeof(n)) == -1 && ngx_errno != NGX_EAGAIN) {
-        ngx_log_error(NGX_LOG_ALERT, rev->log, ngx_errno,
-                      "wsgi: read() from the channel failed");
-    }
-
-    (void) ngx_http_wsgi_channel_drain(NGX_HTTP_WSGI_ARM);
-}
-
-
-/*
- * After a round that started an idle pool: another look, after a poll that
- * does not wait.  As long as steps keep coming back the event loop keeps
- * looking; when none has, it arms the eventfd and may sleep.
- */
-
-static void
-ngx_http_wsgi_channel_check(ngx_event_t *ev)
-{
-    ngx_http_wsgi_channel_looked = 0;
-
-    if (ngx_http_wsgi_channel_drain(NGX_HTTP_WSGI_ARM_IDLE)) {
-        ngx_post_event(ev, &ngx_posted_next_events);
-    }
-}
-
-
-/*
- * The event loop: handles what the threads left, and arms the eventfd as
- * arm says; the number of contexts.
- */
-
-static ngx_uint_t
-ngx_http_wsgi_channel_drain(ngx_uint_t arm)
-{
-    ngx_uint_t            n;
-    ngx_http_wsgi_ctx_t  *ctx, *next, *done;
-
-    (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
-
-    ctx = ngx_http_wsgi_channel_queue;
-    ngx_http_wsgi_channel_queue = NULL;
-
-    done = ngx_http_wsgi_channel_done;
-    ngx_http_wsgi_channel_done = NULL;
-
-    if (arm == NGX_HTTP_WSGI_ARM
-        || (arm == NGX_HTTP_WSGI_ARM_IDLE && ctx == NULL && done == NULL))
-    {
-        ngx_http_wsgi_channel_armed = 1;
-    }
-
-    (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
-
-    n = 0;
-
-    while (ctx) {
-        next = ctx->flush_next;
-        ctx->flush_next = NULL;
-
-        ngx_http_wsgi_flush(ctx);
-
-        ctx = next;
-        n++;
-    }
-
-    while (done) {
-        next = done->step_next;
-        done->step_next = NULL;
-
-        ngx_http_wsgi_thread_complete(done);
-
-        done = next;
-        n++;
-    }
-
-    return n;
-}
-
-
-/* a thread: the event loop sleeps, or is about to */
-
-static void
-ngx_http_wsgi_channel_notify(ngx_log_t *log)
-{
-    uint64_t  one;
-
-    one = 1;
-
-    if (write(ngx_http_wsgi_channel->fd, &one, sizeof(one)) == -1
-        && ngx_errno != NGX_EAGAIN)
-    {
-        ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
-                      "wsgi: write() to the channel failed");
-    }
-}
-
-
-static uint64_t
-ngx_http_wsgi_thread_clock(void)
-{
-    struct timespec  ts;
-
-    (void) clock_gettime(CLOCK_MONOTONIC, &ts);
-
-    return (uint64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-
-/*
- * The event loop, when steps wait for busy runners: whether the runners
- * are computing rather than blocked.  Python runs one thread at a time;
- * when the pool's threads used most of the CPU the event loop left them
- * since the last look, another runner would only wait for the GIL (and
- * the busy ones would lose time handing it over).  Unknown at the first
- * look, or after a long pause: the caller looks again in a moment.
- */
-
-static ngx_uint_t
-ngx_http_wsgi_thread_computing(uint64_t now)
-{
-    uint64_t  used, interval, avail;
-
-    if (now - ngx_http_wsgi_sampled.at < NGX_HTTP_WSGI_SAMPLE_MIN) {
-        goto done;
-    }
-
-    /*
-     * Blocked if they used less than three quarters of what they had (the
-     * rest goes to the kernel and GIL handovers), and had a quarter at
-     * least: an event loop busy with its own connections leaves them none
-     * to show.
-     */
-
-    if (ngx_http_wsgi_thread_sample(&ngx_http_wsgi_sampled, now, &interval,
-                                    &used, &avail)
-        != NGX_OK
-        || interval > NGX_HTTP_WSGI_SAMPLE_MAX
-        || used * 4 >= avail * 3
-        || avail * 4 < interval)
-    {
-        ngx_http_wsgi_sampled_calm = 0;
-
-    } else if (++ngx_http_wsgi_sampled_calm >= 2
-               && ngx_http_wsgi_thread_running())
-    {
-        /*
-         * The CPU time a runner did not get looks like the time it did
-         * not want: another process on its CPU, or a hypervisor that took
-         * the virtual CPU, would have each step queued behind a computing
-         * one get a thread of its own, to wait for the GIL
-         */
-
-        ngx_http_wsgi_sampled_calm = 0;
-    }
-
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
-                   "wsgi runners blocked: %ui times in a row",
-                   ngx_http_wsgi_sampled_calm);
-
-done:
-
-    /* twice in a row: a thread that just started is often slow to */
-
-    return (ngx_http_wsgi_sampled_calm < 2);
-}
-
-
-/*
- * The event loop, under the channel mutex: whether a busy runner of any
- * pool is on a CPU or waits for one (its thread's state in /proc is "R"),
- * rather than sleeping; one GIL serves them all.  Looks at no more than
- * NGX_HTTP_WSGI_RUNNERS threads (5 us each); without /proc, none runs.
- */
-
-static ngx_uint_t
-ngx_http_wsgi_thread_running(void)
-{
-    u_char                  *p;
-    ssize_t                  n;
-    ngx_fd_t                 fd;
-    ngx_uint_t               looks;
-    ngx_queue_t             *q;
-    ngx_http_wsgi_sched_t   *sched;
-    ngx_http_wsgi_runner_t  *runner;
-    u_char                   path[sizeof("/proc/self/task//stat")
-                                  + NGX_INT64_LEN];
-    u_char                   buf[512];
-
-    looks = 0;
-
-    for (sched = ngx_http_wsgi_scheds; sched; sched = sched->next) {
-
-        for (q = ngx_queue_head(&sched->active);
-             q != ngx_queue_sentinel(&sched->active);
-             q = ngx_queue_next(q))
-        {
-            runner = ngx_queue_data(q, ngx_http_wsgi_runner_t, queue);
-
-            if (!runner->busy || runner->tid == 0) {
-                continue;
-            }
-
-            if (looks++ == NGX_HTTP_WSGI_RUNNERS) {
-                return 0;
-            }
-
-            (void) ngx_sprintf(path, "/proc/self/task/%P/stat%Z",
-                               (ngx_pid_t) runner->tid);
-
-            fd = ngx_open_file(path, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-            if (fd == NGX_INVALID_FILE) {
-                return 0;
-            }
-
-            n = read(fd, buf, sizeof(buf));
-
-            (void) ngx_close_file(fd);
-
-            /* "tid (comm) state ...": the name may hold ")" itself */
-
-            for (p = buf + ngx_max(n, 0); p > buf; p--) {
-                if (p[-1] == ')') {
-                    break;
-                }
-            }
-
-            if (p > buf && buf + n - p >= 2 && p[1] == 'R') {
-                return 1;
-            }
-        }
-    }
-
-    return 0;
-}
-
-
-/*
- * The event loop, with "wsgi_thread_priority auto": while the pool's steps
- * compute long, its runners go to SCHED_IDLE.  On a CPU it shares with the
- * event loop, a Python thread at the same priority keeps the event loop
- * (and its static files) waiting for up to a scheduler tick; under
- * SCHED_IDLE it gives way whenever the event loop wakes.  Short steps keep
- * the normal policy: there the event loop waiting its turn lets it take
- * many events per wake-up, and yielding at once would cost a switch for
- * each.  Long steps that only wait (a database) use no CPU: no change.
- */
-
-static void
-ngx_http_wsgi_sched_yield(ngx_http_wsgi_sched_t *sched)
-{
-    uint64_t                 now, interval, used, avail;
-    ngx_uint_t               busy, longest;
-    ngx_queue_t             *q;
-    ngx_http_wsgi_runner_t  *runner;
-
-    if (!ngx_http_wsgi_yields
-        || ngx_queue_empty(&sched->active)
-        || ngx_current_msec - sched->looked < NGX_HTTP_WSGI_YIELD_LOOK)
-    {
-        return;
-    }
-
-    sched->looked = ngx_current_msec;
-
-    /* the pool computes: it used half the time the event loop left it */
-
-    now = ngx_http_wsgi_thread_clock();
-
-    busy = (ngx_http_wsgi_thread_sample(&ngx_http_wsgi_looked, now,
-                                        &interval, &used, &avail)
-            == NGX_OK
-            && used && used * 2 >= avail);
-
-    (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
-
-    longest = 0;
-
-    for (q = ngx_queue_head(&sched->active);
-         q != ngx_queue_sentinel(&sched->active);
-         q = ngx_queue_next(q))
-    {
-        runner = ngx_queue_data(q, ngx_http_wsgi_runner_t, queue);
-
-        if (runner->started && now - runner->started >= NGX_HTTP_WSGI_LONG) {
-            longest = 1;
-        }
-    }
-
-    if (!busy) {
-        sched->yielding = 0;
-
-    } else if (longest || sched->average >= NGX_HTTP_WSGI_LONG_AVG) {
-        sched->yielding = 1;
-
-    } else if (sched->average < NGX_HTTP_WSGI_LONG_AVG / 2) {
-        sched->yielding = 0;
-    }
-
-    for (q = ngx_queue_head(&sched->active);
-         q != ngx_queue_sentinel(&sched->active);
-         q = ngx_queue_next(q))
-    {
-        runner = ngx_queue_data(q, ngx_http_wsgi_runner_t, queue);
-
-        if (runner->tid && runner->yielding != sched->yielding) {
-            ngx_http_wsgi_runner_policy(runner, sched->yielding);
-        }
-    }
-
-    (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
-}
-
-
-/*
- * The event loop: a new look at the CPU time of the pool threads (the
- * process's but the event loop's), and the time since the previous look,
- * what they used of it, and what the event loop left them ("avail").
- * NGX_DECLINED at the first look.
- */
-
-static ngx_int_t
-ngx_http_wsgi_thread_sample(ngx_http_wsgi_sample_t *sample, uint64_t now,
-    uint64_t *interval, uint64_t *used, uint64_t *avail)
-{
-    uint64_t   loop, pool;
-    ngx_int_t  rc;
-
-    loop = ngx_http_wsgi_thread_cpu(CLOCK_THREAD_CPUTIME_ID);
-    pool = ngx_http_wsgi_thread_cpu(CLOCK_PROCESS_CPUTIME_ID) - loop;
-
-    rc = NGX_DECLINED;
-
-    if (sample->at) {
-        *interval = now - sample->at;
-        *avail = *interval - ngx_min(*interval, loop - sample->loop);
-
-        /* the two clocks are read one after the other: "pool" may step
-           back by a microsecond */
-
-        *used = (pool > sample->pool) ? pool - sample->pool : 0;
-
-        rc = NGX_OK;
-    }
-
-    sample->at = now;
-    sample->pool = pool;
-    sample->loop = loop;
-
-    return rc;
-}
-
-
-/*
- * Under the channel mutex, the event loop or a runner starting: a runner's
- * thread gives way to the event loop, or no longer.
- */
-
-static void
-ngx_http_wsgi_runner_policy(ngx_http_wsgi_runner_t *runner,
-    ngx_uint_t yielding)
-{
-    struct sched_param  sp;
-
-    ngx_memzero(&sp, sizeof(struct sched_param));
-
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
-                   "wsgi runner thread %P yields: %ui",
-                   (ngx_pid_t) runner->tid, yielding);
-
-    if (sched_setscheduler(runner->tid, yielding ? SCHED_IDLE : SCHED_OTHER,
-                           &sp)
-        == -1)
-    {
-        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, ngx_errno,
-                      "wsgi: sched_setscheduler(%P, %s) failed",
-                      (ngx_pid_t) runner->tid,
-                      yielding ? "SCHED_IDLE" : "SCHED_OTHER");
-
-        if (!yielding) {
-            /* never again: a thread would stay behind every other */
-            ngx_http_wsgi_yields = 0;
-            runner->yielding = 0;
-        }
-
-        return;
-    }
-
-    runner->yielding = yielding;
-}
-
-
-/* CPU time in us */
-
-static uint64_t
-ngx_http_wsgi_thread_cpu(clockid_t clock)
-{
-    struct timespec  ts;
-
-    if (clock_gettime(clock, &ts) == -1) {
-        return 0;
-    }
-
-    return (uint64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-
-/*
- * A pool thread, with "wsgi_thread_priority idle": it gets the CPU when
- * nothing else wants it, nginx's event loop first.  Linux does not let an
- * unprivileged thread back, so the thread keeps it for its other tasks.
- */
-
-static void
-ngx_http_wsgi_thread_idle(ngx_log_t *log)
-{
-    static ngx_uint_t   failed;
-    struct sched_param  sp;
-
-    ngx_memzero(&sp, sizeof(struct sched_param));
-
-    if (sched_setscheduler(0, SCHED_IDLE, &sp) == -1 && !failed) {
-        failed = 1;
-        ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
-                      "wsgi: sched_setscheduler(SCHED_IDLE) failed");
-    }
 }

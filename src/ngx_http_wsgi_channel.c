@@ -1,0 +1,383 @@
+
+/*
+ * nginx mod_wsgi: the worker's channel, from the pool threads to the event
+ * loop.
+ *
+ * Two lists under one mutex: the steps a runner has finished, and the
+ * contexts whose write() or streamed wsgi.input waits for the event loop
+ * while its step still runs.  The event loop looks at them after each
+ * round that queued steps, and when the channel's eventfd is readable; a
+ * thread writes the eventfd only when the event loop has said it is going
+ * to sleep ("armed").  A waiting thread waits without the GIL until the
+ * event loop has passed the data to nginx's output and the connection has
+ * drained, or has read more of the body.
+ */
+
+
+#include "ngx_http_wsgi_module.h"
+
+#include <sys/eventfd.h>
+
+
+/* ngx_http_wsgi_channel_drain(): then the threads write the eventfd */
+#define NGX_HTTP_WSGI_ARM_IDLE    0         /* if nothing came back */
+#define NGX_HTTP_WSGI_ARM         1         /* always */
+#define NGX_HTTP_WSGI_ARM_NOT     2         /* not: the loop looks again */
+
+
+static void ngx_http_wsgi_channel_handler(ngx_event_t *rev);
+static void ngx_http_wsgi_channel_check(ngx_event_t *ev);
+static ngx_uint_t ngx_http_wsgi_channel_drain(ngx_uint_t arm);
+
+
+pthread_mutex_t              ngx_http_wsgi_channel_mutex =
+                                 PTHREAD_MUTEX_INITIALIZER;
+
+/* under the mutex: steps back from the runners */
+ngx_http_wsgi_ctx_t         *ngx_http_wsgi_channel_done;
+
+/* under the mutex: the event loop may sleep, a thread must write the fd */
+ngx_uint_t                   ngx_http_wsgi_channel_armed = 1;
+
+static ngx_connection_t     *ngx_http_wsgi_channel;
+
+/* under the mutex: contexts whose write() waits for the event loop */
+static ngx_http_wsgi_ctx_t  *ngx_http_wsgi_channel_queue;
+
+/* the event loop's next look at the lists, after a non-blocking poll */
+static ngx_event_t           ngx_http_wsgi_channel_next;
+/* the event loop looked at them right after waking a runner, this round */
+static ngx_uint_t            ngx_http_wsgi_channel_looked;
+
+
+ngx_int_t
+ngx_http_wsgi_channel_open(ngx_cycle_t *cycle)
+{
+    int                fd;
+    ngx_connection_t  *c;
+
+    fd = eventfd(0, EFD_NONBLOCK|EFD_CLOEXEC);
+    if (fd == -1) {
+        ngx_log_error(NGX_LOG_CRIT, cycle->log, ngx_errno,
+                      "wsgi: eventfd() failed");
+        return NGX_ERROR;
+    }
+
+    c = ngx_get_connection(fd, cycle->log);
+    if (c == NULL) {
+        (void) close(fd);
+        return NGX_ERROR;
+    }
+
+    c->read->handler = ngx_http_wsgi_channel_handler;
+    c->read->log = cycle->log;
+    c->write->log = cycle->log;
+
+    ngx_http_wsgi_channel_next.handler = ngx_http_wsgi_channel_check;
+    ngx_http_wsgi_channel_next.log = cycle->log;
+
+    if (ngx_add_event(c->read, NGX_READ_EVENT, 0) != NGX_OK) {
+        ngx_close_connection(c);
+        return NGX_ERROR;
+    }
+
+    ngx_http_wsgi_channel = c;
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_wsgi_channel_close(void)
+{
+    if (ngx_http_wsgi_channel) {
+        ngx_close_connection(ngx_http_wsgi_channel);
+        ngx_http_wsgi_channel = NULL;
+    }
+}
+
+
+/*
+ * The event loop, after a round that started an idle pool: it looks at
+ * the lists once more after a poll that does not wait.
+ */
+
+void
+ngx_http_wsgi_channel_look_later(void)
+{
+    if (!ngx_http_wsgi_channel_next.posted) {
+        ngx_post_event(&ngx_http_wsgi_channel_next, &ngx_posted_next_events);
+    }
+}
+
+
+/*
+ * The event loop, right after it woke a runner of an idle pool: once per
+ * round, it looks at what came back meanwhile, and leaves the eventfd as
+ * it is.
+ */
+
+void
+ngx_http_wsgi_channel_look_now(void)
+{
+    if (!ngx_http_wsgi_channel_looked) {
+        ngx_http_wsgi_channel_looked = 1;
+        (void) ngx_http_wsgi_channel_drain(NGX_HTTP_WSGI_ARM_NOT);
+    }
+}
+
+
+/*
+ * Python side, on a pool thread holding the GIL: asks the event loop to
+ * send the step's output (write()) or to read more of the request body
+ * (wsgi.input), and waits without the GIL until it has.  NGX_ERROR: the
+ * client is gone, the body could not be read, or the worker terminates;
+ * NGX_AGAIN: another thread of the application waited meanwhile.
+ */
+
+ngx_int_t
+ngx_http_wsgi_thread_wait(ngx_http_wsgi_ctx_t *ctx, ngx_uint_t pull)
+{
+    sem_t            wake;
+    ngx_int_t        rc;
+    ngx_uint_t       notify;
+    struct timespec  ts;
+
+    if (ngx_http_wsgi_forked) {
+        /* the event loop is the parent's */
+        ngx_log_error(NGX_LOG_ERR, ctx->log, 0,
+                      "wsgi: write() or wsgi.input used in a process "
+                      "forked by the application");
+        return NGX_ERROR;
+    }
+
+    if (ctx->py_waiting) {
+        /* the caller looks again at what the other one brought */
+        ngx_http_wsgi_thread_turn(ctx);
+        return NGX_AGAIN;
+    }
+
+    if (sem_init(&wake, 0, 0) != 0) {
+        ngx_log_error(NGX_LOG_ALERT, ctx->log, ngx_errno,
+                      "wsgi: sem_init() failed");
+        return NGX_ERROR;
+    }
+
+    ctx->py_waiters++;
+    ctx->py_waiting = 1;
+
+    Py_BEGIN_ALLOW_THREADS
+
+    (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
+
+    notify = ngx_http_wsgi_channel_armed;
+    ngx_http_wsgi_channel_armed = 0;
+
+    ctx->flush = NGX_AGAIN;
+    ctx->pull = pull;
+    ctx->wake = &wake;
+    ctx->flush_next = ngx_http_wsgi_channel_queue;
+    ngx_http_wsgi_channel_queue = ctx;
+
+    (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
+
+    if (notify) {
+        ngx_http_wsgi_channel_notify(ctx->log);
+    }
+
+    (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
+
+    while (ctx->flush == NGX_AGAIN) {
+
+        if (ngx_terminate) {
+            /* the event loop is gone: do not keep the pool from exiting */
+            ctx->flush = NGX_ERROR;
+            break;
+        }
+
+        (void) clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 100000000;
+
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+
+        (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
+        (void) sem_timedwait(&wake, &ts);
+        (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
+    }
+
+    /* the event loop posts under the mutex: nothing touches wake after */
+
+    ctx->wake = NULL;
+    rc = ctx->flush;
+
+    (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
+
+    Py_END_ALLOW_THREADS
+
+    ctx->py_waiting = 0;
+    ctx->py_waiters--;
+
+    (void) sem_destroy(&wake);
+
+    return rc;
+}
+
+
+/*
+ * Python side, on a pool: while a thread of the application waits for the
+ * event loop, the event loop may be filling ctx->in or sending ctx->out,
+ * and the context has room for one wait: other threads wait their turn,
+ * counted, so that the step does not end under them.
+ */
+
+void
+ngx_http_wsgi_thread_turn(ngx_http_wsgi_ctx_t *ctx)
+{
+    if (ngx_http_wsgi_forked) {
+        /* the thread that waits is the parent's: the next wait fails */
+        ctx->py_waiting = 0;
+        return;
+    }
+
+    ctx->py_waiters++;
+
+    while (ctx->py_waiting) {
+        Py_BEGIN_ALLOW_THREADS
+        ngx_msleep(1);
+        Py_END_ALLOW_THREADS
+    }
+
+    ctx->py_waiters--;
+}
+
+
+/* nginx side: the flush of ctx is over */
+
+void
+ngx_http_wsgi_thread_signal(ngx_http_wsgi_ctx_t *ctx, ngx_int_t rc)
+{
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ctx->log, 0,
+                   "wsgi flush done: %i", rc);
+
+    (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
+
+    ctx->flush = rc;
+
+    /* sem_post() never waits: see ngx_http_wsgi_sched_kick() */
+
+    if (ctx->wake) {
+        (void) sem_post(ctx->wake);
+    }
+
+    (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
+}
+
+
+static void
+ngx_http_wsgi_channel_handler(ngx_event_t *rev)
+{
+    uint64_t           n;
+    ngx_connection_t  *c;
+
+    c = rev->data;
+
+    /* one read resets the counter, however many writes there were */
+
+    if (read(c->fd, &n, sizeof(n)) == -1 && ngx_errno != NGX_EAGAIN) {
+        ngx_log_error(NGX_LOG_ALERT, rev->log, ngx_errno,
+                      "wsgi: read() from the channel failed");
+    }
+
+    (void) ngx_http_wsgi_channel_drain(NGX_HTTP_WSGI_ARM);
+}
+
+
+/*
+ * After a round that started an idle pool: another look, after a poll that
+ * does not wait.  As long as steps keep coming back the event loop keeps
+ * looking; when none has, it arms the eventfd and may sleep.
+ */
+
+static void
+ngx_http_wsgi_channel_check(ngx_event_t *ev)
+{
+    ngx_http_wsgi_channel_looked = 0;
+
+    if (ngx_http_wsgi_channel_drain(NGX_HTTP_WSGI_ARM_IDLE)) {
+        ngx_post_event(ev, &ngx_posted_next_events);
+    }
+}
+
+
+/*
+ * The event loop: handles what the threads left, and arms the eventfd as
+ * arm says; the number of contexts.
+ */
+
+static ngx_uint_t
+ngx_http_wsgi_channel_drain(ngx_uint_t arm)
+{
+    ngx_uint_t            n;
+    ngx_http_wsgi_ctx_t  *ctx, *next, *done;
+
+    (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
+
+    ctx = ngx_http_wsgi_channel_queue;
+    ngx_http_wsgi_channel_queue = NULL;
+
+    done = ngx_http_wsgi_channel_done;
+    ngx_http_wsgi_channel_done = NULL;
+
+    if (arm == NGX_HTTP_WSGI_ARM
+        || (arm == NGX_HTTP_WSGI_ARM_IDLE && ctx == NULL && done == NULL))
+    {
+        ngx_http_wsgi_channel_armed = 1;
+    }
+
+    (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
+
+    n = 0;
+
+    while (ctx) {
+        next = ctx->flush_next;
+        ctx->flush_next = NULL;
+
+        ngx_http_wsgi_flush(ctx);
+
+        ctx = next;
+        n++;
+    }
+
+    while (done) {
+        next = done->step_next;
+        done->step_next = NULL;
+
+        ngx_http_wsgi_thread_complete(done);
+
+        done = next;
+        n++;
+    }
+
+    return n;
+}
+
+
+/* a thread: the event loop sleeps, or is about to */
+
+void
+ngx_http_wsgi_channel_notify(ngx_log_t *log)
+{
+    uint64_t  one;
+
+    one = 1;
+
+    if (write(ngx_http_wsgi_channel->fd, &one, sizeof(one)) == -1
+        && ngx_errno != NGX_EAGAIN)
+    {
+        ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
+                      "wsgi: write() to the channel failed");
+    }
+}
