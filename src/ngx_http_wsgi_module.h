@@ -21,9 +21,10 @@
 /*
  * The module is split in two sides that meet in ngx_http_wsgi_ctx_t.
  *
- * The nginx side (module.c, handler.c) owns the request: it snapshots what
- * the application may see into ctx->snap, runs execution steps and turns
- * what a step produced (status, headers, body chunks) into nginx output.
+ * The nginx side (module.c, handler.c, output.c) owns the request: it
+ * snapshots what the application may see into ctx->snap, runs execution
+ * steps and turns what a step produced (status, headers, body chunks) into
+ * nginx output.
  *
  * The Python side (step.c, environ.c, response.c, input.c, errors.c,
  * file_wrapper.c, interp.c, app.c) runs only inside an execution step, on
@@ -471,6 +472,13 @@ ngx_int_t ngx_http_wsgi_handler(ngx_http_request_t *r);
 void ngx_http_wsgi_step_complete(ngx_http_wsgi_ctx_t *ctx);
 void ngx_http_wsgi_flush(ngx_http_wsgi_ctx_t *ctx);
 void ngx_http_wsgi_input_free(ngx_http_wsgi_ctx_t *ctx);
+
+
+/* a step's output as nginx output */
+ngx_int_t ngx_http_wsgi_send_header(ngx_http_wsgi_ctx_t *ctx);
+ngx_int_t ngx_http_wsgi_send_body(ngx_http_wsgi_ctx_t *ctx, ngx_uint_t last);
+void ngx_http_wsgi_update_busy(ngx_http_wsgi_ctx_t *ctx);
+void ngx_http_wsgi_discard_output(ngx_http_wsgi_ctx_t *ctx);
 
 
 /* the listening sockets' backlog after an inline step */
