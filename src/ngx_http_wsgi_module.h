@@ -21,10 +21,10 @@
 /*
  * The module is split in two sides that meet in ngx_http_wsgi_ctx_t.
  *
- * The nginx side (module.c, handler.c, output.c) owns the request: it
- * snapshots what the application may see into ctx->snap, runs execution
- * steps and turns what a step produced (status, headers, body chunks) into
- * nginx output.
+ * The nginx side (module.c, handler.c, output.c, body.c) owns the
+ * request: it snapshots what the application may see into ctx->snap, runs
+ * execution steps and turns what a step produced (status, headers, body
+ * chunks) into nginx output.
  *
  * The Python side (step.c, environ.c, response.c, input.c, errors.c,
  * file_wrapper.c, interp.c, app.c) runs only inside an execution step, on
@@ -471,7 +471,12 @@ extern ngx_uint_t  ngx_http_wsgi_forked;
 ngx_int_t ngx_http_wsgi_handler(ngx_http_request_t *r);
 void ngx_http_wsgi_step_complete(ngx_http_wsgi_ctx_t *ctx);
 void ngx_http_wsgi_flush(ngx_http_wsgi_ctx_t *ctx);
-void ngx_http_wsgi_input_free(ngx_http_wsgi_ctx_t *ctx);
+
+
+/* the request body streamed to wsgi.input */
+ngx_int_t ngx_http_wsgi_body_read(ngx_http_wsgi_ctx_t *ctx, ngx_uint_t read);
+ngx_int_t ngx_http_wsgi_body_pull(ngx_http_wsgi_ctx_t *ctx);
+void ngx_http_wsgi_body_free(ngx_http_wsgi_ctx_t *ctx);
 
 
 /* a step's output as nginx output */
@@ -500,7 +505,6 @@ void ngx_http_wsgi_thread_release(ngx_thread_pool_t *tp, PyObject **objs,
 ngx_int_t ngx_http_wsgi_thread_wait(ngx_http_wsgi_ctx_t *ctx,
     ngx_uint_t pull);
 void ngx_http_wsgi_thread_turn(ngx_http_wsgi_ctx_t *ctx);
-ngx_int_t ngx_http_wsgi_input_pull(ngx_http_wsgi_ctx_t *ctx);
 void ngx_http_wsgi_thread_signal(ngx_http_wsgi_ctx_t *ctx, ngx_int_t rc);
 
 
