@@ -456,6 +456,24 @@ typedef struct {
 } ngx_http_wsgi_state_t;
 
 
+/* how a process died, as far as it could note it; 0: not known */
+#define NGX_HTTP_WSGI_CRASH_SIGNAL     0x100
+#define NGX_HTTP_WSGI_CRASH_EXIT       0x200
+#define NGX_HTTP_WSGI_CRASH_VALUE      0xff
+
+#define NGX_HTTP_WSGI_CRASH_PROBE      60000  /* ms an import may take */
+
+
+/* how a probe's import ended: written by its processes, done last */
+typedef struct {
+    volatile ngx_pid_t           pid;         /* the one that imports */
+    volatile ngx_uint_t          how;         /* seen by the probe */
+    volatile ngx_uint_t          noted;       /* ... by the one that died */
+    volatile ngx_uint_t          returned;
+    volatile ngx_uint_t          done;
+} ngx_http_wsgi_probe_t;
+
+
 extern ngx_module_t  ngx_http_wsgi_module;
 extern ngx_http_wsgi_interp_t  *ngx_http_wsgi_interp;
 extern ngx_uint_t  ngx_http_wsgi_forked;
@@ -555,6 +573,9 @@ void ngx_http_wsgi_crash_imported(ngx_http_wsgi_app_t *app,
     ngx_uint_t loaded, ngx_log_t *log);
 void ngx_http_wsgi_crash_step(ngx_http_wsgi_ctx_t *ctx);
 void ngx_http_wsgi_crash_step_done(void);
+void ngx_http_wsgi_crash_forget(volatile ngx_uint_t *noted);
+ngx_pid_t ngx_http_wsgi_probe_fork(ngx_http_wsgi_app_t *app,
+    ngx_http_wsgi_probe_t *p, ngx_log_t *log);
 
 
 /* environ */
