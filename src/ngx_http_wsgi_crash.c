@@ -19,20 +19,16 @@
  * An application whose import killed a worker is not imported when a
  * worker starts; its requests get 503.  Once the delay is over (1s at
  * first, doubled by each import that crashes again, up to 60s), the
- * worker that gets one of its requests forks a probe, which imports the
- * script in a process of its own: a script that still crashes kills that
- * process, not a worker, and the probe learns how it died.  An import that
- * returns, with a module or an exception, ends this, and the workers
- * import the script on their next request for it.  "nginx -s reload"
- * makes a new zone, and so starts afresh.
+ * worker that gets one of its requests forks a probe (probe.c), which
+ * imports the script in a process of its own: a script that still crashes
+ * kills that process, not a worker, and the probe learns how it died.  An
+ * import that returns, with a module or an exception, ends this, and the
+ * workers import the script on their next request for it.  "nginx -s
+ * reload" makes a new zone, and so starts afresh.
  */
 
 
 #include "ngx_http_wsgi_module.h"
-
-#if (NGX_LINUX)
-#include <sys/prctl.h>
-#endif
 
 
 #define NGX_HTTP_WSGI_CRASH_WORKERS    64     /* workers with records */
@@ -41,14 +37,7 @@
 #define NGX_HTTP_WSGI_CRASH_URI        128
 #define NGX_HTTP_WSGI_CRASH_DELAY      1000   /* ms */
 #define NGX_HTTP_WSGI_CRASH_MAX_DELAY  60000  /* ms */
-#define NGX_HTTP_WSGI_CRASH_PROBE      60000  /* ms an import may take */
-#define NGX_HTTP_WSGI_CRASH_POLL       10     /* ms */
 #define NGX_HTTP_WSGI_CRASH_ALTSTACK   65536  /* the signal stack */
-
-/* how a worker died, as far as it could note it; 0: not known */
-#define NGX_HTTP_WSGI_CRASH_SIGNAL     0x100
-#define NGX_HTTP_WSGI_CRASH_EXIT       0x200
-#define NGX_HTTP_WSGI_CRASH_VALUE      0xff
 
 /* nginx's master does not respawn a worker that exits with this status */
 #define NGX_HTTP_WSGI_CRASH_FATAL      2
@@ -89,7 +78,7 @@ typedef struct {
  *                            died: one crash more, the delay doubled;
  *   probe gone, not done     its worker died with it: no probe.
  *
- * The probe's own fields are written by the probe processes, done last.
+ * outcome is written by the probe's processes (probe.c), done last.
  */
 typedef struct {
     volatile ngx_uint_t            crashes;   /* 0: nothing to contain */
@@ -101,11 +90,7 @@ typedef struct {
     ngx_pid_t                      probe;     /* -1: being forked */
     ngx_pid_t                      prober;    /* the worker that forks */
     uint64_t                       probe_start;
-    volatile ngx_pid_t             probe_pid; /* the one that imports */
-    volatile ngx_uint_t            probe_how;
-    volatile ngx_uint_t            probe_noted;
-    volatile ngx_uint_t            probe_returned;
-    volatile ngx_uint_t            probe_done;
+    ngx_http_wsgi_probe_t          outcome;   /* the probe's, probe.c */
 } ngx_http_wsgi_crash_app_t;
 
 
@@ -128,10 +113,6 @@ static void ngx_http_wsgi_crash_signals(ngx_log_t *log);
 static void ngx_http_wsgi_crash_altstack(ngx_log_t *log);
 static void ngx_http_wsgi_crash_signal(int signo);
 static void ngx_http_wsgi_crash_note(ngx_uint_t how);
-static ngx_pid_t ngx_http_wsgi_crash_probe(ngx_http_wsgi_app_t *app,
-    ngx_http_wsgi_crash_app_t *a, ngx_log_t *log);
-static void ngx_http_wsgi_crash_prober(ngx_http_wsgi_app_t *app,
-    ngx_http_wsgi_crash_app_t *a, ngx_pid_t parent);
 static PyObject *ngx_http_wsgi_crash_exit(PyObject *self, PyObject *arg);
 static uint64_t ngx_http_wsgi_crash_clock(void);
 
@@ -457,17 +438,17 @@ ngx_http_wsgi_crash_check(ngx_http_request_t *r, ngx_http_wsgi_app_t *app)
 
     if (a->crashes && a->probe) {
 
-        if (a->probe_done) {
+        if (a->outcome.done) {
             a->probe = 0;
 
-            if (a->probe_returned) {
+            if (a->outcome.returned) {
                 /* the delay stays until a worker's import returns too */
                 a->crashes = 0;
 
             } else {
                 a->crashes++;
-                a->pid = a->probe_pid;
-                a->how = a->probe_noted ? a->probe_noted : a->probe_how;
+                a->pid = a->outcome.pid;
+                a->how = a->outcome.noted ? a->outcome.noted : a->outcome.how;
                 a->delay = ngx_min(2 * a->delay,
                                    NGX_HTTP_WSGI_CRASH_MAX_DELAY);
                 a->next = now + a->delay;
@@ -488,11 +469,11 @@ ngx_http_wsgi_crash_check(ngx_http_request_t *r, ngx_http_wsgi_app_t *app)
         a->probe = -1;
         a->prober = ngx_pid;
         a->probe_start = now;
-        a->probe_pid = 0;
-        a->probe_how = 0;
-        a->probe_noted = 0;
-        a->probe_returned = 0;
-        a->probe_done = 0;
+        a->outcome.pid = 0;
+        a->outcome.how = 0;
+        a->outcome.noted = 0;
+        a->outcome.returned = 0;
+        a->outcome.done = 0;
         probe = 1;
     }
 
@@ -525,7 +506,8 @@ ngx_http_wsgi_crash_check(ngx_http_request_t *r, ngx_http_wsgi_app_t *app)
     }
 
     if (probe) {
-        probe = ngx_http_wsgi_crash_probe(app, a, r->connection->log);
+        probe = ngx_http_wsgi_probe_fork(app, &a->outcome,
+                                         r->connection->log);
 
         ngx_shmtx_lock(&ngx_http_wsgi_crash_shm->shpool->mutex);
 
@@ -583,164 +565,17 @@ ngx_http_wsgi_crash_check(ngx_http_request_t *r, ngx_http_wsgi_app_t *app)
 
 
 /*
- * The probe: a process forked from the worker, on the event loop, holding
- * the GIL as os.fork() does.  It forks the process that imports the
- * script, which dies if the import crashes, and writes how that one ended
- * to the zone.  The worker keeps serving; nothing of the worker dies.
+ * In a probe's processes: the worker's records are not theirs; the one
+ * that imports notes how it dies in noted.
  */
 
-static ngx_pid_t
-ngx_http_wsgi_crash_probe(ngx_http_wsgi_app_t *app,
-    ngx_http_wsgi_crash_app_t *a, ngx_log_t *log)
+void
+ngx_http_wsgi_crash_forget(volatile ngx_uint_t *noted)
 {
-    ngx_pid_t       pid, parent;
-    ngx_err_t       err;
-    PyThreadState  *ts;
-
-    parent = ngx_pid;
-
-    ts = ngx_http_wsgi_python_enter();
-
-    PyOS_BeforeFork();
-
-    pid = fork();
-
-    if (pid == 0) {
-        PyOS_AfterFork_Child();
-        ngx_http_wsgi_crash_prober(app, a, parent);
-    }
-
-    err = ngx_errno;
-
-    PyOS_AfterFork_Parent();
-
-    ngx_http_wsgi_python_leave(ts);
-
-    if (pid == -1) {
-        ngx_log_error(NGX_LOG_ERR, log, err,
-                      "wsgi: fork() of a probe for \"%s\" failed",
-                      app->path.data);
-        return NGX_INVALID_PID;
-    }
-
-    return pid;
-}
-
-
-static void
-ngx_http_wsgi_crash_prober(ngx_http_wsgi_app_t *app,
-    ngx_http_wsgi_crash_app_t *a, ngx_pid_t parent)
-{
-    int                status;
-    ngx_pid_t          pid, rc;
-    ngx_uint_t         i, n;
-    ngx_listening_t   *ls;
-    ngx_connection_t  *c;
-
-    ngx_pid = ngx_getpid();
-
-    /* the worker's records are not this process's */
-
     ngx_http_wsgi_crash_worker = NULL;
     ngx_http_wsgi_crash_shm = NULL;
     ngx_http_wsgi_crash_slot = NULL;
-
-#if (NGX_LINUX)
-    (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
-#endif
-
-    if (getppid() != parent) {
-        _exit(0);
-    }
-
-    (void) signal(SIGCHLD, SIG_DFL);
-
-    /*
-     * The worker's sockets: a connection the worker closes must not stay
-     * open in here for its client, nor a listening socket for new ones
-     */
-
-    ls = ngx_cycle->listening.elts;
-    for (i = 0; i < ngx_cycle->listening.nelts; i++) {
-        if (ls[i].fd != (ngx_socket_t) -1) {
-            (void) close(ls[i].fd);
-        }
-    }
-
-    c = ngx_cycle->connections;
-    for (i = 0; i < ngx_cycle->connection_n; i++) {
-        if (c[i].fd != (ngx_socket_t) -1) {
-            (void) close(c[i].fd);
-        }
-    }
-
-    parent = ngx_pid;
-
-    PyOS_BeforeFork();
-
-    pid = fork();
-
-    if (pid == 0) {
-        PyOS_AfterFork_Child();
-
-        ngx_pid = ngx_getpid();
-        ngx_http_wsgi_crash_noted = &a->probe_noted;
-
-#if (NGX_LINUX)
-        (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
-#endif
-
-        if (getppid() != parent) {
-            _exit(0);
-        }
-
-        a->probe_pid = ngx_pid;
-
-        /* logged there if it raises */
-        Py_XDECREF(ngx_http_wsgi_app_get(app, ngx_cycle->log));
-
-        a->probe_returned = 1;
-        _exit(0);
-    }
-
-    if (pid == -1) {
-        a->probe_done = 1;
-        _exit(0);
-    }
-
-    status = 0;
-
-    for (n = 0; /* void */; n++) {
-        rc = waitpid(pid, &status, WNOHANG);
-
-        if (rc == pid) {
-            break;
-        }
-
-        if (rc == -1 && ngx_errno != NGX_EINTR) {
-            break;
-        }
-
-        if (n == NGX_HTTP_WSGI_CRASH_PROBE / NGX_HTTP_WSGI_CRASH_POLL) {
-            (void) kill(pid, SIGKILL);
-        }
-
-        ngx_msleep(NGX_HTTP_WSGI_CRASH_POLL);
-    }
-
-    if (WIFSIGNALED(status)) {
-        a->probe_how = NGX_HTTP_WSGI_CRASH_SIGNAL | WTERMSIG(status);
-
-    } else if (!a->probe_returned) {
-        a->probe_how = NGX_HTTP_WSGI_CRASH_EXIT
-                       | (WEXITSTATUS(status) & NGX_HTTP_WSGI_CRASH_VALUE);
-    }
-
-    ngx_memory_barrier();
-
-    a->probe_done = 1;
-
-    _exit(0);
+    ngx_http_wsgi_crash_noted = noted;
 }
 
 

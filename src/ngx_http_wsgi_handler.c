@@ -2,16 +2,15 @@
 /*
  * nginx mod_wsgi: the content handler.
  *
- * Reads the body, snapshots the request, runs execution steps and turns
- * their output into nginx output, pausing while the client is slow.  The
- * request is finalized in one place, ngx_http_wsgi_process(), after the
+ * Reads the body (or, streamed, has body.c read it for wsgi.input),
+ * snapshots the request, runs execution steps and has output.c turn their
+ * output into nginx output, pausing while the client is slow.  The request
+ * is finalized in one place, ngx_http_wsgi_process(), after the
  * application's iterable was closed.
  */
 
 
 #include "ngx_http_wsgi_module.h"
-
-#include <poll.h>
 
 
 static void ngx_http_wsgi_body_handler(ngx_http_request_t *r);
@@ -23,20 +22,9 @@ static ngx_int_t ngx_http_wsgi_failed(ngx_http_wsgi_ctx_t *ctx,
     ngx_http_wsgi_step_e *step);
 static ngx_int_t ngx_http_wsgi_finish(ngx_http_wsgi_ctx_t *ctx,
     ngx_int_t rc, ngx_http_wsgi_step_e *step);
-static ngx_int_t ngx_http_wsgi_send_header(ngx_http_wsgi_ctx_t *ctx);
-static ngx_int_t ngx_http_wsgi_send_body(ngx_http_wsgi_ctx_t *ctx,
-    ngx_uint_t last);
-static ngx_int_t ngx_http_wsgi_send_file(ngx_http_wsgi_ctx_t *ctx,
-    ngx_http_wsgi_chunk_t *chunk, ngx_buf_t *b);
-static ngx_int_t ngx_http_wsgi_close_file(ngx_http_request_t *r,
-    ngx_fd_t fd);
-static void ngx_http_wsgi_update_busy(ngx_http_wsgi_ctx_t *ctx);
-static void ngx_http_wsgi_discard_output(ngx_http_wsgi_ctx_t *ctx);
 static ngx_int_t ngx_http_wsgi_wait(ngx_http_wsgi_ctx_t *ctx);
 static void ngx_http_wsgi_write_handler(ngx_http_request_t *r);
 static void ngx_http_wsgi_read_handler(ngx_http_request_t *r);
-static ngx_int_t ngx_http_wsgi_input_read(ngx_http_wsgi_ctx_t *ctx,
-    ngx_uint_t read);
 static void ngx_http_wsgi_abort(ngx_http_wsgi_ctx_t *ctx, ngx_int_t rc);
 static void ngx_http_wsgi_cleanup(void *data);
 static ngx_int_t ngx_http_wsgi_defer(PyObject **objs, ngx_uint_t n);
@@ -196,7 +184,7 @@ ngx_http_wsgi_body_handler(ngx_http_request_t *r)
 
         /* what nginx has read so far */
 
-        if (ngx_http_wsgi_input_read(ctx, 0) == NGX_ERROR) {
+        if (ngx_http_wsgi_body_read(ctx, 0) == NGX_ERROR) {
             ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
             return;
         }
@@ -497,422 +485,6 @@ ngx_http_wsgi_finish(ngx_http_wsgi_ctx_t *ctx, ngx_int_t rc,
 
 
 static ngx_int_t
-ngx_http_wsgi_send_header(ngx_http_wsgi_ctx_t *ctx)
-{
-    u_char                    *p, *v, *name, *value;
-    size_t                     nlen, vlen;
-    ngx_int_t                  rc;
-    ngx_uint_t                 i, kind;
-    ngx_table_elt_t           *h;
-    ngx_http_request_t        *r;
-    ngx_http_wsgi_loc_conf_t  *wlcf;
-
-    r = ctx->request;
-
-    r->headers_out.status = ctx->status_code;
-    r->headers_out.status_line = ctx->status_line;
-
-    /* the bytes stay referenced by the context until its cleanup */
-
-    p = ctx->header_block;
-
-    for (i = 0; i < ctx->nheaders; i++) {
-        kind = *p++;
-        name = p;
-        nlen = ngx_strlen(name);
-        value = name + nlen + 1;
-        vlen = ngx_strlen(value);
-        p = value + vlen + 1;
-
-        if (kind == NGX_HTTP_WSGI_HEADER_CONTENT_LENGTH) {
-            r->headers_out.content_length_n = ctx->length;
-            continue;
-        }
-
-        if (kind == NGX_HTTP_WSGI_HEADER_CONTENT_TYPE) {
-            r->headers_out.content_type.data = value;
-            r->headers_out.content_type.len = vlen;
-            r->headers_out.content_type_len = vlen;
-
-            for (v = value; v < value + vlen; v++) {
-                if (*v == ';' || *v == ' ') {
-                    r->headers_out.content_type_len = v - value;
-                    break;
-                }
-            }
-
-            continue;
-        }
-
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
-            return NGX_ERROR;
-        }
-
-        h->hash = 1;
-        h->key.data = name;
-        h->key.len = nlen;
-        h->value.data = value;
-        h->value.len = vlen;
-        h->lowcase_key = NULL;
-
-        /* the application's own Date and Server replace nginx's */
-
-        switch (kind) {
-
-        case NGX_HTTP_WSGI_HEADER_DATE:
-            r->headers_out.date = h;
-            break;
-
-        case NGX_HTTP_WSGI_HEADER_SERVER:
-            r->headers_out.server = h;
-            break;
-
-        case NGX_HTTP_WSGI_HEADER_CONTENT_ENCODING:
-            r->headers_out.content_encoding = h;
-            break;
-
-        case NGX_HTTP_WSGI_HEADER_ETAG:
-            /* for If-None-Match, If-Match and If-Range */
-            r->headers_out.etag = h;
-            break;
-
-        case NGX_HTTP_WSGI_HEADER_LAST_MODIFIED:
-            /* for If-Modified-Since and If-Unmodified-Since */
-            r->headers_out.last_modified = h;
-            r->headers_out.last_modified_time = ngx_parse_http_time(value,
-                                                                    vlen);
-            break;
-
-        default:
-            break;
-        }
-    }
-
-    /*
-     * ours when the whole body is known: a file, a spooled body, a list;
-     * not 0 for HEAD, as in Apache: an application that answers HEAD
-     * without a body does not tell its GET body's length
-     */
-
-    if (ctx->length < 0
-        && !(ctx->add_length == 0 && r->method == NGX_HTTP_HEAD))
-    {
-        r->headers_out.content_length_n = ctx->add_length;
-    }
-
-    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wsgi_module);
-
-    /*
-     * a method other than GET and HEAD has done its work by now: its
-     * preconditions are the application's to check, before it acts
-     */
-
-    if (!wlcf->cache_validation
-        || !(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)))
-    {
-        r->disable_not_modified = 1;
-    }
-
-    if (wlcf->allow_ranges
-        && ctx->status_code == NGX_HTTP_OK
-        && r->headers_out.content_length_n >= 0)
-    {
-        r->allow_ranges = 1;
-    }
-
-    /*
-     * nginx recognizes bodiless statuses only without a status line of
-     * the application's own
-     */
-
-    if (ctx->status_code == NGX_HTTP_NO_CONTENT
-        || ctx->status_code == NGX_HTTP_NOT_MODIFIED)
-    {
-        r->header_only = 1;
-        r->headers_out.content_length_n = -1;
-
-        if (ctx->status_code == NGX_HTTP_NO_CONTENT) {
-            ngx_str_null(&r->headers_out.content_type);
-            r->headers_out.content_type_len = 0;
-        }
-    }
-
-    ctx->header_sent = 1;
-
-    rc = ngx_http_send_header(r);
-
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "wsgi header sent: %ui, rc: %i", ctx->status_code, rc);
-
-    if (r->header_only) {
-        ctx->header_only = 1;
-    }
-
-    return rc;
-}
-
-
-/*
- * Passes the step's chunks to the output filters, each buffer pointing at
- * its bytes object, which stays pinned until nginx has sent it.
- */
-
-static ngx_int_t
-ngx_http_wsgi_send_body(ngx_http_wsgi_ctx_t *ctx, ngx_uint_t last)
-{
-    ngx_int_t               rc;
-    ngx_uint_t              i;
-    ngx_buf_t              *b;
-    ngx_chain_t            *cl, *out, **ll;
-    ngx_http_request_t     *r;
-    ngx_http_wsgi_buf_t    *wb;
-    ngx_http_wsgi_chunk_t  *chunk;
-
-    r = ctx->request;
-
-    if (ctx->header_only) {
-        ngx_http_wsgi_discard_output(ctx);
-        return NGX_OK;
-    }
-
-    b = NULL;
-    out = NULL;
-    ll = &out;
-
-    for (i = 0; i < ctx->nout; i++) {
-        chunk = &ctx->out[i];
-
-        if (ctx->free) {
-            cl = ctx->free;
-            ctx->free = cl->next;
-            wb = (ngx_http_wsgi_buf_t *) cl->buf;
-
-        } else {
-            cl = ngx_alloc_chain_link(r->pool);
-            if (cl == NULL) {
-                return NGX_ERROR;
-            }
-
-            wb = ngx_palloc(r->pool, sizeof(ngx_http_wsgi_buf_t));
-            if (wb == NULL) {
-                return NGX_ERROR;
-            }
-
-            cl->buf = &wb->buf;
-        }
-
-        b = &wb->buf;
-        ngx_memzero(b, sizeof(ngx_buf_t));
-
-        b->tag = (ngx_buf_tag_t) &ngx_http_wsgi_module;
-
-        if (chunk->fd != NGX_INVALID_FILE) {
-            if (ngx_http_wsgi_send_file(ctx, chunk, b) != NGX_OK) {
-                return NGX_ERROR;
-            }
-
-        } else {
-            b->memory = 1;
-            b->pos = chunk->data;
-            b->last = chunk->data + chunk->size;
-            b->start = b->pos;
-            b->end = b->last;
-        }
-
-        /* the pin moves from the step's output to the buffer */
-
-        wb->obj = chunk->obj;
-        chunk->obj = NULL;
-
-        ctx->sent += chunk->size;
-
-        *ll = cl;
-        ll = &cl->next;
-    }
-
-    ctx->nout = 0;
-
-    if (out == NULL && !last) {
-        return NGX_OK;
-    }
-
-    if (out == NULL) {
-        rc = ngx_http_send_special(r, NGX_HTTP_LAST);
-        ngx_http_wsgi_update_busy(ctx);
-        return rc;
-    }
-
-    *ll = NULL;
-
-    if (last && r == r->main) {
-        b->last_buf = 1;
-
-    } else if (last) {
-        b->last_in_chain = 1;
-
-    } else {
-        /* stream: what the application produced goes out now */
-        b->flush = 1;
-    }
-
-    rc = ngx_http_output_filter(r, out);
-
-    /* our links follow the busy ones until nginx is done with them */
-
-    for (ll = &ctx->busy; *ll; ll = &(*ll)->next) { /* void */ }
-
-    *ll = out;
-
-    ngx_http_wsgi_update_busy(ctx);
-
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "wsgi output: %i, busy: %p", rc, ctx->busy);
-
-    if (rc == NGX_OK && (ctx->busy || r->buffered || r->connection->buffered))
-    {
-        return NGX_AGAIN;
-    }
-
-    return rc;
-}
-
-
-/*
- * A file chunk: nginx sends the range itself (sendfile, aio, output_buffers
- * and the filters apply); the descriptor is closed with the request.
- */
-
-static ngx_int_t
-ngx_http_wsgi_send_file(ngx_http_wsgi_ctx_t *ctx,
-    ngx_http_wsgi_chunk_t *chunk, ngx_buf_t *b)
-{
-    ngx_fd_t             fd;
-    ngx_http_request_t  *r;
-
-    static ngx_str_t  file_wrapper = ngx_string("wsgi.file_wrapper");
-    static ngx_str_t  temp_file = ngx_string("wsgi temp file");
-
-    r = ctx->request;
-
-    fd = chunk->fd;
-    chunk->fd = NGX_INVALID_FILE;
-
-    if (ngx_http_wsgi_close_file(r, fd) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    b->file = ngx_pcalloc(r->pool, sizeof(ngx_file_t));
-    if (b->file == NULL) {
-        return NGX_ERROR;
-    }
-
-    b->in_file = 1;
-    b->file_pos = chunk->offset;
-    b->file_last = chunk->offset + (off_t) chunk->size;
-
-    b->file->fd = fd;
-    b->file->name = chunk->temp ? temp_file : file_wrapper;
-    b->file->log = r->connection->log;
-
-    return NGX_OK;
-}
-
-
-/* the request's pool closes fd; if it cannot, fd is closed now */
-
-static ngx_int_t
-ngx_http_wsgi_close_file(ngx_http_request_t *r, ngx_fd_t fd)
-{
-    ngx_pool_cleanup_t       *cln;
-    ngx_pool_cleanup_file_t  *clnf;
-
-    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_pool_cleanup_file_t));
-    if (cln == NULL) {
-        (void) ngx_close_file(fd);
-        return NGX_ERROR;
-    }
-
-    cln->handler = ngx_pool_cleanup_file;
-    clnf = cln->data;
-
-    clnf->fd = fd;
-    clnf->name = (u_char *) "wsgi.file_wrapper";
-    clnf->log = r->connection->log;
-
-    return NGX_OK;
-}
-
-
-/* sent buffers give their bytes objects to the next step to release */
-
-static void
-ngx_http_wsgi_update_busy(ngx_http_wsgi_ctx_t *ctx)
-{
-    PyObject             **pin;
-    ngx_chain_t           *cl;
-    ngx_http_wsgi_buf_t   *wb;
-
-    while (ctx->busy) {
-        cl = ctx->busy;
-        wb = (ngx_http_wsgi_buf_t *) cl->buf;
-
-        if (ngx_buf_size(&wb->buf) != 0) {
-            break;
-        }
-
-        if (wb->obj) {
-            pin = ngx_array_push(&ctx->release);
-            if (pin == NULL) {
-                /* keep it pinned: the cleanup gets it through busy */
-                break;
-            }
-
-            *pin = wb->obj;
-            wb->obj = NULL;
-        }
-
-        ctx->busy = cl->next;
-        cl->next = ctx->free;
-        ctx->free = cl;
-    }
-}
-
-
-static void
-ngx_http_wsgi_discard_output(ngx_http_wsgi_ctx_t *ctx)
-{
-    ngx_uint_t   i;
-    PyObject   **pin;
-
-    for (i = 0; i < ctx->nout; i++) {
-
-        if (ctx->out[i].fd != NGX_INVALID_FILE) {
-            (void) ngx_close_file(ctx->out[i].fd);
-            ctx->out[i].fd = NGX_INVALID_FILE;
-        }
-
-        if (ctx->out[i].obj == NULL) {
-            continue;
-        }
-
-        pin = ngx_array_push(&ctx->release);
-        if (pin == NULL) {
-            /* the step cleanup releases what is left in out */
-            ngx_memmove(ctx->out, &ctx->out[i],
-                        (ctx->nout - i) * sizeof(ngx_http_wsgi_chunk_t));
-            ctx->nout -= i;
-            return;
-        }
-
-        *pin = ctx->out[i].obj;
-    }
-
-    ctx->nout = 0;
-}
-
-
-static ngx_int_t
 ngx_http_wsgi_wait(ngx_http_wsgi_ctx_t *ctx)
 {
     ngx_event_t               *wev;
@@ -1079,7 +651,7 @@ ngx_http_wsgi_flush(ngx_http_wsgi_ctx_t *ctx)
 
         /* wsgi.input waits for more of the body */
 
-        rc = ngx_http_wsgi_input_read(ctx, 1);
+        rc = ngx_http_wsgi_body_read(ctx, 1);
 
         if (rc == NGX_AGAIN) {
             ctx->pulling = 1;
@@ -1147,7 +719,7 @@ ngx_http_wsgi_read_handler(ngx_http_request_t *r)
     }
 
     if (ctx->pulling) {
-        rc = ngx_http_wsgi_input_read(ctx, 1);
+        rc = ngx_http_wsgi_body_read(ctx, 1);
 
         if (rc != NGX_AGAIN) {
             ctx->pulling = 0;
@@ -1240,163 +812,6 @@ closed:
 }
 
 
-/*
- * Reads what the client has sent of a streamed body into ctx->in (with
- * read unset, only takes what nginx has read already).
- * NGX_OK: data or the end arrived; NGX_AGAIN: nothing yet; NGX_ERROR: the
- * body cannot be read (logged), wsgi.input raises OSError.
- */
-
-static ngx_int_t
-ngx_http_wsgi_input_read(ngx_http_wsgi_ctx_t *ctx, ngx_uint_t read)
-{
-    size_t                    size;
-    ngx_int_t                 rc;
-    ngx_uint_t                got;
-    ngx_buf_t                *b;
-    ngx_chain_t              *cl;
-    ngx_http_request_t       *r;
-    ngx_http_wsgi_in_t       *in;
-    ngx_http_request_body_t  *rb;
-
-    r = ctx->request;
-    rb = r->request_body;
-
-    if (ctx->in_state != NGX_AGAIN) {
-        return ctx->in_state;
-    }
-
-    rc = NGX_OK;
-
-    if (read && r->reading_body) {
-        rc = ngx_http_read_unbuffered_request_body(r);
-    }
-
-    if (rc >= NGX_HTTP_SPECIAL_RESPONSE || rc == NGX_ERROR) {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "wsgi: reading the request body failed: %i", rc);
-        ctx->in_state = NGX_ERROR;
-        return NGX_ERROR;
-    }
-
-    got = 0;
-
-    for (cl = rb->bufs; cl; cl = cl->next) {
-        b = cl->buf;
-        size = b->last - b->pos;
-
-        if (size == 0) {
-            continue;
-        }
-
-        /* nginx reuses its buffer: the data is copied out */
-
-        in = ngx_alloc(offsetof(ngx_http_wsgi_in_t, data) + size,
-                       r->connection->log);
-        if (in == NULL) {
-            ctx->in_state = NGX_ERROR;
-            return NGX_ERROR;
-        }
-
-        in->next = NULL;
-        in->size = size;
-        in->pos = 0;
-        ngx_memcpy(in->data, b->pos, size);
-
-        *ctx->in_last = in;
-        ctx->in_last = &in->next;
-
-        b->pos = b->last;
-        got = 1;
-    }
-
-    rb->bufs = NULL;
-
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "wsgi input streamed: %ui, reading: %d",
-                   got, r->reading_body);
-
-    if (!r->reading_body) {
-        ctx->in_state = NGX_OK;
-        return NGX_OK;
-    }
-
-    return got ? NGX_OK : NGX_AGAIN;
-}
-
-
-/*
- * Inline mode: wsgi.input waits on the event loop's own thread, without
- * the GIL, until the client sends more or client_body_timeout passes.
- */
-
-ngx_int_t
-ngx_http_wsgi_input_pull(ngx_http_wsgi_ctx_t *ctx)
-{
-    int                        n;
-    ngx_int_t                  rc;
-    ngx_connection_t          *c;
-    struct pollfd              pfd;
-    ngx_http_core_loc_conf_t  *clcf;
-
-    c = ctx->request->connection;
-    clcf = ngx_http_get_module_loc_conf(ctx->request, ngx_http_core_module);
-
-    if (ngx_http_wsgi_forked) {
-        /* the connection is the parent's */
-        ngx_log_error(NGX_LOG_ERR, c->log, 0,
-                      "wsgi: wsgi.input used in a process forked by the "
-                      "application");
-        return NGX_ERROR;
-    }
-
-    for ( ;; ) {
-        rc = ngx_http_wsgi_input_read(ctx, 1);
-
-        if (rc != NGX_AGAIN) {
-            return rc;
-        }
-
-        pfd.fd = c->fd;
-        pfd.events = POLLIN;
-        pfd.revents = 0;
-
-        n = poll(&pfd, 1, (int) clcf->client_body_timeout);
-
-        if (n == -1 && ngx_errno == NGX_EINTR) {
-            continue;
-        }
-
-        if (n <= 0) {
-            ngx_log_error(NGX_LOG_INFO, c->log, n ? ngx_errno : NGX_ETIMEDOUT,
-                          "wsgi: client timed out sending the request body");
-            ctx->in_state = NGX_ERROR;
-            return NGX_ERROR;
-        }
-
-        /* the event loop would have said so */
-
-        c->read->ready = 1;
-        c->read->available = -1;
-    }
-}
-
-
-void
-ngx_http_wsgi_input_free(ngx_http_wsgi_ctx_t *ctx)
-{
-    ngx_http_wsgi_in_t  *in, *next;
-
-    for (in = ctx->in; in; in = next) {
-        next = in->next;
-        ngx_free(in);
-    }
-
-    ctx->in = NULL;
-    ctx->in_last = &ctx->in;
-}
-
-
 static void
 ngx_http_wsgi_cleanup(void *data)
 {
@@ -1406,7 +821,7 @@ ngx_http_wsgi_cleanup(void *data)
     ngx_chain_t          *cl;
     ngx_http_wsgi_buf_t  *wb;
 
-    ngx_http_wsgi_input_free(ctx);
+    ngx_http_wsgi_body_free(ctx);
 
     if (ngx_http_wsgi_interp == NULL) {
         return;

@@ -325,7 +325,7 @@ ngx_http_wsgi_input_stream(ngx_http_wsgi_input_t *in, u_char **data)
 
             } else {
                 Py_BEGIN_ALLOW_THREADS
-                rc = ngx_http_wsgi_input_pull(ctx);
+                rc = ngx_http_wsgi_body_pull(ctx);
                 Py_END_ALLOW_THREADS
             }
 

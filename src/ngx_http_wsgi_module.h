@@ -21,10 +21,11 @@
 /*
  * The module is split in two sides that meet in ngx_http_wsgi_ctx_t.
  *
- * The nginx side (module.c, handler.c; thread.c, channel.c and priority.c
- * for the thread pools) owns the request: it snapshots what the
- * application may see into ctx->snap, runs execution steps and turns what
- * a step produced (status, headers, body chunks) into nginx output.
+ * The nginx side (module.c, handler.c, output.c, body.c; thread.c,
+ * channel.c and priority.c for the thread pools) owns the request: it
+ * snapshots what the application may see into ctx->snap, runs execution
+ * steps and turns what a step produced (status, headers, body chunks) into
+ * nginx output.
  *
  * The Python side (step.c, environ.c, response.c, input.c, errors.c,
  * file_wrapper.c, interp.c, app.c) runs only inside an execution step, on
@@ -520,6 +521,24 @@ struct ngx_http_wsgi_sched_s {
 };
 
 
+/* how a process died, as far as it could note it; 0: not known */
+#define NGX_HTTP_WSGI_CRASH_SIGNAL     0x100
+#define NGX_HTTP_WSGI_CRASH_EXIT       0x200
+#define NGX_HTTP_WSGI_CRASH_VALUE      0xff
+
+#define NGX_HTTP_WSGI_CRASH_PROBE      60000  /* ms an import may take */
+
+
+/* how a probe's import ended: written by its processes, done last */
+typedef struct {
+    volatile ngx_pid_t           pid;         /* the one that imports */
+    volatile ngx_uint_t          how;         /* seen by the probe */
+    volatile ngx_uint_t          noted;       /* ... by the one that died */
+    volatile ngx_uint_t          returned;
+    volatile ngx_uint_t          done;
+} ngx_http_wsgi_probe_t;
+
+
 extern ngx_module_t  ngx_http_wsgi_module;
 extern ngx_http_wsgi_interp_t  *ngx_http_wsgi_interp;
 extern ngx_uint_t  ngx_http_wsgi_forked;
@@ -535,7 +554,19 @@ extern ngx_uint_t  ngx_http_wsgi_forked;
 ngx_int_t ngx_http_wsgi_handler(ngx_http_request_t *r);
 void ngx_http_wsgi_step_complete(ngx_http_wsgi_ctx_t *ctx);
 void ngx_http_wsgi_flush(ngx_http_wsgi_ctx_t *ctx);
-void ngx_http_wsgi_input_free(ngx_http_wsgi_ctx_t *ctx);
+
+
+/* the request body streamed to wsgi.input */
+ngx_int_t ngx_http_wsgi_body_read(ngx_http_wsgi_ctx_t *ctx, ngx_uint_t read);
+ngx_int_t ngx_http_wsgi_body_pull(ngx_http_wsgi_ctx_t *ctx);
+void ngx_http_wsgi_body_free(ngx_http_wsgi_ctx_t *ctx);
+
+
+/* a step's output as nginx output */
+ngx_int_t ngx_http_wsgi_send_header(ngx_http_wsgi_ctx_t *ctx);
+ngx_int_t ngx_http_wsgi_send_body(ngx_http_wsgi_ctx_t *ctx, ngx_uint_t last);
+void ngx_http_wsgi_update_busy(ngx_http_wsgi_ctx_t *ctx);
+void ngx_http_wsgi_discard_output(ngx_http_wsgi_ctx_t *ctx);
 
 
 /* the listening sockets' backlog after an inline step */
@@ -641,6 +672,9 @@ void ngx_http_wsgi_crash_imported(ngx_http_wsgi_app_t *app,
     ngx_uint_t loaded, ngx_log_t *log);
 void ngx_http_wsgi_crash_step(ngx_http_wsgi_ctx_t *ctx);
 void ngx_http_wsgi_crash_step_done(void);
+void ngx_http_wsgi_crash_forget(volatile ngx_uint_t *noted);
+ngx_pid_t ngx_http_wsgi_probe_fork(ngx_http_wsgi_app_t *app,
+    ngx_http_wsgi_probe_t *p, ngx_log_t *log);
 
 
 /* environ */
