@@ -49,22 +49,7 @@ END:VCARD
 
 
 def radicale(nginx, tmp_path, location):
-    (tmp_path / "users").write_text(f"{USER}:{PASSWORD}\n")
-    (tmp_path / "collections").mkdir()
-    config = tmp_path / "radicale.conf"
-    config.write_text(f"""
-[auth]
-type = htpasswd
-htpasswd_filename = {tmp_path}/users
-htpasswd_encryption = plain
-delay = 0
-
-[storage]
-filesystem_folder = {tmp_path}/collections
-
-[logging]
-level = warning
-""")
+    config = compat.radicale_config(tmp_path, USER, PASSWORD)
     return compat.mount(nginx, "compat_radicale.py", location=f"""
         wsgi_var RADICALE_CONFIG {config};
         wsgi_pass_authorization on;

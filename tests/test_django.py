@@ -8,7 +8,6 @@ any nginx starts; each test then serves the copy with
 admin login: CSRF cookie and form token, POST, redirect, session cookie.
 """
 
-import http.cookies
 import os
 import re
 import shutil
@@ -17,7 +16,7 @@ import urllib.parse
 
 import pytest
 
-from harness import APPS_DIR
+from harness import APPS_DIR, compat
 
 PYTHON = "/usr/bin/python3"
 SITE = APPS_DIR / "django_site"
@@ -56,34 +55,8 @@ def srv(nginx, site):
                  server=f"location / {{ wsgi_pass {site}/wsgi.py; }}")
 
 
-class Browser:
-    """Just enough of a browser: a cookie jar on top of srv.request()."""
-
-    def __init__(self, srv):
-        self.srv = srv
-        self.cookies = {}
-
-    def request(self, method, path, body=None, headers=None):
-        headers = dict(headers or {})
-        if self.cookies:
-            headers["Cookie"] = "; ".join(
-                f"{k}={v}" for k, v in self.cookies.items())
-
-        r = self.srv.request(method, path, body=body, headers=headers)
-
-        for value in r.header_all("Set-Cookie"):
-            jar = http.cookies.SimpleCookie()
-            jar.load(value)
-            for name, morsel in jar.items():
-                if morsel["max-age"] == "0" or not morsel.value:
-                    self.cookies.pop(name, None)
-                else:
-                    self.cookies[name] = morsel.value
-
-        return r
-
-    def get(self, path):
-        return self.request("GET", path)
+class Browser(compat.Browser):
+    """The harness's cookie jar, and Django's login form."""
 
     def post_form(self, path, fields):
         body = urllib.parse.urlencode(fields).encode()

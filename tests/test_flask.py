@@ -14,6 +14,7 @@ import os
 import pytest
 
 from harness import Response
+from harness.compat import multipart
 
 BIG = 3 * 1024 * 1024 + 12345
 NOTE = "h\u00e9llo \u2713 \"quoted\""
@@ -23,31 +24,6 @@ NOTE = "h\u00e9llo \u2713 \"quoted\""
 def srv(nginx):
     return nginx(http="client_max_body_size 16m;",
                  server="location / { wsgi_pass {apps}/flask_upload.py; }")
-
-
-def multipart(fields, files):
-    """(body, content type) of a multipart/form-data body.  fields: name ->
-    str; files: name -> (filename, bytes)."""
-
-    boundary = "nginx-wsgi-" + os.urandom(16).hex()
-    parts = []
-
-    for name, value in fields.items():
-        parts.append(
-            f'--{boundary}\r\n'
-            f'Content-Disposition: form-data; name="{name}"\r\n'
-            f'\r\n'.encode() + value.encode("utf-8") + b"\r\n")
-
-    for name, (filename, data) in files.items():
-        parts.append(
-            f'--{boundary}\r\n'
-            f'Content-Disposition: form-data; name="{name}"; '
-            f'filename="{filename}"\r\n'
-            f'Content-Type: application/octet-stream\r\n'
-            f'\r\n'.encode() + data + b"\r\n")
-
-    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
-    return body, "multipart/form-data; boundary=" + boundary
 
 
 def check_upload(r, body, filename, data):

@@ -15,6 +15,7 @@ import pytest
 
 from harness import (APPS_DIR, REPO_ROOT, free_port, module_path,
                      pid_alive)
+from harness.compat import radicale_config
 
 RUN = REPO_ROOT / "tools" / "run.sh"
 
@@ -90,20 +91,10 @@ def test_run_rejects_a_mount_without_a_slash(tmp_path):
 
 def test_run_serves_a_caldav_round_trip_to_radicale(tmp_path):
     pytest.importorskip("radicale")
-    (tmp_path / "users").write_text("alice:secret\n")
-    (tmp_path / "config").write_text(f"""
-[auth]
-type = htpasswd
-htpasswd_filename = {tmp_path}/users
-htpasswd_encryption = plain
-delay = 0
-
-[storage]
-filesystem_folder = {tmp_path}/collections
-""")
+    config = radicale_config(tmp_path, "alice", "secret")
     proc, port = start(
         tmp_path, APPS_DIR / "compat_radicale.py", MOUNT="/radicale/",
-        LOCATION=(f"wsgi_var RADICALE_CONFIG {tmp_path}/config; "
+        LOCATION=(f"wsgi_var RADICALE_CONFIG {config}; "
                   "wsgi_pass_authorization on;"))
     auth = {"Authorization": "Basic "
             + base64.b64encode(b"alice:secret").decode()}

@@ -267,3 +267,25 @@ def check_big(srv):
         assert resp.read() == b"Hello, head!"
     finally:
         conn.close()
+
+
+def radicale_config(d, user, password):
+    """A Radicale configuration in directory d: htpasswd users (user with
+    password), filesystem storage in d/collections.  Its path."""
+    (d / "users").write_text(f"{user}:{password}\n")
+    (d / "collections").mkdir(exist_ok=True)
+    config = d / "radicale.conf"
+    config.write_text(f"""
+[auth]
+type = htpasswd
+htpasswd_filename = {d}/users
+htpasswd_encryption = plain
+delay = 0
+
+[storage]
+filesystem_folder = {d}/collections
+
+[logging]
+level = warning
+""")
+    return config
