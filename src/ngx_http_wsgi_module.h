@@ -27,11 +27,11 @@
  * steps and turns what a step produced (status, headers, body chunks) into
  * nginx output.
  *
- * The Python side (step.c, environ.c, response.c, input.c, errors.c,
- * file_wrapper.c, interp.c, app.c) runs only inside an execution step, on
- * whatever thread runs the step, holding the GIL.  It never touches the
- * nginx request, its pool or its events; it reads the snapshot and fills
- * the step's output.
+ * The Python side (step.c, spool.c, environ.c, response.c, input.c,
+ * errors.c, file_wrapper.c, interp.c, app.c) runs only inside an
+ * execution step, on whatever thread runs the step, holding the GIL.  It
+ * never touches the nginx request, its pool or its events; it reads the
+ * snapshot and fills the step's output.
  */
 
 
@@ -638,6 +638,11 @@ ngx_int_t ngx_http_wsgi_objs_add(ngx_http_wsgi_objs_t *a, PyObject **objs,
     ngx_uint_t n, ngx_log_t *log);
 void ngx_http_wsgi_step_output(ngx_http_wsgi_ctx_t *ctx, PyObject *obj,
     u_char *data, size_t size);
+ngx_http_wsgi_chunk_t *ngx_http_wsgi_step_chunk_add(ngx_http_wsgi_ctx_t *ctx,
+    PyObject *obj, u_char *data, size_t size);
+void ngx_http_wsgi_spool_add(ngx_http_wsgi_ctx_t *ctx, u_char *data,
+    size_t size);
+void ngx_http_wsgi_spool_flush(ngx_http_wsgi_ctx_t *ctx);
 void ngx_http_wsgi_spool_discard(ngx_http_wsgi_ctx_t *ctx);
 void ngx_http_wsgi_step_output_file(ngx_http_wsgi_ctx_t *ctx, ngx_fd_t fd,
     off_t offset, off_t size, ngx_uint_t temp);
