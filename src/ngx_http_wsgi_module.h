@@ -257,18 +257,54 @@ typedef enum {
 
 
 /*
- * What write() called from the iterable's close() does: nothing closes
- * (NONE); the body is complete, and what is written is sent (COMPLETE);
- * nginx stopped the body (HEAD, 304, the client went away) and drops it
- * (STOPPED); the application failed, and write() raises (FAILED).  Set by
- * the close, once.
+ * nginx side: where the request's step is.  Inline, steps run on the
+ * event loop and the request stays at LOOP.
+ *
+ *   LOOP --thread_post()--> THREAD --thread_complete()--> LOOP
+ *                           THREAD <--> FLUSH  write() waits for the client
+ *                           THREAD <--> PULL   wsgi.input waits for the body
  */
 typedef enum {
-    NGX_HTTP_WSGI_CLOSING_NONE = 0,
-    NGX_HTTP_WSGI_CLOSING_COMPLETE,
-    NGX_HTTP_WSGI_CLOSING_STOPPED,
-    NGX_HTTP_WSGI_CLOSING_FAILED
-} ngx_http_wsgi_closing_e;
+    NGX_HTTP_WSGI_PHASE_LOOP = 0,
+    NGX_HTTP_WSGI_PHASE_THREAD,
+    NGX_HTTP_WSGI_PHASE_FLUSH,
+    NGX_HTTP_WSGI_PHASE_PULL
+} ngx_http_wsgi_phase_e;
+
+
+/*
+ * Python side: the application's body.
+ *
+ *   ITERATING --end of the iterable, Content-Length--> DONE
+ *   ITERATING --client gone--> ABORTED
+ *   any of them --close()--> COMPLETE (DONE, not failed), FAILED (failed),
+ *                            STOPPED (the rest)
+ *
+ * The closed states also say what write() from close() does: the body
+ * goes on (COMPLETE), is dropped (STOPPED) or raises (FAILED).  "failed"
+ * is a flag of its own: an error may come after DONE.
+ */
+typedef enum {
+    NGX_HTTP_WSGI_BODY_ITERATING = 0,
+    NGX_HTTP_WSGI_BODY_DONE,
+    NGX_HTTP_WSGI_BODY_ABORTED,
+    NGX_HTTP_WSGI_BODY_COMPLETE,
+    NGX_HTTP_WSGI_BODY_STOPPED,
+    NGX_HTTP_WSGI_BODY_FAILED
+} ngx_http_wsgi_body_e;
+
+#define ngx_http_wsgi_done(ctx)                                               \
+    ((ctx)->body == NGX_HTTP_WSGI_BODY_DONE                                   \
+     || (ctx)->body == NGX_HTTP_WSGI_BODY_COMPLETE)
+#define ngx_http_wsgi_closed(ctx)  ((ctx)->body >= NGX_HTTP_WSGI_BODY_COMPLETE)
+
+
+/* Python side: which of the application's code a step is in */
+typedef enum {
+    NGX_HTTP_WSGI_INSIDE_STEP = 0,
+    NGX_HTTP_WSGI_INSIDE_CALL,                /* application() */
+    NGX_HTTP_WSGI_INSIDE_APP                  /* next(), close() */
+} ngx_http_wsgi_inside_e;
 
 
 typedef enum {
@@ -293,11 +329,8 @@ struct ngx_http_wsgi_ctx_s {
     unsigned                     header_sent:1;
     unsigned                     header_only:1;
     unsigned                     optimize_send_headers:1; /* steps read it */
-    unsigned                     pulling:1;   /* the body for wsgi.input */
-    unsigned                     waiting:1;   /* for the client to drain */
-    unsigned                     flushing:1;  /* ... while write() waits */
-    unsigned                     finishing:1;
-    unsigned                     running:1;   /* a step is on a thread */
+    unsigned                     finishing:1; /* the close step is next */
+    unsigned                     phase:2;     /* ngx_http_wsgi_phase_e */
 
     /* set by the event loop, read by a running step */
     volatile ngx_int_t           client_gone;
@@ -367,16 +400,12 @@ struct ngx_http_wsgi_ctx_s {
 
     unsigned                     started:1;   /* start_response() called */
     unsigned                     committed:1; /* headers are final */
-    unsigned                     done:1;      /* iteration ended */
-    unsigned                     closed:1;    /* close() called */
     unsigned                     failed:1;    /* error logged */
-    unsigned                     aborted:1;   /* client gone: stopped */
     unsigned                     streaming:1; /* slow producer */
     unsigned                     first_out:1; /* headers went with a batch */
-    unsigned                     in_call:1;   /* application() running */
-    unsigned                     in_app:1;    /* ... or next(), close() */
     unsigned                     spool_failed:1; /* no temp file: memory */
-    unsigned                     closing:2;   /* ngx_http_wsgi_closing_e */
+    unsigned                     body:3;      /* ngx_http_wsgi_body_e */
+    unsigned                     inside:2;    /* ngx_http_wsgi_inside_e */
 };
 
 

@@ -216,7 +216,7 @@ ngx_http_wsgi_thread_post(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e step,
         ngx_post_event(&sched->kick, &ngx_posted_events);
     }
 
-    ctx->running = 1;
+    ctx->phase = NGX_HTTP_WSGI_PHASE_THREAD;
     r->main->blocked++;
 
     if (sched->away++ == 0) {
@@ -813,7 +813,7 @@ ngx_http_wsgi_thread_complete(ngx_http_wsgi_ctx_t *ctx)
                    "wsgi thread step %d done", ctx->step);
 
     r->main->blocked--;
-    ctx->running = 0;
+    ctx->phase = NGX_HTTP_WSGI_PHASE_LOOP;
 
     sched = ngx_http_wsgi_sched_get(ctx->thread_pool, c->log);
 
