@@ -239,7 +239,7 @@ typedef struct {
 /* a buffer on its way through nginx's filters, with the bytes it shows */
 typedef struct {
     ngx_buf_t                    buf;
-    PyObject                    *obj;         /* owned, released by a step */
+    PyObject                    *obj;         /* a pin, see release() */
 } ngx_http_wsgi_buf_t;
 
 
@@ -362,7 +362,7 @@ struct ngx_http_wsgi_ctx_s {
     unsigned                     write_buffering:1;
     unsigned                     spool_all:1; /* multipart ranges */
 
-    /* pins the nginx side is done with; emptied by the next step */
+    /* pins the nginx side is done with, for ngx_http_wsgi_release() */
     ngx_array_t                  release;     /* of PyObject * */
 
     /* Python side: touched by steps only, holding the GIL */
@@ -661,6 +661,7 @@ void ngx_http_wsgi_step_exec(ngx_http_wsgi_ctx_t *ctx,
     ngx_http_wsgi_step_e step);
 void ngx_http_wsgi_step_cleanup(ngx_http_wsgi_ctx_t *ctx);
 void ngx_http_wsgi_forked_exit(ngx_log_t *log);
+void ngx_http_wsgi_release(PyObject **objs, ngx_uint_t n);
 void ngx_http_wsgi_step_release_objs(PyObject **objs, ngx_uint_t n);
 void ngx_http_wsgi_release_deferred(void);
 ngx_int_t ngx_http_wsgi_objs_add(ngx_http_wsgi_objs_t *a, PyObject **objs,

@@ -801,35 +801,45 @@ ngx_http_wsgi_step_close(ngx_http_wsgi_ctx_t *ctx)
 }
 
 
-static void
-ngx_http_wsgi_step_release(ngx_http_wsgi_ctx_t *ctx)
-{
-    ngx_uint_t   i;
-    PyObject   **objs;
-
-    objs = ctx->release.elts;
-
-    for (i = 0; i < ctx->release.nelts; i++) {
-        Py_DECREF(objs[i]);
-    }
-
-    ctx->release.nelts = 0;
-}
-
-
-/* objects the nginx side kept, released together */
+/*
+ * The one release path of pins: the objects whose bytes nginx buffers
+ * point into (sent or discarded output, a closed request's status and
+ * headers).  The nginx side never drops a pin where it lets the bytes go,
+ * as it may not hold the GIL there: it moves the pin to ctx->release, and
+ * from the request's cleanup to a list that outlives the request pool.
+ * Only a thread that already holds the GIL calls this: the request's next
+ * step, its cleanup step, a runner taking the lists of a pool, the event
+ * loop at the end of an inline round, and the fallbacks of
+ * ngx_http_wsgi_step_release_objs(), which take the GIL for it.
+ */
 
 void
-ngx_http_wsgi_step_release_objs(PyObject **objs, ngx_uint_t n)
+ngx_http_wsgi_release(PyObject **objs, ngx_uint_t n)
 {
-    ngx_uint_t      i;
-    PyThreadState  *ts;
-
-    ts = ngx_http_wsgi_python_enter();
+    ngx_uint_t  i;
 
     for (i = 0; i < n; i++) {
         Py_DECREF(objs[i]);
     }
+}
+
+
+static void
+ngx_http_wsgi_step_release(ngx_http_wsgi_ctx_t *ctx)
+{
+    ngx_http_wsgi_release(ctx->release.elts, ctx->release.nelts);
+    ctx->release.nelts = 0;
+}
+
+
+void
+ngx_http_wsgi_step_release_objs(PyObject **objs, ngx_uint_t n)
+{
+    PyThreadState  *ts;
+
+    ts = ngx_http_wsgi_python_enter();
+
+    ngx_http_wsgi_release(objs, n);
 
     ngx_http_wsgi_forked_check(ngx_cycle->log);
 

@@ -574,7 +574,7 @@ ngx_http_wsgi_runner_handler(void *data, ngx_log_t *log)
     ngx_http_wsgi_runner_t *runner = data;
 
     uint64_t                  now;
-    ngx_uint_t                notify, i, lingered, woken;
+    ngx_uint_t                notify, lingered, woken;
     PyThreadState            *ts;
     struct timespec           until;
     ngx_http_wsgi_ctx_t      *ctx;
@@ -691,10 +691,7 @@ ngx_http_wsgi_runner_handler(void *data, ngx_log_t *log)
             for ( /* void */ ; rel; rel = next) {
                 next = rel->next;
 
-                for (i = 0; i < rel->n; i++) {
-                    Py_DECREF(rel->objs[i]);
-                }
-
+                ngx_http_wsgi_release(rel->objs, rel->n);
                 ngx_free(rel);
             }
 
