@@ -19,19 +19,13 @@
 
 
 /*
- * The module is split in two sides that meet in ngx_http_wsgi_ctx_t.
- *
- * The nginx side (module.c, handler.c, output.c, body.c; thread.c,
- * channel.c and priority.c for the thread pools) owns the request: it
- * snapshots what the application may see into ctx->snap, runs execution
- * steps and turns what a step produced (status, headers, body chunks) into
- * nginx output.
- *
- * The Python side (step.c, spool.c, environ.c, response.c, input.c,
- * errors.c, file_wrapper.c, interp.c, app.c) runs only inside an
- * execution step, on whatever thread runs the step, holding the GIL.  It
- * never touches the nginx request, its pool or its events; it reads the
- * snapshot and fills the step's output.
+ * Two sides meet in ngx_http_wsgi_ctx_t.  The nginx side (module.c,
+ * handler.c, output.c, body.c; thread.c, channel.c, priority.c) owns the
+ * request: it snapshots what the application may see, runs execution
+ * steps and turns their output into nginx output.  The Python side (step.c,
+ * spool.c, environ.c, response.c, input.c, errors.c, file_wrapper.c,
+ * interp.c, app.c) runs only inside a step, on whatever thread runs it,
+ * holding the GIL, and never touches the nginx request.
  */
 
 
@@ -43,10 +37,8 @@
 
 
 /*
- * The calling thread's own: initial-exec, as the module's few words fit in
- * the static TLS that glibc keeps for modules loaded later, and each
- * access is then an offset from the thread pointer rather than a call to
- * __tls_get_addr() (several per request).
+ * initial-exec: the few words fit in glibc's static TLS reserve, and each
+ * access is an offset rather than a call to __tls_get_addr()
  */
 #define ngx_http_wsgi_tls  __thread __attribute__((tls_model("initial-exec")))
 
@@ -213,9 +205,8 @@ struct ngx_http_wsgi_in_s {
 
 
 /*
- * A body chunk produced by a step: memory kept alive by a bytes object, or
- * a range of an open file (wsgi.file_wrapper, a temp file), whose
- * descriptor the chunk owns until the nginx side takes it.
+ * A body chunk produced by a step: memory of a bytes object, or a range of
+ * an open file whose descriptor the chunk owns until nginx takes it.
  */
 typedef struct {
     PyObject                    *obj;         /* exact bytes, owned */
@@ -257,9 +248,7 @@ typedef enum {
 
 
 /*
- * nginx side: where the request's step is.  Inline, steps run on the
- * event loop and the request stays at LOOP.
- *
+ * nginx side: where the request's step is (inline: always LOOP).
  *   LOOP --thread_post()--> THREAD --thread_complete()--> LOOP
  *                           THREAD <--> FLUSH  write() waits for the client
  *                           THREAD <--> PULL   wsgi.input waits for the body
@@ -274,15 +263,11 @@ typedef enum {
 
 /*
  * Python side: the application's body.
- *
  *   ITERATING --end of the iterable, Content-Length--> DONE
  *   ITERATING --client gone--> ABORTED
- *   any of them --close()--> COMPLETE (DONE, not failed), FAILED (failed),
- *                            STOPPED (the rest)
- *
- * The closed states also say what write() from close() does: the body
- * goes on (COMPLETE), is dropped (STOPPED) or raises (FAILED).  "failed"
- * is a flag of its own: an error may come after DONE.
+ *   any --close()--> COMPLETE (DONE), FAILED (failed), STOPPED (the rest)
+ * write() from close() goes on, is dropped or raises, by the closed state.
+ * "failed" is a flag: an error may come after DONE.
  */
 typedef enum {
     NGX_HTTP_WSGI_BODY_ITERATING = 0,
@@ -341,11 +326,7 @@ struct ngx_http_wsgi_ctx_s {
     sem_t                       *wake;        /* posted when flush is set */
     ngx_http_wsgi_ctx_t         *flush_next;
 
-    /*
-     * The request body streamed to wsgi.input (wsgi_request_buffering
-     * off): filled by the nginx side only while the Python side waits
-     * for it, consumed (and freed) by the Python side.
-     */
+    /* streamed wsgi.input: filled only while the Python side waits */
     ngx_http_wsgi_in_t          *in;
     ngx_http_wsgi_in_t         **in_last;
     ngx_int_t                    in_state;    /* AGAIN, OK: end, ERROR */
@@ -486,10 +467,7 @@ typedef struct {
 } ngx_http_wsgi_state_t;
 
 
-/*
- * A thread pool's queue of steps and its runners: run by thread.c, looked
- * at by priority.c (the runners' threads, their steps' times).
- */
+/* a thread pool's queue and runners: thread.c, looked at by priority.c */
 
 #define NGX_HTTP_WSGI_RUNNERS     16        /* added at once, at most */
 
@@ -573,7 +551,6 @@ extern ngx_http_wsgi_interp_t  *ngx_http_wsgi_interp;
 extern ngx_uint_t  ngx_http_wsgi_forked;
 
 
-/* the state of the "ngx" module, for the Python side */
 #define ngx_http_wsgi_state()                                                 \
     ((ngx_http_wsgi_state_t *) ngx_http_wsgi_interp->state)
 
@@ -602,7 +579,6 @@ void ngx_http_wsgi_discard_output(ngx_http_wsgi_ctx_t *ctx);
 void ngx_http_wsgi_accept_after(void);
 
 
-/* thread pools */
 ngx_int_t ngx_http_wsgi_thread_init(ngx_cycle_t *cycle,
     ngx_http_wsgi_main_conf_t *wmcf);
 void ngx_http_wsgi_thread_done(ngx_cycle_t *cycle);
@@ -644,11 +620,7 @@ ngx_int_t ngx_http_wsgi_thread_wait(ngx_http_wsgi_ctx_t *ctx,
 void ngx_http_wsgi_thread_turn(ngx_http_wsgi_ctx_t *ctx);
 void ngx_http_wsgi_thread_signal(ngx_http_wsgi_ctx_t *ctx, ngx_int_t rc);
 
-/*
- * Under the mutex, which also guards the thread pools' queues: the steps
- * back from the runners, and whether the event loop may sleep (a thread
- * must then notify it).
- */
+/* the mutex also guards the pools' queues */
 extern pthread_mutex_t  ngx_http_wsgi_channel_mutex;
 extern ngx_http_wsgi_ctx_t  *ngx_http_wsgi_channel_done;
 extern ngx_uint_t  ngx_http_wsgi_channel_armed;
@@ -680,7 +652,6 @@ ngx_int_t ngx_http_wsgi_step_chunk(ngx_http_wsgi_ctx_t *ctx, PyObject *item,
     const char *what);
 
 
-/* interpreter */
 ngx_int_t ngx_http_wsgi_interp_init(ngx_cycle_t *cycle,
     ngx_http_wsgi_main_conf_t *wmcf);
 void ngx_http_wsgi_interp_done(ngx_cycle_t *cycle);
@@ -689,7 +660,6 @@ void ngx_http_wsgi_python_leave(PyThreadState *ts);
 PyObject *ngx_http_wsgi_module_init(void);
 
 
-/* applications */
 PyObject *ngx_http_wsgi_app_get(ngx_http_wsgi_app_t *app, ngx_log_t *log);
 
 
@@ -750,7 +720,6 @@ void ngx_http_wsgi_log_stream_done(ngx_log_t *log);
 extern ngx_http_wsgi_tls ngx_log_t  *ngx_http_wsgi_step_log;
 
 
-/* wsgi.file_wrapper */
 ngx_int_t ngx_http_wsgi_file_wrapper_file(PyObject *fw, ngx_fd_t *fd,
     off_t *offset, off_t *size);
 
@@ -765,10 +734,7 @@ extern PyType_Spec  ngx_http_wsgi_file_wrapper_spec;
 extern PyType_Spec  ngx_http_wsgi_log_stream_spec;
 
 
-/*
- * Python is about to return into nginx: a process the application forked
- * must not go on as a second worker.
- */
+/* a process the application forked must not go on as a second worker */
 
 static ngx_inline void
 ngx_http_wsgi_forked_check(ngx_log_t *log)
