@@ -9,12 +9,9 @@
 
 
 /*
- * An inline step holds the event loop, and the kernel queues the clients
- * that connect meanwhile in the listening sockets' backlog; nginx accepts
- * one of them per event loop pass (without multi_accept).  A graceful stop
- * closes the listening sockets, and with them the connections still in the
- * backlog.  So when a step ends a clock tick or more after this pass of
- * the loop began, an event posted for its end accepts what is waiting.
+ * Clients that connect during an inline step queue in the backlog, and a
+ * graceful stop would close them: a step that ends a tick or more into the
+ * pass posts an event that accepts them (nginx accepts one per pass).
  */
 
 #define NGX_HTTP_WSGI_ACCEPT_MAX  256   /* per listening socket and pass */
@@ -32,11 +29,7 @@ ngx_http_wsgi_accept_after(void)
     ngx_event_t      *ev;
     struct timespec   ts;
 
-    /*
-     * ngx_current_msec is this coarse clock as the event loop last read
-     * it, in this pass (nginx's ngx_monotonic_time()); a tick's
-     * resolution from the vDSO is cheap enough for every step
-     */
+    /* ngx_current_msec is this clock as of this pass; cheap from vDSO */
 
     if (clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) != 0
         || (ngx_msec_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000

@@ -1,16 +1,8 @@
 
 /*
- * nginx mod_wsgi: the worker's channel, from the pool threads to the event
- * loop.
- *
- * Two lists under one mutex: the steps a runner has finished, and the
- * contexts whose write() or streamed wsgi.input waits for the event loop
- * while its step still runs.  The event loop looks at them after each
- * round that queued steps, and when the channel's eventfd is readable; a
- * thread writes the eventfd only when the event loop has said it is going
- * to sleep ("armed").  A waiting thread waits without the GIL until the
- * event loop has passed the data to nginx's output and the connection has
- * drained, or has read more of the body.
+ * nginx mod_wsgi: from the pool threads to the event loop, finished steps
+ * and waiting write()s or wsgi.input.  A thread writes the eventfd only
+ * when the event loop is going to sleep ("armed").
  */
 
 
@@ -33,21 +25,14 @@ static ngx_uint_t ngx_http_wsgi_channel_drain(ngx_uint_t arm);
 pthread_mutex_t              ngx_http_wsgi_channel_mutex =
                                  PTHREAD_MUTEX_INITIALIZER;
 
-/* under the mutex: steps back from the runners */
+/* under the mutex */
 ngx_http_wsgi_ctx_t         *ngx_http_wsgi_channel_done;
-
-/* under the mutex: the event loop may sleep, a thread must write the fd */
 ngx_uint_t                   ngx_http_wsgi_channel_armed = 1;
-
-static ngx_connection_t     *ngx_http_wsgi_channel;
-
-/* under the mutex: contexts whose write() waits for the event loop */
 static ngx_http_wsgi_ctx_t  *ngx_http_wsgi_channel_queue;
 
-/* the event loop's next look at the lists, after a non-blocking poll */
-static ngx_event_t           ngx_http_wsgi_channel_next;
-/* the event loop looked at them right after waking a runner, this round */
-static ngx_uint_t            ngx_http_wsgi_channel_looked;
+static ngx_connection_t     *ngx_http_wsgi_channel;
+static ngx_event_t           ngx_http_wsgi_channel_next;   /* no waiting */
+static ngx_uint_t            ngx_http_wsgi_channel_looked; /* this round */
 
 
 ngx_int_t
@@ -97,10 +82,7 @@ ngx_http_wsgi_channel_close(void)
 }
 
 
-/*
- * The event loop, after a round that started an idle pool: it looks at
- * the lists once more after a poll that does not wait.
- */
+/* after a round that started an idle pool: look again, without waiting */
 
 void
 ngx_http_wsgi_channel_look_later(void)
@@ -112,9 +94,8 @@ ngx_http_wsgi_channel_look_later(void)
 
 
 /*
- * The event loop, right after it woke a runner of an idle pool: once per
- * round, it looks at what came back meanwhile, and leaves the eventfd as
- * it is.
+ * Right after it woke a runner of an idle pool, once per round: what came
+ * back meanwhile, with the eventfd left as it is.
  */
 
 void
@@ -128,11 +109,9 @@ ngx_http_wsgi_channel_look_now(void)
 
 
 /*
- * Python side, on a pool thread holding the GIL: asks the event loop to
- * send the step's output (write()) or to read more of the request body
- * (wsgi.input), and waits without the GIL until it has.  NGX_ERROR: the
- * client is gone, the body could not be read, or the worker terminates;
- * NGX_AGAIN: another thread of the application waited meanwhile.
+ * Python side, on a pool thread: waits without the GIL until the event
+ * loop has sent the output or read more of the body.  NGX_AGAIN: another
+ * thread of the application waited meanwhile.
  */
 
 ngx_int_t
@@ -227,10 +206,8 @@ ngx_http_wsgi_thread_wait(ngx_http_wsgi_ctx_t *ctx, ngx_uint_t pull)
 
 
 /*
- * Python side, on a pool: while a thread of the application waits for the
- * event loop, the event loop may be filling ctx->in or sending ctx->out,
- * and the context has room for one wait: other threads wait their turn,
- * counted, so that the step does not end under them.
+ * Python side, on a pool: the context has room for one wait; other threads
+ * wait their turn, counted, so that the step does not end under them.
  */
 
 void
@@ -296,9 +273,8 @@ ngx_http_wsgi_channel_handler(ngx_event_t *rev)
 
 
 /*
- * After a round that started an idle pool: another look, after a poll that
- * does not wait.  As long as steps keep coming back the event loop keeps
- * looking; when none has, it arms the eventfd and may sleep.
+ * As long as steps keep coming back the event loop keeps looking; when none
+ * has, it arms the eventfd and may sleep.
  */
 
 static void
@@ -312,10 +288,7 @@ ngx_http_wsgi_channel_check(ngx_event_t *ev)
 }
 
 
-/*
- * The event loop: handles what the threads left, and arms the eventfd as
- * arm says; the number of contexts.
- */
+/* handles what the threads left; the number of contexts */
 
 static ngx_uint_t
 ngx_http_wsgi_channel_drain(ngx_uint_t arm)

@@ -116,6 +116,8 @@ ngx_http_wsgi_body_handler(ngx_http_request_t *r)
      *     ctx->iterable = NULL;
      *     ctx->out = NULL;
      *     ctx->started = 0;
+     *     ctx->phase = NGX_HTTP_WSGI_PHASE_LOOP;
+     *     ctx->body = NGX_HTTP_WSGI_BODY_ITERATING;
      *     ...
      */
 
@@ -241,7 +243,7 @@ ngx_http_wsgi_run(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e step)
 
                 /* nothing has run yet: the client may come back later */
 
-                ctx->closed = 1;
+                ctx->body = NGX_HTTP_WSGI_BODY_STOPPED;
 
                 if (rc == NGX_DECLINED) {
                     h = ngx_list_push(&r->headers_out.headers);
@@ -345,7 +347,7 @@ ngx_http_wsgi_process(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e *step)
 
     if (!ctx->header_sent) {
 
-        if (!ctx->committed && !ctx->done) {
+        if (!ctx->committed && !ngx_http_wsgi_done(ctx)) {
             *step = NGX_HTTP_WSGI_STEP_ITERATE;
             return NGX_AGAIN;
         }
@@ -366,7 +368,9 @@ ngx_http_wsgi_process(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e *step)
             return ngx_http_wsgi_finish(ctx, rc, step);
         }
 
-        if (ctx->header_only && !ctx->done && ctx->optimize_send_headers) {
+        if (ctx->header_only && !ngx_http_wsgi_done(ctx)
+            && ctx->optimize_send_headers)
+        {
 
             /* HEAD, 204, 304: nobody needs the rest of the body */
 
@@ -378,7 +382,7 @@ ngx_http_wsgi_process(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e *step)
         }
     }
 
-    if (ctx->done && !ctx->header_only && ctx->length >= 0
+    if (ngx_http_wsgi_done(ctx) && !ctx->header_only && ctx->length >= 0
         && ctx->produced < ctx->length)
     {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
@@ -388,13 +392,13 @@ ngx_http_wsgi_process(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e *step)
         r->keepalive = 0;
     }
 
-    rc = ngx_http_wsgi_send_body(ctx, ctx->done);
+    rc = ngx_http_wsgi_send_body(ctx, ngx_http_wsgi_done(ctx));
 
     if (rc == NGX_ERROR) {
         return ngx_http_wsgi_finish(ctx, NGX_ERROR, step);
     }
 
-    if (ctx->done) {
+    if (ngx_http_wsgi_done(ctx)) {
         /* closed by the step; what is still buffered nginx sends itself */
         return ngx_http_wsgi_finish(ctx, rc, step);
     }
@@ -470,7 +474,7 @@ ngx_http_wsgi_finish(ngx_http_wsgi_ctx_t *ctx, ngx_int_t rc,
 {
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ctx->log, 0, "wsgi finish: %i", rc);
 
-    if (ctx->closed) {
+    if (ngx_http_wsgi_closed(ctx)) {
         ngx_http_finalize_request(ctx->request, rc);
         return NGX_DONE;
     }
@@ -497,7 +501,6 @@ ngx_http_wsgi_wait(ngx_http_wsgi_ctx_t *ctx)
     ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "wsgi wait for client");
 
-    ctx->waiting = 1;
     r->write_event_handler = ngx_http_wsgi_write_handler;
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
@@ -507,7 +510,6 @@ ngx_http_wsgi_wait(ngx_http_wsgi_ctx_t *ctx)
     }
 
     if (ngx_handle_write_event(wev, clcf->send_lowat) != NGX_OK) {
-        ctx->waiting = 0;
         r->write_event_handler = ngx_http_request_empty_handler;
         return NGX_ERROR;
     }
@@ -576,12 +578,11 @@ ngx_http_wsgi_write_handler(ngx_http_request_t *r)
         ngx_del_timer(wev);
     }
 
-    ctx->waiting = 0;
     r->write_event_handler = ngx_http_request_empty_handler;
 
-    if (ctx->flushing) {
+    if (ctx->phase == NGX_HTTP_WSGI_PHASE_FLUSH) {
         /* the write() that waited for this returns */
-        ctx->flushing = 0;
+        ctx->phase = NGX_HTTP_WSGI_PHASE_THREAD;
         ngx_http_wsgi_thread_signal(ctx, NGX_OK);
         return;
     }
@@ -609,21 +610,20 @@ ngx_http_wsgi_abort(ngx_http_wsgi_ctx_t *ctx, ngx_int_t rc)
 
     r = ctx->request;
 
-    ctx->waiting = 0;
     r->write_event_handler = ngx_http_request_empty_handler;
 
     if (r->connection->write->timer_set) {
         ngx_del_timer(r->connection->write);
     }
 
-    if (ctx->flushing) {
+    if (ctx->phase == NGX_HTTP_WSGI_PHASE_FLUSH) {
         /* the step fails in write() and comes back by itself */
-        ctx->flushing = 0;
+        ctx->phase = NGX_HTTP_WSGI_PHASE_THREAD;
         ngx_http_wsgi_thread_signal(ctx, NGX_ERROR);
         return;
     }
 
-    if (ctx->running) {
+    if (ctx->phase != NGX_HTTP_WSGI_PHASE_LOOP) {
         /* the step sees client_gone when it is back */
         return;
     }
@@ -654,7 +654,7 @@ ngx_http_wsgi_flush(ngx_http_wsgi_ctx_t *ctx)
         rc = ngx_http_wsgi_body_read(ctx, 1);
 
         if (rc == NGX_AGAIN) {
-            ctx->pulling = 1;
+            ctx->phase = NGX_HTTP_WSGI_PHASE_PULL;
             return;
         }
 
@@ -683,13 +683,13 @@ ngx_http_wsgi_flush(ngx_http_wsgi_ctx_t *ctx)
     rc = ngx_http_wsgi_send_body(ctx, 0);
 
     if (rc == NGX_AGAIN) {
-        ctx->flushing = 1;
+        ctx->phase = NGX_HTTP_WSGI_PHASE_FLUSH;
 
         if (ngx_http_wsgi_wait(ctx) == NGX_OK) {
             return;
         }
 
-        ctx->flushing = 0;
+        ctx->phase = NGX_HTTP_WSGI_PHASE_THREAD;
         rc = NGX_ERROR;
     }
 
@@ -718,11 +718,11 @@ ngx_http_wsgi_read_handler(ngx_http_request_t *r)
         return;
     }
 
-    if (ctx->pulling) {
+    if (ctx->phase == NGX_HTTP_WSGI_PHASE_PULL) {
         rc = ngx_http_wsgi_body_read(ctx, 1);
 
         if (rc != NGX_AGAIN) {
-            ctx->pulling = 0;
+            ctx->phase = NGX_HTTP_WSGI_PHASE_THREAD;
             ngx_http_wsgi_thread_signal(ctx, rc);
         }
 
@@ -845,7 +845,7 @@ ngx_http_wsgi_cleanup(void *data)
 
     ctx->busy = NULL;
 
-    if (!ctx->closed) {
+    if (!ngx_http_wsgi_closed(ctx)) {
 
         /*
          * A request that ended without its close step (terminated from

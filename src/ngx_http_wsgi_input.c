@@ -284,7 +284,8 @@ ngx_http_wsgi_input_stream(ngx_http_wsgi_input_t *in, u_char **data)
          */
 
         if (ctx->step_ts != PyThreadState_Get()
-            && (ctx->thread_pool == NULL || !ctx->in_app))
+            && (ctx->thread_pool == NULL
+                || ctx->inside == NGX_HTTP_WSGI_INSIDE_STEP))
         {
             PyErr_SetString(PyExc_RuntimeError, "wsgi.input read from a "
                             "thread other than the request's");

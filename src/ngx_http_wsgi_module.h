@@ -19,19 +19,13 @@
 
 
 /*
- * The module is split in two sides that meet in ngx_http_wsgi_ctx_t.
- *
- * The nginx side (module.c, handler.c, output.c, body.c; thread.c,
- * channel.c and priority.c for the thread pools) owns the request: it
- * snapshots what the application may see into ctx->snap, runs execution
- * steps and turns what a step produced (status, headers, body chunks) into
- * nginx output.
- *
- * The Python side (step.c, spool.c, environ.c, response.c, input.c,
- * errors.c, file_wrapper.c, interp.c, app.c) runs only inside an
- * execution step, on whatever thread runs the step, holding the GIL.  It
- * never touches the nginx request, its pool or its events; it reads the
- * snapshot and fills the step's output.
+ * Two sides meet in ngx_http_wsgi_ctx_t.  The nginx side (module.c,
+ * handler.c, output.c, body.c; thread.c, channel.c, priority.c) owns the
+ * request: it snapshots what the application may see, runs execution
+ * steps and turns their output into nginx output.  The Python side (step.c,
+ * spool.c, environ.c, response.c, input.c, errors.c, file_wrapper.c,
+ * interp.c, app.c) runs only inside a step, on whatever thread runs it,
+ * holding the GIL, and never touches the nginx request.
  */
 
 
@@ -43,10 +37,8 @@
 
 
 /*
- * The calling thread's own: initial-exec, as the module's few words fit in
- * the static TLS that glibc keeps for modules loaded later, and each
- * access is then an offset from the thread pointer rather than a call to
- * __tls_get_addr() (several per request).
+ * initial-exec: the few words fit in glibc's static TLS reserve, and each
+ * access is an offset rather than a call to __tls_get_addr()
  */
 #define ngx_http_wsgi_tls  __thread __attribute__((tls_model("initial-exec")))
 
@@ -213,9 +205,8 @@ struct ngx_http_wsgi_in_s {
 
 
 /*
- * A body chunk produced by a step: memory kept alive by a bytes object, or
- * a range of an open file (wsgi.file_wrapper, a temp file), whose
- * descriptor the chunk owns until the nginx side takes it.
+ * A body chunk produced by a step: memory of a bytes object, or a range of
+ * an open file whose descriptor the chunk owns until nginx takes it.
  */
 typedef struct {
     PyObject                    *obj;         /* exact bytes, owned */
@@ -239,7 +230,7 @@ typedef struct {
 /* a buffer on its way through nginx's filters, with the bytes it shows */
 typedef struct {
     ngx_buf_t                    buf;
-    PyObject                    *obj;         /* owned, released by a step */
+    PyObject                    *obj;         /* a pin, see release() */
 } ngx_http_wsgi_buf_t;
 
 
@@ -257,18 +248,48 @@ typedef enum {
 
 
 /*
- * What write() called from the iterable's close() does: nothing closes
- * (NONE); the body is complete, and what is written is sent (COMPLETE);
- * nginx stopped the body (HEAD, 304, the client went away) and drops it
- * (STOPPED); the application failed, and write() raises (FAILED).  Set by
- * the close, once.
+ * nginx side: where the request's step is (inline: always LOOP).
+ *   LOOP --thread_post()--> THREAD --thread_complete()--> LOOP
+ *                           THREAD <--> FLUSH  write() waits for the client
+ *                           THREAD <--> PULL   wsgi.input waits for the body
  */
 typedef enum {
-    NGX_HTTP_WSGI_CLOSING_NONE = 0,
-    NGX_HTTP_WSGI_CLOSING_COMPLETE,
-    NGX_HTTP_WSGI_CLOSING_STOPPED,
-    NGX_HTTP_WSGI_CLOSING_FAILED
-} ngx_http_wsgi_closing_e;
+    NGX_HTTP_WSGI_PHASE_LOOP = 0,
+    NGX_HTTP_WSGI_PHASE_THREAD,
+    NGX_HTTP_WSGI_PHASE_FLUSH,
+    NGX_HTTP_WSGI_PHASE_PULL
+} ngx_http_wsgi_phase_e;
+
+
+/*
+ * Python side: the application's body.
+ *   ITERATING --end of the iterable, Content-Length--> DONE
+ *   ITERATING --client gone--> ABORTED
+ *   any --close()--> COMPLETE (DONE), FAILED (failed), STOPPED (the rest)
+ * write() from close() goes on, is dropped or raises, by the closed state.
+ * "failed" is a flag: an error may come after DONE.
+ */
+typedef enum {
+    NGX_HTTP_WSGI_BODY_ITERATING = 0,
+    NGX_HTTP_WSGI_BODY_DONE,
+    NGX_HTTP_WSGI_BODY_ABORTED,
+    NGX_HTTP_WSGI_BODY_COMPLETE,
+    NGX_HTTP_WSGI_BODY_STOPPED,
+    NGX_HTTP_WSGI_BODY_FAILED
+} ngx_http_wsgi_body_e;
+
+#define ngx_http_wsgi_done(ctx)                                               \
+    ((ctx)->body == NGX_HTTP_WSGI_BODY_DONE                                   \
+     || (ctx)->body == NGX_HTTP_WSGI_BODY_COMPLETE)
+#define ngx_http_wsgi_closed(ctx)  ((ctx)->body >= NGX_HTTP_WSGI_BODY_COMPLETE)
+
+
+/* Python side: which of the application's code a step is in */
+typedef enum {
+    NGX_HTTP_WSGI_INSIDE_STEP = 0,
+    NGX_HTTP_WSGI_INSIDE_CALL,                /* application() */
+    NGX_HTTP_WSGI_INSIDE_APP                  /* next(), close() */
+} ngx_http_wsgi_inside_e;
 
 
 typedef enum {
@@ -293,11 +314,8 @@ struct ngx_http_wsgi_ctx_s {
     unsigned                     header_sent:1;
     unsigned                     header_only:1;
     unsigned                     optimize_send_headers:1; /* steps read it */
-    unsigned                     pulling:1;   /* the body for wsgi.input */
-    unsigned                     waiting:1;   /* for the client to drain */
-    unsigned                     flushing:1;  /* ... while write() waits */
-    unsigned                     finishing:1;
-    unsigned                     running:1;   /* a step is on a thread */
+    unsigned                     finishing:1; /* the close step is next */
+    unsigned                     phase:2;     /* ngx_http_wsgi_phase_e */
 
     /* set by the event loop, read by a running step */
     volatile ngx_int_t           client_gone;
@@ -308,11 +326,7 @@ struct ngx_http_wsgi_ctx_s {
     sem_t                       *wake;        /* posted when flush is set */
     ngx_http_wsgi_ctx_t         *flush_next;
 
-    /*
-     * The request body streamed to wsgi.input (wsgi_request_buffering
-     * off): filled by the nginx side only while the Python side waits
-     * for it, consumed (and freed) by the Python side.
-     */
+    /* streamed wsgi.input: filled only while the Python side waits */
     ngx_http_wsgi_in_t          *in;
     ngx_http_wsgi_in_t         **in_last;
     ngx_int_t                    in_state;    /* AGAIN, OK: end, ERROR */
@@ -329,7 +343,7 @@ struct ngx_http_wsgi_ctx_s {
     unsigned                     write_buffering:1;
     unsigned                     spool_all:1; /* multipart ranges */
 
-    /* pins the nginx side is done with; emptied by the next step */
+    /* pins the nginx side is done with, for ngx_http_wsgi_release() */
     ngx_array_t                  release;     /* of PyObject * */
 
     /* Python side: touched by steps only, holding the GIL */
@@ -367,16 +381,12 @@ struct ngx_http_wsgi_ctx_s {
 
     unsigned                     started:1;   /* start_response() called */
     unsigned                     committed:1; /* headers are final */
-    unsigned                     done:1;      /* iteration ended */
-    unsigned                     closed:1;    /* close() called */
     unsigned                     failed:1;    /* error logged */
-    unsigned                     aborted:1;   /* client gone: stopped */
     unsigned                     streaming:1; /* slow producer */
     unsigned                     first_out:1; /* headers went with a batch */
-    unsigned                     in_call:1;   /* application() running */
-    unsigned                     in_app:1;    /* ... or next(), close() */
     unsigned                     spool_failed:1; /* no temp file: memory */
-    unsigned                     closing:2;   /* ngx_http_wsgi_closing_e */
+    unsigned                     body:3;      /* ngx_http_wsgi_body_e */
+    unsigned                     inside:2;    /* ngx_http_wsgi_inside_e */
 };
 
 
@@ -457,10 +467,7 @@ typedef struct {
 } ngx_http_wsgi_state_t;
 
 
-/*
- * A thread pool's queue of steps and its runners: run by thread.c, looked
- * at by priority.c (the runners' threads, their steps' times).
- */
+/* a thread pool's queue and runners: thread.c, looked at by priority.c */
 
 #define NGX_HTTP_WSGI_RUNNERS     16        /* added at once, at most */
 
@@ -544,7 +551,6 @@ extern ngx_http_wsgi_interp_t  *ngx_http_wsgi_interp;
 extern ngx_uint_t  ngx_http_wsgi_forked;
 
 
-/* the state of the "ngx" module, for the Python side */
 #define ngx_http_wsgi_state()                                                 \
     ((ngx_http_wsgi_state_t *) ngx_http_wsgi_interp->state)
 
@@ -573,7 +579,6 @@ void ngx_http_wsgi_discard_output(ngx_http_wsgi_ctx_t *ctx);
 void ngx_http_wsgi_accept_after(void);
 
 
-/* thread pools */
 ngx_int_t ngx_http_wsgi_thread_init(ngx_cycle_t *cycle,
     ngx_http_wsgi_main_conf_t *wmcf);
 void ngx_http_wsgi_thread_done(ngx_cycle_t *cycle);
@@ -615,11 +620,7 @@ ngx_int_t ngx_http_wsgi_thread_wait(ngx_http_wsgi_ctx_t *ctx,
 void ngx_http_wsgi_thread_turn(ngx_http_wsgi_ctx_t *ctx);
 void ngx_http_wsgi_thread_signal(ngx_http_wsgi_ctx_t *ctx, ngx_int_t rc);
 
-/*
- * Under the mutex, which also guards the thread pools' queues: the steps
- * back from the runners, and whether the event loop may sleep (a thread
- * must then notify it).
- */
+/* the mutex also guards the pools' queues */
 extern pthread_mutex_t  ngx_http_wsgi_channel_mutex;
 extern ngx_http_wsgi_ctx_t  *ngx_http_wsgi_channel_done;
 extern ngx_uint_t  ngx_http_wsgi_channel_armed;
@@ -632,6 +633,7 @@ void ngx_http_wsgi_step_exec(ngx_http_wsgi_ctx_t *ctx,
     ngx_http_wsgi_step_e step);
 void ngx_http_wsgi_step_cleanup(ngx_http_wsgi_ctx_t *ctx);
 void ngx_http_wsgi_forked_exit(ngx_log_t *log);
+void ngx_http_wsgi_release(PyObject **objs, ngx_uint_t n);
 void ngx_http_wsgi_step_release_objs(PyObject **objs, ngx_uint_t n);
 void ngx_http_wsgi_release_deferred(void);
 ngx_int_t ngx_http_wsgi_objs_add(ngx_http_wsgi_objs_t *a, PyObject **objs,
@@ -650,7 +652,6 @@ ngx_int_t ngx_http_wsgi_step_chunk(ngx_http_wsgi_ctx_t *ctx, PyObject *item,
     const char *what);
 
 
-/* interpreter */
 ngx_int_t ngx_http_wsgi_interp_init(ngx_cycle_t *cycle,
     ngx_http_wsgi_main_conf_t *wmcf);
 void ngx_http_wsgi_interp_done(ngx_cycle_t *cycle);
@@ -659,7 +660,6 @@ void ngx_http_wsgi_python_leave(PyThreadState *ts);
 PyObject *ngx_http_wsgi_module_init(void);
 
 
-/* applications */
 PyObject *ngx_http_wsgi_app_get(ngx_http_wsgi_app_t *app, ngx_log_t *log);
 
 
@@ -720,7 +720,6 @@ void ngx_http_wsgi_log_stream_done(ngx_log_t *log);
 extern ngx_http_wsgi_tls ngx_log_t  *ngx_http_wsgi_step_log;
 
 
-/* wsgi.file_wrapper */
 ngx_int_t ngx_http_wsgi_file_wrapper_file(PyObject *fw, ngx_fd_t *fd,
     off_t *offset, off_t *size);
 
@@ -735,10 +734,7 @@ extern PyType_Spec  ngx_http_wsgi_file_wrapper_spec;
 extern PyType_Spec  ngx_http_wsgi_log_stream_spec;
 
 
-/*
- * Python is about to return into nginx: a process the application forked
- * must not go on as a second worker.
- */
+/* a process the application forked must not go on as a second worker */
 
 static ngx_inline void
 ngx_http_wsgi_forked_check(ngx_log_t *log)

@@ -1,15 +1,6 @@
 
 /*
- * nginx mod_wsgi: the priority of the pool threads, and how much CPU time
- * they use.
- *
- * "wsgi_thread_priority idle" puts a runner's thread under SCHED_IDLE for
- * good; "auto" puts the runners of a pool under SCHED_IDLE while its steps
- * compute long, and takes them back after (the master raises RLIMIT_NICE
- * so that the workers may).  The same looks at the CPU time of the pool
- * threads, and at their state in /proc/self/task, tell the scheduler
- * whether busy runners compute, or are blocked and the queue needs another
- * runner.
+ * nginx mod_wsgi: wsgi_thread_priority, and whether busy runners compute.
  */
 
 
@@ -30,8 +21,6 @@
 #define NGX_HTTP_WSGI_YIELD_LOOK  2         /* ms between looks at them */
 
 
-/* a look at the CPU time of the pool threads */
-
 typedef struct {
     uint64_t                 at;          /* us, monotonic; 0: none yet */
     uint64_t                 pool;        /* us of CPU, but the event loop's */
@@ -45,23 +34,17 @@ static ngx_uint_t ngx_http_wsgi_priority_running(void);
 static uint64_t ngx_http_wsgi_priority_cpu(clockid_t clock);
 
 
-/* the event loop's last look at the CPU time, when steps wait */
-static ngx_http_wsgi_sample_t  ngx_http_wsgi_sampled;
-/* how many looks in a row found the runners blocked */
-static ngx_uint_t            ngx_http_wsgi_sampled_calm;
+static ngx_http_wsgi_sample_t  ngx_http_wsgi_sampled;     /* steps wait */
+static ngx_uint_t            ngx_http_wsgi_sampled_calm; /* blocked, looks */
 
-/* "wsgi_thread_priority auto": the look at long steps, and whether the
-   worker may take a thread back from SCHED_IDLE */
+/* "auto": the look at long steps, and the way back from SCHED_IDLE */
 static ngx_http_wsgi_sample_t  ngx_http_wsgi_looked;
 ngx_uint_t                   ngx_http_wsgi_yields;
 
 
 /*
- * The master, with "wsgi_thread_priority auto": the workers lower a pool
- * thread to SCHED_IDLE while its steps compute long, and take it back
- * after.  Linux lets an unprivileged thread back from SCHED_IDLE only as
- * far as RLIMIT_NICE lets it lower its nice value (to 20 - the limit):
- * the limit is raised to the workers' own nice value, no further.
+ * an unprivileged thread comes back from SCHED_IDLE only as far as
+ * RLIMIT_NICE lets it: the master raises it to the workers' nice value
  */
 
 ngx_int_t
@@ -152,11 +135,8 @@ ngx_http_wsgi_priority_init(ngx_cycle_t *cycle,
     if (wmcf->pooled && wmcf->priority == NGX_HTTP_WSGI_PRIORITY_AUTO) {
 
         /*
-         * Whatever rlimits, capabilities or seccomp say: try, on a thread.
-         * Not in a worker whose applications all run inline: once a
-         * process has started a second thread, glibc wraps each recv(),
-         * writev() and epoll_wait() in cancellation points and takes
-         * malloc's locks, for good.
+         * rlimits, capabilities or seccomp may say no: try; not inline
+         * only, as a second thread costs glibc's locks for good
          */
 
         err = 0;
@@ -193,12 +173,8 @@ ngx_http_wsgi_priority_restart(void)
 
 
 /*
- * The event loop, when steps wait for busy runners: whether the runners
- * are computing rather than blocked.  Python runs one thread at a time;
- * when the pool's threads used most of the CPU the event loop left them
- * since the last look, another runner would only wait for the GIL (and
- * the busy ones would lose time handing it over).  Unknown at the first
- * look, or after a long pause: the caller looks again in a moment.
+ * Whether busy runners compute (another one would only wait for the GIL)
+ * rather than block; unknown at a first look: the caller looks again.
  */
 
 ngx_uint_t
@@ -211,10 +187,8 @@ ngx_http_wsgi_priority_computing(uint64_t now)
     }
 
     /*
-     * Blocked if they used less than three quarters of what they had (the
-     * rest goes to the kernel and GIL handovers), and had a quarter at
-     * least: an event loop busy with its own connections leaves them none
-     * to show.
+     * blocked: under three quarters of what they had, and a quarter at
+     * least (a busy event loop leaves them none to show)
      */
 
     if (ngx_http_wsgi_priority_sample(&ngx_http_wsgi_sampled, now, &interval,
@@ -230,10 +204,8 @@ ngx_http_wsgi_priority_computing(uint64_t now)
                && ngx_http_wsgi_priority_running())
     {
         /*
-         * The CPU time a runner did not get looks like the time it did
-         * not want: another process on its CPU, or a hypervisor that took
-         * the virtual CPU, would have each step queued behind a computing
-         * one get a thread of its own, to wait for the GIL
+         * CPU time a runner did not get (another process, a hypervisor)
+         * must not look like time it did not want
          */
 
         ngx_http_wsgi_sampled_calm = 0;
@@ -251,12 +223,7 @@ done:
 }
 
 
-/*
- * The event loop, under the channel mutex: whether a busy runner of any
- * pool is on a CPU or waits for one (its thread's state in /proc is "R"),
- * rather than sleeping; one GIL serves them all.  Looks at no more than
- * NGX_HTTP_WSGI_RUNNERS threads (5 us each); without /proc, none runs.
- */
+/* under the channel mutex: a busy runner of any pool is "R" in /proc */
 
 static ngx_uint_t
 ngx_http_wsgi_priority_running(void)
@@ -321,14 +288,9 @@ ngx_http_wsgi_priority_running(void)
 
 
 /*
- * The event loop, with "wsgi_thread_priority auto": while the pool's steps
- * compute long, its runners go to SCHED_IDLE.  On a CPU it shares with the
- * event loop, a Python thread at the same priority keeps the event loop
- * (and its static files) waiting for up to a scheduler tick; under
- * SCHED_IDLE it gives way whenever the event loop wakes.  Short steps keep
- * the normal policy: there the event loop waiting its turn lets it take
- * many events per wake-up, and yielding at once would cost a switch for
- * each.  Long steps that only wait (a database) use no CPU: no change.
+ * "auto": runners of long computing steps go to SCHED_IDLE, to give way
+ * at once to the event loop on their CPU; short steps keep the normal
+ * policy, as yielding at once would cost a switch per event.
  */
 
 void
@@ -398,10 +360,8 @@ ngx_http_wsgi_priority_yield(ngx_http_wsgi_sched_t *sched)
 
 
 /*
- * The event loop: a new look at the CPU time of the pool threads (the
- * process's but the event loop's), and the time since the previous look,
- * what they used of it, and what the event loop left them ("avail").
- * NGX_DECLINED at the first look.
+ * What the pool threads used since the previous look, and what the event
+ * loop left them ("avail").  NGX_DECLINED at the first look.
  */
 
 static ngx_int_t
@@ -420,8 +380,7 @@ ngx_http_wsgi_priority_sample(ngx_http_wsgi_sample_t *sample, uint64_t now,
         *interval = now - sample->at;
         *avail = *interval - ngx_min(*interval, loop - sample->loop);
 
-        /* the two clocks are read one after the other: "pool" may step
-           back by a microsecond */
+        /* read one after the other: "pool" may step back by a us */
 
         *used = (pool > sample->pool) ? pool - sample->pool : 0;
 
@@ -436,10 +395,7 @@ ngx_http_wsgi_priority_sample(ngx_http_wsgi_sample_t *sample, uint64_t now,
 }
 
 
-/*
- * Under the channel mutex, the event loop or a runner starting: a runner's
- * thread gives way to the event loop, or no longer.
- */
+/* under the channel mutex: a runner's thread gives way, or no longer */
 
 void
 ngx_http_wsgi_priority_runner(ngx_http_wsgi_runner_t *runner,
@@ -475,8 +431,6 @@ ngx_http_wsgi_priority_runner(ngx_http_wsgi_runner_t *runner,
 }
 
 
-/* CPU time in us */
-
 static uint64_t
 ngx_http_wsgi_priority_cpu(clockid_t clock)
 {
@@ -490,11 +444,7 @@ ngx_http_wsgi_priority_cpu(clockid_t clock)
 }
 
 
-/*
- * A pool thread, with "wsgi_thread_priority idle": it gets the CPU when
- * nothing else wants it, nginx's event loop first.  Linux does not let an
- * unprivileged thread back, so the thread keeps it for its other tasks.
- */
+/* "idle": an unprivileged thread cannot come back, so it stays there */
 
 void
 ngx_http_wsgi_priority_idle(ngx_log_t *log)

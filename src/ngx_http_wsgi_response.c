@@ -882,18 +882,18 @@ ngx_http_wsgi_write_call(PyObject *self, PyObject *const *args,
         return NULL;
     }
 
-    switch (ctx->closing) {
+    switch (ctx->body) {
 
-    case NGX_HTTP_WSGI_CLOSING_FAILED:
+    case NGX_HTTP_WSGI_BODY_FAILED:
         PyErr_SetString(PyExc_RuntimeError, "write() called from close() "
                         "of a response that failed");
         return NULL;
 
-    case NGX_HTTP_WSGI_CLOSING_STOPPED:
+    case NGX_HTTP_WSGI_BODY_STOPPED:
         /* nobody wants the body: dropped with the rest of it */
         Py_RETURN_NONE;
 
-    case NGX_HTTP_WSGI_CLOSING_COMPLETE:
+    case NGX_HTTP_WSGI_BODY_COMPLETE:
 
         /* the body goes on, as in Apache mod_wsgi, unless its length is out */
 
@@ -910,13 +910,15 @@ ngx_http_wsgi_write_call(PyObject *self, PyObject *const *args,
         /* fall through */
 
     default:
-        if (ctx->done) {
+        if (ngx_http_wsgi_done(ctx)) {
             /* past the Content-Length: dropped, as the iterable's would be */
             Py_RETURN_NONE;
         }
     }
 
-    if (ctx->step_ts != PyThreadState_Get() && !ctx->in_app) {
+    if (ctx->step_ts != PyThreadState_Get()
+        && ctx->inside == NGX_HTTP_WSGI_INSIDE_STEP)
+    {
         /* the step or the nginx side has the output */
         PyErr_SetString(PyExc_RuntimeError, "write() called from a thread "
                         "other than the request's");

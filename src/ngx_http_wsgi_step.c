@@ -76,7 +76,7 @@ ngx_http_wsgi_step_exec(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e step)
         break;
     }
 
-    if (ctx->done || ctx->failed || ctx->aborted
+    if (ctx->body != NGX_HTTP_WSGI_BODY_ITERATING || ctx->failed
         || step == NGX_HTTP_WSGI_STEP_CLOSE)
     {
         ngx_http_wsgi_step_close(ctx);
@@ -105,7 +105,7 @@ ngx_http_wsgi_step_exec(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e step)
 static void
 ngx_http_wsgi_step_back(ngx_http_wsgi_ctx_t *ctx)
 {
-    ctx->in_app = 0;
+    ctx->inside = NGX_HTTP_WSGI_INSIDE_STEP;
 
     if (ctx->py_waiters) {
         ngx_http_wsgi_step_drain(ctx);
@@ -158,15 +158,13 @@ ngx_http_wsgi_step_call(ngx_http_wsgi_ctx_t *ctx)
         goto failed;
     }
 
-    ctx->in_call = 1;
-    ctx->in_app = 1;
+    ctx->inside = NGX_HTTP_WSGI_INSIDE_CALL;
 
     args[0] = environ;
     args[1] = ctx->start_response;
 
     result = PyObject_Vectorcall(app, args, 2, NULL);
 
-    ctx->in_call = 0;
     ngx_http_wsgi_step_back(ctx);
 
     /* the application keeps environ if it wants to */
@@ -235,7 +233,7 @@ ngx_http_wsgi_step_call(ngx_http_wsgi_ctx_t *ctx)
     {
         ngx_http_wsgi_step_file(ctx);
 
-        if (ctx->done) {
+        if (ctx->body == NGX_HTTP_WSGI_BODY_DONE) {
             Py_DECREF(app);
             return NGX_OK;
         }
@@ -301,7 +299,7 @@ ngx_http_wsgi_step_file(ngx_http_wsgi_ctx_t *ctx)
                    "wsgi file wrapper: fd:%d @%O %O", fd, offset, size);
 
     ctx->committed = 1;
-    ctx->done = 1;
+    ctx->body = NGX_HTTP_WSGI_BODY_DONE;
     ctx->produced += size;
 
     if (size > 0) {
@@ -320,7 +318,7 @@ ngx_http_wsgi_step_iterate(ngx_http_wsgi_ctx_t *ctx)
     Py_ssize_t   i, n;
     uint64_t     start;
 
-    if (ctx->done) {
+    if (ctx->body == NGX_HTTP_WSGI_BODY_DONE) {
         /* wsgi.file_wrapper of a real file: nothing to iterate */
         return;
     }
@@ -331,7 +329,7 @@ ngx_http_wsgi_step_iterate(ngx_http_wsgi_ctx_t *ctx)
 
         n = PySequence_Fast_GET_SIZE(ctx->iterable);
 
-        for (i = 0; i < n && !ctx->done; i++) {
+        for (i = 0; i < n && ctx->body != NGX_HTTP_WSGI_BODY_DONE; i++) {
             /* borrowed */
             item = PySequence_Fast_GET_ITEM(ctx->iterable, i);
 
@@ -343,7 +341,7 @@ ngx_http_wsgi_step_iterate(ngx_http_wsgi_ctx_t *ctx)
             }
         }
 
-        ctx->done = 1;
+        ctx->body = NGX_HTTP_WSGI_BODY_DONE;
         goto done;
     }
 
@@ -377,13 +375,13 @@ ngx_http_wsgi_step_iterate(ngx_http_wsgi_ctx_t *ctx)
 
         if (ctx->client_gone) {
             /* nobody reads what would come next */
-            ctx->aborted = 1;
+            ctx->body = NGX_HTTP_WSGI_BODY_ABORTED;
             return;
         }
 
         start = ngx_http_wsgi_step_clock();
 
-        ctx->in_app = 1;
+        ctx->inside = NGX_HTTP_WSGI_INSIDE_APP;
         item = PyIter_Next(ctx->iterator);
         ngx_http_wsgi_step_back(ctx);
 
@@ -400,7 +398,7 @@ ngx_http_wsgi_step_iterate(ngx_http_wsgi_ctx_t *ctx)
                 return;
             }
 
-            ctx->done = 1;
+            ctx->body = NGX_HTTP_WSGI_BODY_DONE;
             goto done;
         }
 
@@ -414,7 +412,7 @@ ngx_http_wsgi_step_iterate(ngx_http_wsgi_ctx_t *ctx)
 
         Py_DECREF(item);
 
-        if (ctx->done) {
+        if (ctx->body == NGX_HTTP_WSGI_BODY_DONE) {
             /* Content-Length reached */
             goto done;
         }
@@ -499,7 +497,8 @@ ngx_http_wsgi_step_chunk(ngx_http_wsgi_ctx_t *ctx, PyObject *item,
          */
 
         if (ctx->optimize_send_headers
-            && ctx->started && !ctx->in_call && !ctx->spool_all)
+            && ctx->started && ctx->inside != NGX_HTTP_WSGI_INSIDE_CALL
+            && !ctx->spool_all)
         {
             ctx->committed = 1;
         }
@@ -514,7 +513,9 @@ ngx_http_wsgi_step_chunk(ngx_http_wsgi_ctx_t *ctx, PyObject *item,
         goto failed;
     }
 
-    if (!ctx->spool_all && !(ctx->write_buffering && ctx->in_call)) {
+    if (!ctx->spool_all
+        && !(ctx->write_buffering && ctx->inside == NGX_HTTP_WSGI_INSIDE_CALL))
+    {
         ctx->committed = 1;
     }
 
@@ -530,7 +531,12 @@ ngx_http_wsgi_step_chunk(ngx_http_wsgi_ctx_t *ctx, PyObject *item,
         }
 
         size = (size_t) (ctx->length - ctx->produced);
-        ctx->done = 1;
+
+        /* write() from close() of a COMPLETE body keeps it closed */
+
+        if (ctx->body == NGX_HTTP_WSGI_BODY_ITERATING) {
+            ctx->body = NGX_HTTP_WSGI_BODY_DONE;
+        }
     }
 
     if (size) {
@@ -560,7 +566,9 @@ ngx_http_wsgi_step_output(ngx_http_wsgi_ctx_t *ctx, PyObject *obj,
 
     ctx->produced += size;
 
-    if (ctx->spool_all || (ctx->write_buffering && ctx->in_call)) {
+    if (ctx->spool_all
+        || (ctx->write_buffering && ctx->inside == NGX_HTTP_WSGI_INSIDE_CALL))
+    {
         ngx_http_wsgi_spool_add(ctx, data, size);
         return;
     }
@@ -713,22 +721,18 @@ ngx_http_wsgi_step_close(ngx_http_wsgi_ctx_t *ctx)
 {
     PyObject  *close, *rv;
 
-    if (ctx->closed) {
+    if (ngx_http_wsgi_closed(ctx)) {
         return;
     }
 
-    ctx->closed = 1;
-
-    /* what write() does if close() calls it */
-
     if (ctx->failed) {
-        ctx->closing = NGX_HTTP_WSGI_CLOSING_FAILED;
+        ctx->body = NGX_HTTP_WSGI_BODY_FAILED;
 
-    } else if (ctx->done && !ctx->aborted) {
-        ctx->closing = NGX_HTTP_WSGI_CLOSING_COMPLETE;
+    } else if (ctx->body == NGX_HTTP_WSGI_BODY_DONE) {
+        ctx->body = NGX_HTTP_WSGI_BODY_COMPLETE;
 
     } else {
-        ctx->closing = NGX_HTTP_WSGI_CLOSING_STOPPED;
+        ctx->body = NGX_HTTP_WSGI_BODY_STOPPED;
     }
 
     /* lists and tuples have no close() */
@@ -749,7 +753,7 @@ ngx_http_wsgi_step_close(ngx_http_wsgi_ctx_t *ctx)
             }
 
         } else {
-            ctx->in_app = 1;
+            ctx->inside = NGX_HTTP_WSGI_INSIDE_APP;
             rv = PyObject_CallNoArgs(close);
             ngx_http_wsgi_step_back(ctx);
 
@@ -797,35 +801,45 @@ ngx_http_wsgi_step_close(ngx_http_wsgi_ctx_t *ctx)
 }
 
 
-static void
-ngx_http_wsgi_step_release(ngx_http_wsgi_ctx_t *ctx)
-{
-    ngx_uint_t   i;
-    PyObject   **objs;
-
-    objs = ctx->release.elts;
-
-    for (i = 0; i < ctx->release.nelts; i++) {
-        Py_DECREF(objs[i]);
-    }
-
-    ctx->release.nelts = 0;
-}
-
-
-/* objects the nginx side kept, released together */
+/*
+ * The one release path of pins: the objects whose bytes nginx buffers
+ * point into (sent or discarded output, a closed request's status and
+ * headers).  The nginx side never drops a pin where it lets the bytes go,
+ * as it may not hold the GIL there: it moves the pin to ctx->release, and
+ * from the request's cleanup to a list that outlives the request pool.
+ * Only a thread that already holds the GIL calls this: the request's next
+ * step, its cleanup step, a runner taking the lists of a pool, the event
+ * loop at the end of an inline round, and the fallbacks of
+ * ngx_http_wsgi_step_release_objs(), which take the GIL for it.
+ */
 
 void
-ngx_http_wsgi_step_release_objs(PyObject **objs, ngx_uint_t n)
+ngx_http_wsgi_release(PyObject **objs, ngx_uint_t n)
 {
-    ngx_uint_t      i;
-    PyThreadState  *ts;
-
-    ts = ngx_http_wsgi_python_enter();
+    ngx_uint_t  i;
 
     for (i = 0; i < n; i++) {
         Py_DECREF(objs[i]);
     }
+}
+
+
+static void
+ngx_http_wsgi_step_release(ngx_http_wsgi_ctx_t *ctx)
+{
+    ngx_http_wsgi_release(ctx->release.elts, ctx->release.nelts);
+    ctx->release.nelts = 0;
+}
+
+
+void
+ngx_http_wsgi_step_release_objs(PyObject **objs, ngx_uint_t n)
+{
+    PyThreadState  *ts;
+
+    ts = ngx_http_wsgi_python_enter();
+
+    ngx_http_wsgi_release(objs, n);
 
     ngx_http_wsgi_forked_check(ngx_cycle->log);
 

@@ -3,67 +3,33 @@
  * nginx mod_wsgi: execution steps on nginx thread pools.
  *
  * Steps wait in a queue per pool, taken by "runners": thread tasks that
- * run queued steps one after another and exit when the queue is empty.
- * Only one thread can run Python at a time, so a new runner is posted only
- * when there is none, or when the oldest waiting step has waited 250 us
- * (the runners are blocked, e.g. waiting for a database); a busy worker
- * thus runs many steps per thread wake-up instead of waking a thread per
- * step that then waits for the GIL.  Finished steps go back to the event
- * loop through the worker's channel: a list the event loop looks at after
- * each round that queued steps, and an eventfd, written only when the
- * event loop has said it is going to sleep ("armed").
- *
- * The request is pinned while its step is away (r->main->blocked), and a
- * timer keeps a gracefully exiting worker alive until its steps are back.
- * The channel is in ngx_http_wsgi_channel.c, the threads' priority and the
- * look at whether busy runners compute in ngx_http_wsgi_priority.c.
+ * run queued steps until there are none.  Only one thread runs Python at
+ * a time, so a runner is added only when there is none, or when the
+ * oldest step has waited STALE us for busy runners that are blocked.
+ * Steps come back to the event loop through the channel (channel.c).
  *
  * A step (its ctx), from the event loop to a pool thread and back:
  *
  *          thread_post()          a runner            step_exec() returns
  *   (event loop) ------> QUEUED ------------> RUNNING ------------> DONE
- *   blocked++,           sched->head,         on the runner's   on the
- *   away++               queued++             thread, with the  channel's
- *                                             GIL       |   ^   done list
- *                        write(), wsgi.input:           v   |         |
- *                        thread_wait() without the GIL, until         |
- *                        thread_signal() from the event loop          |
- *                                                                     v
- *   BACK: thread_complete() on the event loop (channel drain): blocked--,
- *   away--; ngx_http_wsgi_step_complete() may post the request's next step
+ *   blocked++,           sched->head,         with the GIL  |  ^   on the
+ *   away++               queued++                           v  |   channel
+ *                        write(), wsgi.input: thread_wait()        |
+ *                        until thread_signal() from the event loop v
+ *   BACK: thread_complete() on the event loop: blocked--, away--; the
+ *   request's next step may be posted
  *
  * A runner (a task of the pool):
  *
- *          sched_runner()        a pool thread
- *   (kick) -------------> POSTED -------------> RUNNING <------------+
- *   runners++             in sched->active      takes the releases,  |
- *                                               then the steps,      |
- *                                               busy++ per step      |
- *                                                 |                  |
- *                                                 | nothing queued:  |
- *                                                 | the GIL goes     |
- *                                                 v                  |
- *                                             LINGERING ------------+
- *                                             idle++, waits on    woken by
- *                                             sched->wake, for    a kick
- *                                             up to LINGER_MAX
- *                                                 |
- *                                                 | timed out, or woken with
- *                                                 | nothing queued after the
- *                                                 | linger timer set retire,
- *                                                 v or the worker exits
- *                                             RETURNED: runners--; the
- *                                             task's event on the event
- *                                             loop (runner_event_handler)
- *                                             puts it on sched->free
- *
- * The pool's events, on the event loop: "kick", posted once per round
- * that queued steps or releases, hands over the releases, wakes lingering
- * runners or posts new ones (none runs, or the oldest step waited STALE us
- * and the busy ones are blocked); "timer" (1 ms) kicks again while steps
- * wait for busy runners; "linger" (LINGER ms, while runners exist) retires
- * those that lingered through a round without a kick; "alive" keeps an
- * exiting worker while steps are away.
+ *   (kick) ---> POSTED ---a pool thread---> RUNNING <-----------+
+ *   runners++   in sched->active            releases, then steps |
+ *                                             | nothing queued    | kick
+ *                                             v                   |
+ *                                           LINGERING ------------+
+ *                                             | timed out, retired,
+ *                                             v or the worker exits
+ *                                           RETURNED: runners--, on
+ *                                           sched->free
  */
 
 
@@ -121,16 +87,9 @@ ngx_http_wsgi_thread_init(ngx_cycle_t *cycle, ngx_http_wsgi_main_conf_t *wmcf)
 
 
 /*
- * A worker whose Python runs on pool threads: glibc gives the top of a
- * heap back to the system once it passes M_TRIM_THRESHOLD, 128 KiB until
- * the process frees a block that was mmap()ed; from then on that
- * threshold is twice the size of the largest such block, and blocks up to
- * it come from the heaps (mallopt(3), the dynamic mmap threshold).  A
- * runner creates the bodies of all the requests of a round, and they are
- * released together: an arena that passes 128 KiB at each round shrinks,
- * and faults its pages in again at the next one.  Freeing a 1 MiB block
- * starts the thresholds where a busy server soon has them; unlike
- * mallopt(), it leaves them dynamic.
+ * glibc trims a heap's top past M_TRIM_THRESHOLD, which rises only once an
+ * mmap()ed block is freed: without that, the bodies a runner frees each
+ * round would be trimmed and faulted in again at the next one.
  */
 
 static void
@@ -164,10 +123,7 @@ ngx_http_wsgi_thread_done(ngx_cycle_t *cycle)
 }
 
 
-/*
- * nginx side: queues a step of ctx for its thread pool.  NGX_DECLINED: the
- * queue is full.
- */
+/* nginx side: NGX_DECLINED: the queue is full */
 
 ngx_int_t
 ngx_http_wsgi_thread_post(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e step,
@@ -207,16 +163,13 @@ ngx_http_wsgi_thread_post(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e step,
         return NGX_DECLINED;
     }
 
-    /*
-     * Runners are woken once per round of the event loop, with all the
-     * steps the round has queued, rather than once per step.
-     */
+    /* runners are woken once per round, not once per step */
 
     if (!sched->kick.posted) {
         ngx_post_event(&sched->kick, &ngx_posted_events);
     }
 
-    ctx->running = 1;
+    ctx->phase = NGX_HTTP_WSGI_PHASE_THREAD;
     r->main->blocked++;
 
     if (sched->away++ == 0) {
@@ -238,11 +191,7 @@ ngx_http_wsgi_sched_kick_handler(ngx_event_t *ev)
 }
 
 
-/*
- * A runner is posted when there is none, or when a step has waited for the
- * busy ones for a while: then they are blocked, and the queue needs
- * another thread.  While steps wait, a timer looks again every ms.
- */
+/* a runner is added when there is none, or when the busy ones block */
 
 static void
 ngx_http_wsgi_sched_kick(ngx_http_wsgi_sched_t *sched)
@@ -266,7 +215,6 @@ ngx_http_wsgi_sched_kick(ngx_http_wsgi_sched_t *sched)
     }
 
     if (waiting && sched->idle) {
-        /* a lingering runner takes the round's steps ... */
         taken = 1;
         wake = (sched->idle > sched->posted);
 
@@ -275,18 +223,12 @@ ngx_http_wsgi_sched_kick(ngx_http_wsgi_sched_t *sched)
             && sched->busy
             && ngx_http_wsgi_sched_stalled(sched, now))
         {
-            /*
-             * ... unless steps have waited while the busy runners are
-             * blocked: the one woken would take a step and block too,
-             * and the others would wait for a busy one to come back (a
-             * sleep-10ms application's p99 was twice its sleep)
-             */
+            /* one woken runner per step: it may block too */
             wake = ngx_min(sched->queued, sched->idle - sched->posted);
         }
 
         sched->posted += wake;
 
-        /* steps the woken runners may leave for busy ones */
         more = (sched->queued > wake && sched->busy);
 
     } else if (waiting && sched->runners == sched->busy) {
@@ -295,7 +237,6 @@ ngx_http_wsgi_sched_kick(ngx_http_wsgi_sched_t *sched)
             need = 1;
 
         } else if (ngx_http_wsgi_sched_stalled(sched, now)) {
-            /* the runners are blocked: a thread for each waiting step */
             need = ngx_min(sched->queued, NGX_HTTP_WSGI_RUNNERS);
         }
     }
@@ -303,19 +244,14 @@ ngx_http_wsgi_sched_kick(ngx_http_wsgi_sched_t *sched)
     sched->runners += need;
 
     if (need) {
-        /* the next look at the CPU time starts after their start */
         ngx_http_wsgi_priority_restart();
     }
 
     if ((taken || need) && sched->queued && sched->busy == 0) {
 
         /*
-         * An idle pool starts on the round's steps, which are often done
-         * by the next round (one CPU: the runner preempts the event
-         * loop): the event loop looks for them once without sleeping, and
-         * the runners need not write the eventfd.  Not while other steps
-         * run: they may take long, and an event loop that never sleeps
-         * gets the CPU late (its static files too).
+         * an idle pool often finishes the round's steps by the next round:
+         * the event loop looks once without sleeping or an eventfd write
          */
 
         ngx_http_wsgi_channel_armed = 0;
@@ -329,11 +265,9 @@ ngx_http_wsgi_sched_kick(ngx_http_wsgi_sched_t *sched)
     }
 
     /*
-     * Posted after the unlock: a runner woken while the mutex is still held
-     * would only block on it again (one CPU: two more switches).  A
-     * semaphore, not a condition variable: glibc's pthread_cond_signal()
-     * may wait for a runner woken earlier to run first, and that runner
-     * may be waiting for the CPU behind a busy Python thread.
+     * After the unlock, so that the runner does not block on the mutex.
+     * A semaphore: pthread_cond_signal() may wait for a runner woken
+     * earlier, which may wait for the CPU behind a busy Python thread.
      */
 
     for (n = 0; n < wake; n++) {
@@ -341,13 +275,8 @@ ngx_http_wsgi_sched_kick(ngx_http_wsgi_sched_t *sched)
     }
 
     /*
-     * A runner woken on the event loop's CPU has usually run the round's
-     * steps before sem_post() returns: their responses go now, while
-     * their data is in the cache, rather than after the next poll (a
-     * 16 KiB echo cost 1% more at 10 connections, 7% at 50; hello world
-     * 2%).  Once per round of the event loop: the output of steps that
-     * these responses queue waits for the next round, so that other
-     * connections get their turn.
+     * a runner woken on the event loop's CPU has usually finished by now:
+     * its responses go while their data is in the cache
      */
 
     if (look && wake) {
@@ -372,13 +301,7 @@ ngx_http_wsgi_sched_kick(ngx_http_wsgi_sched_t *sched)
         need--;
     }
 
-    /*
-     * Steps that nobody was started or woken for wait for a busy runner:
-     * look again in a millisecond whether those are blocked.  (Not
-     * otherwise: a timer that short makes the event loop's every sleep
-     * reprogram the timer hardware, which in a virtual machine is not
-     * cheap.)
-     */
+    /* not always: a 1 ms timer costs every event loop sleep a reprogram */
 
     if (waiting
         && (!started || more)
@@ -397,10 +320,7 @@ ngx_http_wsgi_sched_kick(ngx_http_wsgi_sched_t *sched)
 }
 
 
-/*
- * Under the channel mutex: the oldest step has waited long enough for the
- * busy runners, and those are blocked rather than computing.
- */
+/* under the channel mutex */
 
 static ngx_uint_t
 ngx_http_wsgi_sched_stalled(ngx_http_wsgi_sched_t *sched, uint64_t now)
@@ -466,8 +386,6 @@ ngx_http_wsgi_sched_get(ngx_thread_pool_t *pool, ngx_log_t *log)
             return sched;
         }
     }
-
-    /* one per pool for the life of the worker */
 
     sched = ngx_calloc(sizeof(ngx_http_wsgi_sched_t), log);
     if (sched == NULL) {
@@ -557,8 +475,6 @@ ngx_http_wsgi_sched_runner(ngx_http_wsgi_sched_t *sched, ngx_log_t *log)
 }
 
 
-/* the event loop: a stalled queue gets another runner */
-
 static void
 ngx_http_wsgi_sched_timer_handler(ngx_event_t *ev)
 {
@@ -566,15 +482,13 @@ ngx_http_wsgi_sched_timer_handler(ngx_event_t *ev)
 }
 
 
-/* a pool thread: runs queued steps until there are none */
-
 static void
 ngx_http_wsgi_runner_handler(void *data, ngx_log_t *log)
 {
     ngx_http_wsgi_runner_t *runner = data;
 
     uint64_t                  now;
-    ngx_uint_t                notify, i, lingered, woken;
+    ngx_uint_t                notify, lingered, woken;
     PyThreadState            *ts;
     struct timespec           until;
     ngx_http_wsgi_ctx_t      *ctx;
@@ -594,7 +508,6 @@ ngx_http_wsgi_runner_handler(void *data, ngx_log_t *log)
     runner->tid = gettid();
 
     if (ngx_http_wsgi_yields && sched->yielding) {
-        /* the pool computes: a new runner yields from the start */
         ngx_http_wsgi_priority_runner(runner, 1);
     }
 
@@ -610,8 +523,6 @@ ngx_http_wsgi_runner_handler(void *data, ngx_log_t *log)
 
         if (ctx == NULL && rel == NULL && ts) {
 
-            /* the GIL is kept from one queued step to the next only */
-
             (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
 
             ngx_http_wsgi_python_leave(ts);
@@ -623,16 +534,10 @@ ngx_http_wsgi_runner_handler(void *data, ngx_log_t *log)
         if (ctx == NULL && rel == NULL) {
 
             /*
-             * Linger a little before returning the thread: the next step
-             * is often on its way (a client sends its next request), and
-             * a signal is cheaper than a new task.
-             */
-
-            /*
-             * The event loop retires idle runners after NGX_HTTP_WSGI_LINGER
-             * ms; the long timeout is for a worker that exits without
-             * telling them.  (A timer that expires before the next tick
-             * costs a reprogramming of the timer hardware, per wait.)
+             * Linger: the next step is often on its way, and a signal is
+             * cheaper than a new task.  The event loop retires idle
+             * runners; LINGER_MAX is for a worker that exits without
+             * telling them.
              */
 
             if (!lingered && !sched->retire && !ngx_terminate
@@ -675,10 +580,8 @@ ngx_http_wsgi_runner_handler(void *data, ngx_log_t *log)
         lingered = 0;
 
         /*
-         * The releases before the steps: the bodies of the last round go
-         * back to malloc, and this round's take their memory, still in
-         * the cache, rather than more of the heap (a 16 KiB echo at 50
-         * connections cost 7% more the other way round).
+         * The releases first: this round's bodies then reuse the memory
+         * of the last round's, still in the cache.
          */
 
         if (rel) {
@@ -691,10 +594,7 @@ ngx_http_wsgi_runner_handler(void *data, ngx_log_t *log)
             for ( /* void */ ; rel; rel = next) {
                 next = rel->next;
 
-                for (i = 0; i < rel->n; i++) {
-                    Py_DECREF(rel->objs[i]);
-                }
-
+                ngx_http_wsgi_release(rel->objs, rel->n);
                 ngx_free(rel);
             }
 
@@ -762,9 +662,8 @@ ngx_http_wsgi_runner_event_handler(ngx_event_t *ev)
     ngx_queue_remove(&runner->queue);
 
     /*
-     * The thread goes back to the pool as it came, unless it already runs
-     * another runner that yields too (the pool thread took that one before
-     * this event got here).
+     * Unless the pool thread already runs another runner that yields (it
+     * took that one before this event got here).
      */
 
     (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
@@ -795,8 +694,6 @@ ngx_http_wsgi_runner_event_handler(ngx_event_t *ev)
 }
 
 
-/* the event loop: a step is back */
-
 void
 ngx_http_wsgi_thread_complete(ngx_http_wsgi_ctx_t *ctx)
 {
@@ -813,7 +710,7 @@ ngx_http_wsgi_thread_complete(ngx_http_wsgi_ctx_t *ctx)
                    "wsgi thread step %d done", ctx->step);
 
     r->main->blocked--;
-    ctx->running = 0;
+    ctx->phase = NGX_HTTP_WSGI_PHASE_LOOP;
 
     sched = ngx_http_wsgi_sched_get(ctx->thread_pool, c->log);
 
@@ -837,9 +734,8 @@ ngx_http_wsgi_sched_alive_handler(ngx_event_t *ev)
 
 
 /*
- * Releases bytes objects the request no longer needs on a pool thread:
- * the request pool that listed them is gone by the time a runner gets to
- * them, so they travel in a copy.
+ * The request pool that listed the objects is gone by the time a runner
+ * gets to them: they travel in a copy.
  */
 
 void
@@ -859,15 +755,10 @@ ngx_http_wsgi_thread_release(ngx_thread_pool_t *tp, PyObject **objs,
         return;
     }
 
-    /* collected for the round: one batch, handed over with its steps */
-
     if (ngx_http_wsgi_objs_add(&sched->objs, objs, n, log) != NGX_OK) {
-        /* out of memory: release them here rather than leak them */
         ngx_http_wsgi_step_release_objs(objs, n);
         return;
     }
-
-    /* not urgent: any runner that comes by takes them */
 
     if (!sched->kick.posted) {
         ngx_post_event(&sched->kick, &ngx_posted_events);
