@@ -21,11 +21,11 @@
 /*
  * The module is split in two sides that meet in ngx_http_wsgi_ctx_t.
  *
- * The nginx side (module.c, handler.c, output.c, body.c; thread.c,
- * channel.c and priority.c for the thread pools) owns the request: it
- * snapshots what the application may see into ctx->snap, runs execution
- * steps and turns what a step produced (status, headers, body chunks) into
- * nginx output.
+ * The nginx side (module.c, handler.c, snapshot.c, output.c, body.c;
+ * thread.c, channel.c and priority.c for the thread pools) owns the
+ * request: it snapshots what the application may see into ctx->snap
+ * (snapshot.c), runs execution steps and turns what a step produced
+ * (status, headers, body chunks) into nginx output.
  *
  * The Python side (step.c, spool.c, environ.c, response.c, input.c,
  * errors.c, file_wrapper.c, interp.c, app.c) runs only inside an
