@@ -3,7 +3,15 @@
  * nginx mod_wsgi: the environ dict, the Python side of the environ.
  *
  * In a step, holding the GIL, the request's snapshot (snapshot.c) becomes
- * the dict handed to the application.
+ * the dict handed to the application, a new one for every request.  It
+ * starts as a copy of its location's template (a copy of a dict is one
+ * memcpy; the template is sized for a whole environ, so that the copy
+ * never grows).  The template has the values every request has the same,
+ * the last request's values of the keys that seldom change from one
+ * request to the next (the method, the host, the protocol, the client's
+ * address...), and the last request's objects: a request with the same
+ * values has nothing to set there.  Values of the other well-known keys
+ * are cached: a repeated value is the same str again.
  */
 
 
@@ -13,36 +21,10 @@
 static ngx_http_wsgi_template_t *ngx_http_wsgi_environ_template(
     ngx_http_wsgi_state_t *st, ngx_http_wsgi_snapshot_t *snap);
 static ngx_int_t ngx_http_wsgi_environ_objects(ngx_http_wsgi_template_t *t,
-    ngx_http_wsgi_ctx_t *ctx, Py_ssize_t refs);
+    ngx_http_wsgi_ctx_t *ctx);
 static PyObject *ngx_http_wsgi_environ_value(ngx_http_wsgi_state_t *st,
     ngx_uint_t known, u_char *data, size_t len);
 
-
-/*
- * The Python side: the environ dict of one request.
- *
- * It starts as a copy of its location's template (a copy of a dict is one
- * memcpy; the template is sized for a whole environ, so that the copy
- * never grows).  The template has the values every request has the same,
- * and the last request's values of the keys that seldom change from one
- * request to the next (the method, the host, the protocol, the client's
- * address...): a request with the same values has nothing to set there.
- * Values of the other well-known keys are cached: a repeated value is the
- * same str again.
- *
- * An environ that its application neither kept nor changed (its dict
- * version is still the one it was handed over with) serves the location's
- * next request: a copy and a deallocation less per request.  CPython 3.12
- * deprecates the dict version; there every environ is a copy.
- */
-
-#if (PY_VERSION_HEX < 0x030C0000)
-#define ngx_http_wsgi_dict_version(d)  (((PyDictObject *) (d))->ma_version_tag)
-#define NGX_HTTP_WSGI_SPARE            1
-#else
-#define ngx_http_wsgi_dict_version(d)  0
-#define NGX_HTTP_WSGI_SPARE            0
-#endif
 
 /* the keys whose values are kept in the template */
 
@@ -68,8 +50,8 @@ static const uint64_t  ngx_http_wsgi_stable =
 PyObject *
 ngx_http_wsgi_environ(ngx_http_wsgi_ctx_t *ctx)
 {
-    uint64_t                   bit, seen, gone, keys, old;
-    PyObject                  *env, *key, *value, *spare;
+    uint64_t                   bit, seen, gone;
+    PyObject                  *env, *key, *value;
     ngx_uint_t                 i, dynamic;
     ngx_http_wsgi_env_t       *kv;
     ngx_http_wsgi_state_t     *st;
@@ -82,48 +64,16 @@ ngx_http_wsgi_environ(ngx_http_wsgi_ctx_t *ctx)
         return NULL;
     }
 
-    /* the spare holds the template's objects too: it serves this request
-       only if nobody else holds them */
-
-    spare = t->spare;
-    t->spare = NULL;
-
-    if (spare
-        && (Py_REFCNT(t->input) != 2
-            || Py_REFCNT(t->errors) != 2
-            || Py_REFCNT(t->connected) != 2))
-    {
-        Py_CLEAR(spare);
-    }
-
-    if (ngx_http_wsgi_environ_objects(t, ctx, spare ? 2 : 1) != NGX_OK) {
-        Py_XDECREF(spare);
+    if (ngx_http_wsgi_environ_objects(t, ctx) != NGX_OK) {
         return NULL;
     }
 
-    if (spare) {
-        env = spare;
-        old = t->spare_keys;
-
-        if (t->spare_https && !ctx->snap.https
-            && PyDict_SetItem(env, st->keys[NGX_HTTP_WSGI_ENV_WSGI_URL_SCHEME],
-                              st->str_http)
-               != 0)
-        {
-            goto failed;
-        }
-
-    } else {
-        env = PyDict_Copy(t->environ);
-        if (env == NULL) {
-            return NULL;
-        }
-
-        old = 0;
+    env = PyDict_Copy(t->environ);
+    if (env == NULL) {
+        return NULL;
     }
 
     seen = 0;
-    keys = 0;
     dynamic = 0;
     kv = ctx->snap.env.elts;
 
@@ -167,14 +117,12 @@ ngx_http_wsgi_environ(ngx_http_wsgi_ctx_t *ctx)
 
             t->values[kv[i].known] = value;
             t->present |= bit;
-            t->generation++;
 
             Py_DECREF(value);
             continue;
         }
 
         if (kv[i].known) {
-            keys |= bit;
             key = Py_NewRef(st->keys[kv[i].known]);
             value = ngx_http_wsgi_environ_value(st, kv[i].known,
                                                 kv[i].value.data,
@@ -224,28 +172,11 @@ ngx_http_wsgi_environ(ngx_http_wsgi_ctx_t *ctx)
         gone &= ~bit;
         t->present &= ~bit;
         t->values[i] = NULL;
-        t->generation++;
 
         if (PyDict_DelItem(env, st->keys[i]) != 0
             || PyDict_DelItem(t->environ, st->keys[i]) != 0)
         {
             goto failed;
-        }
-    }
-
-    /* what the spare's request had and this one has not */
-
-    gone = old & ~keys;
-
-    for (i = 1; gone; i++) {
-        bit = 1ULL << i;
-
-        if (gone & bit) {
-            gone &= ~bit;
-
-            if (PyDict_DelItem(env, st->keys[i]) != 0) {
-                goto failed;
-            }
         }
     }
 
@@ -273,11 +204,6 @@ ngx_http_wsgi_environ(ngx_http_wsgi_ctx_t *ctx)
     ctx->input = Py_NewRef(t->input);
     ctx->errors = Py_NewRef(t->errors);
 
-    ctx->made.version = ngx_http_wsgi_dict_version(env);
-    ctx->made.keys = keys;
-    ctx->made.generation = t->generation;
-    ctx->made.reusable = (NGX_HTTP_WSGI_SPARE && !dynamic);
-
     return env;
 
 failed:
@@ -287,43 +213,15 @@ failed:
 }
 
 
-/* the application has returned: its environ may serve the next request */
-
-void
-ngx_http_wsgi_environ_done(ngx_http_wsgi_ctx_t *ctx, PyObject *env)
-{
-    ngx_http_wsgi_state_t     *st;
-    ngx_http_wsgi_template_t  *t;
-
-    st = ngx_http_wsgi_state();
-    t = &st->templates[ctx->snap.location];
-
-    if (ctx->made.reusable
-        && Py_REFCNT(env) == 1
-        && t->spare == NULL
-        && ctx->made.generation == t->generation
-        && ctx->made.version == ngx_http_wsgi_dict_version(env))
-    {
-        t->spare = env;
-        t->spare_keys = ctx->made.keys;
-        t->spare_https = ctx->snap.https;
-        return;
-    }
-
-    Py_DECREF(env);
-}
-
-
 /*
  * The request objects of the template serve this request when nobody else
- * holds them (the last request has closed and its application kept none):
- * they have refs references, the template's and its spare's, if any;
+ * holds them (the last request has closed and its application kept none);
  * otherwise new ones replace them, in the template too.
  */
 
 static ngx_int_t
 ngx_http_wsgi_environ_objects(ngx_http_wsgi_template_t *t,
-    ngx_http_wsgi_ctx_t *ctx, Py_ssize_t refs)
+    ngx_http_wsgi_ctx_t *ctx)
 {
     PyObject               *obj;
     ngx_http_wsgi_state_t  *st;
@@ -340,10 +238,9 @@ ngx_http_wsgi_environ_objects(ngx_http_wsgi_template_t *t,
         return NGX_ERROR;                                                     \
     }                                                                         \
     t->field = obj;                                                           \
-    t->generation++;                                                          \
     Py_DECREF(obj)
 
-    if (t->input && Py_REFCNT(t->input) == refs) {
+    if (t->input && Py_REFCNT(t->input) == 1) {
         ngx_http_wsgi_input_rebind(t->input, ctx);
 
     } else {
@@ -351,7 +248,7 @@ ngx_http_wsgi_environ_objects(ngx_http_wsgi_template_t *t,
                               ngx_http_wsgi_input_new(ctx));
     }
 
-    if (t->errors && Py_REFCNT(t->errors) == refs) {
+    if (t->errors && Py_REFCNT(t->errors) == 1) {
         ngx_http_wsgi_errors_rebind(t->errors, ctx->log);
 
     } else {
@@ -360,7 +257,7 @@ ngx_http_wsgi_environ_objects(ngx_http_wsgi_template_t *t,
                                                        NGX_LOG_ERR));
     }
 
-    if (t->connected && Py_REFCNT(t->connected) == refs) {
+    if (t->connected && Py_REFCNT(t->connected) == 1) {
         ngx_http_wsgi_start_response_rebind(t->connected,
                                             ctx->start_response);
 
