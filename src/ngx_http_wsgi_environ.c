@@ -5,8 +5,7 @@
  * In a step, holding the GIL, the request's snapshot (snapshot.c) becomes
  * the dict handed to the application, a new one for every request.  It
  * starts as a copy of its location's template (a copy of a dict is one
- * memcpy; the template is sized for a whole environ, so that the copy
- * never grows).  The template has the values every request has the same,
+ * memcpy).  The template has the values every request has the same,
  * the last request's values of the keys that seldom change from one
  * request to the next (the method, the host, the protocol, the client's
  * address...), and the last request's objects: a request with the same
@@ -305,7 +304,7 @@ ngx_http_wsgi_environ_template(ngx_http_wsgi_state_t *st,
         st->ntemplates = n;
     }
 
-    d = _PyDict_NewPresized(NGX_HTTP_WSGI_ENV_KEYS + 16);
+    d = PyDict_New();
     if (d == NULL) {
         return NULL;
     }
