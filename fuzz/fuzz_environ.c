@@ -1,7 +1,7 @@
 
 /*
  * nginx mod_wsgi: a libFuzzer target for the byte-level converters, the
- * request's header names and mount points (environ.c), the application's
+ * request's header names and mount points (snapshot.c), the application's
  * status lines and header names and values (response.c).
  *
  * The two files are compiled here with NGX_HTTP_WSGI_FUZZ, which leaves
@@ -13,7 +13,7 @@
  */
 
 
-#include "../src/ngx_http_wsgi_environ.c"
+#include "../src/ngx_http_wsgi_snapshot.c"
 #include "../src/ngx_http_wsgi_response.c"
 
 #include <assert.h>

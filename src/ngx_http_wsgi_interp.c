@@ -170,7 +170,6 @@ ngx_http_wsgi_module_traverse(PyObject *m, visitproc visit, void *arg)
         Py_VISIT(st->stdio[1]);
         for (i = 0; i < st->ntemplates; i++) {
             Py_VISIT(st->templates[i].environ);
-            Py_VISIT(st->templates[i].spare);
         }
     }
 
@@ -194,7 +193,6 @@ ngx_http_wsgi_module_clear(PyObject *m)
 
         for (i = 0; i < st->ntemplates; i++) {
             Py_CLEAR(st->templates[i].environ);
-            Py_CLEAR(st->templates[i].spare);
         }
 
         for (i = 0; i < NGX_HTTP_WSGI_CHECKED; i++) {

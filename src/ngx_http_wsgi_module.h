@@ -20,12 +20,12 @@
 
 /*
  * Two sides meet in ngx_http_wsgi_ctx_t.  The nginx side (module.c,
- * handler.c, output.c, body.c; thread.c, channel.c, priority.c) owns the
- * request: it snapshots what the application may see, runs execution
- * steps and turns their output into nginx output.  The Python side (step.c,
- * spool.c, environ.c, response.c, input.c, errors.c, file_wrapper.c,
- * interp.c, app.c) runs only inside a step, on whatever thread runs it,
- * holding the GIL, and never touches the nginx request.
+ * handler.c, snapshot.c, output.c, body.c; thread.c, channel.c,
+ * priority.c) owns the request: it snapshots what the application may see,
+ * runs execution steps and turns their output into nginx output.  The
+ * Python side (step.c, spool.c, environ.c, response.c, input.c, errors.c,
+ * file_wrapper.c, interp.c, app.c) runs only inside a step, on whatever
+ * thread runs it, holding the GIL, and never touches the nginx request.
  */
 
 
@@ -182,15 +182,6 @@ typedef struct {
     unsigned                     multiprocess:1;
     unsigned                     multithread:1;
 } ngx_http_wsgi_snapshot_t;
-
-
-/* what the Python side made a request's environ of, until it is done */
-typedef struct {
-    uint64_t                     version;     /* the dict's, once made */
-    uint64_t                     keys;        /* its per-request keys */
-    ngx_uint_t                   generation;  /* of its template */
-    unsigned                     reusable:1;  /* no keys but known ones */
-} ngx_http_wsgi_made_t;
 
 
 /* request body data that arrived while the application runs */
@@ -355,7 +346,6 @@ struct ngx_http_wsgi_ctx_s {
     PyObject                    *input;
     PyObject                    *errors;
     PyObject                    *start_response;
-    ngx_http_wsgi_made_t         made;        /* of its environ */
     PyObject                    *status;      /* str "NNN reason" */
     ngx_str_t                    status_line; /* its latin-1 bytes */
     PyObject                    *headers;     /* bytes "Kname\0value\0"... */
@@ -416,19 +406,6 @@ typedef struct {
     PyObject                    *input;
     PyObject                    *errors;
     PyObject                    *connected;
-
-    /* changes of the values above, for environs made before */
-    ngx_uint_t                   generation;
-
-    /*
-     * The environ of a request whose application neither kept nor changed
-     * it: the next request starts from it instead of a copy.  It has the
-     * template's values and objects, and the per-request keys in
-     * spare_keys (bits as in present) of the request that had it.
-     */
-    PyObject                    *spare;
-    uint64_t                     spare_keys;
-    ngx_uint_t                   spare_https;
 } ngx_http_wsgi_template_t;
 
 
@@ -690,7 +667,6 @@ ngx_str_t *ngx_http_wsgi_env_key(ngx_uint_t known);
 size_t ngx_http_wsgi_script_name(u_char *uri, size_t len, u_char *mount,
     size_t mount_len);
 PyObject *ngx_http_wsgi_environ(ngx_http_wsgi_ctx_t *ctx);
-void ngx_http_wsgi_environ_done(ngx_http_wsgi_ctx_t *ctx, PyObject *env);
 
 
 /* response */

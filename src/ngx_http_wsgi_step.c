@@ -169,8 +169,7 @@ ngx_http_wsgi_step_call(ngx_http_wsgi_ctx_t *ctx)
 
     /* the application keeps environ if it wants to */
 
-    ngx_http_wsgi_environ_done(ctx, environ);
-    environ = NULL;
+    Py_CLEAR(environ);
 
     if (result == NULL) {
         ngx_http_wsgi_log_exception(ctx->log, "application \"%s\" raised "

@@ -622,6 +622,28 @@ def test_environ_kept_by_the_application_is_its_own(nginx):
     conn.close()
 
 
+@pytest.mark.parametrize("do", ["replace", "swap", "add", "keep"])
+def test_environ_changed_or_kept_is_not_reused(nginx, do):
+    """An environ its application changed in place (a value replaced, a
+    key swapped for another, a key added) or kept is not the next
+    request's: the next one, with the same headers, sees its own values
+    only."""
+    srv = nginx(server="location / { wsgi_pass {apps}/env_change_app.py; }")
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+    headers = {"Accept": "text/a", "User-Agent": "agent-a"}
+    for _ in range(2):
+        first = _json_request(conn, "GET", f"/x?do={do}", headers)
+        assert first["HTTP_ACCEPT"] == "text/a"
+        for i in range(2):
+            e = _json_request(conn, "GET", f"/next{i}", headers)
+            assert e["is_kept"] is False, e
+            assert (e["REQUEST_METHOD"], e["HTTP_ACCEPT"],
+                    e["SERVER_PORT"], e["PATH_INFO"]) == (
+                "GET", "text/a", str(srv.port), f"/next{i}"), e
+            assert "X_ADDED" not in e, e
+    conn.close()
+
+
 def test_environ_under_concurrent_requests(nginx):
     """Requests at once, with methods, agents and cookies that change from
     one to the next: each environ is its own request's, also when
