@@ -21,17 +21,17 @@
 /*
  * The module is split in two sides that meet in ngx_http_wsgi_ctx_t.
  *
- * The nginx side (module.c, handler.c, output.c, body.c; thread.c,
- * channel.c and priority.c for the thread pools) owns the request: it
- * snapshots what the application may see into ctx->snap, runs execution
- * steps and turns what a step produced (status, headers, body chunks) into
- * nginx output.
+ * The nginx side (module.c, handler.c, output.c, body.c, the second half
+ * of header.c; thread.c, channel.c and priority.c for the thread pools)
+ * owns the request: it snapshots what the application may see into
+ * ctx->snap, runs execution steps and turns what a step produced (status,
+ * headers, body chunks) into nginx output.
  *
- * The Python side (step.c, spool.c, environ.c, response.c, input.c,
- * errors.c, file_wrapper.c, interp.c, app.c) runs only inside an
- * execution step, on whatever thread runs the step, holding the GIL.  It
- * never touches the nginx request, its pool or its events; it reads the
- * snapshot and fills the step's output.
+ * The Python side (step.c, spool.c, environ.c, response.c, the first half
+ * of header.c, input.c, errors.c, file_wrapper.c, interp.c, app.c) runs
+ * only inside an execution step, on whatever thread runs the step, holding
+ * the GIL.  It never touches the nginx request, its pool or its events;
+ * it reads the snapshot and fills the step's output.
  */
 
 
@@ -257,6 +257,18 @@ typedef enum {
 
 
 /*
+ * A response header start_response() validated, for the nginx side to
+ * apply after the step: latin-1 bytes in the object that ctx->headers
+ * pins until the request is closed.
+ */
+typedef struct {
+    ngx_http_wsgi_header_e       kind;
+    ngx_str_t                    name;
+    ngx_str_t                    value;
+} ngx_http_wsgi_header_t;
+
+
+/*
  * What write() called from the iterable's close() does: nothing closes
  * (NONE); the body is complete, and what is written is sent (COMPLETE);
  * nginx stopped the body (HEAD, 304, the client went away) and drops it
@@ -344,8 +356,8 @@ struct ngx_http_wsgi_ctx_s {
     ngx_http_wsgi_made_t         made;        /* of its environ */
     PyObject                    *status;      /* str "NNN reason" */
     ngx_str_t                    status_line; /* its latin-1 bytes */
-    PyObject                    *headers;     /* bytes "Kname\0value\0"... */
-    u_char                      *header_block; /* their bytes */
+    PyObject                    *headers;     /* bytes, holds header */
+    ngx_http_wsgi_header_t      *header;      /* the application's */
     ngx_uint_t                   nheaders;
     ngx_uint_t                   status_code;
     off_t                        length;      /* app's Content-Length or -1 */
@@ -563,7 +575,6 @@ void ngx_http_wsgi_body_free(ngx_http_wsgi_ctx_t *ctx);
 
 
 /* a step's output as nginx output */
-ngx_int_t ngx_http_wsgi_send_header(ngx_http_wsgi_ctx_t *ctx);
 ngx_int_t ngx_http_wsgi_send_body(ngx_http_wsgi_ctx_t *ctx, ngx_uint_t last);
 void ngx_http_wsgi_update_busy(ngx_http_wsgi_ctx_t *ctx);
 void ngx_http_wsgi_discard_output(ngx_http_wsgi_ctx_t *ctx);
@@ -693,7 +704,15 @@ PyObject *ngx_http_wsgi_environ(ngx_http_wsgi_ctx_t *ctx);
 void ngx_http_wsgi_environ_done(ngx_http_wsgi_ctx_t *ctx, PyObject *env);
 
 
-/* response */
+/* response status and headers: checked (Python side), sent (nginx side) */
+ngx_int_t ngx_http_wsgi_status_parse(ngx_http_wsgi_ctx_t *ctx,
+    PyObject *status);
+PyObject *ngx_http_wsgi_headers_parse(PyObject *headers,
+    ngx_http_wsgi_header_t **list, ngx_uint_t *nheaders, off_t *length);
+ngx_int_t ngx_http_wsgi_send_header(ngx_http_wsgi_ctx_t *ctx);
+
+
+/* start_response() and write() */
 PyObject *ngx_http_wsgi_start_response_new(ngx_http_wsgi_ctx_t *ctx);
 void ngx_http_wsgi_start_response_expire(PyObject *sr);
 void ngx_http_wsgi_start_response_rebind(PyObject *connected, PyObject *sr);
