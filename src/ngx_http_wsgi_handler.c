@@ -4,9 +4,10 @@
  *
  * Reads the body (or, streamed, has body.c read it for wsgi.input),
  * snapshots the request, runs execution steps and has output.c turn their
- * output into nginx output, pausing while the client is slow.  The request
- * is finalized in one place, ngx_http_wsgi_process(), after the
- * application's iterable was closed.
+ * output into nginx output, pausing while the client is slow.  A request
+ * is finalized in ngx_http_wsgi_body_handler() when it cannot be set up,
+ * and otherwise in ngx_http_wsgi_finish(), once the application's
+ * iterable is closed (or the application never ran).
  */
 
 
@@ -14,6 +15,8 @@
 
 
 static void ngx_http_wsgi_body_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_wsgi_create_ctx(ngx_http_request_t *r,
+    ngx_http_wsgi_ctx_t **ctxp);
 static void ngx_http_wsgi_run(ngx_http_wsgi_ctx_t *ctx,
     ngx_http_wsgi_step_e step);
 static ngx_int_t ngx_http_wsgi_process(ngx_http_wsgi_ctx_t *ctx,
@@ -87,24 +90,44 @@ ngx_http_wsgi_handler(ngx_http_request_t *r)
 static void
 ngx_http_wsgi_body_handler(ngx_http_request_t *r)
 {
-    ngx_pool_cleanup_t        *cln;
-    ngx_http_wsgi_ctx_t       *ctx;
-    ngx_http_wsgi_loc_conf_t  *wlcf;
+    ngx_int_t             rc;
+    ngx_http_wsgi_ctx_t  *ctx;
 
     ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "wsgi body read");
 
-    if (r->connection->error) {
-        ngx_http_finalize_request(r, NGX_HTTP_CLIENT_CLOSED_REQUEST);
+    rc = ngx_http_wsgi_create_ctx(r, &ctx);
+
+    if (rc != NGX_OK) {
+        /* nothing has run: the request ends here */
+        ngx_http_finalize_request(r, rc);
         return;
+    }
+
+    /* a client that goes away is noticed while the application runs */
+
+    r->read_event_handler = ngx_http_wsgi_read_handler;
+
+    ngx_http_wsgi_run(ctx, NGX_HTTP_WSGI_STEP_CALL);
+}
+
+
+static ngx_int_t
+ngx_http_wsgi_create_ctx(ngx_http_request_t *r, ngx_http_wsgi_ctx_t **ctxp)
+{
+    ngx_pool_cleanup_t        *cln;
+    ngx_http_wsgi_ctx_t       *ctx;
+    ngx_http_wsgi_loc_conf_t  *wlcf;
+
+    if (r->connection->error) {
+        return NGX_HTTP_CLIENT_CLOSED_REQUEST;
     }
 
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wsgi_module);
 
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_wsgi_ctx_t));
     if (ctx == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     /*
@@ -168,8 +191,7 @@ ngx_http_wsgi_body_handler(ngx_http_request_t *r)
     if (ngx_array_init(&ctx->release, r->pool, 8, sizeof(PyObject *))
         != NGX_OK)
     {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     ctx->in_last = &ctx->in;
@@ -185,20 +207,17 @@ ngx_http_wsgi_body_handler(ngx_http_request_t *r)
         /* what nginx has read so far */
 
         if (ngx_http_wsgi_body_read(ctx, 0) == NGX_ERROR) {
-            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-            return;
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
     }
 
     if (ngx_http_wsgi_snapshot(r, ctx) != NGX_OK) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     cln = ngx_pool_cleanup_add(r->pool, 0);
     if (cln == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     cln->handler = ngx_http_wsgi_cleanup;
@@ -206,11 +225,9 @@ ngx_http_wsgi_body_handler(ngx_http_request_t *r)
 
     ngx_http_set_ctx(r, ctx, ngx_http_wsgi_module);
 
-    /* a client that goes away is noticed while the application runs */
+    *ctxp = ctx;
 
-    r->read_event_handler = ngx_http_wsgi_read_handler;
-
-    ngx_http_wsgi_run(ctx, NGX_HTTP_WSGI_STEP_CALL);
+    return NGX_OK;
 }
 
 
@@ -252,12 +269,13 @@ ngx_http_wsgi_run(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e step)
                         h->lowcase_key = NULL;
                     }
 
-                    ngx_http_finalize_request(r,
-                                              NGX_HTTP_SERVICE_UNAVAILABLE);
-                    return;
+                    rc = NGX_HTTP_SERVICE_UNAVAILABLE;
+
+                } else {
+                    rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
                 }
 
-                ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+                (void) ngx_http_wsgi_finish(ctx, rc, &step);
                 return;
             }
 
@@ -330,8 +348,7 @@ ngx_http_wsgi_process(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e *step)
     if (ctx->finishing) {
         /* the close step has run */
         ngx_http_wsgi_discard_output(ctx);
-        ngx_http_finalize_request(r, ctx->final_rc);
-        return NGX_DONE;
+        return ngx_http_wsgi_finish(ctx, ctx->final_rc, step);
     }
 
     if (ctx->client_gone) {
@@ -462,7 +479,10 @@ ngx_http_wsgi_failed(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e *step)
 }
 
 
-/* the request ends with rc once the iterable is closed */
+/*
+ * The request ends with rc once the iterable is closed: the one place
+ * where a request that reached the application is finalized.
+ */
 
 static ngx_int_t
 ngx_http_wsgi_finish(ngx_http_wsgi_ctx_t *ctx, ngx_int_t rc,
