@@ -647,8 +647,6 @@ void ngx_http_wsgi_step_release_objs(PyObject **objs, ngx_uint_t n);
 void ngx_http_wsgi_release_deferred(void);
 ngx_int_t ngx_http_wsgi_objs_add(ngx_http_wsgi_objs_t *a, PyObject **objs,
     ngx_uint_t n, ngx_log_t *log);
-void ngx_http_wsgi_step_output(ngx_http_wsgi_ctx_t *ctx, PyObject *obj,
-    u_char *data, size_t size);
 ngx_http_wsgi_chunk_t *ngx_http_wsgi_step_chunk_add(ngx_http_wsgi_ctx_t *ctx,
     PyObject *obj, u_char *data, size_t size);
 void ngx_http_wsgi_spool_add(ngx_http_wsgi_ctx_t *ctx, u_char *data,
@@ -667,7 +665,6 @@ ngx_int_t ngx_http_wsgi_interp_init(ngx_cycle_t *cycle,
 void ngx_http_wsgi_interp_done(ngx_cycle_t *cycle);
 PyThreadState *ngx_http_wsgi_python_enter(void);
 void ngx_http_wsgi_python_leave(PyThreadState *ts);
-PyObject *ngx_http_wsgi_module_init(void);
 
 
 /* applications */
@@ -730,8 +727,6 @@ PyObject *ngx_http_wsgi_errors_new(ngx_log_t *log, ngx_uint_t level);
 void ngx_http_wsgi_errors_expire(PyObject *errors);
 void ngx_http_wsgi_errors_rebind(PyObject *errors, ngx_log_t *log);
 void ngx_http_wsgi_log_exception(ngx_log_t *log, const char *fmt, ...);
-void ngx_http_wsgi_log_text(ngx_log_t *log, ngx_uint_t level, u_char *p,
-    size_t len);
 PyObject *ngx_http_wsgi_log_stream_new(const char *name, ngx_uint_t level);
 void ngx_http_wsgi_log_stream_done(ngx_log_t *log);
 
