@@ -584,6 +584,14 @@ void ngx_http_wsgi_discard_output(ngx_http_wsgi_ctx_t *ctx);
 void ngx_http_wsgi_accept_after(void);
 
 
+/* the inline round: the GIL held, releases deferred to its end */
+void ngx_http_wsgi_hold_gil(void);
+ngx_int_t ngx_http_wsgi_defer(PyObject **objs, ngx_uint_t n);
+void ngx_http_wsgi_release_deferred(void);
+ngx_int_t ngx_http_wsgi_objs_add(ngx_http_wsgi_objs_t *a, PyObject **objs,
+    ngx_uint_t n, ngx_log_t *log);
+
+
 /* thread pools */
 ngx_int_t ngx_http_wsgi_thread_init(ngx_cycle_t *cycle,
     ngx_http_wsgi_main_conf_t *wmcf);
@@ -644,9 +652,6 @@ void ngx_http_wsgi_step_exec(ngx_http_wsgi_ctx_t *ctx,
 void ngx_http_wsgi_step_cleanup(ngx_http_wsgi_ctx_t *ctx);
 void ngx_http_wsgi_forked_exit(ngx_log_t *log);
 void ngx_http_wsgi_step_release_objs(PyObject **objs, ngx_uint_t n);
-void ngx_http_wsgi_release_deferred(void);
-ngx_int_t ngx_http_wsgi_objs_add(ngx_http_wsgi_objs_t *a, PyObject **objs,
-    ngx_uint_t n, ngx_log_t *log);
 ngx_http_wsgi_chunk_t *ngx_http_wsgi_step_chunk_add(ngx_http_wsgi_ctx_t *ctx,
     PyObject *obj, u_char *data, size_t size);
 void ngx_http_wsgi_spool_add(ngx_http_wsgi_ctx_t *ctx, u_char *data,
