@@ -4,7 +4,9 @@
  *
  * start_response() has them validated here, on the Python side, into a
  * list of ngx_http_wsgi_header_t; after the step, the nginx side applies
- * the list to the request's headers_out and sends the header.
+ * the list to the request's headers_out and sends the header.  The file
+ * has the Python side first (the byte-level checks, then what needs the
+ * GIL), the nginx side last.
  */
 
 
@@ -209,7 +211,6 @@ ngx_http_wsgi_hop_by_hop(u_char *p, size_t len)
 }
 
 
-
 /*
  * The byte-level checks above need neither nginx's runtime nor Python:
  * fuzz/fuzz_environ.c compiles this file with NGX_HTTP_WSGI_FUZZ for them.
@@ -219,6 +220,7 @@ ngx_http_wsgi_hop_by_hop(u_char *p, size_t len)
 
 
 /* Python side: start_response(), in a step, holding the GIL */
+
 
 /*
  * The latin-1 bytes of a str, without a copy: a str whose characters all
@@ -242,7 +244,6 @@ ngx_http_wsgi_latin1(PyObject *s, u_char **data, size_t *len)
 
     return NGX_OK;
 }
-
 
 
 ngx_int_t
@@ -293,7 +294,6 @@ ngx_http_wsgi_status_parse(ngx_http_wsgi_ctx_t *ctx, PyObject *status)
 
     return NGX_OK;
 }
-
 
 
 /*
@@ -418,7 +418,6 @@ ngx_http_wsgi_headers_parse(PyObject *headers, ngx_http_wsgi_header_t **list,
 
     return block;
 }
-
 
 
 #define ngx_http_wsgi_checked_slot(st, obj)                                   \
