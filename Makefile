@@ -117,7 +117,7 @@ sanitize: deps $(BUILD)-asan/ngx_http_wsgi_module.so
 	    $(PYTHON) -m pytest -q -p no:cacheprovider $(SAN_TESTS) \
 	    $(addprefix --deselect ,$(SAN_SLOW)) $(PYTEST_ARGS)
 
-# libFuzzer on the byte-level converters of snapshot.c and response.c,
+# libFuzzer on the byte-level converters of snapshot.c and header.c,
 # compiled without nginx's runtime and Python (NGX_HTTP_WSGI_FUZZ), with
 # the headers of the sanitizer build's configured nginx.  New inputs go to
 # $(BUILD)-fuzz/corpus, a crash to $(BUILD)-fuzz/crash-*; fuzz/corpus
@@ -138,7 +138,7 @@ FUZZ_RUN =      $(FUZZ) -artifact_prefix=$(BUILD)-fuzz/ $(BUILD)-fuzz/corpus \
                 fuzz/corpus
 
 $(FUZZ): fuzz/fuzz_environ.c src/ngx_http_wsgi_snapshot.c \
-         src/ngx_http_wsgi_response.c src/ngx_http_wsgi_module.h \
+         src/ngx_http_wsgi_header.c src/ngx_http_wsgi_module.h \
          $(BUILD)-asan/nginx/objs/Makefile
 	mkdir -p $(BUILD)-fuzz/corpus
 	clang $(FUZZ_CFLAGS) $(FUZZ_INCS) -o $@ fuzz/fuzz_environ.c

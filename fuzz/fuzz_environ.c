@@ -2,7 +2,7 @@
 /*
  * nginx mod_wsgi: a libFuzzer target for the byte-level converters, the
  * request's header names and mount points (snapshot.c), the application's
- * status lines and header names and values (response.c).
+ * status lines and header names and values (header.c).
  *
  * The two files are compiled here with NGX_HTTP_WSGI_FUZZ, which leaves
  * out everything that needs nginx's runtime or Python; their static
@@ -14,7 +14,7 @@
 
 
 #include "../src/ngx_http_wsgi_snapshot.c"
-#include "../src/ngx_http_wsgi_response.c"
+#include "../src/ngx_http_wsgi_header.c"
 
 #include <assert.h>
 

@@ -92,6 +92,8 @@ static void ngx_http_wsgi_log_stream_dealloc(PyObject *self);
 static ngx_int_t ngx_http_wsgi_lines_write(ngx_http_wsgi_lines_t *l,
     ngx_log_t *log, u_char *p, size_t len);
 static void ngx_http_wsgi_lines_flush(ngx_http_wsgi_lines_t *l);
+static void ngx_http_wsgi_log_text(ngx_log_t *log, ngx_uint_t level, u_char *p,
+    size_t len);
 
 
 static PyMethodDef  ngx_http_wsgi_errors_methods[] = {
@@ -615,7 +617,7 @@ ngx_http_wsgi_lines_flush(ngx_http_wsgi_lines_t *l)
  * ending the line (CRLF line ends) is dropped.  log == NULL: the cycle's.
  */
 
-void
+static void
 ngx_http_wsgi_log_text(ngx_log_t *log, ngx_uint_t level, u_char *p,
     size_t len)
 {

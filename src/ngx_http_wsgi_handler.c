@@ -4,9 +4,10 @@
  *
  * Reads the body (or, streamed, has body.c read it for wsgi.input),
  * snapshots the request, runs execution steps and has output.c turn their
- * output into nginx output, pausing while the client is slow.  The request
- * is finalized in one place, ngx_http_wsgi_process(), after the
- * application's iterable was closed.
+ * output into nginx output, pausing while the client is slow.  A request
+ * is finalized in ngx_http_wsgi_body_handler() when it cannot be set up,
+ * and otherwise in ngx_http_wsgi_finish(), once the application's
+ * iterable is closed (or the application never ran).
  */
 
 
@@ -14,6 +15,8 @@
 
 
 static void ngx_http_wsgi_body_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_wsgi_create_ctx(ngx_http_request_t *r,
+    ngx_http_wsgi_ctx_t **ctxp);
 static void ngx_http_wsgi_run(ngx_http_wsgi_ctx_t *ctx,
     ngx_http_wsgi_step_e step);
 static ngx_int_t ngx_http_wsgi_process(ngx_http_wsgi_ctx_t *ctx,
@@ -27,26 +30,6 @@ static void ngx_http_wsgi_write_handler(ngx_http_request_t *r);
 static void ngx_http_wsgi_read_handler(ngx_http_request_t *r);
 static void ngx_http_wsgi_abort(ngx_http_wsgi_ctx_t *ctx, ngx_int_t rc);
 static void ngx_http_wsgi_cleanup(void *data);
-static ngx_int_t ngx_http_wsgi_defer(PyObject **objs, ngx_uint_t n);
-static void ngx_http_wsgi_deferred_handler(ngx_event_t *ev);
-static void ngx_http_wsgi_hold_gil(void);
-
-
-#define NGX_HTTP_WSGI_DEFER_SIZE  32768
-
-
-typedef struct {
-    ngx_http_wsgi_objs_t         objs;
-    ngx_event_t                  event;
-    PyThreadState               *gil;         /* held for the round */
-    size_t                       size;        /* of the bytes in objs */
-} ngx_http_wsgi_deferred_t;
-
-
-static ngx_http_wsgi_deferred_t  ngx_http_wsgi_deferred;
-
-
-static void ngx_http_wsgi_deferred_post(ngx_http_wsgi_deferred_t *d);
 
 
 ngx_int_t
@@ -87,24 +70,44 @@ ngx_http_wsgi_handler(ngx_http_request_t *r)
 static void
 ngx_http_wsgi_body_handler(ngx_http_request_t *r)
 {
-    ngx_pool_cleanup_t        *cln;
-    ngx_http_wsgi_ctx_t       *ctx;
-    ngx_http_wsgi_loc_conf_t  *wlcf;
+    ngx_int_t             rc;
+    ngx_http_wsgi_ctx_t  *ctx;
 
     ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "wsgi body read");
 
-    if (r->connection->error) {
-        ngx_http_finalize_request(r, NGX_HTTP_CLIENT_CLOSED_REQUEST);
+    rc = ngx_http_wsgi_create_ctx(r, &ctx);
+
+    if (rc != NGX_OK) {
+        /* nothing has run: the request ends here */
+        ngx_http_finalize_request(r, rc);
         return;
+    }
+
+    /* a client that goes away is noticed while the application runs */
+
+    r->read_event_handler = ngx_http_wsgi_read_handler;
+
+    ngx_http_wsgi_run(ctx, NGX_HTTP_WSGI_STEP_CALL);
+}
+
+
+static ngx_int_t
+ngx_http_wsgi_create_ctx(ngx_http_request_t *r, ngx_http_wsgi_ctx_t **ctxp)
+{
+    ngx_pool_cleanup_t        *cln;
+    ngx_http_wsgi_ctx_t       *ctx;
+    ngx_http_wsgi_loc_conf_t  *wlcf;
+
+    if (r->connection->error) {
+        return NGX_HTTP_CLIENT_CLOSED_REQUEST;
     }
 
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wsgi_module);
 
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_wsgi_ctx_t));
     if (ctx == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     /*
@@ -170,8 +173,7 @@ ngx_http_wsgi_body_handler(ngx_http_request_t *r)
     if (ngx_array_init(&ctx->release, r->pool, 8, sizeof(PyObject *))
         != NGX_OK)
     {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     ctx->in_last = &ctx->in;
@@ -187,20 +189,17 @@ ngx_http_wsgi_body_handler(ngx_http_request_t *r)
         /* what nginx has read so far */
 
         if (ngx_http_wsgi_body_read(ctx, 0) == NGX_ERROR) {
-            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-            return;
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
     }
 
     if (ngx_http_wsgi_snapshot(r, ctx) != NGX_OK) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     cln = ngx_pool_cleanup_add(r->pool, 0);
     if (cln == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     cln->handler = ngx_http_wsgi_cleanup;
@@ -208,11 +207,9 @@ ngx_http_wsgi_body_handler(ngx_http_request_t *r)
 
     ngx_http_set_ctx(r, ctx, ngx_http_wsgi_module);
 
-    /* a client that goes away is noticed while the application runs */
+    *ctxp = ctx;
 
-    r->read_event_handler = ngx_http_wsgi_read_handler;
-
-    ngx_http_wsgi_run(ctx, NGX_HTTP_WSGI_STEP_CALL);
+    return NGX_OK;
 }
 
 
@@ -254,12 +251,13 @@ ngx_http_wsgi_run(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e step)
                         h->lowcase_key = NULL;
                     }
 
-                    ngx_http_finalize_request(r,
-                                              NGX_HTTP_SERVICE_UNAVAILABLE);
-                    return;
+                    rc = NGX_HTTP_SERVICE_UNAVAILABLE;
+
+                } else {
+                    rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
                 }
 
-                ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+                (void) ngx_http_wsgi_finish(ctx, rc, &step);
                 return;
             }
 
@@ -332,8 +330,7 @@ ngx_http_wsgi_process(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e *step)
     if (ctx->finishing) {
         /* the close step has run */
         ngx_http_wsgi_discard_output(ctx);
-        ngx_http_finalize_request(r, ctx->final_rc);
-        return NGX_DONE;
+        return ngx_http_wsgi_finish(ctx, ctx->final_rc, step);
     }
 
     if (ctx->client_gone) {
@@ -466,7 +463,10 @@ ngx_http_wsgi_failed(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e *step)
 }
 
 
-/* the request ends with rc once the iterable is closed */
+/*
+ * The request ends with rc once the iterable is closed: the one place
+ * where a request that reached the application is finalized.
+ */
 
 static ngx_int_t
 ngx_http_wsgi_finish(ngx_http_wsgi_ctx_t *ctx, ngx_int_t rc,
@@ -900,160 +900,4 @@ ngx_http_wsgi_cleanup(void *data)
     }
 
     ctx->out = NULL;
-}
-
-
-/*
- * Inline mode: what ended requests leave behind (their pins, status and
- * headers) waits for the end of the event loop round, when the GIL the
- * round's steps took is released, rather than costing a GIL round trip
- * per request.  Not the bytes of many bodies, though: freed together,
- * they would leave more of the top of the heap free than malloc's trim
- * threshold (128 KiB), and the next round would grow it again, page
- * faults and all.  Past NGX_HTTP_WSGI_DEFER_SIZE, the round's GIL
- * releases them at once.
- */
-
-static ngx_int_t
-ngx_http_wsgi_defer(PyObject **objs, ngx_uint_t n)
-{
-    ngx_uint_t                 i;
-    ngx_http_wsgi_deferred_t  *d;
-
-    d = &ngx_http_wsgi_deferred;
-
-    if (n == 0) {
-        return NGX_OK;
-    }
-
-    if (ngx_http_wsgi_objs_add(&d->objs, objs, n, ngx_cycle->log) != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    if (d->gil) {
-        for (i = 0; i < n; i++) {
-            if (PyBytes_CheckExact(objs[i])) {
-                d->size += PyBytes_GET_SIZE(objs[i]);
-            }
-        }
-
-        if (d->size >= NGX_HTTP_WSGI_DEFER_SIZE) {
-            ngx_http_wsgi_step_release_objs(d->objs.elts, d->objs.nelts);
-            d->objs.nelts = 0;
-            d->size = 0;
-            return NGX_OK;
-        }
-    }
-
-    ngx_http_wsgi_deferred_post(d);
-
-    return NGX_OK;
-}
-
-
-/*
- * Inline steps keep the GIL until the end of the event loop round: the
- * requests of one round take it once.  Python code that runs long still
- * lets other threads in (CPython's switch interval), and the GIL is never
- * held while the event loop waits.
- */
-
-static void
-ngx_http_wsgi_hold_gil(void)
-{
-    ngx_http_wsgi_deferred_t  *d;
-
-    d = &ngx_http_wsgi_deferred;
-
-    if (d->gil) {
-        return;
-    }
-
-    d->gil = ngx_http_wsgi_python_enter();
-
-    ngx_http_wsgi_deferred_post(d);
-}
-
-
-/* the deferred work runs at the end of the round, after its events */
-
-static void
-ngx_http_wsgi_deferred_post(ngx_http_wsgi_deferred_t *d)
-{
-    ngx_event_t  *ev;
-
-    ev = &d->event;
-
-    if (!ev->posted) {
-        ev->handler = ngx_http_wsgi_deferred_handler;
-        ev->log = ngx_cycle->log;
-        ev->data = d;
-        ngx_post_event(ev, &ngx_posted_events);
-    }
-}
-
-
-static void
-ngx_http_wsgi_deferred_handler(ngx_event_t *ev)
-{
-    ngx_http_wsgi_release_deferred();
-}
-
-
-/* also on worker exit, before Python goes */
-
-void
-ngx_http_wsgi_release_deferred(void)
-{
-    ngx_http_wsgi_deferred_t  *d;
-
-    d = &ngx_http_wsgi_deferred;
-
-    if (d->event.posted) {
-        ngx_delete_posted_event(&d->event);
-    }
-
-    if (d->objs.nelts) {
-        ngx_http_wsgi_step_release_objs(d->objs.elts, d->objs.nelts);
-        d->objs.nelts = 0;
-    }
-
-    d->size = 0;
-
-    if (d->gil) {
-        ngx_http_wsgi_python_leave(d->gil);
-        d->gil = NULL;
-    }
-}
-
-
-ngx_int_t
-ngx_http_wsgi_objs_add(ngx_http_wsgi_objs_t *a, PyObject **objs,
-    ngx_uint_t n, ngx_log_t *log)
-{
-    size_t      size;
-    PyObject  **p;
-
-    if (a->nelts + n > a->nalloc) {
-        size = ngx_max(2 * a->nalloc, a->nelts + n + 64);
-
-        p = ngx_alloc(size * sizeof(PyObject *), log);
-        if (p == NULL) {
-            return NGX_ERROR;
-        }
-
-        if (a->nelts) {
-            ngx_memcpy(p, a->elts, a->nelts * sizeof(PyObject *));
-        }
-
-        ngx_free(a->elts);
-        a->elts = p;
-        a->nalloc = size;
-    }
-
-    ngx_memcpy(&a->elts[a->nelts], objs, n * sizeof(PyObject *));
-    a->nelts += n;
-
-    return NGX_OK;
 }

@@ -44,7 +44,7 @@ static struct PyModuleDef  ngx_http_wsgi_moduledef = {
 };
 
 
-PyObject *
+static PyObject *
 ngx_http_wsgi_module_init(void)
 {
     PyObject               *m;

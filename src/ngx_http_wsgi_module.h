@@ -20,12 +20,13 @@
 
 /*
  * Two sides meet in ngx_http_wsgi_ctx_t.  The nginx side (module.c,
- * handler.c, snapshot.c, output.c, body.c; thread.c, channel.c,
- * priority.c) owns the request: it snapshots what the application may see,
- * runs execution steps and turns their output into nginx output.  The
- * Python side (step.c, spool.c, environ.c, response.c, input.c, errors.c,
- * file_wrapper.c, interp.c, app.c) runs only inside a step, on whatever
- * thread runs it, holding the GIL, and never touches the nginx request.
+ * handler.c, snapshot.c, output.c, body.c, the second half of header.c;
+ * thread.c, channel.c, priority.c) owns the request: it snapshots what the
+ * application may see, runs execution steps and turns their output into
+ * nginx output.  The Python side (step.c, spool.c, environ.c, response.c,
+ * the first half of header.c, input.c, errors.c, file_wrapper.c, interp.c,
+ * app.c) runs only inside a step, on whatever thread runs it, holding the
+ * GIL, and never touches the nginx request.
  */
 
 
@@ -239,6 +240,18 @@ typedef enum {
 
 
 /*
+ * A response header start_response() validated, for the nginx side to
+ * apply after the step: latin-1 bytes in the object that ctx->headers
+ * pins until the request is closed.
+ */
+typedef struct {
+    ngx_http_wsgi_header_e       kind;
+    ngx_str_t                    name;
+    ngx_str_t                    value;
+} ngx_http_wsgi_header_t;
+
+
+/*
  * nginx side: where the request's step is (inline: always LOOP).
  *   LOOP --thread_post()--> THREAD --thread_complete()--> LOOP
  *                           THREAD <--> FLUSH  write() waits for the client
@@ -348,8 +361,8 @@ struct ngx_http_wsgi_ctx_s {
     PyObject                    *start_response;
     PyObject                    *status;      /* str "NNN reason" */
     ngx_str_t                    status_line; /* its latin-1 bytes */
-    PyObject                    *headers;     /* bytes "Kname\0value\0"... */
-    u_char                      *header_block; /* their bytes */
+    PyObject                    *headers;     /* bytes, holds header */
+    ngx_http_wsgi_header_t      *header;      /* the application's */
     ngx_uint_t                   nheaders;
     ngx_uint_t                   status_code;
     off_t                        length;      /* app's Content-Length or -1 */
@@ -546,7 +559,6 @@ void ngx_http_wsgi_body_free(ngx_http_wsgi_ctx_t *ctx);
 
 
 /* a step's output as nginx output */
-ngx_int_t ngx_http_wsgi_send_header(ngx_http_wsgi_ctx_t *ctx);
 ngx_int_t ngx_http_wsgi_send_body(ngx_http_wsgi_ctx_t *ctx, ngx_uint_t last);
 void ngx_http_wsgi_update_busy(ngx_http_wsgi_ctx_t *ctx);
 void ngx_http_wsgi_discard_output(ngx_http_wsgi_ctx_t *ctx);
@@ -556,6 +568,15 @@ void ngx_http_wsgi_discard_output(ngx_http_wsgi_ctx_t *ctx);
 void ngx_http_wsgi_accept_after(void);
 
 
+/* the inline round: the GIL held, releases deferred to its end */
+void ngx_http_wsgi_hold_gil(void);
+ngx_int_t ngx_http_wsgi_defer(PyObject **objs, ngx_uint_t n);
+void ngx_http_wsgi_release_deferred(void);
+ngx_int_t ngx_http_wsgi_objs_add(ngx_http_wsgi_objs_t *a, PyObject **objs,
+    ngx_uint_t n, ngx_log_t *log);
+
+
+/* thread pools */
 ngx_int_t ngx_http_wsgi_thread_init(ngx_cycle_t *cycle,
     ngx_http_wsgi_main_conf_t *wmcf);
 void ngx_http_wsgi_thread_done(ngx_cycle_t *cycle);
@@ -612,11 +633,6 @@ void ngx_http_wsgi_step_cleanup(ngx_http_wsgi_ctx_t *ctx);
 void ngx_http_wsgi_forked_exit(ngx_log_t *log);
 void ngx_http_wsgi_release(PyObject **objs, ngx_uint_t n);
 void ngx_http_wsgi_step_release_objs(PyObject **objs, ngx_uint_t n);
-void ngx_http_wsgi_release_deferred(void);
-ngx_int_t ngx_http_wsgi_objs_add(ngx_http_wsgi_objs_t *a, PyObject **objs,
-    ngx_uint_t n, ngx_log_t *log);
-void ngx_http_wsgi_step_output(ngx_http_wsgi_ctx_t *ctx, PyObject *obj,
-    u_char *data, size_t size);
 ngx_http_wsgi_chunk_t *ngx_http_wsgi_step_chunk_add(ngx_http_wsgi_ctx_t *ctx,
     PyObject *obj, u_char *data, size_t size);
 void ngx_http_wsgi_spool_add(ngx_http_wsgi_ctx_t *ctx, u_char *data,
@@ -634,7 +650,6 @@ ngx_int_t ngx_http_wsgi_interp_init(ngx_cycle_t *cycle,
 void ngx_http_wsgi_interp_done(ngx_cycle_t *cycle);
 PyThreadState *ngx_http_wsgi_python_enter(void);
 void ngx_http_wsgi_python_leave(PyThreadState *ts);
-PyObject *ngx_http_wsgi_module_init(void);
 
 
 PyObject *ngx_http_wsgi_app_get(ngx_http_wsgi_app_t *app, ngx_log_t *log);
@@ -669,7 +684,15 @@ size_t ngx_http_wsgi_script_name(u_char *uri, size_t len, u_char *mount,
 PyObject *ngx_http_wsgi_environ(ngx_http_wsgi_ctx_t *ctx);
 
 
-/* response */
+/* response status and headers: checked (Python side), sent (nginx side) */
+ngx_int_t ngx_http_wsgi_status_parse(ngx_http_wsgi_ctx_t *ctx,
+    PyObject *status);
+PyObject *ngx_http_wsgi_headers_parse(PyObject *headers,
+    ngx_http_wsgi_header_t **list, ngx_uint_t *nheaders, off_t *length);
+ngx_int_t ngx_http_wsgi_send_header(ngx_http_wsgi_ctx_t *ctx);
+
+
+/* start_response() and write() */
 PyObject *ngx_http_wsgi_start_response_new(ngx_http_wsgi_ctx_t *ctx);
 void ngx_http_wsgi_start_response_expire(PyObject *sr);
 void ngx_http_wsgi_start_response_rebind(PyObject *connected, PyObject *sr);
@@ -687,8 +710,6 @@ PyObject *ngx_http_wsgi_errors_new(ngx_log_t *log, ngx_uint_t level);
 void ngx_http_wsgi_errors_expire(PyObject *errors);
 void ngx_http_wsgi_errors_rebind(PyObject *errors, ngx_log_t *log);
 void ngx_http_wsgi_log_exception(ngx_log_t *log, const char *fmt, ...);
-void ngx_http_wsgi_log_text(ngx_log_t *log, ngx_uint_t level, u_char *p,
-    size_t len);
 PyObject *ngx_http_wsgi_log_stream_new(const char *name, ngx_uint_t level);
 void ngx_http_wsgi_log_stream_done(ngx_log_t *log);
 

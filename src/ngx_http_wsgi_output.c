@@ -1,11 +1,11 @@
 
 /*
- * nginx mod_wsgi: a step's output as nginx output.
+ * nginx mod_wsgi: a step's body output as nginx output.
  *
- * The status and headers a step found go to the request's headers_out;
- * its body chunks become buffers passed to the output filters, each
- * pointing at the bytes object (or the file) the chunk holds, which stays
- * pinned until nginx has sent it.
+ * Its chunks become buffers passed to the output filters, each pointing
+ * at the bytes object (or the file) the chunk holds, which stays pinned
+ * until nginx has sent it.  The status and headers go out from
+ * ngx_http_wsgi_header.c.
  */
 
 
@@ -16,163 +16,6 @@ static ngx_int_t ngx_http_wsgi_send_file(ngx_http_wsgi_ctx_t *ctx,
     ngx_http_wsgi_chunk_t *chunk, ngx_buf_t *b);
 static ngx_int_t ngx_http_wsgi_close_file(ngx_http_request_t *r,
     ngx_fd_t fd);
-
-
-ngx_int_t
-ngx_http_wsgi_send_header(ngx_http_wsgi_ctx_t *ctx)
-{
-    u_char                    *p, *v, *name, *value;
-    size_t                     nlen, vlen;
-    ngx_int_t                  rc;
-    ngx_uint_t                 i, kind;
-    ngx_table_elt_t           *h;
-    ngx_http_request_t        *r;
-    ngx_http_wsgi_loc_conf_t  *wlcf;
-
-    r = ctx->request;
-
-    r->headers_out.status = ctx->status_code;
-    r->headers_out.status_line = ctx->status_line;
-
-    /* the bytes stay referenced by the context until its cleanup */
-
-    p = ctx->header_block;
-
-    for (i = 0; i < ctx->nheaders; i++) {
-        kind = *p++;
-        name = p;
-        nlen = ngx_strlen(name);
-        value = name + nlen + 1;
-        vlen = ngx_strlen(value);
-        p = value + vlen + 1;
-
-        if (kind == NGX_HTTP_WSGI_HEADER_CONTENT_LENGTH) {
-            r->headers_out.content_length_n = ctx->length;
-            continue;
-        }
-
-        if (kind == NGX_HTTP_WSGI_HEADER_CONTENT_TYPE) {
-            r->headers_out.content_type.data = value;
-            r->headers_out.content_type.len = vlen;
-            r->headers_out.content_type_len = vlen;
-
-            for (v = value; v < value + vlen; v++) {
-                if (*v == ';' || *v == ' ') {
-                    r->headers_out.content_type_len = v - value;
-                    break;
-                }
-            }
-
-            continue;
-        }
-
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
-            return NGX_ERROR;
-        }
-
-        h->hash = 1;
-        h->key.data = name;
-        h->key.len = nlen;
-        h->value.data = value;
-        h->value.len = vlen;
-        h->lowcase_key = NULL;
-
-        /* the application's own Date and Server replace nginx's */
-
-        switch (kind) {
-
-        case NGX_HTTP_WSGI_HEADER_DATE:
-            r->headers_out.date = h;
-            break;
-
-        case NGX_HTTP_WSGI_HEADER_SERVER:
-            r->headers_out.server = h;
-            break;
-
-        case NGX_HTTP_WSGI_HEADER_CONTENT_ENCODING:
-            r->headers_out.content_encoding = h;
-            break;
-
-        case NGX_HTTP_WSGI_HEADER_ETAG:
-            /* for If-None-Match, If-Match and If-Range */
-            r->headers_out.etag = h;
-            break;
-
-        case NGX_HTTP_WSGI_HEADER_LAST_MODIFIED:
-            /* for If-Modified-Since and If-Unmodified-Since */
-            r->headers_out.last_modified = h;
-            r->headers_out.last_modified_time = ngx_parse_http_time(value,
-                                                                    vlen);
-            break;
-
-        default:
-            break;
-        }
-    }
-
-    /*
-     * ours when the whole body is known: a file, a spooled body, a list;
-     * not 0 for HEAD, as in Apache: an application that answers HEAD
-     * without a body does not tell its GET body's length
-     */
-
-    if (ctx->length < 0
-        && !(ctx->add_length == 0 && r->method == NGX_HTTP_HEAD))
-    {
-        r->headers_out.content_length_n = ctx->add_length;
-    }
-
-    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wsgi_module);
-
-    /*
-     * a method other than GET and HEAD has done its work by now: its
-     * preconditions are the application's to check, before it acts
-     */
-
-    if (!wlcf->cache_validation
-        || !(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)))
-    {
-        r->disable_not_modified = 1;
-    }
-
-    if (wlcf->allow_ranges
-        && ctx->status_code == NGX_HTTP_OK
-        && r->headers_out.content_length_n >= 0)
-    {
-        r->allow_ranges = 1;
-    }
-
-    /*
-     * nginx recognizes bodiless statuses only without a status line of
-     * the application's own
-     */
-
-    if (ctx->status_code == NGX_HTTP_NO_CONTENT
-        || ctx->status_code == NGX_HTTP_NOT_MODIFIED)
-    {
-        r->header_only = 1;
-        r->headers_out.content_length_n = -1;
-
-        if (ctx->status_code == NGX_HTTP_NO_CONTENT) {
-            ngx_str_null(&r->headers_out.content_type);
-            r->headers_out.content_type_len = 0;
-        }
-    }
-
-    ctx->header_sent = 1;
-
-    rc = ngx_http_send_header(r);
-
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "wsgi header sent: %ui, rc: %i", ctx->status_code, rc);
-
-    if (r->header_only) {
-        ctx->header_only = 1;
-    }
-
-    return rc;
-}
 
 
 /*

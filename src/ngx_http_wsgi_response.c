@@ -1,15 +1,13 @@
 
 /*
- * nginx mod_wsgi: start_response() and write().
+ * nginx mod_wsgi: start_response() and write(), the callables; the status
+ * and headers they are given are checked in ngx_http_wsgi_header.c.
  */
 
 
 #include "ngx_http_wsgi_module.h"
 #include <structmember.h>
 #include <poll.h>
-
-
-#define NGX_HTTP_WSGI_KINDS  32     /* header kinds kept between passes */
 
 
 /*
@@ -49,208 +47,6 @@ static PyObject *ngx_http_wsgi_write_call(PyObject *self,
 static PyObject *ngx_http_wsgi_client_connected_call(PyObject *self,
     PyObject *const *args, size_t nargsf, PyObject *kwnames);
 static void ngx_http_wsgi_start_response_dealloc(PyObject *self);
-static ngx_int_t ngx_http_wsgi_latin1(PyObject *s, u_char **data,
-    size_t *len);
-static ngx_int_t ngx_http_wsgi_status_parse(ngx_http_wsgi_ctx_t *ctx,
-    PyObject *status);
-static PyObject *ngx_http_wsgi_headers_parse(PyObject *headers,
-    ngx_uint_t *nheaders, off_t *length);
-static ngx_int_t ngx_http_wsgi_header_name(ngx_http_wsgi_state_t *st,
-    PyObject *name, ngx_uint_t *kind);
-static ngx_int_t ngx_http_wsgi_header_value(ngx_http_wsgi_state_t *st,
-    PyObject *name, PyObject *value);
-static ngx_int_t ngx_http_wsgi_status_code(u_char *p, size_t len);
-static ngx_int_t ngx_http_wsgi_header_name_valid(u_char *p, size_t len);
-static ngx_int_t ngx_http_wsgi_header_value_valid(u_char *p, size_t len);
-static ngx_int_t ngx_http_wsgi_hop_by_hop(u_char *p, size_t len);
-static ngx_http_wsgi_header_e ngx_http_wsgi_header_kind(u_char *p,
-    size_t len);
-
-
-static ngx_str_t  ngx_http_wsgi_hop_by_hop_headers[] = {
-    ngx_string("connection"),
-    ngx_string("keep-alive"),
-    ngx_string("proxy-authenticate"),
-    ngx_string("proxy-authorization"),
-    ngx_string("proxy-connection"),
-    ngx_string("te"),
-    ngx_string("trailer"),
-    ngx_string("trailers"),
-    ngx_string("transfer-encoding"),
-    ngx_string("upgrade"),
-    ngx_null_string
-};
-
-
-/* the tchar of RFC 9110: "!#$%&'*+-.^_`|~", digits and letters */
-
-static uint32_t  ngx_http_wsgi_tchar[] = {
-    0x00000000, /* 0000 0000 0000 0000  0000 0000 0000 0000 */
-
-                /* ?>=< ;:98 7654 3210  /.-, +*)( '&%$ #"!  */
-    0x03ff6cfa, /* 0000 0011 1111 1111  0110 1100 1111 1010 */
-
-                /* _^]\ [ZYX WVUT SRQP  ONML KJIH GFED CBA@ */
-    0xc7fffffe, /* 1100 0111 1111 1111  1111 1111 1111 1110 */
-
-                /*  ~}| {zyx wvut srqp  onml kjih gfed cba` */
-    0x57ffffff, /* 0101 0111 1111 1111  1111 1111 1111 1111 */
-
-    0x00000000, /* 0x80 - 0xff: none */
-    0x00000000,
-    0x00000000,
-    0x00000000
-};
-
-
-/*
- * The code of a "NNN reason" status line; 0: it is not one, NGX_ERROR: its
- * reason has a control character.
- */
-
-static ngx_int_t
-ngx_http_wsgi_status_code(u_char *p, size_t len)
-{
-    size_t  i;
-
-    if (len < 4
-        || p[0] < '1' || p[0] > '9'
-        || !ngx_http_wsgi_isdigit(p[1]) || !ngx_http_wsgi_isdigit(p[2])
-        || p[3] != ' ')
-    {
-        return 0;
-    }
-
-    for (i = 4; i < len; i++) {
-        if ((p[i] < 0x20 && p[i] != '\t') || p[i] == 0x7f) {
-            return NGX_ERROR;
-        }
-    }
-
-    return (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
-}
-
-
-static ngx_int_t
-ngx_http_wsgi_header_name_valid(u_char *p, size_t len)
-{
-    size_t  i;
-
-    if (len == 0) {
-        return 0;
-    }
-
-    for (i = 0; i < len; i++) {
-        if (!(ngx_http_wsgi_tchar[p[i] >> 5] & (1U << (p[i] & 0x1f)))) {
-            return 0;
-        }
-    }
-
-    return 1;
-}
-
-
-static ngx_int_t
-ngx_http_wsgi_header_value_valid(u_char *p, size_t len)
-{
-    size_t  i;
-
-    for (i = 0; i < len; i++) {
-        if (p[i] == CR || p[i] == LF || p[i] == '\0') {
-            return 0;
-        }
-    }
-
-    return 1;
-}
-
-
-static ngx_http_wsgi_header_e
-ngx_http_wsgi_header_kind(u_char *p, size_t len)
-{
-    /* as most applications spell them, or in any case */
-
-#define ngx_http_wsgi_is(name)                                                \
-    (len == sizeof(name) - 1                                                  \
-     && (ngx_memcmp(p, name, len) == 0                                        \
-         || ngx_strncasecmp(p, (u_char *) name, len) == 0))
-
-    switch (len) {
-
-    case 4:
-        if (ngx_http_wsgi_is("Date")) {
-            return NGX_HTTP_WSGI_HEADER_DATE;
-        }
-
-        if (ngx_http_wsgi_is("ETag")) {
-            return NGX_HTTP_WSGI_HEADER_ETAG;
-        }
-
-        break;
-
-    case 6:
-        if (ngx_http_wsgi_is("Server")) {
-            return NGX_HTTP_WSGI_HEADER_SERVER;
-        }
-
-        break;
-
-    case 12:
-        if (ngx_http_wsgi_is("Content-Type")) {
-            return NGX_HTTP_WSGI_HEADER_CONTENT_TYPE;
-        }
-
-        break;
-
-    case 13:
-        if (ngx_http_wsgi_is("Last-Modified")) {
-            return NGX_HTTP_WSGI_HEADER_LAST_MODIFIED;
-        }
-
-        break;
-
-    case 14:
-        if (ngx_http_wsgi_is("Content-Length")) {
-            return NGX_HTTP_WSGI_HEADER_CONTENT_LENGTH;
-        }
-
-        break;
-
-    case 16:
-        if (ngx_http_wsgi_is("Content-Encoding")) {
-            return NGX_HTTP_WSGI_HEADER_CONTENT_ENCODING;
-        }
-
-        break;
-    }
-
-#undef ngx_http_wsgi_is
-
-    return NGX_HTTP_WSGI_HEADER_OTHER;
-}
-
-
-static ngx_int_t
-ngx_http_wsgi_hop_by_hop(u_char *p, size_t len)
-{
-    ngx_str_t  *h;
-
-    for (h = ngx_http_wsgi_hop_by_hop_headers; h->len; h++) {
-        if (h->len == len && ngx_strncasecmp(p, h->data, len) == 0) {
-            return 1;
-        }
-    }
-
-    return 0;
-}
-
-
-/*
- * The byte-level checks above need neither nginx's runtime nor Python:
- * fuzz/fuzz_environ.c compiles this file with NGX_HTTP_WSGI_FUZZ for them.
- */
-
-#if !(NGX_HTTP_WSGI_FUZZ)
 
 
 static PyMemberDef  ngx_http_wsgi_start_response_members[] = {
@@ -422,12 +218,13 @@ ngx_http_wsgi_start_response_call(PyObject *self, PyObject *const *args,
     ngx_http_wsgi_start_response_t *sr = (ngx_http_wsgi_start_response_t *)
                                          self;
 
-    off_t                 length;
-    PyObject             *argv[3], *status, *headers, *exc_info, *block;
-    PyObject             *name;
-    Py_ssize_t            i, k, nargs, nkw;
-    ngx_uint_t            nheaders;
-    ngx_http_wsgi_ctx_t  *ctx;
+    off_t                    length;
+    PyObject                *argv[3], *status, *headers, *exc_info, *block;
+    PyObject                *name;
+    Py_ssize_t               i, k, nargs, nkw;
+    ngx_uint_t               nheaders;
+    ngx_http_wsgi_ctx_t     *ctx;
+    ngx_http_wsgi_header_t  *list;
 
     static const char  *names[] = { "status", "response_headers",
                                     "exc_info" };
@@ -535,7 +332,7 @@ ngx_http_wsgi_start_response_call(PyObject *self, PyObject *const *args,
         return NULL;
     }
 
-    block = ngx_http_wsgi_headers_parse(headers, &nheaders, &length);
+    block = ngx_http_wsgi_headers_parse(headers, &list, &nheaders, &length);
     if (block == NULL) {
         return NULL;
     }
@@ -546,293 +343,13 @@ ngx_http_wsgi_start_response_call(PyObject *self, PyObject *const *args,
     }
 
     Py_XSETREF(ctx->headers, block);
-    ctx->header_block = (u_char *) PyBytes_AS_STRING(block);
+    ctx->header = list;
     ctx->nheaders = nheaders;
     ctx->length = length;
     ctx->started = 1;
 
     return ngx_http_wsgi_bound_new(ngx_http_wsgi_state()->write_type, self,
                                    ngx_http_wsgi_write_call);
-}
-
-
-/*
- * The latin-1 bytes of a str, without a copy: a str whose characters all
- * fit in latin-1 keeps them as one byte each.  NGX_DECLINED: it has
- * others.
- */
-
-static ngx_int_t
-ngx_http_wsgi_latin1(PyObject *s, u_char **data, size_t *len)
-{
-    if (PyUnicode_READY(s) != 0) {
-        return NGX_ERROR;
-    }
-
-    if (PyUnicode_KIND(s) != PyUnicode_1BYTE_KIND) {
-        return NGX_DECLINED;
-    }
-
-    *data = PyUnicode_1BYTE_DATA(s);
-    *len = PyUnicode_GET_LENGTH(s);
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_wsgi_status_parse(ngx_http_wsgi_ctx_t *ctx, PyObject *status)
-{
-    u_char     *p;
-    size_t      len;
-    ngx_int_t   rc, code;
-
-    rc = ngx_http_wsgi_latin1(status, &p, &len);
-
-    if (rc == NGX_ERROR) {
-        return NGX_ERROR;
-    }
-
-    if (rc == NGX_DECLINED) {
-        PyErr_SetString(PyExc_ValueError, "start_response() status must be "
-                        "latin-1 text");
-        return NGX_ERROR;
-    }
-
-    code = ngx_http_wsgi_status_code(p, len);
-
-    if (code == 0) {
-        PyErr_Format(PyExc_ValueError, "start_response() status %R is not "
-                     "\"NNN reason\"", status);
-        return NGX_ERROR;
-    }
-
-    if (code == NGX_ERROR) {
-        PyErr_Format(PyExc_ValueError, "start_response() status %R "
-                     "contains a control character", status);
-        return NGX_ERROR;
-    }
-
-    if (code < 200) {
-        PyErr_Format(PyExc_ValueError, "start_response() status %R: "
-                     "informational responses are not supported", status);
-        return NGX_ERROR;
-    }
-
-    /* str is immutable: its bytes stay as they are while it is held */
-
-    Py_XSETREF(ctx->status, Py_NewRef(status));
-    ctx->status_line.data = p;
-    ctx->status_line.len = len;
-    ctx->status_code = (ngx_uint_t) code;
-
-    return NGX_OK;
-}
-
-
-/*
- * Validates the headers and packs them for the nginx side into one bytes
- * object, latin-1 as PEP 3333 requires: for each header its kind (a byte,
- * ngx_http_wsgi_header_e), "name\0value\0".
- */
-
-static PyObject *
-ngx_http_wsgi_headers_parse(PyObject *headers, ngx_uint_t *nheaders,
-    off_t *length)
-{
-    u_char                 *p, *name, *value;
-    size_t                  size, nlen, vlen;
-    PyObject               *item, *block;
-    ngx_int_t               n;
-    ngx_uint_t              k;
-    Py_ssize_t              i, count;
-    ngx_http_wsgi_state_t  *st;
-    u_char                  kinds[NGX_HTTP_WSGI_KINDS];
-
-    *length = -1;
-
-    st = ngx_http_wsgi_state();
-
-    count = PyList_GET_SIZE(headers);
-
-    size = 0;
-
-    for (i = 0; i < count; i++) {
-        /* borrowed */
-        item = PyList_GET_ITEM(headers, i);
-
-        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
-            PyErr_Format(PyExc_TypeError, "start_response() header %zd "
-                         "must be a (name, value) tuple, not %.200s",
-                         i, Py_TYPE(item)->tp_name);
-            return NULL;
-        }
-
-        if (!PyUnicode_Check(PyTuple_GET_ITEM(item, 0))) {
-            PyErr_Format(PyExc_TypeError, "start_response() header name "
-                         "must be str, not %.200s",
-                         Py_TYPE(PyTuple_GET_ITEM(item, 0))->tp_name);
-            return NULL;
-        }
-
-        if (!PyUnicode_Check(PyTuple_GET_ITEM(item, 1))) {
-            PyErr_Format(PyExc_TypeError, "start_response() value of header "
-                         "%R must be str, not %.200s",
-                         PyTuple_GET_ITEM(item, 0),
-                         Py_TYPE(PyTuple_GET_ITEM(item, 1))->tp_name);
-            return NULL;
-        }
-
-        if (ngx_http_wsgi_header_name(st, PyTuple_GET_ITEM(item, 0), &k)
-            != NGX_OK
-            || ngx_http_wsgi_header_value(st, PyTuple_GET_ITEM(item, 0),
-                                          PyTuple_GET_ITEM(item, 1))
-               != NGX_OK)
-        {
-            return NULL;
-        }
-
-        (void) ngx_http_wsgi_latin1(PyTuple_GET_ITEM(item, 0), &name, &nlen);
-        (void) ngx_http_wsgi_latin1(PyTuple_GET_ITEM(item, 1), &value, &vlen);
-
-        if (i < NGX_HTTP_WSGI_KINDS) {
-            kinds[i] = (u_char) k;
-        }
-
-        if (k == NGX_HTTP_WSGI_HEADER_CONTENT_LENGTH) {
-            n = ngx_atoof(value, vlen);
-
-            if (n == NGX_ERROR || *length != -1) {
-                PyErr_Format(PyExc_ValueError, "start_response() has an "
-                             "invalid or repeated Content-Length %R",
-                             PyTuple_GET_ITEM(item, 1));
-                return NULL;
-            }
-
-            *length = n;
-        }
-
-        size += 1 + nlen + vlen + 2;
-    }
-
-    block = PyBytes_FromStringAndSize(NULL, size);
-    if (block == NULL) {
-        return NULL;
-    }
-
-    /* validated above, and the strs in the tuples cannot have changed */
-
-    p = (u_char *) PyBytes_AS_STRING(block);
-
-    for (i = 0; i < count; i++) {
-        item = PyList_GET_ITEM(headers, i);
-
-        (void) ngx_http_wsgi_latin1(PyTuple_GET_ITEM(item, 0), &name, &nlen);
-
-        *p++ = (i < NGX_HTTP_WSGI_KINDS)
-               ? kinds[i] : (u_char) ngx_http_wsgi_header_kind(name, nlen);
-
-        for (n = 0; n < 2; n++) {
-            (void) ngx_http_wsgi_latin1(PyTuple_GET_ITEM(item, n), &name,
-                                        &nlen);
-            p = ngx_cpymem(p, name, nlen);
-            *p++ = '\0';
-        }
-    }
-
-    *nheaders = count;
-
-    return block;
-}
-
-
-#define ngx_http_wsgi_checked_slot(st, obj)                                   \
-    (&(st)->checked[((uintptr_t) (obj) >> 4) % NGX_HTTP_WSGI_CHECKED])
-
-
-/* a valid name, its kind; a str found valid before is not looked at again */
-
-static ngx_int_t
-ngx_http_wsgi_header_name(ngx_http_wsgi_state_t *st, PyObject *name,
-    ngx_uint_t *kind)
-{
-    u_char                   *p;
-    size_t                    len;
-    ngx_int_t                 rc;
-    ngx_http_wsgi_checked_t  *c;
-
-    c = ngx_http_wsgi_checked_slot(st, name);
-
-    if (c->str == name && c->kind != NGX_HTTP_WSGI_CHECKED_VALUE) {
-        *kind = c->kind;
-        return NGX_OK;
-    }
-
-    rc = ngx_http_wsgi_latin1(name, &p, &len);
-
-    if (rc == NGX_ERROR) {
-        return NGX_ERROR;
-    }
-
-    if (rc == NGX_DECLINED || !ngx_http_wsgi_header_name_valid(p, len)) {
-        PyErr_Format(PyExc_ValueError, "start_response() header name %R "
-                     "is not a valid HTTP token", name);
-        return NGX_ERROR;
-    }
-
-    if (ngx_http_wsgi_hop_by_hop(p, len)) {
-        PyErr_Format(PyExc_ValueError, "start_response() header %R "
-                     "is hop-by-hop and not allowed in a WSGI "
-                     "response", name);
-        return NGX_ERROR;
-    }
-
-    *kind = ngx_http_wsgi_header_kind(p, len);
-
-    Py_XSETREF(c->str, Py_NewRef(name));
-    c->kind = *kind;
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_wsgi_header_value(ngx_http_wsgi_state_t *st, PyObject *name,
-    PyObject *value)
-{
-    u_char                   *p;
-    size_t                    len;
-    ngx_int_t                 rc;
-    ngx_http_wsgi_checked_t  *c;
-
-    c = ngx_http_wsgi_checked_slot(st, value);
-
-    if (c->str == value && c->kind == NGX_HTTP_WSGI_CHECKED_VALUE) {
-        return NGX_OK;
-    }
-
-    rc = ngx_http_wsgi_latin1(value, &p, &len);
-
-    if (rc == NGX_ERROR) {
-        return NGX_ERROR;
-    }
-
-    if (rc == NGX_DECLINED) {
-        PyErr_Format(PyExc_ValueError, "start_response() value of header "
-                     "%R is not latin-1 text", name);
-        return NGX_ERROR;
-    }
-
-    if (!ngx_http_wsgi_header_value_valid(p, len)) {
-        PyErr_Format(PyExc_ValueError, "start_response() value of "
-                     "header %R contains CR, LF or NUL", name);
-        return NGX_ERROR;
-    }
-
-    Py_XSETREF(c->str, Py_NewRef(value));
-    c->kind = NGX_HTTP_WSGI_CHECKED_VALUE;
-
-    return NGX_OK;
 }
 
 
@@ -991,6 +508,3 @@ ngx_http_wsgi_client_connected_call(PyObject *self, PyObject *const *args,
 
     Py_RETURN_TRUE;
 }
-
-
-#endif /* !(NGX_HTTP_WSGI_FUZZ) */

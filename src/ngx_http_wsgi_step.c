@@ -22,6 +22,8 @@ static void ngx_http_wsgi_step_release(ngx_http_wsgi_ctx_t *ctx);
 static void ngx_http_wsgi_step_back(ngx_http_wsgi_ctx_t *ctx);
 static void ngx_http_wsgi_step_drain(ngx_http_wsgi_ctx_t *ctx);
 static uint64_t ngx_http_wsgi_step_clock(void);
+static void ngx_http_wsgi_step_output(ngx_http_wsgi_ctx_t *ctx, PyObject *obj,
+    u_char *data, size_t size);
 
 
 void
@@ -555,7 +557,7 @@ failed:
 }
 
 
-void
+static void
 ngx_http_wsgi_step_output(ngx_http_wsgi_ctx_t *ctx, PyObject *obj,
     u_char *data, size_t size)
 {

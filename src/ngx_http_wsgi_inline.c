@@ -1,0 +1,185 @@
+
+/*
+ * nginx mod_wsgi: the event loop round of inline mode, on the nginx side.
+ *
+ * The round's inline steps take the GIL once, and what its ended requests
+ * leave behind is released when the round ends; the release lists of the
+ * thread pools grow in the same kind of array.
+ */
+
+
+#include "ngx_http_wsgi_module.h"
+
+
+#define NGX_HTTP_WSGI_DEFER_SIZE  32768
+
+
+typedef struct {
+    ngx_http_wsgi_objs_t         objs;
+    ngx_event_t                  event;
+    PyThreadState               *gil;         /* held for the round */
+    size_t                       size;        /* of the bytes in objs */
+} ngx_http_wsgi_deferred_t;
+
+
+static void ngx_http_wsgi_deferred_post(ngx_http_wsgi_deferred_t *d);
+static void ngx_http_wsgi_deferred_handler(ngx_event_t *ev);
+
+
+static ngx_http_wsgi_deferred_t  ngx_http_wsgi_deferred;
+
+
+/*
+ * What ended requests leave behind (their pins, status and
+ * headers) waits for the end of the event loop round, when the GIL the
+ * round's steps took is released, rather than costing a GIL round trip
+ * per request.  Not the bytes of many bodies, though: freed together,
+ * they would leave more of the top of the heap free than malloc's trim
+ * threshold (128 KiB), and the next round would grow it again, page
+ * faults and all.  Past NGX_HTTP_WSGI_DEFER_SIZE, the round's GIL
+ * releases them at once.
+ */
+
+ngx_int_t
+ngx_http_wsgi_defer(PyObject **objs, ngx_uint_t n)
+{
+    ngx_uint_t                 i;
+    ngx_http_wsgi_deferred_t  *d;
+
+    d = &ngx_http_wsgi_deferred;
+
+    if (n == 0) {
+        return NGX_OK;
+    }
+
+    if (ngx_http_wsgi_objs_add(&d->objs, objs, n, ngx_cycle->log) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (d->gil) {
+        for (i = 0; i < n; i++) {
+            if (PyBytes_CheckExact(objs[i])) {
+                d->size += PyBytes_GET_SIZE(objs[i]);
+            }
+        }
+
+        if (d->size >= NGX_HTTP_WSGI_DEFER_SIZE) {
+            ngx_http_wsgi_step_release_objs(d->objs.elts, d->objs.nelts);
+            d->objs.nelts = 0;
+            d->size = 0;
+            return NGX_OK;
+        }
+    }
+
+    ngx_http_wsgi_deferred_post(d);
+
+    return NGX_OK;
+}
+
+
+/*
+ * Inline steps keep the GIL until the end of the event loop round: the
+ * requests of one round take it once.  Python code that runs long still
+ * lets other threads in (CPython's switch interval), and the GIL is never
+ * held while the event loop waits.
+ */
+
+void
+ngx_http_wsgi_hold_gil(void)
+{
+    ngx_http_wsgi_deferred_t  *d;
+
+    d = &ngx_http_wsgi_deferred;
+
+    if (d->gil) {
+        return;
+    }
+
+    d->gil = ngx_http_wsgi_python_enter();
+
+    ngx_http_wsgi_deferred_post(d);
+}
+
+
+/* the deferred work runs at the end of the round, after its events */
+
+static void
+ngx_http_wsgi_deferred_post(ngx_http_wsgi_deferred_t *d)
+{
+    ngx_event_t  *ev;
+
+    ev = &d->event;
+
+    if (!ev->posted) {
+        ev->handler = ngx_http_wsgi_deferred_handler;
+        ev->log = ngx_cycle->log;
+        ev->data = d;
+        ngx_post_event(ev, &ngx_posted_events);
+    }
+}
+
+
+static void
+ngx_http_wsgi_deferred_handler(ngx_event_t *ev)
+{
+    ngx_http_wsgi_release_deferred();
+}
+
+
+/* also on worker exit, before Python goes */
+
+void
+ngx_http_wsgi_release_deferred(void)
+{
+    ngx_http_wsgi_deferred_t  *d;
+
+    d = &ngx_http_wsgi_deferred;
+
+    if (d->event.posted) {
+        ngx_delete_posted_event(&d->event);
+    }
+
+    if (d->objs.nelts) {
+        ngx_http_wsgi_step_release_objs(d->objs.elts, d->objs.nelts);
+        d->objs.nelts = 0;
+    }
+
+    d->size = 0;
+
+    if (d->gil) {
+        ngx_http_wsgi_python_leave(d->gil);
+        d->gil = NULL;
+    }
+}
+
+
+ngx_int_t
+ngx_http_wsgi_objs_add(ngx_http_wsgi_objs_t *a, PyObject **objs,
+    ngx_uint_t n, ngx_log_t *log)
+{
+    size_t      size;
+    PyObject  **p;
+
+    if (a->nelts + n > a->nalloc) {
+        size = ngx_max(2 * a->nalloc, a->nelts + n + 64);
+
+        p = ngx_alloc(size * sizeof(PyObject *), log);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (a->nelts) {
+            ngx_memcpy(p, a->elts, a->nelts * sizeof(PyObject *));
+        }
+
+        ngx_free(a->elts);
+        a->elts = p;
+        a->nalloc = size;
+    }
+
+    ngx_memcpy(&a->elts[a->nelts], objs, n * sizeof(PyObject *));
+    a->nelts += n;
+
+    return NGX_OK;
+}
