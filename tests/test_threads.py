@@ -452,13 +452,9 @@ def worker_threads(srv):
 
 def test_default_pool_starts_only_when_an_application_uses_it(nginx):
     inline = "location / { wsgi_pass {apps}/hello.py; }"
-    srv = nginx(server="wsgi_thread_pool off; " + inline +
-                " location /single { wsgi_pass {apps}/thr_app.py single; }")
+    srv = nginx(server="wsgi_thread_pool off; " + inline)
     assert srv.get("/").status == 200
     assert worker_threads(srv) == 1, "threads for a pool nobody uses"
-    # ... nor ever had a second one: glibc's single-threaded paths
-    r = srv.get("/single")
-    assert (r.status, r.body) == (200, b"single 1"), r
     # one location on the default pool: the module's 32 threads
     srv = nginx(server="wsgi_thread_pool off; " + inline +
                 " location /p { wsgi_pass {apps}/hello.py;"
@@ -818,16 +814,3 @@ def test_idle_runners_join_blocked_ones(nginx):
     # lingering one's own 100 ms timeout
     assert took < 0.36, f"6 naps of 0.3 s took {took:.2f} s"
     assert finish(hold).code == 200
-
-
-def test_pool_heaps_keep_their_pages_from_round_to_round(nginx):
-    # A runner creates the bodies of the requests it takes in a row, and
-    # they are released together once sent.  With glibc's first trim
-    # threshold (128 KiB), a pool thread's arena would give its top back to
-    # the system after each such round, and fault it in again at the next:
-    # the module starts glibc's dynamic thresholds at 1 MiB / 2 MiB.
-    srv = nginx(main=POOL_MAIN, server=loc("/heap", "thr_app.py heap", "pool"))
-    r = srv.get(url("/heap", n=24))           # 1.5 MiB out and back in
-    assert r.status == 200, r
-    faults = int(r.body.split()[1])
-    assert faults < 64, r.body

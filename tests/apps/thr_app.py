@@ -28,17 +28,10 @@ busy         ?ms= milliseconds of pure Python on the CPU (?ms=0: sleeps
 compute      the same, then "policy <before> <after> seen <policies>": its
              thread's scheduling policy before it started, after it ended,
              and every policy it had (looked at once per ms of CPU time)
-single       "single <glibc's __libc_single_threaded>": 1 while the process
-             has never started a second thread (glibc then skips the locks
-             and cancellation points that threads need)
-heap         makes ?n= blocks of 64 KiB, drops them, makes them again:
-             "faults <the page faults of its thread while it did so again>"
 """
 
-import ctypes
 import json
 import os
-import resource
 import sys
 import threading
 import time
@@ -210,22 +203,6 @@ def _compute(environ, start_response):
         before, after, " ".join(map(str, sorted(seen))).encode()))
 
 
-def _single(environ, start_response):
-    flag = ctypes.c_char.in_dll(ctypes.CDLL(None), "__libc_single_threaded")
-    return _text(start_response, b"single %d" % flag.value[0])
-
-
-def _heap(environ, start_response):
-    n = int(params(environ).get("n", "24"))
-    blocks = [b"h" * 65536 for _ in range(n)]
-    del blocks
-    before = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
-    blocks = [b"h" * 65536 for _ in range(n)]
-    faults = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt - before
-    del blocks
-    return _text(start_response, b"faults %d" % faults)
-
-
 hello = validator(_hello)
 write_big = validator(_write_big)
 stream = validator(_stream)
@@ -236,5 +213,3 @@ printer = validator(_printer)
 policy = validator(_policy)
 busy = validator(_busy)
 compute = validator(_compute)
-single = validator(_single)
-heap = validator(_heap)
