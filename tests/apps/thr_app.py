@@ -25,6 +25,10 @@ policy       "policy <os.sched_getscheduler(0)>": the scheduling policy of
              the thread that runs it
 busy         ?ms= milliseconds of pure Python on the CPU (?ms=0: sleeps
              ?nap= milliseconds instead), then "thread <its ident>"
+meet         waits until ?n= requests with the same ?key= are in it at
+             once, or ?timeout= seconds (default 5) passed: "met <most in
+             it at once> thread <ident>", or "alone <most...> thread ...";
+             writes its pid to ?marker= (a new file) when it is in
 compute      the same, then "policy <before> <after> seen <policies>": its
              thread's scheduling policy before it started, after it ended,
              and every policy it had (looked at once per ms of CPU time)
@@ -39,6 +43,10 @@ from urllib.parse import parse_qs
 from wsgiref.validate import validator
 
 PRODUCED = {}
+MEETING = threading.Condition()
+INSIDE = {}                         # key -> requests in meet now
+PEAK = {}                           # key -> most of them at once
+MET = set()                         # keys whose ?n= were in at once
 
 
 def params(environ):
@@ -193,6 +201,26 @@ def _busy(environ, start_response):
     return _text(start_response, b"thread %d" % threading.get_ident())
 
 
+def _meet(environ, start_response):
+    p = params(environ)
+    key, n = p.get("key", ""), int(p.get("n", "2"))
+    if p.get("marker"):
+        with open(p["marker"], "w") as f:
+            f.write(str(os.getpid()))
+    with MEETING:
+        INSIDE[key] = INSIDE.get(key, 0) + 1
+        PEAK[key] = max(PEAK.get(key, 0), INSIDE[key])
+        if INSIDE[key] >= n:
+            MET.add(key)
+            MEETING.notify_all()
+        met = MEETING.wait_for(lambda: key in MET,
+                               float(p.get("timeout", "5")))
+        INSIDE[key] -= 1
+        peak = PEAK[key]
+    return _text(start_response, b"%s %d thread %d" % (
+        b"met" if met else b"alone", peak, threading.get_ident()))
+
+
 def _compute(environ, start_response):
     before = os.sched_getscheduler(0)
     seen = {before}
@@ -213,3 +241,4 @@ printer = validator(_printer)
 policy = validator(_policy)
 busy = validator(_busy)
 compute = validator(_compute)
+meet = validator(_meet)
