@@ -72,15 +72,23 @@ def test_crash_at_import_is_contained(nginx, tmp_path, how):
     assert srv.wait_log(died), srv.logs_tail()
 
     # nginx's own location and the other application answer all along,
-    # this one gets 503; the imports tried again die in probe processes
-    for i in range(50):
-        t = time.monotonic()
-        status, body = get(srv, "/static")
-        assert (status, body) == (200, b"static\n")
-        assert time.monotonic() - t < 1.0
-        if i % 5 == 0:
+    # this one gets 503, before and after an import tried again (after
+    # 1 s, by a request) died in a probe process
+    probe_died = r"probe process \d+ died %s while importing script" \
+        % IMPORT_HOW[how]
+    deadline = time.monotonic() + 10
+    after = 0
+    for i in range(1000):
+        assert get(srv, "/static", timeout=5) == (200, b"static\n")
+        died = re.search(probe_died, srv.error_log())
+        if i % 5 == 0 or died:
             assert get(srv, "/hello", timeout=5)[0] == 200
             assert get(srv, "/app", timeout=5)[0] == 503
+        after += bool(died)
+        if after == 3:
+            break
+        assert time.monotonic() < deadline, \
+            "no probe died within 10 s\n" + srv.logs_tail()
         time.sleep(0.05)
 
     assert srv.worker_pids(), "nginx has no worker left"
