@@ -492,26 +492,13 @@ def test_wsgi_var_https_sets_url_scheme(nginx):
 # -- wsgi_buffer_size --------------------------------------------------------
 
 
-def produced_when_stalled(srv, port, path, key, n, size):
-    """Start a stream the client does not read; the number of chunks
-    produced once that number stopped growing."""
-    s = send_get(port, url(path, key=key, n=n, size=size),
-                 host="127.0.0.2", rcvbuf=4096)
-    try:
-        # a producer starved of CPU by other processes also stands still
-        # for a while: 1 s of no progress is taken for the back-pressure
-        last, stable_since = -1, time.monotonic()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            now = srv.get_json(url("/progress", key=key))["produced"]
-            if now != last:
-                last, stable_since = now, time.monotonic()
-            elif now and time.monotonic() - stable_since >= 1.0:
-                break
-            time.sleep(0.05)
-        produced = last
+def produced(srv, key):
+    return srv.get_json(url("/progress", key=key))["produced"]
 
-        # then everything arrives, intact
+
+def read_stream(s, n, size):
+    """Read a produce response to its end: it is intact."""
+    try:
         data = read_all(s, 20)[0]
     finally:
         s.close()
@@ -519,7 +506,6 @@ def produced_when_stalled(srv, port, path, key, n, size):
     assert p.code == 200 and p.rest == b"", p
     assert len(p.body) == n * size
     assert hashlib.sha256(p.body).hexdigest() == expected_digest(n, size)
-    return produced
 
 
 @pytest.mark.parametrize("mode", ["inline", "pool"])
@@ -533,16 +519,35 @@ def test_wsgi_buffer_size_bounds_what_is_produced_ahead(nginx, mode):
         + loc("/p1m", "thr_app.py produce", mode, "wsgi_buffer_size 1m;")
         + loc("/progress", "thr_app.py progress", mode)))
     n, size = 4096, 4096                  # 16 MiB of 4 KiB chunks
-    small = produced_when_stalled(srv, port, "/p8k", "small", n, size)
-    big = produced_when_stalled(srv, port, "/p1m", "big", n, size)
     kib = size // 1024
-    assert small < n and big < n, (small, big)
-    # socket buffers (well under 512 KiB here) + wsgi_buffer_size
-    assert small * size <= 512 * 1024, f"8k: {small * kib} KiB ahead"
-    assert big * size <= 2 * 1024 * 1024, f"1m: {big * kib} KiB ahead"
-    assert big * size >= small * size + 512 * 1024, \
-        f"8k: {small * kib} KiB, 1m: {big * kib} KiB ahead"
-    assert big >= 4 * small, (small, big)
+    # two streams the client does not read yet, side by side
+    socks = [send_get(port, url(path, key=key, n=n, size=size),
+                      host="127.0.0.2", rcvbuf=4096)
+             for path, key in (("/p8k", "small"), ("/p1m", "big"))]
+    try:
+        # 1m lets its producer get well ahead of 8k's ...
+        assert wait_for(lambda: produced(srv, "big") * size >= max(
+            4 * produced(srv, "small") * size,
+            produced(srv, "small") * size + 512 * 1024), timeout=10), \
+            (produced(srv, "small"), produced(srv, "big"))
+        # ... and, once both stood still for a while (any amount of
+        # waiting for a producer that runs on is only a chance to catch
+        # it), neither got further than its bound
+        wait_stable(lambda: (produced(srv, "small"), produced(srv, "big")),
+                    quiet=0.5)
+        small, big = produced(srv, "small"), produced(srv, "big")
+        # socket buffers (well under 512 KiB here) + wsgi_buffer_size
+        assert small * size <= 512 * 1024, f"8k: {small * kib} KiB ahead"
+        assert big * size <= 2 * 1024 * 1024, f"1m: {big * kib} KiB ahead"
+        assert big >= 4 * small, (small, big)
+        assert big * size >= small * size + 512 * 1024, \
+            f"8k: {small * kib} KiB, 1m: {big * kib} KiB ahead"
+        # then everything arrives, intact
+        for s in socks:
+            read_stream(s, n, size)
+    finally:
+        for s in socks:
+            s.close()
 
 
 # -- graceful quit -----------------------------------------------------------
