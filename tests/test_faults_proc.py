@@ -392,10 +392,13 @@ def test_fork_while_a_thread_waits(nginx, mode, query):
     application, it exits instead of waiting for that thread forever."""
     srv = nginx(main=POOL_MAIN,
                 server=loc("/w/", "fault_fork_waiting.py", mode, STREAMED))
+    ended = srv.prefix / "ended"
     s = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
-    s.sendall(f"POST /w/?{query} HTTP/1.1\r\nHost: localhost\r\n"
-              "Content-Length: 5\r\nConnection: close\r\n\r\n".encode())
-    time.sleep(1)
+    s.sendall(f"POST /w/?{query}&ended={ended} HTTP/1.1\r\n"
+              "Host: localhost\r\nContent-Length: 5\r\n"
+              "Connection: close\r\n\r\n".encode())
+    # the body comes once the child forked meanwhile has ended
+    assert wait_for(ended.exists, 10), srv.logs_tail()
     s.sendall(b"hello")
     data, _ = read_all(s, 30)
     s.close()
@@ -429,6 +432,6 @@ def test_backlog_out_of_descriptors(nginx):
             s.close()
         a.close()
     # nginx enables accept again after accept_mutex_delay (500 ms), and
-    # then serves; a stop before that would accept() on a closed socket
-    time.sleep(1)
+    # then serves (a stop before that would accept() on a closed socket):
+    # this request waits in the backlog until it does
     assert wait_for(lambda: srv.get("/s/?t=0").status == 200, 5)
