@@ -282,9 +282,8 @@ def test_sigkill_in_request_names_the_application(nginx, tmp_path):
 
 
 def read_until_closed(s, request):
-    """The status of request on socket s, and how long until the server
-    closed the connection."""
-    t = time.monotonic()
+    """The status of request on socket s, once the server closed the
+    connection (within the socket's timeout)."""
     s.sendall(request)
     data = b""
     while True:
@@ -292,7 +291,7 @@ def read_until_closed(s, request):
         if not chunk:
             break
         data += chunk
-    return int(data.split(b" ", 2)[1]), time.monotonic() - t
+    return int(data.split(b" ", 2)[1])
 
 
 @pytest.mark.allow_log(*ALLOW)
@@ -315,17 +314,17 @@ def test_probe_holds_no_connection(nginx, tmp_path):
             idle.sendall(b"GET /static HTTP/1.1\r\nHost: localhost\r\n\r\n")
             assert idle.recv(65536).startswith(b"HTTP/1.1 200")
 
-            status, took = read_until_closed(
+            # a probe that held them would keep them open until the end
+            # of the test: their 5 s timeout fails it
+            status = read_until_closed(
                 s, b"GET /app HTTP/1.0\r\nHost: localhost\r\n\r\n")
             assert status == 503
             assert srv.wait_log(r"again in probe process"), srv.logs_tail()
-            assert took < 2.0, took
 
-            status, took = read_until_closed(
+            status = read_until_closed(
                 idle, b"GET /static HTTP/1.1\r\nHost: localhost\r\n"
                 b"Connection: close\r\n\r\n")
             assert status == 200
-            assert took < 2.0, took
     finally:
         wait.unlink()
 
