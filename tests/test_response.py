@@ -306,7 +306,7 @@ def _progress(side):
 def test_slow_reader_backpressure(nginx):
     srv = start(nginx)
     side = srv.prefix / "progress"
-    n = 1024
+    n = 512         # 32 MiB; n // 4 chunks, twice tcp_wmem's 4 MiB default
     s = _slow_client(srv, side_url("/backpressure", side, n=n))
     try:
         assert wait_for(lambda: _progress(side) > 0), "generator not started"
