@@ -229,7 +229,7 @@ OTHER_THREAD = ("other RuntimeError: wsgi.input read from a thread other "
                 "than the request's")
 
 
-def post_slowly(srv, path, chunks, pause=0.01):
+def post_slowly(srv, path, chunks, pause=0.002):
     """A chunked POST sent in pieces; returns (status line, body)."""
     s = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
     s.sendall(f"POST {path} HTTP/1.1\r\nHost: localhost\r\n"
