@@ -357,9 +357,12 @@ def test_quit_serves_backlog(nginx, mode, quit_first):
     srv = nginx(main=POOL_MAIN,
                 server=loc("/s/", "slow_app.py", mode) +
                 loc("/e/", "env_app.py", mode))
+    # the slow request waits in the application until the test lets it go
+    marker, go = srv.prefix / "slow_started", srv.prefix / "go"
     a = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
-    a.sendall(b"GET /s/?t=1 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
-    time.sleep(0.3)
+    a.sendall(f"GET /s/?t=10&go={go}&marker={marker} HTTP/1.1\r\n"
+              "Host: h\r\nConnection: close\r\n\r\n".encode())
+    assert wait_for(marker.exists), srv.logs_tail()
     if quit_first:
         srv.quit()
         time.sleep(0.2)
@@ -374,6 +377,9 @@ def test_quit_serves_backlog(nginx, mode, quit_first):
     if not quit_first:
         time.sleep(0.2)
         srv.quit()
+    # the master passes the signal on as soon as it has logged it
+    assert srv.wait_log(r"signal 3 \(SIGQUIT\) received"), srv.logs_tail()
+    go.write_text("go")
     assert b" 200 " in read_all(a, 10)[0].split(b"\r\n")[0]
     if b is not None:
         try:
