@@ -168,12 +168,21 @@ def gone(pid):
 def test_fork_child_returning_exits(nginx, mode, child):
     srv = nginx(main=POOL_MAIN, server=loc("/f/", "fault_fork.py", mode))
     pids = []
-    for _ in range(3):
+    for i in range(3):
+        go = srv.prefix / f"go{i}"
         s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
-        s.sendall(f"GET /f/?child={child} HTTP/1.1\r\nHost: localhost\r\n"
-                  "Connection: close\r\n\r\n".encode())
-        # read until EOF: whatever a child might add comes before it
-        data = read_all(s, 10)[0]
+        s.sendall(f"GET /f/?child={child}&go={go} HTTP/1.1\r\n"
+                  "Host: localhost\r\nConnection: close\r\n\r\n".encode())
+        # the parent's answer; then the child goes on, and whatever it
+        # might add comes before EOF
+        data = read_all(s, 10, until=b"\r\n\r\n")[0]
+        n = int(re.search(rb"(?im)^content-length: *(\d+)", data).group(1))
+        while len(data.partition(b"\r\n\r\n")[2]) < n:
+            more = s.recv(65536)
+            assert more, data
+            data += more
+        go.write_text("go")
+        data += read_all(s, 10)[0]
         s.close()
         p = Parsed(data)
         assert p.code == 200 and p.rest == b"", data
