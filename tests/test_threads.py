@@ -440,7 +440,7 @@ def test_declared_wsgi_pool_is_the_default(nginx):
     assert meet_two(srv, 5) == [[b"met", b"2"]] * 2
     # ... a declared "thread_pool wsgi threads=1" replaces it
     srv = nginx(main="thread_pool wsgi threads=1;", server=meet)
-    assert meet_two(srv, 1) == [[b"alone", b"1"]] * 2
+    assert meet_two(srv, 0.5) == [[b"alone", b"1"]] * 2
 
 
 def worker_threads(srv):
