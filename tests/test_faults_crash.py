@@ -72,15 +72,23 @@ def test_crash_at_import_is_contained(nginx, tmp_path, how):
     assert srv.wait_log(died), srv.logs_tail()
 
     # nginx's own location and the other application answer all along,
-    # this one gets 503; the imports tried again die in probe processes
-    for i in range(50):
-        t = time.monotonic()
-        status, body = get(srv, "/static")
-        assert (status, body) == (200, b"static\n")
-        assert time.monotonic() - t < 1.0
-        if i % 5 == 0:
+    # this one gets 503, before and after an import tried again (after
+    # 1 s, by a request) died in a probe process
+    probe_died = r"probe process \d+ died %s while importing script" \
+        % IMPORT_HOW[how]
+    deadline = time.monotonic() + 10
+    after = 0
+    for i in range(1000):
+        assert get(srv, "/static", timeout=5) == (200, b"static\n")
+        died = re.search(probe_died, srv.error_log())
+        if i % 5 == 0 or died:
             assert get(srv, "/hello", timeout=5)[0] == 200
             assert get(srv, "/app", timeout=5)[0] == 503
+        after += bool(died)
+        if after == 3:
+            break
+        assert time.monotonic() < deadline, \
+            "no probe died within 10 s\n" + srv.logs_tail()
         time.sleep(0.05)
 
     assert srv.worker_pids(), "nginx has no worker left"
@@ -274,9 +282,8 @@ def test_sigkill_in_request_names_the_application(nginx, tmp_path):
 
 
 def read_until_closed(s, request):
-    """The status of request on socket s, and how long until the server
-    closed the connection."""
-    t = time.monotonic()
+    """The status of request on socket s, once the server closed the
+    connection (within the socket's timeout)."""
     s.sendall(request)
     data = b""
     while True:
@@ -284,7 +291,7 @@ def read_until_closed(s, request):
         if not chunk:
             break
         data += chunk
-    return int(data.split(b" ", 2)[1]), time.monotonic() - t
+    return int(data.split(b" ", 2)[1])
 
 
 @pytest.mark.allow_log(*ALLOW)
@@ -307,17 +314,17 @@ def test_probe_holds_no_connection(nginx, tmp_path):
             idle.sendall(b"GET /static HTTP/1.1\r\nHost: localhost\r\n\r\n")
             assert idle.recv(65536).startswith(b"HTTP/1.1 200")
 
-            status, took = read_until_closed(
+            # a probe that held them would keep them open until the end
+            # of the test: their 5 s timeout fails it
+            status = read_until_closed(
                 s, b"GET /app HTTP/1.0\r\nHost: localhost\r\n\r\n")
             assert status == 503
             assert srv.wait_log(r"again in probe process"), srv.logs_tail()
-            assert took < 2.0, took
 
-            status, took = read_until_closed(
+            status = read_until_closed(
                 idle, b"GET /static HTTP/1.1\r\nHost: localhost\r\n"
                 b"Connection: close\r\n\r\n")
             assert status == 200
-            assert took < 2.0, took
     finally:
         wait.unlink()
 

@@ -168,12 +168,21 @@ def gone(pid):
 def test_fork_child_returning_exits(nginx, mode, child):
     srv = nginx(main=POOL_MAIN, server=loc("/f/", "fault_fork.py", mode))
     pids = []
-    for _ in range(3):
+    for i in range(3):
+        go = srv.prefix / f"go{i}"
         s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
-        s.sendall(f"GET /f/?child={child} HTTP/1.1\r\nHost: localhost\r\n"
-                  "Connection: close\r\n\r\n".encode())
-        # read until EOF: whatever a child might add comes before it
-        data = read_all(s, 10)[0]
+        s.sendall(f"GET /f/?child={child}&go={go} HTTP/1.1\r\n"
+                  "Host: localhost\r\nConnection: close\r\n\r\n".encode())
+        # the parent's answer; then the child goes on, and whatever it
+        # might add comes before EOF
+        data = read_all(s, 10, until=b"\r\n\r\n")[0]
+        n = int(re.search(rb"(?im)^content-length: *(\d+)", data).group(1))
+        while len(data.partition(b"\r\n\r\n")[2]) < n:
+            more = s.recv(65536)
+            assert more, data
+            data += more
+        go.write_text("go")
+        data += read_all(s, 10)[0]
         s.close()
         p = Parsed(data)
         assert p.code == 200 and p.rest == b"", data
@@ -229,7 +238,7 @@ OTHER_THREAD = ("other RuntimeError: wsgi.input read from a thread other "
                 "than the request's")
 
 
-def post_slowly(srv, path, chunks, pause=0.01):
+def post_slowly(srv, path, chunks, pause=0.002):
     """A chunked POST sent in pieces; returns (status line, body)."""
     s = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
     s.sendall(f"POST {path} HTTP/1.1\r\nHost: localhost\r\n"
@@ -357,9 +366,12 @@ def test_quit_serves_backlog(nginx, mode, quit_first):
     srv = nginx(main=POOL_MAIN,
                 server=loc("/s/", "slow_app.py", mode) +
                 loc("/e/", "env_app.py", mode))
+    # the slow request waits in the application until the test lets it go
+    marker, go = srv.prefix / "slow_started", srv.prefix / "go"
     a = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
-    a.sendall(b"GET /s/?t=1 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
-    time.sleep(0.3)
+    a.sendall(f"GET /s/?t=10&go={go}&marker={marker} HTTP/1.1\r\n"
+              "Host: h\r\nConnection: close\r\n\r\n".encode())
+    assert wait_for(marker.exists), srv.logs_tail()
     if quit_first:
         srv.quit()
         time.sleep(0.2)
@@ -374,6 +386,9 @@ def test_quit_serves_backlog(nginx, mode, quit_first):
     if not quit_first:
         time.sleep(0.2)
         srv.quit()
+    # the master passes the signal on as soon as it has logged it
+    assert srv.wait_log(r"signal 3 \(SIGQUIT\) received"), srv.logs_tail()
+    go.write_text("go")
     assert b" 200 " in read_all(a, 10)[0].split(b"\r\n")[0]
     if b is not None:
         try:
@@ -392,10 +407,13 @@ def test_fork_while_a_thread_waits(nginx, mode, query):
     application, it exits instead of waiting for that thread forever."""
     srv = nginx(main=POOL_MAIN,
                 server=loc("/w/", "fault_fork_waiting.py", mode, STREAMED))
+    ended = srv.prefix / "ended"
     s = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
-    s.sendall(f"POST /w/?{query} HTTP/1.1\r\nHost: localhost\r\n"
-              "Content-Length: 5\r\nConnection: close\r\n\r\n".encode())
-    time.sleep(1)
+    s.sendall(f"POST /w/?{query}&ended={ended} HTTP/1.1\r\n"
+              "Host: localhost\r\nContent-Length: 5\r\n"
+              "Connection: close\r\n\r\n".encode())
+    # the body comes once the child forked meanwhile has ended
+    assert wait_for(ended.exists, 10), srv.logs_tail()
     s.sendall(b"hello")
     data, _ = read_all(s, 30)
     s.close()
@@ -429,6 +447,6 @@ def test_backlog_out_of_descriptors(nginx):
             s.close()
         a.close()
     # nginx enables accept again after accept_mutex_delay (500 ms), and
-    # then serves; a stop before that would accept() on a closed socket
-    time.sleep(1)
+    # then serves (a stop before that would accept() on a closed socket):
+    # this request waits in the backlog until it does
     assert wait_for(lambda: srv.get("/s/?t=0").status == 200, 5)

@@ -144,14 +144,12 @@ def test_client_gone_mid_body_raises_in_the_app(nginx, tmp_path):
 
 def test_client_body_timeout_raises_in_the_app(nginx, tmp_path):
     side = tmp_path / "side"
-    srv = nginx(server=f"location / {{ {STREAM} client_body_timeout 1s; }}")
+    srv = nginx(server=f"location / {{ {STREAM} client_body_timeout 300ms; }}")
     s = connect(srv, f"/?side={side}", "Transfer-Encoding: chunked\r\n")
     s.sendall(chunk(b"a" * 10))
-    t0 = time.monotonic()
     assert wait_for(lambda: side.exists()
                     and "error OSError" in side.read_text(), timeout=5), \
         srv.logs_tail()
-    assert time.monotonic() - t0 < 4
     s.close()
     r = srv.post("/", b"ok")
     assert r.status == 200

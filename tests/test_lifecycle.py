@@ -3,7 +3,8 @@
 import http.client
 import time
 
-from harness import Parsed, install_app, pid_alive, read_all, wait_for
+from harness import (Parsed, inline_mode, install_app, pid_alive,
+                     proc_cmdline, read_all, wait_for)
 
 
 def read_pids(path):
@@ -59,9 +60,12 @@ def test_background_thread_runs_between_requests(nginx):
     assert c["counter"] - b["counter"] >= 8, (b, c)
 
 
-def start_slow(srv, marker, t=1.5):
+def start_slow(srv, marker, t=1.5, go=None):
+    """A request to slow_app.py, in it: (socket, worker pid).  With go, it
+    waits until the test creates that file (at most t seconds)."""
+    q = f"t={t}&marker={marker}" + (f"&go={go}" if go else "")
     s = srv.raw_socket(timeout=15)
-    s.sendall(f"GET /slow?t={t}&marker={marker} HTTP/1.1\r\nHost: h\r\n"
+    s.sendall(f"GET /slow?{q} HTTP/1.1\r\nHost: h\r\n"
               "Connection: close\r\n\r\n".encode())
     assert wait_for(lambda: marker.exists() and marker.read_text(),
                     timeout=5), f"slow request not started\n{srv.logs_tail()}"
@@ -81,7 +85,8 @@ def test_reload_with_slow_request_in_flight(nginx, tmp_path):
     srv = nginx(server=SLOW_SERVER + f"location /imp {{ wsgi_pass {app}; }}",
                 prefix=tmp_path / "p")
     assert wait_for(lambda: len(read_pids(imports)) == 1)
-    sock, old_pid = start_slow(srv, marker)
+    go = tmp_path / "go"
+    sock, old_pid = start_slow(srv, marker, t=10, go=go)
     assert old_pid in srv.worker_pids()
 
     new = srv.reload(wait_old=False)
@@ -97,11 +102,12 @@ def test_reload_with_slow_request_in_flight(nginx, tmp_path):
     assert info["pid"] in new
     assert pid_alive(old_pid)
 
+    go.write_text("go")
     data = read_all(sock, 10)[0]
     sock.close()
     p = Parsed(data)
     assert p.code == 200 and p.rest == b"", p
-    assert p.body == b"done %d 1.5\n" % old_pid
+    assert p.body == b"done %d 10.0\n" % old_pid
 
     assert wait_for(lambda: not pid_alive(old_pid), timeout=5), \
         "old worker did not exit after its request"
@@ -114,14 +120,24 @@ def test_reload_with_slow_request_in_flight(nginx, tmp_path):
 
 def test_quit_with_slow_request_in_flight(nginx, tmp_path):
     marker = tmp_path / "slow_started"
+    go = tmp_path / "go"
     srv = nginx(server=SLOW_SERVER, prefix=tmp_path / "p")
-    sock, pid = start_slow(srv, marker)
+    sock, pid = start_slow(srv, marker, t=10, go=go)
     srv.quit()
+    # the master passes the signal on as soon as it has logged it; on the
+    # pool, the worker shows it has it (inline, its event loop is in the
+    # application and learns it only after)
+    assert srv.wait_log(r"signal 3 \(SIGQUIT\) received"), srv.logs_tail()
+    if not inline_mode():
+        assert wait_for(lambda: b"shutting down" in proc_cmdline(pid)), \
+            srv.logs_tail()
+    assert pid_alive(pid)
+    go.write_text("go")
     data = read_all(sock, 10)[0]
     sock.close()
     p = Parsed(data)
     assert p.code == 200 and p.rest == b"", p
-    assert p.body == b"done %d 1.5\n" % pid
+    assert p.body == b"done %d 10.0\n" % pid
     assert srv.wait_exit(10) == 0, srv.logs_tail()
     assert not pid_alive(pid)
 
@@ -175,7 +191,8 @@ def test_quit_serves_connections_waiting_in_the_backlog(nginx, tmp_path):
                          wsgi_thread_pool off; }
         location / { wsgi_pass {apps}/pyinfo_app.py; wsgi_thread_pool off; }
     """, prefix=tmp_path / "p")
-    sock, pid = start_slow(srv, marker, t=1.0)
+    go = tmp_path / "go"
+    sock, pid = start_slow(srv, marker, t=10, go=go)
     waiting = []
     try:
         for _ in range(6):
@@ -184,6 +201,10 @@ def test_quit_serves_connections_waiting_in_the_backlog(nginx, tmp_path):
                       b"Connection: close\r\n\r\n")
             waiting.append(s)
         srv.quit()
+        # the master passes the signal on as soon as it has logged it
+        assert srv.wait_log(r"signal 3 \(SIGQUIT\) received"), \
+            srv.logs_tail()
+        go.write_text("go")
         data = read_all(sock, 10)[0]
         assert Parsed(data).code == 200, data
         for s in waiting:

@@ -83,53 +83,9 @@ def test_optimize_304(nginx, where, ran):
 # -- wsgi_output_buffering ---------------------------------------------------
 
 
-def arrivals(srv, path, timeout=20.0):
-    """GET path; ([(seconds since the request, bytes)] per recv, raw)."""
-    s = socket.create_connection(("127.0.0.1", srv.port), timeout=timeout)
-    got = []
-    try:
-        t0 = time.monotonic()
-        s.sendall(req(path))
-        deadline = t0 + timeout
-        while time.monotonic() < deadline:
-            s.settimeout(max(0.01, deadline - time.monotonic()))
-            try:
-                d = s.recv(1 << 20)
-            except socket.timeout:
-                break
-            if not d:
-                break
-            got.append((time.monotonic() - t0, d))
-    finally:
-        s.close()
-    return got, b"".join(d for _, d in got)
-
-
-def body_timeline(got):
-    """[(seconds, raw body bytes)] per recv, header bytes left out."""
-    raw = b"".join(d for _, d in got)
-    head_end = raw.index(b"\r\n\r\n") + 4
-    out, pos = [], 0
-    for t, d in got:
-        body = max(0, pos + len(d) - max(pos, head_end))
-        pos += len(d)
-        if body:
-            out.append((t, body))
-    return out
-
-
-def bursts(timeline, gap=0.008):
-    """Sizes of groups of arrivals separated by more than gap seconds."""
-    sizes, last = [], None
-    for t, n in timeline:
-        if last is None or t - last > gap:
-            sizes.append(0)
-        sizes[-1] += n
-        last = t
-    return sizes
-
-
+HELD_BACK = 0.3     # how long the tests look for data that must not come
 OUTBUF_N, OUTBUF_SIZE = 64, 1024
+OUTBUF_BODY = b"".join(chunk_bytes(i, OUTBUF_SIZE) for i in range(OUTBUF_N))
 
 
 def outbuf_server(nginx):
@@ -140,36 +96,56 @@ def outbuf_server(nginx):
         f"location /nobuf/ {{ {app} wsgi_buffer_size 16k; }}\n"))
 
 
-def outbuf_fetch(srv, where):
-    got, raw = arrivals(srv, url(where + "outbuf", n=OUTBUF_N,
-                                 size=OUTBUF_SIZE, delay=0.02))
-    p = Parsed(raw)
+def chunk_sizes(raw):
+    """The sizes of the chunks of a chunked response, the last 0 left out."""
+    data = raw[raw.index(b"\r\n\r\n") + 4:]
+    sizes = []
+    while True:
+        line, _, data = data.partition(b"\r\n")
+        size = int(line.split(b";")[0], 16)
+        if size == 0:
+            return sizes
+        sizes.append(size)
+        data = data[size + 2:]
+
+
+def outbuf_fetch(srv, where, hold, ahead):
+    """GET where + "outbuf", whose generator waits after `hold` pieces until
+    the test lets it go; (whether the first piece arrived while it waited,
+    looked for ahead seconds, the chunk sizes)."""
+    go = srv.prefix / "go"
+    s = send(srv, req(url(where + "outbuf", n=OUTBUF_N, size=OUTBUF_SIZE,
+                          hold=hold, go=go)), timeout=10)
+    try:
+        early, eof = read_all(s, ahead, until=chunk_bytes(0, OUTBUF_SIZE))
+        assert not eof, early
+        go.write_text("go")
+        rest, eof = read_all(s, 10)
+    finally:
+        s.close()
+    assert eof, rest
+    p = Parsed(early + rest)
     assert p.code == 200 and p.complete, p
-    assert p.body == b"".join(chunk_bytes(i, OUTBUF_SIZE)
-                              for i in range(OUTBUF_N)), "body corrupted"
-    return body_timeline(got)
+    assert p.body == OUTBUF_BODY, "body corrupted"
+    return chunk_bytes(0, OUTBUF_SIZE) in early, chunk_sizes(p.raw)
 
 
 def test_output_buffering_sends_full_buffers(nginx):
     srv = outbuf_server(nginx)
-    timeline = outbuf_fetch(srv, "/buf/")
-    sizes = bursts(timeline)
-    first_at = timeline[0][0]
-    # 16 pieces (15 sleeps of 20 ms) fill the first 16 KiB buffer
-    assert first_at >= 0.2, \
-        f"first body bytes after {first_at:.3f}s: not buffered"
-    # ~4 buffers of 16 KiB (+ chunk framing), not 64 pieces
-    assert len(sizes) <= 10, f"{len(sizes)} bursts: {sizes}"
+    # 15 pieces do not fill the 16 KiB buffer: nothing goes out yet ...
+    early, sizes = outbuf_fetch(srv, "/buf/", 15, HELD_BACK)
+    assert not early, "a piece sent before the buffer was full"
+    # ... then 4 buffers of 16 KiB (one chunk each), not 64 pieces
+    assert len(sizes) <= 5, sizes
     assert sizes[0] >= 15 * 1024, sizes
 
 
 def test_output_buffering_off_streams_each_piece(nginx):
     srv = outbuf_server(nginx)
-    timeline = outbuf_fetch(srv, "/nobuf/")
-    sizes = bursts(timeline)
-    first_at = timeline[0][0]
-    assert first_at < 0.15, f"first piece only after {first_at:.3f}s"
-    assert len(sizes) >= 20, f"only {len(sizes)} bursts: {sizes}"
+    # the first piece goes out while the generator waits for the second
+    early, sizes = outbuf_fetch(srv, "/nobuf/", 1, 5)
+    assert early, "the first piece held back"
+    assert sizes[0] == OUTBUF_SIZE, sizes
 
 
 # -- wsgi_write_buffering ----------------------------------------------------
@@ -257,8 +233,6 @@ def test_write_buffering_headers_replaceable_after_write(nginx):
 # The application writes b"first;", then waits for the file "go" before it
 # returns: what arrived before the test creates it was sent while the
 # application still ran.
-HELD_BACK = 0.3     # how long the test looks for data that must not come
-
 
 def write_then_wait(srv, where, ahead):
     """GET where + "write_sleep"; whether b"first;" arrived before the

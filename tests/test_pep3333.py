@@ -219,14 +219,21 @@ def test_failed_import_leaves_an_import_in_flight_alone(nginx):
     d = nginx.next_prefix()
     d.mkdir(parents=True, exist_ok=True)
     side = d / "inflight.txt"
-    install_app("pep_inflight_app.py", d, SIDE=side)
-    install_app("pep_inflight_mod.py", d)
-    install_app("pep_inflight_fail.py", d)
+    marks = {k: d / f"inflight.{k.lower()}"
+             for k in ("ARMED", "BEGAN", "STARTED", "FAILED")}
+    install_app("pep_inflight_app.py", d, SIDE=side, BEGAN=marks["BEGAN"])
+    install_app("pep_inflight_mod.py", d, **marks)
+    install_app("pep_inflight_fail.py", d, **marks)
     srv = nginx(http="wsgi_python_path {prefix};", server=(
         "location /ok { wsgi_pass {prefix}/pep_inflight_app.py; }"
         "location /fail { wsgi_pass {prefix}/pep_inflight_fail.py; }"))
+    # the script's import begins, the other thread's begins meanwhile, the
+    # script's fails, and only then does the other thread's end
+    marks["ARMED"].write_text("")
     assert srv.get("/ok").status == 200
     assert srv.get("/fail").status == 500
+    assert marks["STARTED"].exists(), srv.logs_tail()
+    marks["FAILED"].write_text("")
     assert wait_for(lambda: read_side(side), 5), srv.logs_tail()
     assert read_side(side) == "pep-inflight-ok\n", srv.logs_tail()
 

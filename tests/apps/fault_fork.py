@@ -8,7 +8,9 @@
                 else returns; the parent waits for it
 
 The parent answers "parent CHILD_PID [STATUS]"; a child that gets as far
-as answering says "child".
+as answering says "child".  A child that returns, raises or iterates
+does so once the test created ?go=PATH (at most 10 s), or after 0.3 s
+without it: the parent's answer comes first.
 """
 
 import os
@@ -40,7 +42,13 @@ def application(environ, start_response):
             return []
         # the parent answers first, so that a child that went on could
         # only add to (or spoil) the response the client reads
-        time.sleep(0.3)
+        go = qs.get("go", [None])[0]
+        if go:
+            deadline = time.monotonic() + 10
+            while not os.path.exists(go) and time.monotonic() < deadline:
+                time.sleep(0.005)
+        else:
+            time.sleep(0.3)
         if how == "raise":
             raise RuntimeError("raised in the child")
         if how == "iterate":

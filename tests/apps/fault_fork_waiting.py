@@ -3,15 +3,18 @@ reading a streamed wsgi.input (on a pool; inline that read is refused).
 The child returns from the application, which must end it; with
 "?read" it reads wsgi.input first, which must fail.  Answers how
 the child ended ("exit N", or "hung" if it still ran after 3 s) and how
-many bytes the other thread read."""
+many bytes the other thread read.  Once the child ended, it creates the
+file ?ended=PATH, if given."""
 
 import os
 import threading
 import time
+from urllib.parse import parse_qs
 
 
 def application(environ, start_response):
     got = []
+    q = parse_qs(environ["QUERY_STRING"], keep_blank_values=True)
     inp = environ["wsgi.input"]
 
     def read():
@@ -26,7 +29,7 @@ def application(environ, start_response):
 
     pid = os.fork()
     if pid == 0:
-        if environ["QUERY_STRING"] == "read":
+        if "read" in q:
             try:
                 inp.read()
             except (OSError, RuntimeError):
@@ -43,6 +46,9 @@ def application(environ, start_response):
     else:
         os.kill(pid, 9)
         os.waitpid(pid, 0)
+    if "ended" in q:
+        with open(q["ended"][0], "w"):
+            pass
 
     t.join()
     start_response("200 OK", [("Content-Type", "text/plain")])

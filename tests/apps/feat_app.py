@@ -23,8 +23,9 @@ cond         200 (reason ?reason=, default OK) with ?etag= and ?lm=,
 opt          generator: yields b"" right after start_response(), then notes
              "ran" and yields b"body after the empty item"; "closed" from
              its finally; ?etag= ETag
-outbuf       generator of ?n= (64) pieces of ?size= (1024) bytes, sleeping
-             ?delay= (0.02) s before each piece after the first
+outbuf       generator of ?n= (64) pieces of ?size= (1024) bytes
+             (chunk_bytes()); after the first ?hold= (1) of them, waits (at
+             most 10 s) until ?go= exists, if given
 writes       write() ?n= (100) pieces of ?size= (1000) bytes (chunk_bytes()),
              then returns [b"end"] (?ret=list) or a generator of b"g1", b"g2"
              (?ret=gen)
@@ -141,13 +142,16 @@ def _outbuf(environ, start_response):
     q = query(environ)
     n = int(q.get("n", "64"))
     size = int(q.get("size", "1024"))
-    delay = float(q.get("delay", "0.02"))
+    hold = int(q.get("hold", "1"))
     start_response("200 OK", [("Content-Type", "application/octet-stream")])
 
     def gen():
         for i in range(n):
-            if i:
-                time.sleep(delay)
+            if i == hold and q.get("go"):
+                deadline = time.monotonic() + 10
+                while not os.path.exists(q["go"]) \
+                        and time.monotonic() < deadline:
+                    time.sleep(0.005)
             yield chunk_bytes(i, size)
 
     return gen()

@@ -238,11 +238,15 @@ def big(environ, start_response):
 # -- streaming ----------------------------------------------------------------
 
 def stream(environ, start_response):
+    go = query(environ).get("go")
     start_response("200 OK", TEXT)
 
     def gen():
         yield b"first-chunk;"
-        time.sleep(1.0)
+        # the second waits (at most 10 s) until the test creates ?go=
+        deadline = time.monotonic() + 10
+        while not os.path.exists(go) and time.monotonic() < deadline:
+            time.sleep(0.005)
         yield b"second-chunk"
 
     return gen()

@@ -1,4 +1,5 @@
-"""Sleeps ?t=SECONDS after writing its pid to ?marker=PATH (if given).
+"""Sleeps ?t=SECONDS after writing its pid to ?marker=PATH (if given);
+with ?go=PATH, waits until PATH exists instead, ?t= seconds at most.
 
 Answers "done <pid> <t>\n".
 """
@@ -16,7 +17,13 @@ def app(environ, start_response):
     if marker:
         with open(marker, "w") as f:
             f.write(str(os.getpid()))
-    time.sleep(t)
+    go = qs.get("go", [None])[0]
+    if go:
+        deadline = time.monotonic() + t
+        while not os.path.exists(go) and time.monotonic() < deadline:
+            time.sleep(0.005)
+    else:
+        time.sleep(t)
     body = ("done %d %s\n" % (os.getpid(), t)).encode()
     start_response("200 OK", [("Content-Type", "text/plain"),
                               ("Content-Length", str(len(body)))])

@@ -25,20 +25,17 @@ policy       "policy <os.sched_getscheduler(0)>": the scheduling policy of
              the thread that runs it
 busy         ?ms= milliseconds of pure Python on the CPU (?ms=0: sleeps
              ?nap= milliseconds instead), then "thread <its ident>"
+meet         waits until ?n= requests with the same ?key= are in it at
+             once, or ?timeout= seconds (default 5) passed: "met <most in
+             it at once> thread <ident>", or "alone <most...> thread ...";
+             writes its pid to ?marker= (a new file) when it is in
 compute      the same, then "policy <before> <after> seen <policies>": its
              thread's scheduling policy before it started, after it ended,
              and every policy it had (looked at once per ms of CPU time)
-single       "single <glibc's __libc_single_threaded>": 1 while the process
-             has never started a second thread (glibc then skips the locks
-             and cancellation points that threads need)
-heap         makes ?n= blocks of 64 KiB, drops them, makes them again:
-             "faults <the page faults of its thread while it did so again>"
 """
 
-import ctypes
 import json
 import os
-import resource
 import sys
 import threading
 import time
@@ -46,6 +43,10 @@ from urllib.parse import parse_qs
 from wsgiref.validate import validator
 
 PRODUCED = {}
+MEETING = threading.Condition()
+INSIDE = {}                         # key -> requests in meet now
+PEAK = {}                           # key -> most of them at once
+MET = set()                         # keys whose ?n= were in at once
 
 
 def params(environ):
@@ -200,6 +201,26 @@ def _busy(environ, start_response):
     return _text(start_response, b"thread %d" % threading.get_ident())
 
 
+def _meet(environ, start_response):
+    p = params(environ)
+    key, n = p.get("key", ""), int(p.get("n", "2"))
+    if p.get("marker"):
+        with open(p["marker"], "w") as f:
+            f.write(str(os.getpid()))
+    with MEETING:
+        INSIDE[key] = INSIDE.get(key, 0) + 1
+        PEAK[key] = max(PEAK.get(key, 0), INSIDE[key])
+        if INSIDE[key] >= n:
+            MET.add(key)
+            MEETING.notify_all()
+        met = MEETING.wait_for(lambda: key in MET,
+                               float(p.get("timeout", "5")))
+        INSIDE[key] -= 1
+        peak = PEAK[key]
+    return _text(start_response, b"%s %d thread %d" % (
+        b"met" if met else b"alone", peak, threading.get_ident()))
+
+
 def _compute(environ, start_response):
     before = os.sched_getscheduler(0)
     seen = {before}
@@ -208,22 +229,6 @@ def _compute(environ, start_response):
     seen.add(after)
     return _text(start_response, b"policy %d %d seen %s" % (
         before, after, " ".join(map(str, sorted(seen))).encode()))
-
-
-def _single(environ, start_response):
-    flag = ctypes.c_char.in_dll(ctypes.CDLL(None), "__libc_single_threaded")
-    return _text(start_response, b"single %d" % flag.value[0])
-
-
-def _heap(environ, start_response):
-    n = int(params(environ).get("n", "24"))
-    blocks = [b"h" * 65536 for _ in range(n)]
-    del blocks
-    before = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
-    blocks = [b"h" * 65536 for _ in range(n)]
-    faults = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt - before
-    del blocks
-    return _text(start_response, b"faults %d" % faults)
 
 
 hello = validator(_hello)
@@ -236,5 +241,4 @@ printer = validator(_printer)
 policy = validator(_policy)
 busy = validator(_busy)
 compute = validator(_compute)
-single = validator(_single)
-heap = validator(_heap)
+meet = validator(_meet)
