@@ -88,12 +88,24 @@ run: all
 test: all clang style test-python sanitize fuzz-short
 
 # the suite runs twice: on the thread pool (the default) with the release
-# build, and inline with the clang build and its CPython asserts
+# build, and inline with the clang build and its CPython asserts.  Each run
+# spreads the tests over PYTEST_JOBS processes, then runs those marked
+# "serial" (they load every CPU, or measure the scheduler) alone.  Exit
+# status 5 is pytest's "no tests selected", for a PYTEST_ARGS that picks a
+# few tests.
+
+PYTEST =        $(PYTHON) -m pytest -q -p no:cacheprovider
+PYTEST_JOBS =   2
+INLINE =        TEST_NGINX_GLOBALS_HTTP="wsgi_thread_pool off;" \
+                NGX_WSGI_MODULE=$(CURDIR)/$(BUILD)-clang/ngx_http_wsgi_module.so
+
 test-python:
-	$(PYTHON) -m pytest -q -p no:cacheprovider tests $(PYTEST_ARGS)
-	TEST_NGINX_GLOBALS_HTTP="wsgi_thread_pool off;" \
-	NGX_WSGI_MODULE=$(CURDIR)/$(BUILD)-clang/ngx_http_wsgi_module.so \
-	    $(PYTHON) -m pytest -q -p no:cacheprovider tests $(PYTEST_ARGS)
+	$(PYTEST) -n $(PYTEST_JOBS) -m "not serial" tests $(PYTEST_ARGS) \
+	    || [ $$? = 5 ]
+	$(PYTEST) -m serial tests $(PYTEST_ARGS) || [ $$? = 5 ]
+	$(INLINE) $(PYTEST) -n $(PYTEST_JOBS) -m "not serial" tests \
+	    $(PYTEST_ARGS) || [ $$? = 5 ]
+	$(INLINE) $(PYTEST) -m serial tests $(PYTEST_ARGS) || [ $$? = 5 ]
 
 # the files that run the most of the module's C, on the thread pool (the
 # test_threads.py tests named here run inline too), on the sanitizer build:
@@ -114,7 +126,7 @@ SAN_RUNTIME =   $(shell clang -print-file-name=libclang_rt.asan-x86_64.so)
 sanitize: deps $(BUILD)-asan/ngx_http_wsgi_module.so
 	NGX_WSGI_PRELOAD=$(SAN_RUNTIME) \
 	NGX_WSGI_MODULE=$(CURDIR)/$(BUILD)-asan/ngx_http_wsgi_module.so \
-	    $(PYTHON) -m pytest -q -p no:cacheprovider $(SAN_TESTS) \
+	    $(PYTEST) -n $(PYTEST_JOBS) $(SAN_TESTS) \
 	    $(addprefix --deselect ,$(SAN_SLOW)) $(PYTEST_ARGS)
 
 # libFuzzer on the byte-level converters of snapshot.c and header.c,

@@ -40,6 +40,10 @@ def pytest_configure(config):
         "markers",
         "allow_fds(n, reason): a worker may end the test with up to n more "
         "open file descriptors than it had when it started")
+    config.addinivalue_line(
+        "markers",
+        "serial: measures how the kernel schedules the pool's threads, or "
+        "loads every CPU: make test runs these alone, after the others")
 
 
 @pytest.fixture

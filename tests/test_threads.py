@@ -658,6 +658,7 @@ def compute_policies(r):
             {int(v) for v in m.group(3).split()})
 
 
+@pytest.mark.serial
 @pytest.mark.parametrize("priority", [None, "auto"])
 def test_wsgi_thread_priority_auto_lowers_a_computing_thread(
         nginx, priority, cpu_contention):
@@ -694,6 +695,7 @@ def test_wsgi_thread_priority_fixed_policies_do_not_move(nginx, priority):
     assert compute_policies(r) == (want, want, {want}), r
 
 
+@pytest.mark.serial
 def test_wsgi_thread_priority_auto_keeps_a_waiting_thread(nginx):
     # a long step that waits (a database) leaves the CPU to the event loop
     # anyway: its thread keeps its policy
@@ -729,6 +731,7 @@ def public_apps():
         shutil.rmtree(d, ignore_errors=True)
 
 
+@pytest.mark.serial
 @pytest.mark.skipif(os.geteuid() != 0, reason="starts workers as nobody")
 def test_wsgi_thread_priority_auto_unprivileged_workers(nginx, public_apps):
     # workers that are not root may take a thread back from SCHED_IDLE
@@ -763,6 +766,7 @@ def concurrent_gets(srv, paths, timeout=20):
     return [finish(s) for s in socks]
 
 
+@pytest.mark.serial
 def test_computing_runners_get_no_company(nginx, cpu_contention):
     # Python runs one thread at a time: while the pool's thread computes,
     # the requests queued behind it wait for it rather than for new threads
@@ -776,6 +780,7 @@ def test_computing_runners_get_no_company(nginx, cpu_contention):
     assert len(threads) == 1, threads
 
 
+@pytest.mark.serial
 def test_blocked_runners_get_company(nginx, cpu_contention):
     # ... while requests that wait on something else get threads of their
     # own, and wait side by side
