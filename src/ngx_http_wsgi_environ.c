@@ -72,17 +72,45 @@ ngx_http_wsgi_environ(ngx_http_wsgi_ctx_t *ctx)
         return NULL;
     }
 
+    /*
+     * The keys of the template this request has not go first: a wsgi_var
+     * of the same name, set below, stays.
+     */
+
     seen = 0;
-    dynamic = 0;
     kv = ctx->snap.env.elts;
+
+    for (i = 0; i < ctx->snap.env.nelts; i++) {
+        seen |= 1ULL << kv[i].known;
+    }
+
+    gone = t->present & ~seen;
+
+    for (i = 1; gone; i++) {
+        bit = 1ULL << i;
+
+        if (!(gone & bit)) {
+            continue;
+        }
+
+        gone &= ~bit;
+        t->present &= ~bit;
+        t->values[i] = NULL;
+
+        if (PyDict_DelItem(env, st->keys[i]) != 0
+            || PyDict_DelItem(t->environ, st->keys[i]) != 0)
+        {
+            goto failed;
+        }
+    }
+
+    dynamic = 0;
 
     for (i = 0; i < ctx->snap.env.nelts; i++) {
 
         bit = 1ULL << kv[i].known;
 
         if (kv[i].known && (ngx_http_wsgi_stable & bit)) {
-            seen |= bit;
-
             value = t->values[kv[i].known];
 
             if (value != NULL
@@ -155,28 +183,6 @@ ngx_http_wsgi_environ(ngx_http_wsgi_ctx_t *ctx)
 
         Py_DECREF(key);
         Py_DECREF(value);
-    }
-
-    /* what the last request had and this one has not */
-
-    gone = t->present & ~seen;
-
-    for (i = 1; gone; i++) {
-        bit = 1ULL << i;
-
-        if (!(gone & bit)) {
-            continue;
-        }
-
-        gone &= ~bit;
-        t->present &= ~bit;
-        t->values[i] = NULL;
-
-        if (PyDict_DelItem(env, st->keys[i]) != 0
-            || PyDict_DelItem(t->environ, st->keys[i]) != 0)
-        {
-            goto failed;
-        }
     }
 
     /* what only the server sets: a wsgi_var cannot take it over */

@@ -458,6 +458,20 @@ def test_wsgi_var_overrides_header(nginx):
     assert e["HTTP_X_FORWARDED_FOR"] == "fixed"
 
 
+def test_wsgi_var_of_a_key_an_earlier_request_had(nginx):
+    """A wsgi_var named as a CGI variable that a request lacks but an
+    earlier one had (CONTENT_TYPE, CONTENT_LENGTH of a POST) is there."""
+    srv = nginx(server=f"""location / {{ {ENV}
+        wsgi_var CONTENT_TYPE x/fixed;
+        wsgi_var CONTENT_LENGTH 7;
+    }}""")
+    for _ in range(2):
+        r = srv.post("/", b"abc", headers={"Content-Type": "text/plain"})
+        assert r.status == 200, r
+        e = srv.get_json("/")
+        assert (e["CONTENT_TYPE"], e["CONTENT_LENGTH"]) == ("x/fixed", "7")
+
+
 def test_wsgi_var_overrides_cgi_variable(nginx):
     srv = nginx(server=f"""location / {{ {ENV}
         wsgi_var REMOTE_ADDR $http_x_real_ip;
