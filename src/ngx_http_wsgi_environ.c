@@ -9,8 +9,13 @@
  * the last request's values of the keys that seldom change from one
  * request to the next (the method, the host, the protocol, the client's
  * address...), and the last request's objects: a request with the same
- * values has nothing to set there.  Values of the other well-known keys
- * are cached: a repeated value is the same str again.
+ * values has nothing to set there.  It has the other well-known keys of
+ * the location's earlier requests too, with the value of the first that
+ * had each, which no application sees: the copy gets this request's value
+ * in its place (nothing to do when it is that same str), or loses the
+ * key.  A key added to a copy makes it grow, a rehash that costs more
+ * than the copy itself; a value put in place does not.  Values of these
+ * keys are cached: a repeated value is the same str again.
  */
 
 
@@ -49,7 +54,7 @@ static const uint64_t  ngx_http_wsgi_stable =
 PyObject *
 ngx_http_wsgi_environ(ngx_http_wsgi_ctx_t *ctx)
 {
-    uint64_t                   bit, seen, gone;
+    uint64_t                   bit, seen, gone, put;
     PyObject                  *env, *key, *value;
     ngx_uint_t                 i, dynamic;
     ngx_http_wsgi_env_t       *kv;
@@ -72,17 +77,51 @@ ngx_http_wsgi_environ(ngx_http_wsgi_ctx_t *ctx)
         return NULL;
     }
 
+    /*
+     * The keys of the template this request has not go first: a wsgi_var
+     * of the same name, set below, stays.
+     */
+
     seen = 0;
-    dynamic = 0;
     kv = ctx->snap.env.elts;
+
+    for (i = 0; i < ctx->snap.env.nelts; i++) {
+        seen |= 1ULL << kv[i].known;
+    }
+
+    gone = (t->present | t->held) & ~seen;
+
+    for (i = 1; gone; i++) {
+        bit = 1ULL << i;
+
+        if (!(gone & bit)) {
+            continue;
+        }
+
+        gone &= ~bit;
+
+        if (PyDict_DelItem(env, st->keys[i]) != 0) {
+            goto failed;
+        }
+
+        if (t->present & bit) {
+            t->present &= ~bit;
+            t->values[i] = NULL;
+
+            if (PyDict_DelItem(t->environ, st->keys[i]) != 0) {
+                goto failed;
+            }
+        }
+    }
+
+    put = 0;
+    dynamic = 0;
 
     for (i = 0; i < ctx->snap.env.nelts; i++) {
 
         bit = 1ULL << kv[i].known;
 
         if (kv[i].known && (ngx_http_wsgi_stable & bit)) {
-            seen |= bit;
-
             value = t->values[kv[i].known];
 
             if (value != NULL
@@ -147,36 +186,40 @@ ngx_http_wsgi_environ(ngx_http_wsgi_ctx_t *ctx)
             goto failed;
         }
 
-        if (PyDict_SetItem(env, key, value) != 0) {
+        /* a key set twice (a wsgi_var after a header) has the later value */
+
+        if (kv[i].known
+            && value == t->values[kv[i].known]
+            && !(put & bit))
+        {
+            /* in the copy already */
+
+            Py_DECREF(key);
+            Py_DECREF(value);
+            continue;
+        }
+
+        /* the template gets the key, for the copies to come */
+
+        if (PyDict_SetItem(env, key, value) != 0
+            || (kv[i].known
+                && !(t->held & bit)
+                && PyDict_SetItem(t->environ, key, value) != 0))
+        {
             Py_DECREF(key);
             Py_DECREF(value);
             goto failed;
         }
 
+        if (kv[i].known && !(t->held & bit)) {
+            t->held |= bit;
+            t->values[kv[i].known] = value;
+        }
+
+        put |= bit;
+
         Py_DECREF(key);
         Py_DECREF(value);
-    }
-
-    /* what the last request had and this one has not */
-
-    gone = t->present & ~seen;
-
-    for (i = 1; gone; i++) {
-        bit = 1ULL << i;
-
-        if (!(gone & bit)) {
-            continue;
-        }
-
-        gone &= ~bit;
-        t->present &= ~bit;
-        t->values[i] = NULL;
-
-        if (PyDict_DelItem(env, st->keys[i]) != 0
-            || PyDict_DelItem(t->environ, st->keys[i]) != 0)
-        {
-            goto failed;
-        }
     }
 
     /* what only the server sets: a wsgi_var cannot take it over */

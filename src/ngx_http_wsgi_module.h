@@ -407,13 +407,16 @@ typedef struct {
 /*
  * The environ a location's requests start from: the values every request
  * has the same, those of the last request for the keys that seldom change
- * (present: a bit per ngx_http_wsgi_env_key_e), and the last request's
- * request objects, which the next one reuses when nobody else holds them.
+ * (present: a bit per ngx_http_wsgi_env_key_e), the other well-known keys
+ * of earlier requests (held, with values no request sees), and the last
+ * request's request objects, which the next one reuses when nobody else
+ * holds them.
  */
 typedef struct {
     PyObject                    *environ;
     PyObject                    *values[NGX_HTTP_WSGI_ENV_KEYS]; /* its */
     uint64_t                     present;
+    uint64_t                     held;        /* its other keys */
 
     /* its wsgi.input, wsgi.errors and ngx.client_connected */
     PyObject                    *input;

@@ -458,6 +458,32 @@ def test_wsgi_var_overrides_header(nginx):
     assert e["HTTP_X_FORWARDED_FOR"] == "fixed"
 
 
+def test_wsgi_var_of_a_key_an_earlier_request_had(nginx):
+    """A wsgi_var named as a CGI variable that a request lacks but an
+    earlier one had (CONTENT_TYPE, CONTENT_LENGTH of a POST) is there."""
+    srv = nginx(server=f"""location / {{ {ENV}
+        wsgi_var CONTENT_TYPE x/fixed;
+        wsgi_var CONTENT_LENGTH 7;
+    }}""")
+    for _ in range(2):
+        r = srv.post("/", b"abc", headers={"Content-Type": "text/plain"})
+        assert r.status == 200, r
+        e = srv.get_json("/")
+        assert (e["CONTENT_TYPE"], e["CONTENT_LENGTH"]) == ("x/fixed", "7")
+
+
+def test_wsgi_var_after_a_header_of_the_same_key(nginx):
+    """The wsgi_var wins over a header of the same key, also when the
+    header's value is long (not cached) and the wsgi_var's is one an
+    earlier request had."""
+    srv = nginx(server=f"""location / {{ {ENV}
+        wsgi_var HTTP_X_FORWARDED_FOR fixed;
+    }}""")
+    for xff in (None, "x" * 300, "10.0.0.1", "x" * 300):
+        e = srv.get_json("/", headers={"X-Forwarded-For": xff} if xff else {})
+        assert e["HTTP_X_FORWARDED_FOR"] == "fixed"
+
+
 def test_wsgi_var_overrides_cgi_variable(nginx):
     srv = nginx(server=f"""location / {{ {ENV}
         wsgi_var REMOTE_ADDR $http_x_real_ip;
@@ -642,6 +668,31 @@ def test_environ_changed_or_kept_is_not_reused(nginx, do):
                 "GET", "text/a", str(srv.port), f"/next{i}"), e
             assert "X_ADDED" not in e, e
     conn.close()
+
+
+def test_environ_has_only_its_request_keys(nginx):
+    """Keys of earlier requests (a body's length, a cookie, a referer)
+    are not in a request without them, and a request with them has its
+    own values, the first request's again included."""
+    srv = nginx(server="location / { wsgi_pass {apps}/env_app.py; }")
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+    first = {"Cookie": "c=1", "Referer": "http://r/1",
+             "X-Forwarded-For": "10.0.0.1"}
+    try:
+        for _ in range(2):
+            e = _json_request(conn, "POST", "/a", first, body=b"abc")
+            assert (e["PATH_INFO"], e["CONTENT_LENGTH"],
+                    e["HTTP_COOKIE"]) == ("/a", "3", "c=1"), e
+            e = _json_request(conn, "GET", "/b", {})
+            for k in ("CONTENT_LENGTH", "HTTP_COOKIE", "HTTP_REFERER",
+                      "HTTP_X_FORWARDED_FOR"):
+                assert k not in e, e
+            assert e["PATH_INFO"] == "/b"
+            e = _json_request(conn, "GET", "/c", {"Cookie": "c=3"})
+            assert (e["PATH_INFO"], e["HTTP_COOKIE"]) == ("/c", "c=3"), e
+            assert "HTTP_REFERER" not in e, e
+    finally:
+        conn.close()
 
 
 def test_environ_under_concurrent_requests(nginx):
