@@ -95,7 +95,7 @@ test: all clang style test-python sanitize fuzz-short
 # few tests.
 
 PYTEST =        $(PYTHON) -m pytest -q -p no:cacheprovider
-PYTEST_JOBS =   2
+PYTEST_JOBS =   3
 INLINE =        TEST_NGINX_GLOBALS_HTTP="wsgi_thread_pool off;" \
                 NGX_WSGI_MODULE=$(CURDIR)/$(BUILD)-clang/ngx_http_wsgi_module.so
 

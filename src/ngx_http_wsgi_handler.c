@@ -230,7 +230,7 @@ ngx_http_wsgi_run(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e step)
     for ( ;; ) {
 
         if (ctx->thread_pool) {
-            rc = ngx_http_wsgi_thread_post(ctx, step, ctx->max_queue);
+            rc = ngx_http_wsgi_thread_queue(ctx, step, ctx->max_queue);
 
             if (rc == NGX_OK) {
                 return;

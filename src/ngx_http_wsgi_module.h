@@ -253,7 +253,7 @@ typedef struct {
 
 /*
  * nginx side: where the request's step is (inline: always LOOP).
- *   LOOP --thread_post()--> THREAD --thread_complete()--> LOOP
+ *   LOOP --thread_queue()--> THREAD --thread_complete()--> LOOP
  *                           THREAD <--> FLUSH  write() waits for the client
  *                           THREAD <--> PULL   wsgi.input waits for the body
  */
@@ -583,7 +583,7 @@ ngx_int_t ngx_http_wsgi_objs_add(ngx_http_wsgi_objs_t *a, PyObject **objs,
 ngx_int_t ngx_http_wsgi_thread_init(ngx_cycle_t *cycle,
     ngx_http_wsgi_main_conf_t *wmcf);
 void ngx_http_wsgi_thread_done(ngx_cycle_t *cycle);
-ngx_int_t ngx_http_wsgi_thread_post(ngx_http_wsgi_ctx_t *ctx,
+ngx_int_t ngx_http_wsgi_thread_queue(ngx_http_wsgi_ctx_t *ctx,
     ngx_http_wsgi_step_e step, ngx_uint_t max_queue);
 void ngx_http_wsgi_thread_release(ngx_thread_pool_t *tp, PyObject **objs,
     ngx_uint_t n, ngx_log_t *log);

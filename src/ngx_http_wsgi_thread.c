@@ -10,14 +10,14 @@
  *
  * A step (its ctx), from the event loop to a pool thread and back:
  *
- *          thread_post()          a runner            step_exec() returns
+ *          thread_queue()        a runner            step_exec() returns
  *   (event loop) ------> QUEUED ------------> RUNNING ------------> DONE
  *   blocked++,           sched->head,         with the GIL  |  ^   on the
  *   away++               queued++                           v  |   channel
  *                        write(), wsgi.input: thread_wait()        |
  *                        until thread_signal() from the event loop v
  *   BACK: thread_complete() on the event loop: blocked--, away--; the
- *   request's next step may be posted
+ *   request's next step may be queued
  *
  * A runner (a task of the pool):
  *
@@ -123,10 +123,10 @@ ngx_http_wsgi_thread_done(ngx_cycle_t *cycle)
 }
 
 
-/* nginx side: NGX_DECLINED: the queue is full */
+/* nginx side: queues the step for a runner; NGX_DECLINED: the queue is full */
 
 ngx_int_t
-ngx_http_wsgi_thread_post(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e step,
+ngx_http_wsgi_thread_queue(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e step,
     ngx_uint_t max_queue)
 {
     ngx_uint_t              queued;
