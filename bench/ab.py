@@ -2,7 +2,7 @@
 
     /usr/bin/python3 bench/ab.py A.so B.so [--configs inline,threads]
                      [--only hello,echo,...] [--rounds 5] [--duration 5]
-                     [--static-load] [--label NAME]
+                     [--static-load] [--hog] [--label NAME]
 
 Both builds run side by side, with the same configuration and
 applications as bench/run.py (servers pinned to CPU 0, wrk to CPU 1), and
@@ -11,6 +11,11 @@ order that alternates between rounds, so that a drift of the machine's
 speed lands on both.  The report, to stdout, has per cell the medians of
 A and B and the median of the rounds' B/A ratios; a ratio above 1 means
 B costs more CPU per request (or, for req/s, serves more).
+
+--hog runs a process that computes on the server's CPU during the
+measured runs: the server then shares its CPU, as on a busy machine.
+The "cpu" workload, ~1 ms of Python per request at 8 connections, is
+for what the pool does with steps that compute.
 """
 
 import argparse
@@ -41,6 +46,8 @@ def parse_args(argv):
     p.add_argument("--static-load", action="store_true",
                    help="also the static file p99 next to the CPU-bound "
                         "and the sleeping app (thread pool configs)")
+    p.add_argument("--hog", action="store_true",
+                   help="a process computing on the server's CPU too")
     p.add_argument("--label", default="B",
                    help="what B is, for the report")
     opts = p.parse_args(argv)
@@ -70,10 +77,14 @@ def main(argv=None):
     signal.signal(signal.SIGINT, signal.default_int_handler)
     configs = {c.key: c for c in run.CONFIGS}
     workloads = {w.key: w for w in run.WORKLOADS}
+    workloads["cpu"] = run.Workload("cpu", "CPU-bound app", "/cpu",
+                                    conns=run.CPU_LOAD_CONNS,
+                                    check=run.expect_body(b"done\n"))
     ckeys = opts.configs.split(",")
     wkeys = opts.only.split(",")
     envs = {"A": run.Env(Path(opts.a)), "B": run.Env(Path(opts.b))}
     servers = {}
+    hog = None
     lines = [f"A: {opts.a}", f"B: {opts.b} ({opts.label})",
              f"{opts.rounds} rounds of {opts.duration:g} s, A and B taking "
              "turns; load average before "
@@ -82,6 +93,11 @@ def main(argv=None):
     try:
         for env in envs.values():
             env.setup()
+        if opts.hog:
+            hog = run.subprocess.Popen(run.pinned(
+                run.SERVER_CPU, [run.PYTHON, "-c", "while True: pass"]))
+            lines.insert(3, "a process computing on the server's CPU "
+                            "throughout")
         for ckey in ckeys:
             for side, env in envs.items():
                 server = run.Server(f"{ckey}-{side}", run.free_port())
@@ -147,6 +163,9 @@ def main(argv=None):
         return 130
     finally:
         run.Load.kill_all()
+        if hog:
+            hog.kill()
+            hog.wait()
         for server in servers.values():
             server.stop()
             for label, name, count, first in run.log_problems(server):
