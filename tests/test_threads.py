@@ -505,6 +505,7 @@ def read_stream(s, n, size):
     assert hashlib.sha256(p.body).hexdigest() == expected_digest(n, size)
 
 
+@pytest.mark.serial
 @pytest.mark.parametrize("mode", ["inline", "pool"])
 def test_wsgi_buffer_size_bounds_what_is_produced_ahead(nginx, mode):
     # a listener with a small fixed send buffer, so that socket buffers
