@@ -93,10 +93,7 @@ ngx_http_wsgi_channel_look_later(void)
 }
 
 
-/*
- * Right after it woke a runner of an idle pool, once per round: what came
- * back meanwhile, with the eventfd left as it is.
- */
+/* right after waking a runner: what came back, the eventfd left as it is */
 
 void
 ngx_http_wsgi_channel_look_now(void)
@@ -109,8 +106,7 @@ ngx_http_wsgi_channel_look_now(void)
 
 
 /*
- * Python side, on a pool thread: waits without the GIL until the event
- * loop has sent the output or read more of the body.  NGX_AGAIN: another
+ * Python side, on a pool thread, without the GIL.  NGX_AGAIN: another
  * thread of the application waited meanwhile.
  */
 
@@ -272,10 +268,7 @@ ngx_http_wsgi_channel_handler(ngx_event_t *rev)
 }
 
 
-/*
- * As long as steps keep coming back the event loop keeps looking; when none
- * has, it arms the eventfd and may sleep.
- */
+/* no step came back: the eventfd is armed and the loop may sleep */
 
 static void
 ngx_http_wsgi_channel_check(ngx_event_t *ev)
