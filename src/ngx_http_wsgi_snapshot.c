@@ -1,12 +1,8 @@
 
 /*
- * nginx mod_wsgi: the request's snapshot, the nginx side of the environ.
- *
- * On the event loop, before the first step, the request's CGI variables,
- * headers, wsgi_var values and body segments are copied into the request
- * pool as ngx_http_wsgi_snapshot_t; the Python side (environ.c) turns it
- * into the environ dict.  The converters in between work on plain memory
- * and know nothing of the request.
+ * nginx mod_wsgi: the request's snapshot, the nginx side of the environ,
+ * copied on the event loop before the first step.  The converters work on
+ * plain memory and know nothing of the request.
  */
 
 
