@@ -58,7 +58,6 @@ typedef struct {
 } ngx_http_wsgi_log_stream_t;
 
 
-/* the log of the request whose step the calling thread runs, or NULL */
 ngx_http_wsgi_tls ngx_log_t  *ngx_http_wsgi_step_log;
 
 
@@ -501,9 +500,8 @@ ngx_http_wsgi_log_stream_dealloc(PyObject *self)
 
 
 /*
- * The end of a request whose log is log (NULL: of the worker): the
- * partial lines it left in sys.stdout and sys.stderr are logged now,
- * while its log is there.
+ * Partial lines a request left in sys.stdout and sys.stderr are logged
+ * while its log is there (log NULL: the worker's).
  */
 
 void
@@ -611,10 +609,9 @@ ngx_http_wsgi_lines_flush(ngx_http_wsgi_lines_t *l)
 
 
 /*
- * Logs a line of application text.  Control characters are escaped as
- * nginx escapes client text in its access log ("\x0D"): a CR or an ESC
- * would make a log viewer show a line that nginx did not write.  A CR
- * ending the line (CRLF line ends) is dropped.  log == NULL: the cycle's.
+ * Control characters are escaped as in nginx's access log ("\x0D"): a CR
+ * or an ESC would make a log viewer show a line nginx did not write.  A
+ * CR ending the line is dropped.  log == NULL: the cycle's.
  */
 
 static void
@@ -660,10 +657,7 @@ ngx_http_wsgi_log_text(ngx_log_t *log, ngx_uint_t level, u_char *p,
 }
 
 
-/*
- * Logs the current exception with its traceback, one entry per line, and
- * clears it.  The first entry says what failed.
- */
+/* one entry per line, the first saying what failed; clears the exception */
 
 void
 ngx_http_wsgi_log_exception(ngx_log_t *log, const char *fmt, ...)
