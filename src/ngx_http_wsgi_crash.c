@@ -638,10 +638,7 @@ ngx_http_wsgi_crash_step(ngx_http_wsgi_ctx_t *ctx)
         ngx_http_wsgi_crash_altstack(ctx->log);
     }
 
-    /*
-     * The request is described only when the worker dies, from this
-     * record: the barrier keeps the pid, which makes it valid, last.
-     */
+    /* described only when the worker dies; the barrier keeps pid last */
 
     s->app = ctx->app->index;
     s->importing = 0;
@@ -696,10 +693,7 @@ ngx_http_wsgi_crash_signals(ngx_log_t *log)
 }
 
 
-/*
- * A stack of its own for the handler: a thread that overflowed its stack
- * would die without a word.  A stack set already (faulthandler) stays.
- */
+/* a thread that overflowed its stack needs another one for the handler */
 
 static void
 ngx_http_wsgi_crash_altstack(ngx_log_t *log)

@@ -255,10 +255,7 @@ failed:
 }
 
 
-/*
- * nginx sends a real file itself (sendfile, aio and the filters apply),
- * from its current position, no more than the Content-Length.
- */
+/* nginx sends a real file itself, from its position, up to the length */
 
 static void
 ngx_http_wsgi_step_file(ngx_http_wsgi_ctx_t *ctx)
@@ -426,10 +423,7 @@ done:
 }
 
 
-/*
- * Exact bytes are kept as they are; other bytes-like objects may change
- * after they were handed over, so they are copied.
- */
+/* exact bytes are kept; other bytes-like objects may change: copied */
 
 ngx_int_t
 ngx_http_wsgi_step_chunk(ngx_http_wsgi_ctx_t *ctx, PyObject *item,
@@ -684,10 +678,7 @@ ngx_http_wsgi_step_output_file(ngx_http_wsgi_ctx_t *ctx, ngx_fd_t fd,
 }
 
 
-/*
- * An exception in close() is logged and changes nothing else: the response
- * is what the application produced.
- */
+/* an exception in close() is logged and changes nothing else */
 
 static void
 ngx_http_wsgi_step_close(ngx_http_wsgi_ctx_t *ctx)
@@ -869,11 +860,7 @@ ngx_http_wsgi_step_cleanup(ngx_http_wsgi_ctx_t *ctx)
 }
 
 
-/*
- * A process the application forked came back from the application: it has
- * a copy of the worker and must not run it, nor release what the parent
- * owns.
- */
+/* a forked process back from the app runs and releases nothing of the worker */
 
 void
 ngx_http_wsgi_forked_exit(ngx_log_t *log)

@@ -243,10 +243,7 @@ ngx_http_wsgi_sched_kick(ngx_http_wsgi_sched_t *sched)
 
     if ((taken || need) && sched->queued && sched->busy == 0) {
 
-        /*
-         * an idle pool often finishes the round's steps by the next round:
-         * the event loop looks once without sleeping or an eventfd write
-         */
+        /* an idle pool often finishes by the next round: look once, no sleep */
 
         ngx_http_wsgi_channel_armed = 0;
         look = 1;
@@ -267,10 +264,7 @@ ngx_http_wsgi_sched_kick(ngx_http_wsgi_sched_t *sched)
         (void) sem_post(&sched->wake);
     }
 
-    /*
-     * a runner woken on the event loop's CPU has usually finished by now:
-     * its responses go while their data is in the cache
-     */
+    /* a runner woken on our CPU is usually done: send while data is cached */
 
     if (look && wake) {
         ngx_http_wsgi_channel_look_now();
