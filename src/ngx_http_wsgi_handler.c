@@ -142,10 +142,7 @@ ngx_http_wsgi_create_ctx(ngx_http_request_t *r, ngx_http_wsgi_ctx_t **ctxp)
     }
     ctx->snap.multithread = (wlcf->thread_pool != NULL);
 
-    /*
-     * inline, ngx.client_connected() peeks at the socket; a pool thread
-     * must not, as the connection may be closed and its fd reused
-     */
+    /* inline peeks at the socket; a pool thread must not: fds get reused */
 
     ctx->snap.fd = (wlcf->thread_pool == NULL) ? r->connection->fd : -1;
 
@@ -387,10 +384,7 @@ ngx_http_wsgi_process(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e *step)
 }
 
 
-/*
- * Before the headers are final, a 500; after, what the application produced
- * goes out and the connection is cut once nginx has sent it.
- */
+/* a 500 before the headers are final; after, the connection is cut */
 
 static ngx_int_t
 ngx_http_wsgi_failed(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e *step)

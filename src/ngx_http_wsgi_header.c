@@ -215,10 +215,7 @@ ngx_http_wsgi_hop_by_hop(u_char *p, size_t len)
 /* Python side: start_response(), in a step, holding the GIL */
 
 
-/*
- * A str whose characters all fit in latin-1 keeps them one byte each: no
- * copy.  NGX_DECLINED: it has others.
- */
+/* a latin-1 str keeps a byte per character: no copy; else NGX_DECLINED */
 
 static ngx_int_t
 ngx_http_wsgi_latin1(PyObject *s, u_char **data, size_t *len)
@@ -288,10 +285,7 @@ ngx_http_wsgi_status_parse(ngx_http_wsgi_ctx_t *ctx, PyObject *status)
 }
 
 
-/*
- * Validated headers go into one bytes object, the list followed by the
- * names and values it points at: all the list needs pinned.
- */
+/* one bytes object: the list, then the names and values it points at */
 
 PyObject *
 ngx_http_wsgi_headers_parse(PyObject *headers, ngx_http_wsgi_header_t **list,
@@ -601,10 +595,7 @@ ngx_http_wsgi_send_header(ngx_http_wsgi_ctx_t *ctx)
 
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wsgi_module);
 
-    /*
-     * a method other than GET and HEAD has done its work by now: its
-     * preconditions are the application's to check, before it acts
-     */
+    /* other methods did their work already: preconditions are the app's */
 
     if (!wlcf->cache_validation
         || !(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)))

@@ -160,10 +160,7 @@ typedef struct {
 } ngx_http_wsgi_env_t;
 
 
-/*
- * The request as the application sees it: taken on the event loop before
- * the first step, read-only afterwards; later env entries override earlier.
- */
+/* taken on the event loop before the first step; later env entries win */
 typedef struct {
     ngx_array_t                  env;         /* of ngx_http_wsgi_env_t */
     ngx_uint_t                   location;    /* its wsgi_pass, an index */
@@ -228,10 +225,7 @@ typedef enum {
 } ngx_http_wsgi_header_e;
 
 
-/*
- * A header start_response() validated, applied by the nginx side after the
- * step: latin-1 bytes pinned by ctx->headers until the request is closed.
- */
+/* validated by start_response(): latin-1 bytes pinned by ctx->headers */
 typedef struct {
     ngx_http_wsgi_header_e       kind;
     ngx_str_t                    name;
@@ -410,10 +404,7 @@ typedef struct {
 } ngx_http_wsgi_template_t;
 
 
-/*
- * A str start_response() found valid as a header name (kind) or value,
- * found again by its address: applications pass the same constants.
- */
+/* a str found valid before, by address: applications reuse constants */
 typedef struct {
     PyObject                    *str;
     ngx_uint_t                   kind;
