@@ -14,18 +14,12 @@ static int ngx_http_wsgi_app_initializing(PyObject *module);
 static PyObject *ngx_http_wsgi_app_load(ngx_http_wsgi_app_t *app);
 
 
-/*
- * Under the GIL: another thread would find the importing script's module
- * half-run.  A process forked meanwhile (a probe) has not the thread.
- */
+/* another thread would find the module half-run; under the GIL */
 static PyThreadState  *ngx_http_wsgi_app_importing;
 static ngx_pid_t       ngx_http_wsgi_app_importing_pid;
 
 
-/*
- * A new reference, or NULL (logged and cleared); a script that fails to
- * import is tried again by the next request.
- */
+/* NULL: logged and cleared; a failed import is tried again next time */
 
 PyObject *
 ngx_http_wsgi_app_get(ngx_http_wsgi_app_t *app, ngx_log_t *log)
@@ -334,10 +328,7 @@ ngx_http_wsgi_app_initializing(PyObject *module)
 }
 
 
-/*
- * Compiled from source and run as a module of its own name: no bytecode
- * next to it, and a .wsgi file loads like a .py file.
- */
+/* from source, as a module of its own: no bytecode written, .wsgi as .py */
 
 static PyObject *
 ngx_http_wsgi_app_load(ngx_http_wsgi_app_t *app)

@@ -12,10 +12,7 @@
 #include <poll.h>
 
 
-/*
- * With read unset, takes only what nginx has read already.  NGX_ERROR:
- * the body cannot be read (logged), wsgi.input raises OSError.
- */
+/* read unset: only what nginx has read; NGX_ERROR: logged, OSError */
 
 ngx_int_t
 ngx_http_wsgi_body_read(ngx_http_wsgi_ctx_t *ctx, ngx_uint_t read)

@@ -71,10 +71,7 @@ ngx_http_wsgi_defer(PyObject **objs, ngx_uint_t n)
 }
 
 
-/*
- * Python code that runs long still lets other threads in (the switch
- * interval), and the GIL is never held while the event loop waits.
- */
+/* long Python code still lets threads in; no GIL while the loop waits */
 
 void
 ngx_http_wsgi_hold_gil(void)

@@ -182,10 +182,7 @@ ngx_http_wsgi_input_size(PyObject *args, const char *name, Py_ssize_t *size)
 }
 
 
-/*
- * In place for a memory segment, through the read-ahead buffer for the
- * temp file: the number of bytes, 0 at the end, -1 with OSError set.
- */
+/* the contiguous bytes at the position; 0 at the end, -1 with OSError */
 
 static ssize_t
 ngx_http_wsgi_input_peek(ngx_http_wsgi_input_t *in, u_char **data)
