@@ -105,10 +105,7 @@ ngx_http_wsgi_channel_look_now(void)
 }
 
 
-/*
- * Python side, on a pool thread, without the GIL.  NGX_AGAIN: another
- * thread of the application waited meanwhile.
- */
+/* Python side, no GIL; NGX_AGAIN: another thread waited meanwhile */
 
 ngx_int_t
 ngx_http_wsgi_thread_wait(ngx_http_wsgi_ctx_t *ctx, ngx_uint_t pull)
@@ -201,10 +198,7 @@ ngx_http_wsgi_thread_wait(ngx_http_wsgi_ctx_t *ctx, ngx_uint_t pull)
 }
 
 
-/*
- * Python side, on a pool: the context has room for one wait; other threads
- * wait their turn, counted, so that the step does not end under them.
- */
+/* Python side: one wait at a time, the others counted so the step waits */
 
 void
 ngx_http_wsgi_thread_turn(ngx_http_wsgi_ctx_t *ctx)

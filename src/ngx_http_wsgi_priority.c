@@ -42,10 +42,7 @@ static ngx_http_wsgi_sample_t  ngx_http_wsgi_looked;
 ngx_uint_t                   ngx_http_wsgi_yields;
 
 
-/*
- * an unprivileged thread comes back from SCHED_IDLE only as far as
- * RLIMIT_NICE lets it: the master raises it to the workers' nice value
- */
+/* RLIMIT_NICE bounds the way back from SCHED_IDLE: the master raises it */
 
 ngx_int_t
 ngx_http_wsgi_priority_init_module(ngx_cycle_t *cycle,
@@ -172,10 +169,7 @@ ngx_http_wsgi_priority_restart(void)
 }
 
 
-/*
- * Whether busy runners compute (another one would only wait for the GIL)
- * rather than block; unknown at a first look: the caller looks again.
- */
+/* busy runners compute rather than block; unknown at a first look */
 
 ngx_uint_t
 ngx_http_wsgi_priority_computing(uint64_t now)
@@ -359,10 +353,7 @@ ngx_http_wsgi_priority_yield(ngx_http_wsgi_sched_t *sched)
 }
 
 
-/*
- * What the pool threads used since the previous look, and what the event
- * loop left them ("avail").  NGX_DECLINED at the first look.
- */
+/* the pools' CPU time since the last look, and what the loop left them */
 
 static ngx_int_t
 ngx_http_wsgi_priority_sample(ngx_http_wsgi_sample_t *sample, uint64_t now,

@@ -89,10 +89,7 @@ ngx_http_wsgi_probe_process(ngx_http_wsgi_app_t *app,
 
     (void) signal(SIGCHLD, SIG_DFL);
 
-    /*
-     * The worker's sockets: a connection the worker closes must not stay
-     * open in here for its client, nor a listening socket for new ones
-     */
+    /* the worker's sockets must not stay open in here */
 
     ls = ngx_cycle->listening.elts;
     for (i = 0; i < ngx_cycle->listening.nelts; i++) {
