@@ -245,10 +245,7 @@ failed:
 }
 
 
-/*
- * The template's request objects serve this request when nobody else holds
- * them; otherwise new ones replace them, in the template too.
- */
+/* the template's request objects are reused when nobody else holds them */
 
 static ngx_int_t
 ngx_http_wsgi_environ_objects(ngx_http_wsgi_template_t *t,

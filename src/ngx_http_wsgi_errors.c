@@ -43,12 +43,10 @@ typedef struct {
 
 
 /*
- * ngx.LogStream: the binary stream under sys.stdout and sys.stderr, which
- * are io.TextIOWrapper objects over it (line buffered, write-through).
- * Created at interpreter start, it lives as long as the interpreter.  A
- * line goes to the log of the request whose step writes it, or to the
- * cycle's log when no step runs on the thread; a partial line is logged
- * on flush(), at the end of the request that started it, or at exit.
+ * ngx.LogStream: the binary stream under sys.stdout and sys.stderr, for
+ * the interpreter's life.  A line goes to the log of the request whose
+ * step writes it, else the cycle's; a partial line goes on flush(), at the
+ * end of the request or at exit.
  */
 
 typedef struct {
@@ -499,10 +497,7 @@ ngx_http_wsgi_log_stream_dealloc(PyObject *self)
 }
 
 
-/*
- * Partial lines a request left in sys.stdout and sys.stderr are logged
- * while its log is there (log NULL: the worker's).
- */
+/* a request's partial stdout and stderr lines go while its log is there */
 
 void
 ngx_http_wsgi_log_stream_done(ngx_log_t *log)

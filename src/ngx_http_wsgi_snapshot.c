@@ -106,11 +106,7 @@ ngx_http_wsgi_header_key(u_char *dst, u_char *name, size_t len)
 }
 
 
-/*
- * Splits the decoded path at the mount point: "/app" mounts "/app" and
- * "/app/x", not "/application".  Returns the length of SCRIPT_NAME; the
- * rest of the path is PATH_INFO.
- */
+/* SCRIPT_NAME's length: "/app" mounts "/app" and "/app/x", not "/appx" */
 
 size_t
 ngx_http_wsgi_script_name(u_char *uri, size_t len, u_char *mount,
