@@ -291,10 +291,7 @@ ngx_http_wsgi_crash_died(ngx_http_wsgi_crash_slot_t *s, ngx_uint_t import,
 
     ngx_shmtx_lock(&ngx_http_wsgi_crash_shm->shpool->mutex);
 
-    /*
-     * Workers that crash together at start count as one delay; a crash
-     * after a probe's import returned doubles it.
-     */
+    /* workers dying together at start: one delay; after a probe: doubled */
 
     if (a->delay == 0) {
         a->delay = NGX_HTTP_WSGI_CRASH_DELAY;
@@ -662,10 +659,7 @@ ngx_http_wsgi_crash_step_done(void)
 }
 
 
-/*
- * A fatal signal is noted for the next worker, then handled as it would
- * have been: the previous action put back, the signal raised again.
- */
+/* the signal is noted, then raised again under the previous action */
 
 static void
 ngx_http_wsgi_crash_signals(ngx_log_t *log)
@@ -822,10 +816,7 @@ ngx_http_wsgi_crash_describe(ngx_http_wsgi_crash_slot_t *s)
 }
 
 
-/*
- * os._exit() and posix._exit() are replaced by one that notes the status
- * and never exits with 2: nginx's master would not respawn the worker.
- */
+/* os._exit() noting the status, and never 2: the master would not respawn */
 
 ngx_int_t
 ngx_http_wsgi_crash_python(void)

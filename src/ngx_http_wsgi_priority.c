@@ -197,10 +197,7 @@ ngx_http_wsgi_priority_computing(uint64_t now)
     } else if (++ngx_http_wsgi_sampled_calm >= 2
                && ngx_http_wsgi_priority_running())
     {
-        /*
-         * CPU time a runner did not get (another process, a hypervisor)
-         * must not look like time it did not want
-         */
+        /* CPU stolen (another process, a hypervisor) is not time unwanted */
 
         ngx_http_wsgi_sampled_calm = 0;
     }
@@ -281,11 +278,7 @@ ngx_http_wsgi_priority_running(void)
 }
 
 
-/*
- * "auto": runners of long computing steps go to SCHED_IDLE, to give way
- * at once to the event loop on their CPU; short steps keep the normal
- * policy, as yielding at once would cost a switch per event.
- */
+/* "auto": long computing steps yield to the loop, short ones would thrash */
 
 void
 ngx_http_wsgi_priority_yield(ngx_http_wsgi_sched_t *sched)
