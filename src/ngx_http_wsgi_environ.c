@@ -67,10 +67,7 @@ ngx_http_wsgi_environ(ngx_http_wsgi_ctx_t *ctx)
         return NULL;
     }
 
-    /*
-     * The keys of the template this request has not go first: a wsgi_var
-     * of the same name, set below, stays.
-     */
+    /* keys this request has not go first: a wsgi_var of that name stays */
 
     seen = 0;
     kv = ctx->snap.env.elts;

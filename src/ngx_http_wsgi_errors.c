@@ -12,11 +12,7 @@
 #define NGX_HTTP_WSGI_LINE_MAX  4096
 
 
-/*
- * Text on its way to the log: a partial line waits for the rest.  A line
- * longer than NGX_HTTP_WSGI_LINE_MAX is cut: its start is logged, and the
- * rest, up to the newline, is dropped (skip).
- */
+/* a line past NGX_HTTP_WSGI_LINE_MAX: its start logged, the rest skipped */
 
 typedef struct {
     u_char                  *line;       /* PyMem_Malloc()ed */

@@ -138,8 +138,6 @@ ngx_http_wsgi_start_response_new(ngx_http_wsgi_ctx_t *ctx)
 }
 
 
-/* environ["ngx.client_connected"] */
-
 PyObject *
 ngx_http_wsgi_start_response_connected(PyObject *sr)
 {

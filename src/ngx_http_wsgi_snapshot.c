@@ -69,9 +69,8 @@ ngx_http_wsgi_env_key(ngx_uint_t known)
 
 
 /*
- * "Accept-Encoding" -> "HTTP_ACCEPT_ENCODING"; dst has len + 5 bytes.
- * Returns 0 for names a CGI variable cannot carry unambiguously (an
- * underscore would let "X_Foo" pose as "X-Foo").
+ * "Accept-Encoding" -> "HTTP_ACCEPT_ENCODING", dst of len + 5 bytes; 0 for
+ * a name with "_", which would let "X_Foo" pose as "X-Foo".
  */
 
 size_t
