@@ -14,21 +14,12 @@ static int ngx_http_wsgi_app_initializing(PyObject *module);
 static PyObject *ngx_http_wsgi_app_load(ngx_http_wsgi_app_t *app);
 
 
-/*
- * The thread importing a script, or NULL, and its process: a process
- * forked meanwhile (a crash probe) has not the thread.  Under the GIL.
- * A script runs as a module of sys.modules: another thread would find it
- * half-run.
- */
+/* another thread would find the module half-run; under the GIL */
 static PyThreadState  *ngx_http_wsgi_app_importing;
 static ngx_pid_t       ngx_http_wsgi_app_importing_pid;
 
 
-/*
- * Returns a new reference to the application callable, importing its
- * script on first use.  A script that fails to import is logged and tried
- * again by the next request.  NULL means logged and cleared.
- */
+/* NULL: logged and cleared; a failed import is tried again next time */
 
 PyObject *
 ngx_http_wsgi_app_get(ngx_http_wsgi_app_t *app, ngx_log_t *log)
@@ -144,11 +135,9 @@ ngx_http_wsgi_app_get(ngx_http_wsgi_app_t *app, ngx_log_t *log)
 
 
 /*
- * A script that fails to import is undone: the modules its import added to
- * sys.modules go again, since what they hold may refer to the half-built
- * modules of the failed attempt (a package whose submodule failed, a
- * framework's registry that was half filled).  The next request starts
- * from the same state as this one.  NULL means logged and cleared.
+ * A failed import is undone: the modules it added to sys.modules go, as
+ * they may refer to its half-built modules; the next request starts from
+ * the same state.  NULL means logged and cleared.
  */
 
 static PyObject *
@@ -197,12 +186,9 @@ ngx_http_wsgi_app_import(ngx_http_wsgi_app_t *app, ngx_log_t *log)
 
 
 /*
- * Removes the Python modules not in before: how many, or NGX_ERROR
- * (logged).  Extension modules stay: some (PyO3's, for one) cannot be
- * initialised twice in a process, and they hold no half-built Python.
- * So does a module still being imported: the failed import's own have
- * all ended, so it is another thread's, whose import would end in a
- * KeyError without it.
+ * Extension modules stay: some (PyO3's) cannot be initialised twice, and
+ * hold no half-built Python.  So does a module still being imported: it is
+ * another thread's.  Returns how many went, or NGX_ERROR (logged).
  */
 
 static ngx_int_t
@@ -307,10 +293,7 @@ failed:
 }
 
 
-/*
- * module.__spec__._initializing, as importlib sets it while it imports;
- * an object in sys.modules without it (not a module) is not.
- */
+/* module.__spec__._initializing, as importlib sets it while it imports */
 
 static int
 ngx_http_wsgi_app_initializing(PyObject *module)
@@ -345,12 +328,7 @@ ngx_http_wsgi_app_initializing(PyObject *module)
 }
 
 
-/*
- * The script is compiled from its source and executed as a module of its
- * own name: no bytecode is written next to it, and a .wsgi file loads the
- * same way as a .py file.  A module another location already imported is
- * reused.
- */
+/* from source, as a module of its own: no bytecode written, .wsgi as .py */
 
 static PyObject *
 ngx_http_wsgi_app_load(ngx_http_wsgi_app_t *app)

@@ -1,11 +1,9 @@
 
 /*
  * nginx mod_wsgi: the request body streamed to wsgi.input, nginx side.
- *
- * With wsgi_request_buffering off the application runs while the client
- * still sends the body: what arrives is copied into ctx->in when the
- * application asks for more, on the event loop (a pool thread's read
- * waits for it there) or, inline, in a poll() of the client's socket.
+ * With wsgi_request_buffering off, what arrives is copied into ctx->in when
+ * the application asks for more: on the event loop for a pool thread, or
+ * inline, in a poll() of the client's socket.
  */
 
 
@@ -14,12 +12,7 @@
 #include <poll.h>
 
 
-/*
- * Reads what the client has sent of a streamed body into ctx->in (with
- * read unset, only takes what nginx has read already).
- * NGX_OK: data or the end arrived; NGX_AGAIN: nothing yet; NGX_ERROR: the
- * body cannot be read (logged), wsgi.input raises OSError.
- */
+/* read unset: only what nginx has read; NGX_ERROR: logged, OSError */
 
 ngx_int_t
 ngx_http_wsgi_body_read(ngx_http_wsgi_ctx_t *ctx, ngx_uint_t read)
@@ -99,10 +92,7 @@ ngx_http_wsgi_body_read(ngx_http_wsgi_ctx_t *ctx, ngx_uint_t read)
 }
 
 
-/*
- * Inline mode: wsgi.input waits on the event loop's own thread, without
- * the GIL, until the client sends more or client_body_timeout passes.
- */
+/* inline: wsgi.input waits on the event loop's thread, without the GIL */
 
 ngx_int_t
 ngx_http_wsgi_body_pull(ngx_http_wsgi_ctx_t *ctx)

@@ -93,10 +93,7 @@ ngx_http_wsgi_channel_look_later(void)
 }
 
 
-/*
- * Right after it woke a runner of an idle pool, once per round: what came
- * back meanwhile, with the eventfd left as it is.
- */
+/* right after waking a runner: what came back, the eventfd left as it is */
 
 void
 ngx_http_wsgi_channel_look_now(void)
@@ -108,11 +105,7 @@ ngx_http_wsgi_channel_look_now(void)
 }
 
 
-/*
- * Python side, on a pool thread: waits without the GIL until the event
- * loop has sent the output or read more of the body.  NGX_AGAIN: another
- * thread of the application waited meanwhile.
- */
+/* Python side, no GIL; NGX_AGAIN: another thread waited meanwhile */
 
 ngx_int_t
 ngx_http_wsgi_thread_wait(ngx_http_wsgi_ctx_t *ctx, ngx_uint_t pull)
@@ -205,10 +198,7 @@ ngx_http_wsgi_thread_wait(ngx_http_wsgi_ctx_t *ctx, ngx_uint_t pull)
 }
 
 
-/*
- * Python side, on a pool: the context has room for one wait; other threads
- * wait their turn, counted, so that the step does not end under them.
- */
+/* Python side: one wait at a time, the others counted so the step waits */
 
 void
 ngx_http_wsgi_thread_turn(ngx_http_wsgi_ctx_t *ctx)
@@ -272,10 +262,7 @@ ngx_http_wsgi_channel_handler(ngx_event_t *rev)
 }
 
 
-/*
- * As long as steps keep coming back the event loop keeps looking; when none
- * has, it arms the eventfd and may sleep.
- */
+/* no step came back: the eventfd is armed and the loop may sleep */
 
 static void
 ngx_http_wsgi_channel_check(ngx_event_t *ev)

@@ -1,30 +1,10 @@
 
 /*
- * nginx mod_wsgi: crash containment.
- *
- * An application runs in the worker's address space: a crash while its
- * script is imported, or while it serves a request, kills the worker, and
- * nginx's master starts another one in its place (same ngx_worker).  A
- * shared memory zone, made anew for each configuration cycle and kept by
- * the master across respawns, tells that worker what the dead one did:
- *
- *   per worker: the script it was importing at start, and the request
- *   each of its threads was running a step of (or the script the step
- *   was importing), with how it died when it could note it (a fatal
- *   signal, os._exit());
- *
- *   per application: how many workers its import killed, and when it may
- *   be imported again.
- *
- * An application whose import killed a worker is not imported when a
- * worker starts; its requests get 503.  Once the delay is over (1s at
- * first, doubled by each import that crashes again, up to 60s), the
- * worker that gets one of its requests forks a probe (probe.c), which
- * imports the script in a process of its own: a script that still crashes
- * kills that process, not a worker, and the probe learns how it died.  An
- * import that returns, with a module or an exception, ends this, and the
- * workers import the script on their next request for it.  "nginx -s
- * reload" makes a new zone, and so starts afresh.
+ * nginx mod_wsgi: crash containment.  A shared memory zone, kept by the
+ * master across respawns, tells a respawned worker what the dead one was
+ * importing or serving.  An application whose import killed a worker gets
+ * 503 until a probe (probe.c) imports it in a process of its own without
+ * dying; the retry delay doubles with each crash.
  */
 
 
@@ -64,21 +44,15 @@ typedef struct {
 
 
 /*
- * The containment of an application, under the zone's mutex (crashes is
- * also read without it):
- *
- *   crashes 0                nothing contained;
- *   crashes, no probe        503; once next is passed, the worker that
- *                            gets a request forks a probe, which imports
- *                            the script in a process of its own;
- *   probe, not done          503;
- *   probe done               the next check reads what the probe wrote:
- *                            the import returned: crashes 0, each worker
- *                            imports the script on its next request; it
- *                            died: one crash more, the delay doubled;
- *   probe gone, not done     its worker died with it: no probe.
- *
- * outcome is written by the probe's processes (probe.c), done last.
+ * An application's containment, under the zone's mutex (crashes is also
+ * read without it):
+ *   crashes 0             nothing contained;
+ *   crashes, no probe     503; past next, a request forks a probe;
+ *   probe, not done       503;
+ *   probe done            the import returned: crashes 0; it died: one
+ *                         crash more, the delay doubled;
+ *   probe gone, not done  its worker died with it: no probe.
+ * outcome is written by the probe's processes, done last.
  */
 typedef struct {
     volatile ngx_uint_t            crashes;   /* 0: nothing to contain */
@@ -132,14 +106,10 @@ static volatile ngx_uint_t           *ngx_http_wsgi_crash_noted;
 /* a fault while the fault is noted goes straight to the previous action */
 static volatile sig_atomic_t          ngx_http_wsgi_crash_noting;
 
-/* initial-exec, as in interp.c */
 #define ngx_http_wsgi_crash_thread_local                                      \
     static __thread __attribute__((tls_model("initial-exec")))
 
-/*
- * The step record of the calling thread, its own, given on its first step;
- * a thread past the records gets none (noslot)
- */
+/* a thread past the records gets none (noslot) */
 ngx_http_wsgi_crash_thread_local
     ngx_http_wsgi_crash_slot_t  *ngx_http_wsgi_crash_slot;
 ngx_http_wsgi_crash_thread_local
@@ -160,8 +130,6 @@ static PyMethodDef  ngx_http_wsgi_crash_exit_def = {
     "that must not be respawned) becomes 1."
 };
 
-
-/* the zone, when the configuration has applications */
 
 ngx_int_t
 ngx_http_wsgi_crash_conf(ngx_conf_t *cf, ngx_http_wsgi_main_conf_t *wmcf)
@@ -221,10 +189,7 @@ ngx_http_wsgi_crash_init_zone(ngx_shm_zone_t *zone, void *data)
 }
 
 
-/*
- * A worker starts: what its predecessor was doing when it died is logged,
- * and an import it died in is counted against the application.
- */
+/* an import the previous worker died in counts against the application */
 
 void
 ngx_http_wsgi_crash_init_process(ngx_cycle_t *cycle,
@@ -272,8 +237,6 @@ ngx_http_wsgi_crash_init_process(ngx_cycle_t *cycle,
 
         ngx_http_wsgi_crash_died(s, s->importing, cycle->log);
     }
-
-    /* no thread of this worker has run a step yet */
 
     w->nsteps = 0;
 
@@ -328,10 +291,7 @@ ngx_http_wsgi_crash_died(ngx_http_wsgi_crash_slot_t *s, ngx_uint_t import,
 
     ngx_shmtx_lock(&ngx_http_wsgi_crash_shm->shpool->mutex);
 
-    /*
-     * Workers that crash together at start count as one delay; a crash
-     * after a probe's import returned doubles it.
-     */
+    /* workers dying together at start: one delay; after a probe: doubled */
 
     if (a->delay == 0) {
         a->delay = NGX_HTTP_WSGI_CRASH_DELAY;
@@ -395,10 +355,7 @@ ngx_http_wsgi_crash_how(u_char *buf, u_char *last, ngx_uint_t how)
 }
 
 
-/*
- * Before a request's application is called: NGX_OK, or 503 while its
- * import is contained.
- */
+/* NGX_OK, or 503 while the application's import is contained */
 
 ngx_int_t
 ngx_http_wsgi_crash_check(ngx_http_request_t *r, ngx_http_wsgi_app_t *app)
@@ -564,10 +521,7 @@ ngx_http_wsgi_crash_check(ngx_http_request_t *r, ngx_http_wsgi_app_t *app)
 }
 
 
-/*
- * In a probe's processes: the worker's records are not theirs; the one
- * that imports notes how it dies in noted.
- */
+/* in a probe's processes: the worker's records are not theirs */
 
 void
 ngx_http_wsgi_crash_forget(volatile ngx_uint_t *noted)
@@ -681,13 +635,7 @@ ngx_http_wsgi_crash_step(ngx_http_wsgi_ctx_t *ctx)
         ngx_http_wsgi_crash_altstack(ctx->log);
     }
 
-    /*
-     * The request is described when the worker dies (a fatal signal,
-     * os._exit()), while its memory is still there: the step itself only
-     * says which request it runs.  The record is read by the next worker,
-     * once this one is gone, and by this thread's signal handler: the
-     * compiler barrier keeps the pid, which makes it valid, last.
-     */
+    /* described only when the worker dies; the barrier keeps pid last */
 
     s->app = ctx->app->index;
     s->importing = 0;
@@ -711,11 +659,7 @@ ngx_http_wsgi_crash_step_done(void)
 }
 
 
-/*
- * A fatal signal is noted where the next worker looks, then handled as it
- * would have been: the previous action is put back and the signal raised
- * again (a fault raises it again when the instruction is retried).
- */
+/* the signal is noted, then raised again under the previous action */
 
 static void
 ngx_http_wsgi_crash_signals(ngx_log_t *log)
@@ -743,12 +687,7 @@ ngx_http_wsgi_crash_signals(ngx_log_t *log)
 }
 
 
-/*
- * A stack of its own for the handler, per thread that runs the
- * application: a thread that overflowed its stack has no room left for
- * it, and would die without a word.  A guard page below it; a stack set
- * already (Python's faulthandler, a sanitizer) stays.
- */
+/* a thread that overflowed its stack needs another one for the handler */
 
 static void
 ngx_http_wsgi_crash_altstack(ngx_log_t *log)
@@ -808,10 +747,7 @@ ngx_http_wsgi_crash_signal(int signo)
 }
 
 
-/*
- * Async-signal-safe.  The whole process dies, so every step it runs and
- * the import it does die the same way, whichever thread got the signal.
- */
+/* async-signal-safe: the whole process dies, whichever thread got it */
 
 static void
 ngx_http_wsgi_crash_note(ngx_uint_t how)
@@ -880,10 +816,7 @@ ngx_http_wsgi_crash_describe(ngx_http_wsgi_crash_slot_t *s)
 }
 
 
-/*
- * os._exit() and posix._exit() are replaced by one that notes the status
- * and never exits with 2: nginx's master would not respawn the worker.
- */
+/* os._exit() noting the status, and never 2: the master would not respawn */
 
 ngx_int_t
 ngx_http_wsgi_crash_python(void)

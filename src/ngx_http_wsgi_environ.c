@@ -1,21 +1,11 @@
 
 /*
- * nginx mod_wsgi: the environ dict, the Python side of the environ.
- *
- * In a step, holding the GIL, the request's snapshot (snapshot.c) becomes
- * the dict handed to the application, a new one for every request.  It
- * starts as a copy of its location's template (a copy of a dict is one
- * memcpy).  The template has the values every request has the same,
- * the last request's values of the keys that seldom change from one
- * request to the next (the method, the host, the protocol, the client's
- * address...), and the last request's objects: a request with the same
- * values has nothing to set there.  It has the other well-known keys of
- * the location's earlier requests too, with the value of the first that
- * had each, which no application sees: the copy gets this request's value
- * in its place (nothing to do when it is that same str), or loses the
- * key.  A key added to a copy makes it grow, a rehash that costs more
- * than the copy itself; a value put in place does not.  Values of these
- * keys are cached: a repeated value is the same str again.
+ * nginx mod_wsgi: the environ dict, built in a step from the snapshot
+ * (snapshot.c).  It starts as a copy of its location's template, which
+ * holds the last request's values of keys that seldom change and every
+ * well-known key seen before: a value put in place costs less than a key
+ * added, which would grow (rehash) the copy.  Values are cached, so a
+ * repeated value is the same str.
  */
 
 
@@ -77,10 +67,7 @@ ngx_http_wsgi_environ(ngx_http_wsgi_ctx_t *ctx)
         return NULL;
     }
 
-    /*
-     * The keys of the template this request has not go first: a wsgi_var
-     * of the same name, set below, stays.
-     */
+    /* keys this request has not go first: a wsgi_var of that name stays */
 
     seen = 0;
     kv = ctx->snap.env.elts;
@@ -255,11 +242,7 @@ failed:
 }
 
 
-/*
- * The request objects of the template serve this request when nobody else
- * holds them (the last request has closed and its application kept none);
- * otherwise new ones replace them, in the template too.
- */
+/* the template's request objects are reused when nobody else holds them */
 
 static ngx_int_t
 ngx_http_wsgi_environ_objects(ngx_http_wsgi_template_t *t,

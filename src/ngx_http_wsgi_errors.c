@@ -12,11 +12,7 @@
 #define NGX_HTTP_WSGI_LINE_MAX  4096
 
 
-/*
- * Text on its way to the log: a partial line waits for the rest.  A line
- * longer than NGX_HTTP_WSGI_LINE_MAX is cut: its start is logged, and the
- * rest, up to the newline, is dropped (skip).
- */
+/* a line past NGX_HTTP_WSGI_LINE_MAX: its start logged, the rest skipped */
 
 typedef struct {
     u_char                  *line;       /* PyMem_Malloc()ed */
@@ -43,12 +39,10 @@ typedef struct {
 
 
 /*
- * ngx.LogStream: the binary stream under sys.stdout and sys.stderr, which
- * are io.TextIOWrapper objects over it (line buffered, write-through).
- * Created at interpreter start, it lives as long as the interpreter.  A
- * line goes to the log of the request whose step writes it, or to the
- * cycle's log when no step runs on the thread; a partial line is logged
- * on flush(), at the end of the request that started it, or at exit.
+ * ngx.LogStream: the binary stream under sys.stdout and sys.stderr, for
+ * the interpreter's life.  A line goes to the log of the request whose
+ * step writes it, else the cycle's; a partial line goes on flush(), at the
+ * end of the request or at exit.
  */
 
 typedef struct {
@@ -58,7 +52,6 @@ typedef struct {
 } ngx_http_wsgi_log_stream_t;
 
 
-/* the log of the request whose step the calling thread runs, or NULL */
 ngx_http_wsgi_tls ngx_log_t  *ngx_http_wsgi_step_log;
 
 
@@ -500,11 +493,7 @@ ngx_http_wsgi_log_stream_dealloc(PyObject *self)
 }
 
 
-/*
- * The end of a request whose log is log (NULL: of the worker): the
- * partial lines it left in sys.stdout and sys.stderr are logged now,
- * while its log is there.
- */
+/* a request's partial stdout and stderr lines go while its log is there */
 
 void
 ngx_http_wsgi_log_stream_done(ngx_log_t *log)
@@ -611,10 +600,9 @@ ngx_http_wsgi_lines_flush(ngx_http_wsgi_lines_t *l)
 
 
 /*
- * Logs a line of application text.  Control characters are escaped as
- * nginx escapes client text in its access log ("\x0D"): a CR or an ESC
- * would make a log viewer show a line that nginx did not write.  A CR
- * ending the line (CRLF line ends) is dropped.  log == NULL: the cycle's.
+ * Control characters are escaped as in nginx's access log ("\x0D"): a CR
+ * or an ESC would make a log viewer show a line nginx did not write.  A
+ * CR ending the line is dropped.  log == NULL: the cycle's.
  */
 
 static void
@@ -660,10 +648,7 @@ ngx_http_wsgi_log_text(ngx_log_t *log, ngx_uint_t level, u_char *p,
 }
 
 
-/*
- * Logs the current exception with its traceback, one entry per line, and
- * clears it.  The first entry says what failed.
- */
+/* one entry per line, the first saying what failed; clears the exception */
 
 void
 ngx_http_wsgi_log_exception(ngx_log_t *log, const char *fmt, ...)

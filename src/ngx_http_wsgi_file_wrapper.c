@@ -201,10 +201,8 @@ ngx_http_wsgi_file_wrapper_dealloc(PyObject *self)
 
 
 /*
- * For the nginx side: fw wraps a regular file with fileno().  Returns a
- * descriptor of its own (so the application may close the file), the
- * file-like's current position and what is left of the file after it.
- * NGX_DECLINED, with no exception set: read it block by block instead.
+ * A descriptor of its own (the application may close the file), the
+ * position and the rest; NGX_DECLINED, no exception: read block by block.
  */
 
 ngx_int_t

@@ -1,13 +1,9 @@
 
 /*
- * nginx mod_wsgi: the content handler.
- *
- * Reads the body (or, streamed, has body.c read it for wsgi.input),
- * snapshots the request, runs execution steps and has output.c turn their
- * output into nginx output, pausing while the client is slow.  A request
- * is finalized in ngx_http_wsgi_body_handler() when it cannot be set up,
- * and otherwise in ngx_http_wsgi_finish(), once the application's
- * iterable is closed (or the application never ran).
+ * nginx mod_wsgi: the content handler.  Snapshots the request, runs steps
+ * and has output.c send their output.  A request is finalized in
+ * ngx_http_wsgi_body_handler() when it cannot be set up, otherwise only in
+ * ngx_http_wsgi_finish().
  */
 
 
@@ -53,7 +49,6 @@ ngx_http_wsgi_handler(ngx_http_request_t *r)
     }
 
     if (!wlcf->request_buffering) {
-        /* the application reads the body as it arrives */
         r->request_body_no_buffering = 1;
     }
 
@@ -113,12 +108,6 @@ ngx_http_wsgi_create_ctx(ngx_http_request_t *r, ngx_http_wsgi_ctx_t **ctxp)
     /*
      * set by ngx_pcalloc():
      *
-     *     ctx->busy = NULL;
-     *     ctx->free = NULL;
-     *     ctx->sent = 0;
-     *     ctx->iterable = NULL;
-     *     ctx->out = NULL;
-     *     ctx->started = 0;
      *     ctx->phase = NGX_HTTP_WSGI_PHASE_LOOP;
      *     ctx->body = NGX_HTTP_WSGI_BODY_ITERATING;
      *     ...
@@ -139,10 +128,7 @@ ngx_http_wsgi_create_ctx(ngx_http_request_t *r, ngx_http_wsgi_ctx_t **ctxp)
     ctx->spool_max = wlcf->write_buffer_size;
     ctx->temp_dir = wlcf->temp_path->name.data;
 
-    /*
-     * nginx's range filter answers several ranges only from a body in one
-     * buffer: such a request gets its whole response spooled
-     */
+    /* nginx answers several ranges only from a body in one buffer */
 
     if (wlcf->allow_ranges
         && r->headers_in.range
@@ -156,11 +142,7 @@ ngx_http_wsgi_create_ctx(ngx_http_request_t *r, ngx_http_wsgi_ctx_t **ctxp)
     }
     ctx->snap.multithread = (wlcf->thread_pool != NULL);
 
-    /*
-     * inline, the read event is not seen while the application runs, so
-     * ngx.client_connected() looks at the socket itself; a pool thread
-     * must not, as the connection may be closed and its fd reused
-     */
+    /* inline peeks at the socket; a pool thread must not: fds get reused */
 
     ctx->snap.fd = (wlcf->thread_pool == NULL) ? r->connection->fd : -1;
 
@@ -185,8 +167,6 @@ ngx_http_wsgi_create_ctx(ngx_http_request_t *r, ngx_http_wsgi_ctx_t **ctxp)
 
         ctx->streaming_input = 1;
         ctx->in_state = NGX_AGAIN;
-
-        /* what nginx has read so far */
 
         if (ngx_http_wsgi_body_read(ctx, 0) == NGX_ERROR) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -213,10 +193,7 @@ ngx_http_wsgi_create_ctx(ngx_http_request_t *r, ngx_http_wsgi_ctx_t **ctxp)
 }
 
 
-/*
- * Runs steps until the request waits for a thread, for the client, or is
- * finalized.  Inline mode: the event loop runs each step itself.
- */
+/* inline mode: the event loop runs each step itself */
 
 static void
 ngx_http_wsgi_run(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e step)
@@ -300,8 +277,6 @@ ngx_http_wsgi_run(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e step)
 }
 
 
-/* a step that ran on a thread is back on the event loop */
-
 void
 ngx_http_wsgi_step_complete(ngx_http_wsgi_ctx_t *ctx)
 {
@@ -313,11 +288,7 @@ ngx_http_wsgi_step_complete(ngx_http_wsgi_ctx_t *ctx)
 }
 
 
-/*
- * Handles what a step produced.  Returns NGX_AGAIN with the next step to
- * run, or NGX_DONE when the request waits for a write event or was
- * finalized.
- */
+/* NGX_AGAIN with the next step, or NGX_DONE: waiting or finalized */
 
 static ngx_int_t
 ngx_http_wsgi_process(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e *step)
@@ -328,7 +299,6 @@ ngx_http_wsgi_process(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e *step)
     r = ctx->request;
 
     if (ctx->finishing) {
-        /* the close step has run */
         ngx_http_wsgi_discard_output(ctx);
         return ngx_http_wsgi_finish(ctx, ctx->final_rc, step);
     }
@@ -414,12 +384,7 @@ ngx_http_wsgi_process(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e *step)
 }
 
 
-/*
- * The application failed.  Before its headers were final, that is a 500.
- * After, what it produced until then goes out (what it wrote before a
- * start_response() with exc_info, for one), and the response is cut
- * once nginx has sent it: the client sees it incomplete.
- */
+/* a 500 before the headers are final; after, the connection is cut */
 
 static ngx_int_t
 ngx_http_wsgi_failed(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e *step)
@@ -463,10 +428,7 @@ ngx_http_wsgi_failed(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e *step)
 }
 
 
-/*
- * The request ends with rc once the iterable is closed: the one place
- * where a request that reached the application is finalized.
- */
+/* the one place a request that reached the application is finalized */
 
 static ngx_int_t
 ngx_http_wsgi_finish(ngx_http_wsgi_ctx_t *ctx, ngx_int_t rc,
@@ -597,10 +559,7 @@ ngx_http_wsgi_write_handler(ngx_http_request_t *r)
 }
 
 
-/*
- * The client is gone or too slow while the request waits for it: a write()
- * waiting on a thread fails, otherwise the response ends here.
- */
+/* a write() waiting on a thread fails, otherwise the response ends here */
 
 static void
 ngx_http_wsgi_abort(ngx_http_wsgi_ctx_t *ctx, ngx_int_t rc)
@@ -634,10 +593,7 @@ ngx_http_wsgi_abort(ngx_http_wsgi_ctx_t *ctx, ngx_int_t rc)
 }
 
 
-/*
- * nginx side of write() in thread mode: send what the step has produced so
- * far; the waiting thread goes on once it is sent.
- */
+/* write() on a pool: the waiting thread goes on once this is sent */
 
 void
 ngx_http_wsgi_flush(ngx_http_wsgi_ctx_t *ctx)
@@ -847,10 +803,7 @@ ngx_http_wsgi_cleanup(void *data)
 
     if (!ngx_http_wsgi_closed(ctx)) {
 
-        /*
-         * A request that ended without its close step (terminated from
-         * outside): close and release here.
-         */
+        /* terminated from outside, without its close step */
 
         ngx_http_wsgi_step_cleanup(ctx);
         return;

@@ -1,12 +1,8 @@
 
 /*
- * nginx mod_wsgi: the response's status line and headers.
- *
- * start_response() has them validated here, on the Python side, into a
- * list of ngx_http_wsgi_header_t; after the step, the nginx side applies
- * the list to the request's headers_out and sends the header.  The file
- * has the Python side first (the byte-level checks, then what needs the
- * GIL), the nginx side last.
+ * nginx mod_wsgi: the response's status line and headers, validated by
+ * start_response() on the Python side (first half), applied to headers_out
+ * and sent by the nginx side after the step (second half).
  */
 
 
@@ -69,10 +65,7 @@ static uint32_t  ngx_http_wsgi_tchar[] = {
 };
 
 
-/*
- * The code of a "NNN reason" status line; 0: it is not one, NGX_ERROR: its
- * reason has a control character.
- */
+/* the code of a "NNN reason" line; 0: not one, NGX_ERROR: a control char */
 
 static ngx_int_t
 ngx_http_wsgi_status_code(u_char *p, size_t len)
@@ -222,11 +215,7 @@ ngx_http_wsgi_hop_by_hop(u_char *p, size_t len)
 /* Python side: start_response(), in a step, holding the GIL */
 
 
-/*
- * The latin-1 bytes of a str, without a copy: a str whose characters all
- * fit in latin-1 keeps them as one byte each.  NGX_DECLINED: it has
- * others.
- */
+/* a latin-1 str keeps a byte per character: no copy; else NGX_DECLINED */
 
 static ngx_int_t
 ngx_http_wsgi_latin1(PyObject *s, u_char **data, size_t *len)
@@ -296,11 +285,7 @@ ngx_http_wsgi_status_parse(ngx_http_wsgi_ctx_t *ctx, PyObject *status)
 }
 
 
-/*
- * Validates the headers, latin-1 as PEP 3333 requires, into one bytes
- * object for the nginx side: the list of them, followed by the names and
- * values it points at.  The object is all the list needs pinned.
- */
+/* one bytes object: the list, then the names and values it points at */
 
 PyObject *
 ngx_http_wsgi_headers_parse(PyObject *headers, ngx_http_wsgi_header_t **list,
@@ -598,9 +583,8 @@ ngx_http_wsgi_send_header(ngx_http_wsgi_ctx_t *ctx)
     }
 
     /*
-     * ours when the whole body is known: a file, a spooled body, a list;
-     * not 0 for HEAD, as in Apache: an application that answers HEAD
-     * without a body does not tell its GET body's length
+     * ours when the whole body is known; not 0 for HEAD, as in Apache: an
+     * application that answers HEAD without a body does not know its length
      */
 
     if (ctx->length < 0
@@ -611,10 +595,7 @@ ngx_http_wsgi_send_header(ngx_http_wsgi_ctx_t *ctx)
 
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wsgi_module);
 
-    /*
-     * a method other than GET and HEAD has done its work by now: its
-     * preconditions are the application's to check, before it acts
-     */
+    /* other methods did their work already: preconditions are the app's */
 
     if (!wlcf->cache_validation
         || !(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)))
@@ -629,10 +610,7 @@ ngx_http_wsgi_send_header(ngx_http_wsgi_ctx_t *ctx)
         r->allow_ranges = 1;
     }
 
-    /*
-     * nginx recognizes bodiless statuses only without a status line of
-     * the application's own
-     */
+    /* with the application's status line, nginx misses bodiless statuses */
 
     if (ctx->status_code == NGX_HTTP_NO_CONTENT
         || ctx->status_code == NGX_HTTP_NOT_MODIFIED)

@@ -1,10 +1,7 @@
 
 /*
- * nginx mod_wsgi: the event loop round of inline mode, on the nginx side.
- *
- * The round's inline steps take the GIL once, and what its ended requests
- * leave behind is released when the round ends; the release lists of the
- * thread pools grow in the same kind of array.
+ * nginx mod_wsgi: the event loop round of inline mode: its steps take the
+ * GIL once, and what its ended requests leave is released when it ends.
  */
 
 
@@ -30,14 +27,10 @@ static ngx_http_wsgi_deferred_t  ngx_http_wsgi_deferred;
 
 
 /*
- * What ended requests leave behind (their pins, status and
- * headers) waits for the end of the event loop round, when the GIL the
- * round's steps took is released, rather than costing a GIL round trip
- * per request.  Not the bytes of many bodies, though: freed together,
- * they would leave more of the top of the heap free than malloc's trim
- * threshold (128 KiB), and the next round would grow it again, page
- * faults and all.  Past NGX_HTTP_WSGI_DEFER_SIZE, the round's GIL
- * releases them at once.
+ * What ended requests leave waits for the end of the round, when the GIL
+ * is released, rather than costing a GIL round trip each.  Not many
+ * bodies' bytes, though: freed together past malloc's trim threshold, the
+ * next round would fault the heap in again.
  */
 
 ngx_int_t
@@ -78,12 +71,7 @@ ngx_http_wsgi_defer(PyObject **objs, ngx_uint_t n)
 }
 
 
-/*
- * Inline steps keep the GIL until the end of the event loop round: the
- * requests of one round take it once.  Python code that runs long still
- * lets other threads in (CPython's switch interval), and the GIL is never
- * held while the event loop waits.
- */
+/* long Python code still lets threads in; no GIL while the loop waits */
 
 void
 ngx_http_wsgi_hold_gil(void)

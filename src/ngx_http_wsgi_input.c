@@ -182,11 +182,7 @@ ngx_http_wsgi_input_size(PyObject *args, const char *name, Py_ssize_t *size)
 }
 
 
-/*
- * Points *data at the contiguous bytes at the current position: in place
- * for a memory segment, through the read-ahead buffer for the temp file.
- * Returns their number, 0 at the end of the body, -1 with OSError set.
- */
+/* the contiguous bytes at the position; 0 at the end, -1 with OSError */
 
 static ssize_t
 ngx_http_wsgi_input_peek(ngx_http_wsgi_input_t *in, u_char **data)
@@ -261,10 +257,7 @@ ngx_http_wsgi_input_peek(ngx_http_wsgi_input_t *in, u_char **data)
 }
 
 
-/*
- * The body as it arrives (wsgi_request_buffering off): waits, without the
- * GIL, for the nginx side to read more when nothing is left.
- */
+/* wsgi_request_buffering off: waits without the GIL for the nginx side */
 
 static ssize_t
 ngx_http_wsgi_input_stream(ngx_http_wsgi_input_t *in, u_char **data)
@@ -422,10 +415,7 @@ ngx_http_wsgi_input_read(PyObject *self, PyObject *args)
 }
 
 
-/*
- * A line (or with line unset, just bytes) of at most limit bytes, no limit
- * when negative.
- */
+/* a line (line unset: just bytes) of at most limit bytes; negative: none */
 
 static PyObject *
 ngx_http_wsgi_input_line(ngx_http_wsgi_input_t *in, Py_ssize_t limit,

@@ -360,11 +360,9 @@ ngx_http_wsgi_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     if (conf->app && conf->thread_pool == NGX_HTTP_WSGI_DEFAULT_POOL) {
 
         /*
-         * The pool for applications that name none, so that a plain
-         * wsgi_pass never blocks the event loop: "thread_pool wsgi ...;" if
-         * declared before the http block, otherwise one of ours.  Declared
-         * for the first application that runs on it: where they all run
-         * inline, the workers start no threads for nothing.
+         * A plain wsgi_pass never blocks the event loop: "thread_pool wsgi"
+         * if declared before the http block, otherwise ours, declared for
+         * the first application that runs on it.
          */
 
         if (wmcf->thread_pool == NULL) {
@@ -751,10 +749,7 @@ ngx_http_wsgi_thread_pool(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-/*
- * Declares "thread_pool NAME threads=N max_queue=M" as if it were in the
- * configuration, for the pool the module uses when none is named.
- */
+/* as if "thread_pool NAME threads=N max_queue=M" were configured */
 
 static ngx_thread_pool_t *
 ngx_http_wsgi_thread_pool_default(ngx_conf_t *cf, ngx_str_t *name,
@@ -918,11 +913,9 @@ ngx_http_wsgi_init_process(ngx_cycle_t *cycle)
     }
 
     /*
-     * nginx's SIGCHLD handler reaps every child with waitpid(-1) and
-     * would take the exit statuses of the application's children (from
-     * subprocess, os.fork()...) before it could wait for them.  A worker
-     * starts no children of its own: the default disposition leaves them
-     * to whoever started them, as under any other server.
+     * nginx's SIGCHLD handler reaps every child with waitpid(-1), before
+     * the application could wait for its own; a worker starts none of its
+     * own, so the default disposition leaves them to their parents.
      */
 
     ngx_memzero(&sa, sizeof(struct sigaction));

@@ -19,14 +19,10 @@
 
 
 /*
- * Two sides meet in ngx_http_wsgi_ctx_t.  The nginx side (module.c,
- * handler.c, snapshot.c, output.c, body.c, the second half of header.c;
- * thread.c, channel.c, priority.c) owns the request: it snapshots what the
- * application may see, runs execution steps and turns their output into
- * nginx output.  The Python side (step.c, spool.c, environ.c, response.c,
- * the first half of header.c, input.c, errors.c, file_wrapper.c, interp.c,
- * app.c) runs only inside a step, on whatever thread runs it, holding the
- * GIL, and never touches the nginx request.
+ * Two sides meet in ngx_http_wsgi_ctx_t.  The nginx side owns the request:
+ * it snapshots what the application may see, runs steps and sends their
+ * output.  The Python side runs only inside a step, on whatever thread
+ * runs it, holding the GIL, and never touches the nginx request.
  */
 
 
@@ -37,10 +33,7 @@
 #define NGX_HTTP_WSGI_OUT_FIRST      2      /* chunks a step has room for */
 
 
-/*
- * initial-exec: the few words fit in glibc's static TLS reserve, and each
- * access is an offset rather than a call to __tls_get_addr()
- */
+/* initial-exec: glibc's static TLS reserve, an offset, no call */
 #define ngx_http_wsgi_tls  __thread __attribute__((tls_model("initial-exec")))
 
 
@@ -167,11 +160,7 @@ typedef struct {
 } ngx_http_wsgi_env_t;
 
 
-/*
- * The request as the application sees it, taken on the event loop before
- * the first step and read-only afterwards: environ keys and values (later
- * entries override earlier ones) and the body segments.
- */
+/* taken on the event loop before the first step; later env entries win */
 typedef struct {
     ngx_array_t                  env;         /* of ngx_http_wsgi_env_t */
     ngx_uint_t                   location;    /* its wsgi_pass, an index */
@@ -196,10 +185,7 @@ struct ngx_http_wsgi_in_s {
 };
 
 
-/*
- * A body chunk produced by a step: memory of a bytes object, or a range of
- * an open file whose descriptor the chunk owns until nginx takes it.
- */
+/* a step's body chunk: bytes, or a file range whose fd it owns */
 typedef struct {
     PyObject                    *obj;         /* exact bytes, owned */
     u_char                      *data;
@@ -239,11 +225,7 @@ typedef enum {
 } ngx_http_wsgi_header_e;
 
 
-/*
- * A response header start_response() validated, for the nginx side to
- * apply after the step: latin-1 bytes in the object that ctx->headers
- * pins until the request is closed.
- */
+/* validated by start_response(): latin-1 bytes pinned by ctx->headers */
 typedef struct {
     ngx_http_wsgi_header_e       kind;
     ngx_str_t                    name;
@@ -405,12 +387,10 @@ typedef struct {
 
 
 /*
- * The environ a location's requests start from: the values every request
- * has the same, those of the last request for the keys that seldom change
- * (present: a bit per ngx_http_wsgi_env_key_e), the other well-known keys
- * of earlier requests (held, with values no request sees), and the last
- * request's request objects, which the next one reuses when nobody else
- * holds them.
+ * The environ a location's requests start from: constant values, the last
+ * request's values of keys that seldom change (present: a bit per key),
+ * keys of earlier requests (held), and the last request's objects, reused
+ * when nobody else holds them.
  */
 typedef struct {
     PyObject                    *environ;
@@ -418,18 +398,13 @@ typedef struct {
     uint64_t                     present;
     uint64_t                     held;        /* its other keys */
 
-    /* its wsgi.input, wsgi.errors and ngx.client_connected */
     PyObject                    *input;
     PyObject                    *errors;
     PyObject                    *connected;
 } ngx_http_wsgi_template_t;
 
 
-/*
- * A str start_response() has found valid as a header name (kind: its
- * ngx_http_wsgi_header_e) or value: applications pass the same constants
- * again and again.  Found by the object's address.
- */
+/* a str found valid before, by address: applications reuse constants */
 typedef struct {
     PyObject                    *str;
     ngx_uint_t                   kind;
@@ -460,12 +435,9 @@ typedef struct {
 } ngx_http_wsgi_state_t;
 
 
-/* a thread pool's queue and runners: thread.c, looked at by priority.c */
-
 #define NGX_HTTP_WSGI_RUNNERS     16        /* added at once, at most */
 
 
-/* objects a runner releases: ngx_http_wsgi_thread.c */
 typedef struct ngx_http_wsgi_release_s  ngx_http_wsgi_release_t;
 
 typedef struct ngx_http_wsgi_sched_s  ngx_http_wsgi_sched_t;
@@ -549,25 +521,21 @@ extern ngx_uint_t  ngx_http_wsgi_forked;
 
 
 
-/* nginx side */
 ngx_int_t ngx_http_wsgi_handler(ngx_http_request_t *r);
 void ngx_http_wsgi_step_complete(ngx_http_wsgi_ctx_t *ctx);
 void ngx_http_wsgi_flush(ngx_http_wsgi_ctx_t *ctx);
 
 
-/* the request body streamed to wsgi.input */
 ngx_int_t ngx_http_wsgi_body_read(ngx_http_wsgi_ctx_t *ctx, ngx_uint_t read);
 ngx_int_t ngx_http_wsgi_body_pull(ngx_http_wsgi_ctx_t *ctx);
 void ngx_http_wsgi_body_free(ngx_http_wsgi_ctx_t *ctx);
 
 
-/* a step's output as nginx output */
 ngx_int_t ngx_http_wsgi_send_body(ngx_http_wsgi_ctx_t *ctx, ngx_uint_t last);
 void ngx_http_wsgi_update_busy(ngx_http_wsgi_ctx_t *ctx);
 void ngx_http_wsgi_discard_output(ngx_http_wsgi_ctx_t *ctx);
 
 
-/* the listening sockets' backlog after an inline step */
 void ngx_http_wsgi_accept_after(void);
 
 
@@ -579,7 +547,6 @@ ngx_int_t ngx_http_wsgi_objs_add(ngx_http_wsgi_objs_t *a, PyObject **objs,
     ngx_uint_t n, ngx_log_t *log);
 
 
-/* thread pools */
 ngx_int_t ngx_http_wsgi_thread_init(ngx_cycle_t *cycle,
     ngx_http_wsgi_main_conf_t *wmcf);
 void ngx_http_wsgi_thread_done(ngx_cycle_t *cycle);
@@ -590,11 +557,9 @@ void ngx_http_wsgi_thread_release(ngx_thread_pool_t *tp, PyObject **objs,
 void ngx_http_wsgi_thread_complete(ngx_http_wsgi_ctx_t *ctx);
 ngx_int_t ngx_http_wsgi_input_pull(ngx_http_wsgi_ctx_t *ctx);
 
-/* the pools' schedulers, for the look at their runners' threads */
 extern ngx_http_wsgi_sched_t  *ngx_http_wsgi_scheds;
 
 
-/* the priority of the pool threads, and the CPU time they use */
 ngx_int_t ngx_http_wsgi_priority_init_module(ngx_cycle_t *cycle,
     ngx_http_wsgi_main_conf_t *wmcf);
 void ngx_http_wsgi_priority_init(ngx_cycle_t *cycle,
@@ -610,7 +575,6 @@ void ngx_http_wsgi_priority_restart(void);
 extern ngx_uint_t  ngx_http_wsgi_yields;
 
 
-/* the worker's channel from the pool threads to the event loop */
 ngx_int_t ngx_http_wsgi_channel_open(ngx_cycle_t *cycle);
 void ngx_http_wsgi_channel_close(void);
 void ngx_http_wsgi_channel_look_later(void);
@@ -658,7 +622,6 @@ void ngx_http_wsgi_python_leave(PyThreadState *ts);
 PyObject *ngx_http_wsgi_app_get(ngx_http_wsgi_app_t *app, ngx_log_t *log);
 
 
-/* crash containment */
 ngx_int_t ngx_http_wsgi_crash_conf(ngx_conf_t *cf,
     ngx_http_wsgi_main_conf_t *wmcf);
 void ngx_http_wsgi_crash_init_process(ngx_cycle_t *cycle,
@@ -677,7 +640,6 @@ ngx_pid_t ngx_http_wsgi_probe_fork(ngx_http_wsgi_app_t *app,
     ngx_http_wsgi_probe_t *p, ngx_log_t *log);
 
 
-/* environ */
 ngx_int_t ngx_http_wsgi_snapshot(ngx_http_request_t *r,
     ngx_http_wsgi_ctx_t *ctx);
 size_t ngx_http_wsgi_header_key(u_char *dst, u_char *name, size_t len);
@@ -695,20 +657,17 @@ PyObject *ngx_http_wsgi_headers_parse(PyObject *headers,
 ngx_int_t ngx_http_wsgi_send_header(ngx_http_wsgi_ctx_t *ctx);
 
 
-/* start_response() and write() */
 PyObject *ngx_http_wsgi_start_response_new(ngx_http_wsgi_ctx_t *ctx);
 void ngx_http_wsgi_start_response_expire(PyObject *sr);
 void ngx_http_wsgi_start_response_rebind(PyObject *connected, PyObject *sr);
 PyObject *ngx_http_wsgi_start_response_connected(PyObject *sr);
 
 
-/* wsgi.input */
 PyObject *ngx_http_wsgi_input_new(ngx_http_wsgi_ctx_t *ctx);
 void ngx_http_wsgi_input_expire(PyObject *input);
 void ngx_http_wsgi_input_rebind(PyObject *input, ngx_http_wsgi_ctx_t *ctx);
 
 
-/* wsgi.errors, sys.stdout, sys.stderr; the log helpers */
 PyObject *ngx_http_wsgi_errors_new(ngx_log_t *log, ngx_uint_t level);
 void ngx_http_wsgi_errors_expire(PyObject *errors);
 void ngx_http_wsgi_errors_rebind(PyObject *errors, ngx_log_t *log);
@@ -724,7 +683,6 @@ ngx_int_t ngx_http_wsgi_file_wrapper_file(PyObject *fw, ngx_fd_t *fd,
     off_t *offset, off_t *size);
 
 
-/* type specs, added to the "ngx" module by interp.c */
 extern PyType_Spec  ngx_http_wsgi_input_spec;
 extern PyType_Spec  ngx_http_wsgi_errors_spec;
 extern PyType_Spec  ngx_http_wsgi_start_response_spec;
@@ -744,8 +702,6 @@ ngx_http_wsgi_forked_check(ngx_log_t *log)
     }
 }
 
-
-/* us, monotonic: a step's and a runner's times */
 
 static ngx_inline uint64_t
 ngx_http_wsgi_thread_clock(void)

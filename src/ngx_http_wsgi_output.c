@@ -1,11 +1,7 @@
 
 /*
- * nginx mod_wsgi: a step's body output as nginx output.
- *
- * Its chunks become buffers passed to the output filters, each pointing
- * at the bytes object (or the file) the chunk holds, which stays pinned
- * until nginx has sent it.  The status and headers go out from
- * ngx_http_wsgi_header.c.
+ * nginx mod_wsgi: a step's body output as nginx output: buffers that point
+ * at the bytes objects (or files) of its chunks, pinned until sent.
  */
 
 
@@ -17,11 +13,6 @@ static ngx_int_t ngx_http_wsgi_send_file(ngx_http_wsgi_ctx_t *ctx,
 static ngx_int_t ngx_http_wsgi_close_file(ngx_http_request_t *r,
     ngx_fd_t fd);
 
-
-/*
- * Passes the step's chunks to the output filters, each buffer pointing at
- * its bytes object, which stays pinned until nginx has sent it.
- */
 
 ngx_int_t
 ngx_http_wsgi_send_body(ngx_http_wsgi_ctx_t *ctx, ngx_uint_t last)
@@ -143,10 +134,7 @@ ngx_http_wsgi_send_body(ngx_http_wsgi_ctx_t *ctx, ngx_uint_t last)
 }
 
 
-/*
- * A file chunk: nginx sends the range itself (sendfile, aio, output_buffers
- * and the filters apply); the descriptor is closed with the request.
- */
+/* a file range nginx sends itself; the descriptor closes with the request */
 
 static ngx_int_t
 ngx_http_wsgi_send_file(ngx_http_wsgi_ctx_t *ctx,

@@ -42,10 +42,7 @@ static ngx_http_wsgi_sample_t  ngx_http_wsgi_looked;
 ngx_uint_t                   ngx_http_wsgi_yields;
 
 
-/*
- * an unprivileged thread comes back from SCHED_IDLE only as far as
- * RLIMIT_NICE lets it: the master raises it to the workers' nice value
- */
+/* RLIMIT_NICE bounds the way back from SCHED_IDLE: the master raises it */
 
 ngx_int_t
 ngx_http_wsgi_priority_init_module(ngx_cycle_t *cycle,
@@ -172,10 +169,7 @@ ngx_http_wsgi_priority_restart(void)
 }
 
 
-/*
- * Whether busy runners compute (another one would only wait for the GIL)
- * rather than block; unknown at a first look: the caller looks again.
- */
+/* busy runners compute rather than block; unknown at a first look */
 
 ngx_uint_t
 ngx_http_wsgi_priority_computing(uint64_t now)
@@ -203,10 +197,7 @@ ngx_http_wsgi_priority_computing(uint64_t now)
     } else if (++ngx_http_wsgi_sampled_calm >= 2
                && ngx_http_wsgi_priority_running())
     {
-        /*
-         * CPU time a runner did not get (another process, a hypervisor)
-         * must not look like time it did not want
-         */
+        /* CPU stolen (another process, a hypervisor) is not time unwanted */
 
         ngx_http_wsgi_sampled_calm = 0;
     }
@@ -287,11 +278,7 @@ ngx_http_wsgi_priority_running(void)
 }
 
 
-/*
- * "auto": runners of long computing steps go to SCHED_IDLE, to give way
- * at once to the event loop on their CPU; short steps keep the normal
- * policy, as yielding at once would cost a switch per event.
- */
+/* "auto": long computing steps yield to the loop, short ones would thrash */
 
 void
 ngx_http_wsgi_priority_yield(ngx_http_wsgi_sched_t *sched)
@@ -359,10 +346,7 @@ ngx_http_wsgi_priority_yield(ngx_http_wsgi_sched_t *sched)
 }
 
 
-/*
- * What the pool threads used since the previous look, and what the event
- * loop left them ("avail").  NGX_DECLINED at the first look.
- */
+/* the pools' CPU time since the last look, and what the loop left them */
 
 static ngx_int_t
 ngx_http_wsgi_priority_sample(ngx_http_wsgi_sample_t *sample, uint64_t now,

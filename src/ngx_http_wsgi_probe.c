@@ -1,11 +1,8 @@
 
 /*
- * nginx mod_wsgi: the probe of an application whose import crashed.
- *
- * When its delay is over, the import of a contained application
- * (crash.c) is tried again in a process of its own rather than in a
- * worker: a script that still crashes kills that process, and the probe
- * writes how it ended where the workers look.
+ * nginx mod_wsgi: the probe of an application whose import crashed: the
+ * import is tried again in a process of its own, which a crash kills
+ * instead of a worker.
  */
 
 
@@ -24,10 +21,8 @@ static void ngx_http_wsgi_probe_process(ngx_http_wsgi_app_t *app,
 
 
 /*
- * The probe: a process forked from the worker, on the event loop, holding
- * the GIL as os.fork() does.  It forks the process that imports the
- * script, which dies if the import crashes, and writes how that one ended
- * to the zone.  The worker keeps serving; nothing of the worker dies.
+ * Forked from the worker on the event loop, holding the GIL as os.fork()
+ * does; it forks the process that imports, and writes how that one ended.
  */
 
 ngx_pid_t
@@ -94,10 +89,7 @@ ngx_http_wsgi_probe_process(ngx_http_wsgi_app_t *app,
 
     (void) signal(SIGCHLD, SIG_DFL);
 
-    /*
-     * The worker's sockets: a connection the worker closes must not stay
-     * open in here for its client, nor a listening socket for new ones
-     */
+    /* the worker's sockets must not stay open in here */
 
     ls = ngx_cycle->listening.elts;
     for (i = 0; i < ngx_cycle->listening.nelts; i++) {

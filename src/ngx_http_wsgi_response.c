@@ -11,14 +11,11 @@
 
 
 /*
- * ngx.StartResponse: the start_response callable of one request.
- * Created by the call step, owned by the context; the application may keep
- * references.  Expires (ctx = NULL) when its request is closed: afterwards
- * calling it or its write() raises RuntimeError.
- *
- * The write() it returns and environ["ngx.client_connected"] are small
- * objects of their own that reference it; it references nothing, so none
- * of the three can be part of a cycle and none needs the cyclic GC.
+ * ngx.StartResponse: one request's start_response, created by the call
+ * step, owned by the context; expires (ctx = NULL) when the request is
+ * closed, after which it and its write() raise RuntimeError.  write() and
+ * ngx.client_connected reference it and it references nothing: no cycle,
+ * no cyclic GC.
  */
 
 typedef struct {
@@ -140,8 +137,6 @@ ngx_http_wsgi_start_response_new(ngx_http_wsgi_ctx_t *ctx)
     return (PyObject *) sr;
 }
 
-
-/* environ["ngx.client_connected"] */
 
 PyObject *
 ngx_http_wsgi_start_response_connected(PyObject *sr)

@@ -1,12 +1,8 @@
 
 /*
- * nginx mod_wsgi: the request's snapshot, the nginx side of the environ.
- *
- * On the event loop, before the first step, the request's CGI variables,
- * headers, wsgi_var values and body segments are copied into the request
- * pool as ngx_http_wsgi_snapshot_t; the Python side (environ.c) turns it
- * into the environ dict.  The converters in between work on plain memory
- * and know nothing of the request.
+ * nginx mod_wsgi: the request's snapshot, the nginx side of the environ,
+ * copied on the event loop before the first step.  The converters work on
+ * plain memory and know nothing of the request.
  */
 
 
@@ -73,9 +69,8 @@ ngx_http_wsgi_env_key(ngx_uint_t known)
 
 
 /*
- * "Accept-Encoding" -> "HTTP_ACCEPT_ENCODING"; dst has len + 5 bytes.
- * Returns 0 for names a CGI variable cannot carry unambiguously (an
- * underscore would let "X_Foo" pose as "X-Foo").
+ * "Accept-Encoding" -> "HTTP_ACCEPT_ENCODING", dst of len + 5 bytes; 0 for
+ * a name with "_", which would let "X_Foo" pose as "X-Foo".
  */
 
 size_t
@@ -110,11 +105,7 @@ ngx_http_wsgi_header_key(u_char *dst, u_char *name, size_t len)
 }
 
 
-/*
- * Splits the decoded path at the mount point: "/app" mounts "/app" and
- * "/app/x", not "/application".  Returns the length of SCRIPT_NAME; the
- * rest of the path is PATH_INFO.
- */
+/* SCRIPT_NAME's length: "/app" mounts "/app" and "/app/x", not "/appx" */
 
 size_t
 ngx_http_wsgi_script_name(u_char *uri, size_t len, u_char *mount,

@@ -156,8 +156,6 @@ ngx_http_wsgi_spool_discard(ngx_http_wsgi_ctx_t *ctx)
 }
 
 
-/* the spool becomes output */
-
 void
 ngx_http_wsgi_spool_flush(ngx_http_wsgi_ctx_t *ctx)
 {

@@ -1,13 +1,8 @@
 
 /*
- * nginx mod_wsgi: execution steps.
- *
- * A step is the unit of Python work the nginx side asks for: call the
- * application, produce the next batch of body chunks, or close.  A step
- * runs on whichever thread the nginx side chose, takes the GIL itself,
- * reads only the request snapshot and leaves its results in the context.
- * Exceptions never leave a step: they are logged and mark the context
- * failed.
+ * nginx mod_wsgi: execution steps, the Python work the nginx side asks
+ * for.  A step takes the GIL, reads only the snapshot, leaves its results
+ * in the context and logs every exception.
  */
 
 
@@ -96,12 +91,9 @@ ngx_http_wsgi_step_exec(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e step)
 
 
 /*
- * Back from the application (its call, a next(), close()): a thread it
- * started and that still waits for the event loop on behalf of the
- * request (write(), wsgi.input, on a pool), while the event loop may be
- * sending the output or filling the body, is let finish before the step
- * touches them.  Until the step calls the application again, no other
- * thread may start such a wait (write(), ngx_http_wsgi_input_stream()).
+ * Back from the application: a thread it started that still waits for the
+ * event loop for this request is let finish before the step touches the
+ * output or body; none may start such a wait until the next call.
  */
 
 static void
@@ -169,8 +161,6 @@ ngx_http_wsgi_step_call(ngx_http_wsgi_ctx_t *ctx)
 
     ngx_http_wsgi_step_back(ctx);
 
-    /* the application keeps environ if it wants to */
-
     Py_CLEAR(environ);
 
     if (result == NULL) {
@@ -205,10 +195,7 @@ ngx_http_wsgi_step_call(ngx_http_wsgi_ctx_t *ctx)
         && (PyList_CheckExact(ctx->iterable)
             || PyTuple_CheckExact(ctx->iterable)))
     {
-        /*
-         * The whole body is known: its length goes with it, and keeps an
-         * HTTP/1.0 keep-alive connection open (PEP 3333 allows this).
-         */
+        /* the whole body is known: its length keeps HTTP/1.0 keep-alive */
 
         ctx->add_length = ctx->produced;
 
@@ -240,8 +227,6 @@ ngx_http_wsgi_step_call(ngx_http_wsgi_ctx_t *ctx)
         }
     }
 
-    /* lists and tuples are walked by index, without an iterator */
-
     if (!PyList_CheckExact(ctx->iterable)
         && !PyTuple_CheckExact(ctx->iterable))
     {
@@ -270,11 +255,7 @@ failed:
 }
 
 
-/*
- * The application returned wsgi.file_wrapper of a real file: nginx sends
- * the file itself (sendfile, aio, output_buffers and the filters apply),
- * from the file's current position, no more than the Content-Length.
- */
+/* nginx sends a real file itself, from its position, up to the length */
 
 static void
 ngx_http_wsgi_step_file(ngx_http_wsgi_ctx_t *ctx)
@@ -320,7 +301,6 @@ ngx_http_wsgi_step_iterate(ngx_http_wsgi_ctx_t *ctx)
     uint64_t     start;
 
     if (ctx->body == NGX_HTTP_WSGI_BODY_DONE) {
-        /* wsgi.file_wrapper of a real file: nothing to iterate */
         return;
     }
 
@@ -349,11 +329,9 @@ ngx_http_wsgi_step_iterate(ngx_http_wsgi_ctx_t *ctx)
     for ( ;; ) {
 
         /*
-         * Give the output to nginx when there is enough of it, when the
-         * headers have just become final (they go out at once, with the
-         * first chunk), and before asking a slow producer for more.  All
-         * of it is held back for multipart ranges, and with output
-         * buffering only a full buffer goes.
+         * Output goes to nginx when there is enough, when the headers just
+         * became final, and before asking a slow producer for more; held
+         * back for multipart ranges, and with output buffering until full.
          */
 
         if (!ctx->spool_all) {
@@ -414,7 +392,6 @@ ngx_http_wsgi_step_iterate(ngx_http_wsgi_ctx_t *ctx)
         Py_DECREF(item);
 
         if (ctx->body == NGX_HTTP_WSGI_BODY_DONE) {
-            /* Content-Length reached */
             goto done;
         }
     }
@@ -446,11 +423,7 @@ done:
 }
 
 
-/*
- * Validates a body chunk from the iterable or from write() and appends it to
- * the step's output.  Exact bytes are kept as they are; other bytes-like
- * objects may change after they were handed over, so they are copied.
- */
+/* exact bytes are kept; other bytes-like objects may change: copied */
 
 ngx_int_t
 ngx_http_wsgi_step_chunk(ngx_http_wsgi_ctx_t *ctx, PyObject *item,
@@ -491,10 +464,8 @@ ngx_http_wsgi_step_chunk(ngx_http_wsgi_ctx_t *ctx, PyObject *item,
         Py_DECREF(bytes);
 
         /*
-         * PEP 3333: the headers wait for the first non-empty item, so that
-         * an exception still gets a 500.  wsgi_optimize_send_headers makes
-         * an empty item after start_response() final, as its way to stop
-         * before the body.
+         * PEP 3333: headers wait for a non-empty item, so an exception still
+         * gets a 500; wsgi_optimize_send_headers sends them on an empty one.
          */
 
         if (ctx->optimize_send_headers
@@ -575,11 +546,9 @@ ngx_http_wsgi_step_output(ngx_http_wsgi_ctx_t *ctx, PyObject *obj,
     }
 
     /*
-     * Small chunks that follow each other are copied together into a
-     * buffer of our own, which nobody else sees until nginx has sent it,
-     * so that many tiny strings do not cost a buffer (and an iovec) each.
-     * A small chunk on its own goes as it is.  With output buffering,
-     * every chunk smaller than wsgi_buffer_size is small.
+     * Small chunks in a row are copied into a buffer of our own, so tiny
+     * strings do not cost a buffer and an iovec each; with output
+     * buffering, every chunk under wsgi_buffer_size is small.
      */
 
     if (ctx->output_buffering) {
@@ -599,8 +568,6 @@ ngx_http_wsgi_step_output(ngx_http_wsgi_ctx_t *ctx, PyObject *obj,
             && out->size + size <= cap)
         {
             if (!out->coalesce) {
-
-                /* the second small chunk in a row: a buffer for them */
 
                 buf = PyBytes_FromStringAndSize(NULL, cap);
                 if (buf == NULL) {
@@ -711,11 +678,7 @@ ngx_http_wsgi_step_output_file(ngx_http_wsgi_ctx_t *ctx, ngx_fd_t fd,
 }
 
 
-/*
- * Calls close() of the iterable, once, and expires the request's objects.
- * An exception in close() is logged and changes nothing else: the response
- * is what the application produced.
- */
+/* an exception in close() is logged and changes nothing else */
 
 static void
 ngx_http_wsgi_step_close(ngx_http_wsgi_ctx_t *ctx)
@@ -803,15 +766,9 @@ ngx_http_wsgi_step_close(ngx_http_wsgi_ctx_t *ctx)
 
 
 /*
- * The one release path of pins: the objects whose bytes nginx buffers
- * point into (sent or discarded output, a closed request's status and
- * headers).  The nginx side never drops a pin where it lets the bytes go,
- * as it may not hold the GIL there: it moves the pin to ctx->release, and
- * from the request's cleanup to a list that outlives the request pool.
- * Only a thread that already holds the GIL calls this: the request's next
- * step, its cleanup step, a runner taking the lists of a pool, the event
- * loop at the end of an inline round, and the fallbacks of
- * ngx_http_wsgi_step_release_objs(), which take the GIL for it.
+ * The one release path of pins.  The nginx side may not hold the GIL where
+ * it lets bytes go, so it moves their pins to ctx->release (then to a list
+ * that outlives the request pool); only threads holding the GIL call this.
  */
 
 void
@@ -848,10 +805,7 @@ ngx_http_wsgi_step_release_objs(PyObject **objs, ngx_uint_t n)
 }
 
 
-/*
- * The end of the request: the nginx side has moved every pin it still had
- * to ctx->release.  Runs on a thread that may take the GIL.
- */
+/* every pin the nginx side still had is in ctx->release by now */
 
 void
 ngx_http_wsgi_step_cleanup(ngx_http_wsgi_ctx_t *ctx)
@@ -906,12 +860,7 @@ ngx_http_wsgi_step_cleanup(ngx_http_wsgi_ctx_t *ctx)
 }
 
 
-/*
- * A process the application forked (os.fork()) and that came back from the
- * application instead of exiting or exec()ing: it has a copy of the
- * worker, its connections and the master's channel, and must not run any
- * of it.  Nothing of the worker's is released: the parent still owns it.
- */
+/* a forked process back from the app runs and releases nothing of the worker */
 
 void
 ngx_http_wsgi_forked_exit(ngx_log_t *log)

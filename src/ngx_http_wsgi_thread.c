@@ -1,12 +1,9 @@
 
 /*
- * nginx mod_wsgi: execution steps on nginx thread pools.
- *
- * Steps wait in a queue per pool, taken by "runners": thread tasks that
- * run queued steps until there are none.  Only one thread runs Python at
- * a time, so a runner is added only when there is none, or when the
- * oldest step has waited STALE us for busy runners that are blocked.
- * Steps come back to the event loop through the channel (channel.c).
+ * nginx mod_wsgi: execution steps on nginx thread pools.  Steps wait in a
+ * queue per pool, taken by "runners", thread tasks that run queued steps
+ * until there are none.  Only one thread runs Python at a time, so a runner
+ * is added only when there is none or the busy ones block.
  *
  * A step (its ctx), from the event loop to a pool thread and back:
  *
@@ -87,9 +84,8 @@ ngx_http_wsgi_thread_init(ngx_cycle_t *cycle, ngx_http_wsgi_main_conf_t *wmcf)
 
 
 /*
- * glibc trims a heap's top past M_TRIM_THRESHOLD, which rises only once an
- * mmap()ed block is freed: without that, the bodies a runner frees each
- * round would be trimmed and faulted in again at the next one.
+ * glibc's trim threshold rises only once an mmap()ed block is freed:
+ * without that, the bodies a runner frees would be trimmed each round.
  */
 
 static void
@@ -191,8 +187,6 @@ ngx_http_wsgi_sched_kick_handler(ngx_event_t *ev)
 }
 
 
-/* a runner is added when there is none, or when the busy ones block */
-
 static void
 ngx_http_wsgi_sched_kick(ngx_http_wsgi_sched_t *sched)
 {
@@ -249,10 +243,7 @@ ngx_http_wsgi_sched_kick(ngx_http_wsgi_sched_t *sched)
 
     if ((taken || need) && sched->queued && sched->busy == 0) {
 
-        /*
-         * an idle pool often finishes the round's steps by the next round:
-         * the event loop looks once without sleeping or an eventfd write
-         */
+        /* an idle pool often finishes by the next round: look once, no sleep */
 
         ngx_http_wsgi_channel_armed = 0;
         look = 1;
@@ -265,19 +256,15 @@ ngx_http_wsgi_sched_kick(ngx_http_wsgi_sched_t *sched)
     }
 
     /*
-     * After the unlock, so that the runner does not block on the mutex.
-     * A semaphore: pthread_cond_signal() may wait for a runner woken
-     * earlier, which may wait for the CPU behind a busy Python thread.
+     * After the unlock, so the runner does not block on the mutex; a
+     * semaphore, as pthread_cond_signal() may wait for an earlier runner.
      */
 
     for (n = 0; n < wake; n++) {
         (void) sem_post(&sched->wake);
     }
 
-    /*
-     * a runner woken on the event loop's CPU has usually finished by now:
-     * its responses go while their data is in the cache
-     */
+    /* a runner woken on our CPU is usually done: send while data is cached */
 
     if (look && wake) {
         ngx_http_wsgi_channel_look_now();
@@ -534,10 +521,9 @@ ngx_http_wsgi_runner_handler(void *data, ngx_log_t *log)
         if (ctx == NULL && rel == NULL) {
 
             /*
-             * Linger: the next step is often on its way, and a signal is
-             * cheaper than a new task.  The event loop retires idle
-             * runners; LINGER_MAX is for a worker that exits without
-             * telling them.
+             * Linger: the next step is often on its way.  The event loop
+             * retires idle runners; LINGER_MAX is for a worker that exits
+             * without telling them.
              */
 
             if (!lingered && !sched->retire && !ngx_terminate
@@ -579,10 +565,7 @@ ngx_http_wsgi_runner_handler(void *data, ngx_log_t *log)
 
         lingered = 0;
 
-        /*
-         * The releases first: this round's bodies then reuse the memory
-         * of the last round's, still in the cache.
-         */
+        /* releases first: this round's bodies reuse that memory, cached */
 
         if (rel) {
             (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
@@ -661,10 +644,7 @@ ngx_http_wsgi_runner_event_handler(ngx_event_t *ev)
 
     ngx_queue_remove(&runner->queue);
 
-    /*
-     * Unless the pool thread already runs another runner that yields (it
-     * took that one before this event got here).
-     */
+    /* unless the pool thread already took another runner that yields */
 
     (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
 
@@ -733,10 +713,7 @@ ngx_http_wsgi_sched_alive_handler(ngx_event_t *ev)
 }
 
 
-/*
- * The request pool that listed the objects is gone by the time a runner
- * gets to them: they travel in a copy.
- */
+/* the request pool that listed them may be gone: they travel in a copy */
 
 void
 ngx_http_wsgi_thread_release(ngx_thread_pool_t *tp, PyObject **objs,
