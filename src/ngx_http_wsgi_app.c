@@ -143,7 +143,7 @@ ngx_http_wsgi_app_get(ngx_http_wsgi_app_t *app, ngx_log_t *log)
 static PyObject *
 ngx_http_wsgi_app_import(ngx_http_wsgi_app_t *app, ngx_log_t *log)
 {
-    PyObject   *before, *module, *type, *value, *tb;
+    PyObject   *before, *module, *exc;
     ngx_int_t   n;
 
     /* borrowed */
@@ -163,13 +163,13 @@ ngx_http_wsgi_app_import(ngx_http_wsgi_app_t *app, ngx_log_t *log)
         return module;
     }
 
-    PyErr_Fetch(&type, &value, &tb);
+    exc = ngx_http_wsgi_exception_get();
 
     n = ngx_http_wsgi_app_undo(before, log);
 
     Py_DECREF(before);
 
-    PyErr_Restore(type, value, tb);
+    ngx_http_wsgi_exception_set(exc);
 
     ngx_http_wsgi_log_exception(log, "failed to load script \"%s\", its "
                                 "import will be retried by the next request",

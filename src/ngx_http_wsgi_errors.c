@@ -655,7 +655,7 @@ ngx_http_wsgi_log_exception(ngx_log_t *log, const char *fmt, ...)
 {
     u_char      *p, *last, *nl;
     va_list      args;
-    PyObject    *type, *value, *tb, *tb_module, *lines, *text, *sep;
+    PyObject    *exc, *tb_module, *lines, *text, *sep;
     Py_ssize_t   len;
     u_char       msg[NGX_MAX_ERROR_STR];
 
@@ -665,16 +665,10 @@ ngx_http_wsgi_log_exception(ngx_log_t *log, const char *fmt, ...)
 
     ngx_log_error(NGX_LOG_ERR, log, 0, "wsgi: %*s", p - msg, msg);
 
-    PyErr_Fetch(&type, &value, &tb);
+    exc = ngx_http_wsgi_exception_get();
 
-    if (type == NULL) {
+    if (exc == NULL) {
         return;
-    }
-
-    PyErr_NormalizeException(&type, &value, &tb);
-
-    if (tb && value) {
-        PyException_SetTraceback(value, tb);
     }
 
     tb_module = NULL;
@@ -687,9 +681,7 @@ ngx_http_wsgi_log_exception(ngx_log_t *log, const char *fmt, ...)
         goto failed;
     }
 
-    lines = PyObject_CallMethod(tb_module, "format_exception", "OOO", type,
-                                value ? value : Py_None,
-                                tb ? tb : Py_None);
+    lines = PyObject_CallMethod(tb_module, "format_exception", "O", exc);
     if (lines == NULL) {
         goto failed;
     }
@@ -735,7 +727,5 @@ done:
     Py_XDECREF(sep);
     Py_XDECREF(lines);
     Py_XDECREF(tb_module);
-    Py_DECREF(type);
-    Py_XDECREF(value);
-    Py_XDECREF(tb);
+    Py_DECREF(exc);
 }

@@ -5,7 +5,6 @@
 
 
 #include "ngx_http_wsgi_module.h"
-#include <structmember.h>
 
 
 /*
@@ -26,6 +25,10 @@ static PyObject *ngx_http_wsgi_file_wrapper_new(PyTypeObject *type,
 static PyObject *ngx_http_wsgi_file_wrapper_iternext(PyObject *self);
 static PyObject *ngx_http_wsgi_file_wrapper_close(PyObject *self,
     PyObject *unused);
+static PyObject *ngx_http_wsgi_file_wrapper_get_filelike(PyObject *self,
+    void *closure);
+static PyObject *ngx_http_wsgi_file_wrapper_get_blksize(PyObject *self,
+    void *closure);
 static int ngx_http_wsgi_file_wrapper_traverse(PyObject *self,
     visitproc visit, void *arg);
 static int ngx_http_wsgi_file_wrapper_clear(PyObject *self);
@@ -39,12 +42,11 @@ static PyMethodDef  ngx_http_wsgi_file_wrapper_methods[] = {
 };
 
 
-static PyMemberDef  ngx_http_wsgi_file_wrapper_members[] = {
-    { "filelike", T_OBJECT, offsetof(ngx_http_wsgi_file_wrapper_t, filelike),
-      READONLY, NULL },
-    { "blksize", T_PYSSIZET, offsetof(ngx_http_wsgi_file_wrapper_t, blksize),
-      READONLY, NULL },
-    { NULL, 0, 0, 0, NULL }
+static PyGetSetDef  ngx_http_wsgi_file_wrapper_getset[] = {
+    { "filelike", ngx_http_wsgi_file_wrapper_get_filelike, NULL, NULL,
+      NULL },
+    { "blksize", ngx_http_wsgi_file_wrapper_get_blksize, NULL, NULL, NULL },
+    { NULL, NULL, NULL, NULL, NULL }
 };
 
 
@@ -53,7 +55,7 @@ static PyType_Slot  ngx_http_wsgi_file_wrapper_slots[] = {
     { Py_tp_iter, PyObject_SelfIter },
     { Py_tp_iternext, ngx_http_wsgi_file_wrapper_iternext },
     { Py_tp_methods, ngx_http_wsgi_file_wrapper_methods },
-    { Py_tp_members, ngx_http_wsgi_file_wrapper_members },
+    { Py_tp_getset, ngx_http_wsgi_file_wrapper_getset },
     { Py_tp_traverse, ngx_http_wsgi_file_wrapper_traverse },
     { Py_tp_clear, ngx_http_wsgi_file_wrapper_clear },
     { Py_tp_dealloc, ngx_http_wsgi_file_wrapper_dealloc },
@@ -103,6 +105,24 @@ ngx_http_wsgi_file_wrapper_new(PyTypeObject *type, PyObject *args,
     fw->blksize = blksize;
 
     return (PyObject *) fw;
+}
+
+
+static PyObject *
+ngx_http_wsgi_file_wrapper_get_filelike(PyObject *self, void *closure)
+{
+    ngx_http_wsgi_file_wrapper_t *fw = (ngx_http_wsgi_file_wrapper_t *) self;
+
+    return Py_NewRef(fw->filelike ? fw->filelike : Py_None);
+}
+
+
+static PyObject *
+ngx_http_wsgi_file_wrapper_get_blksize(PyObject *self, void *closure)
+{
+    ngx_http_wsgi_file_wrapper_t *fw = (ngx_http_wsgi_file_wrapper_t *) self;
+
+    return PyLong_FromSsize_t(fw->blksize);
 }
 
 

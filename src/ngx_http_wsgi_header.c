@@ -220,7 +220,10 @@ ngx_http_wsgi_hop_by_hop(u_char *p, size_t len)
 static ngx_int_t
 ngx_http_wsgi_latin1(PyObject *s, u_char **data, size_t *len)
 {
-    if (PyUnicode_READY(s) != 0) {
+    *data = NULL;
+    *len = 0;
+
+    if (ngx_http_wsgi_str_ready(s) != 0) {
         return NGX_ERROR;
     }
 

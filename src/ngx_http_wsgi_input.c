@@ -404,11 +404,9 @@ ngx_http_wsgi_input_read(PyObject *self, PyObject *args)
     }
 
     if (size) {
-        if (_PyBytes_Resize(&bytes, p - (u_char *) PyBytes_AS_STRING(bytes))
-            != 0)
-        {
-            return NULL;
-        }
+        /* what was read, in a bytes of its size */
+        Py_SETREF(bytes, PyBytes_FromStringAndSize(PyBytes_AS_STRING(bytes),
+                             p - (u_char *) PyBytes_AS_STRING(bytes)));
     }
 
     return bytes;

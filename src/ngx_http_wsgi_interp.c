@@ -236,7 +236,8 @@ ngx_http_wsgi_python_enter(void)
     ts = ngx_http_wsgi_tstate;
 
     if (ts == NULL) {
-        ts = PyThreadState_New(ngx_http_wsgi_interp->main->interp);
+        ts = PyThreadState_New(
+                 PyThreadState_GetInterpreter(ngx_http_wsgi_interp->main));
         ngx_http_wsgi_tstate = ts;
     }
 

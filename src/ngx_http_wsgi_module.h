@@ -714,4 +714,63 @@ ngx_http_wsgi_thread_clock(void)
 }
 
 
+/*
+ * Python 3.11 to 3.13: the one place where their C APIs differ.  3.12
+ * holds the raised exception as one object (the type, value, traceback
+ * triple is deprecated) and has no legacy str that needs making ready.
+ */
+
+#if (PY_VERSION_HEX >= 0x030C0000)
+
+#define ngx_http_wsgi_exception_get()   PyErr_GetRaisedException()
+#define ngx_http_wsgi_exception_set(e)  PyErr_SetRaisedException(e)
+#define ngx_http_wsgi_str_ready(s)      0
+
+#else
+
+/* the exception raised, normalized, with its traceback; or NULL */
+
+static ngx_inline PyObject *
+ngx_http_wsgi_exception_get(void)
+{
+    PyObject  *type, *value, *tb;
+
+    PyErr_Fetch(&type, &value, &tb);
+
+    if (type == NULL) {
+        return NULL;
+    }
+
+    PyErr_NormalizeException(&type, &value, &tb);
+
+    if (value != NULL && tb != NULL) {
+        (void) PyException_SetTraceback(value, tb);
+    }
+
+    Py_DECREF(type);
+    Py_XDECREF(tb);
+
+    return value;
+}
+
+
+/* raises exc, a reference it steals; NULL clears */
+
+static ngx_inline void
+ngx_http_wsgi_exception_set(PyObject *exc)
+{
+    if (exc == NULL) {
+        PyErr_Restore(NULL, NULL, NULL);
+        return;
+    }
+
+    PyErr_Restore(Py_NewRef((PyObject *) Py_TYPE(exc)), exc,
+                  PyException_GetTraceback(exc));
+}
+
+#define ngx_http_wsgi_str_ready(s)      PyUnicode_READY(s)
+
+#endif
+
+
 #endif /* _NGX_HTTP_WSGI_MODULE_H_INCLUDED_ */

@@ -214,7 +214,8 @@ ngx_http_wsgi_start_response_call(PyObject *self, PyObject *const *args,
                                          self;
 
     off_t                    length;
-    PyObject                *argv[3], *status, *headers, *exc_info, *block;
+    PyObject                *argv[3], *status, *headers, *exc_info, *block,
+                            *exc, *tb;
     PyObject                *name;
     Py_ssize_t               i, k, nargs, nkw;
     ngx_uint_t               nheaders;
@@ -299,9 +300,22 @@ ngx_http_wsgi_start_response_call(PyObject *self, PyObject *const *args,
 
             /* the headers are out: PEP 3333 says re-raise */
 
-            PyErr_Restore(Py_NewRef(PyTuple_GET_ITEM(exc_info, 0)),
-                          Py_NewRef(PyTuple_GET_ITEM(exc_info, 1)),
-                          Py_NewRef(PyTuple_GET_ITEM(exc_info, 2)));
+            /* borrowed */
+            exc = PyTuple_GET_ITEM(exc_info, 1);
+            tb = PyTuple_GET_ITEM(exc_info, 2);
+
+            if (!PyExceptionInstance_Check(exc)) {
+                PyErr_Format(PyExc_TypeError, "start_response() argument 3 "
+                             "must hold an exception, not %.200s",
+                             Py_TYPE(exc)->tp_name);
+                return NULL;
+            }
+
+            if (tb != Py_None && PyException_SetTraceback(exc, tb) != 0) {
+                return NULL;
+            }
+
+            ngx_http_wsgi_exception_set(Py_NewRef(exc));
             return NULL;
         }
 

@@ -66,6 +66,16 @@ def test_exc_info_after_first_chunk_reraises_and_cuts(nginx):
     assert srv.wait_log(r"\[error\].*wsgi: .*late-failure"), srv.logs_tail()
 
 
+def test_exc_info_without_an_exception_after_headers_is_a_type_error(nginx):
+    # (None, None, None), what sys.exc_info() gives outside an except
+    # block, has nothing to re-raise
+    srv = start(nginx)
+    r = srv.get("/exc_info_bad_after")
+    assert r.status == 200, r
+    assert r.body == (b"first;TypeError: start_response() argument 3 must "
+                      b"hold an exception, not NoneType"), r
+
+
 # -- write() -----------------------------------------------------------------
 
 
@@ -395,6 +405,7 @@ def test_file_wrapper_blksize(nginx):
             {"path": path, "mode": "custom", "blksize": blksize}))
         assert r.status == 200, r
         assert r.body == data[100:], blksize
+        assert r.header("X-Wrapper") == f"{blksize} True", r
 
 
 def test_header_strs_checked_once_stay_checked_for_their_role(nginx):

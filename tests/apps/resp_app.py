@@ -72,6 +72,22 @@ def exc_info_after(environ, start_response):
     return gen()
 
 
+def exc_info_bad_after(environ, start_response):
+    start_response("200 OK", TEXT)
+
+    def gen():
+        yield b"first;"
+        try:
+            start_response("500 Internal Server Error", TEXT,
+                           (None, None, None))
+        except TypeError as e:
+            yield b"TypeError: " + str(e).encode()
+        else:
+            yield b"not raised"
+
+    return gen()
+
+
 # -- write() ------------------------------------------------------------------
 
 def write_only(environ, start_response):
@@ -292,6 +308,7 @@ def ok(environ, start_response):
 ROUTES = {
     "/exc_info_before": exc_info_before,
     "/exc_info_after": exc_info_after,
+    "/exc_info_bad_after": exc_info_bad_after,
     "/write_only": write_only,
     "/write_list": write_list,
     "/write_gen": write_gen,

@@ -63,10 +63,16 @@ def application(environ, start_response):
             f = ReadOnly(data)
             f.read(100)
     LAST["f"] = f
-    start_response("200 OK", [("Content-Type", "application/octet-stream")])
     if q.get("blksize"):
-        return environ["wsgi.file_wrapper"](f, int(q["blksize"]))
-    return environ["wsgi.file_wrapper"](f)
+        w = environ["wsgi.file_wrapper"](f, int(q["blksize"]))
+    else:
+        w = environ["wsgi.file_wrapper"](f)
+    # the wrapper's attributes, when it is the server's own
+    attrs = "%s %s" % (getattr(w, "blksize", "-"),
+                       getattr(w, "filelike", None) is f)
+    start_response("200 OK", [("Content-Type", "application/octet-stream"),
+                              ("X-Wrapper", attrs)])
+    return w
 
 
 validated = wsgiref.validate.validator(application)
