@@ -4,8 +4,10 @@
 #   make                 build build/ngx_http_wsgi_module.so (gcc)
 #   make run [APP=...]   serve examples/hello.wsgi (or APP) on 127.0.0.1:8080
 #   make test            deps, gcc and clang builds, style check, pytest,
-#                        sanitize, fuzz-short
+#                        test-py3x, sanitize, fuzz-short
 #   make sanitize        a part of the tests on an ASan and UBSan build
+#   make test-py3x       a smoke subset of the tests on Python 3.12 and 3.13
+#                        (pyenv's builds), when the machine has them
 #   make fuzz            the converters under libFuzzer for FUZZ_TIME s
 #                        (fuzz-short: 20 s); docs/testing.md
 #   make bench           benchmarks (bench/README.md), not part of the tests
@@ -26,21 +28,23 @@ WSGI_LDFLAGS =  -Wl,-z,relro -Wl,-z,now -fPIC
 
 SOURCES =       config $(wildcard src/*.c src/*.h)
 
-.PHONY: all deps run test test-python clang sanitize fuzz fuzz-short style \
-        bench clean
+.PHONY: all deps run test test-python test-py3x clang sanitize fuzz \
+        fuzz-short style bench clean
 
 all: deps $(BUILD)/ngx_http_wsgi_module.so
 
 deps:
 	@tools/deps.sh
 
-# $(1): build directory, $(2): compiler, $(3): more compiler flags
+# $(1): build directory, $(2): compiler, $(3): more compiler flags,
+# $(4): the python3.X-config of another Python than config's default
 define ngx_wsgi_build
-$(1)/nginx/objs/Makefile: config Makefile
+$(1)/nginx/objs/Makefile: config Makefile $(4)
 	rm -rf $(1)/nginx
 	mkdir -p $(1)
 	cp -r $(NGX_SRC) $(1)/nginx
-	. $(NGX_SRC)/conf_flags; cd $(1)/nginx && ./configure \
+	. $(NGX_SRC)/conf_flags; cd $(1)/nginx && \
+	    $(if $(4),NGX_WSGI_PYTHON_CONFIG=$(4)) ./configure \
 	    "$$$${NGX_CONF_FLAGS[@]}" --with-cc=$(2) \
 	    --with-cc-opt='$(WSGI_CFLAGS) $(3)' --with-ld-opt='$(WSGI_LDFLAGS)' \
 	    --add-dynamic-module=$(CURDIR) > ../configure.log 2>&1 \
@@ -85,7 +89,7 @@ style:
 run: all
 	tools/run.sh $(CURDIR)/$(BUILD)/ngx_http_wsgi_module.so "$(APP)" $(PORT)
 
-test: all clang style test-python sanitize fuzz-short
+test: all clang style test-python test-py3x sanitize fuzz-short
 
 # the suite runs twice: on the thread pool (the default) with the release
 # build, and inline with the clang build and its CPython asserts.  Each run
@@ -106,6 +110,53 @@ test-python:
 	$(INLINE) $(PYTEST) -n $(PYTEST_JOBS) -m "not serial" tests \
 	    $(PYTEST_ARGS) || [ $$? = 5 ]
 	$(INLINE) $(PYTEST) -m serial tests $(PYTEST_ARGS) || [ $$? = 5 ]
+
+# Python 3.12 and 3.13: the module built against pyenv's builds of them
+# (with a shared libpython), in $(BUILD)-py312 and $(BUILD)-py313, and a
+# smoke subset of the suite on each, in both modes; a Python the machine
+# does not have is skipped, saying so.  The applications run in that
+# Python, which has none of Debian's packages: the subset needs only the
+# standard library.  docs/testing.md
+
+PY3X =          3.12 3.13
+PY3X_ROOT =     /root/.pyenv/versions
+PY3X_TESTS =    tests/test_build.py tests/test_environ.py \
+                tests/test_response.py tests/test_errors.py \
+                tests/test_threads.py \
+                $(addprefix --deselect ,$(PY3X_SKIP))
+
+# PY3X_SKIP: left out, as they measure socket buffering rather than Python,
+# and are sensitive to the machine's load
+PY3X_SKIP =     $(addprefix tests/test_threads.py::test_, \
+                    wsgi_buffer_size_bounds_what_is_produced_ahead)
+
+# the newest $(PY3X_ROOT)/3.X.*/bin/python3.X-config, or nothing
+py3x_config =   $(lastword $(sort $(wildcard \
+                    $(PY3X_ROOT)/$(1).*/bin/python$(1)-config)))
+py3x_build =    $(BUILD)-py$(subst .,,$(1))
+py3x_pytest =   NGX_WSGI_PYTHON_CONFIG=$(2) \
+                NGX_WSGI_MODULE=$(CURDIR)/$(1)/ngx_http_wsgi_module.so \
+                $(PYTEST) -n $(PYTEST_JOBS) -m "not serial" $(PY3X_TESTS) \
+                $(PYTEST_ARGS) || [ $$? = 5 ]
+
+# $(1): the version, $(2): its python3.X-config, empty when there is none
+define ngx_wsgi_py3x
+.PHONY: test-py$(1)
+test-py3x: test-py$(1)
+ifeq ($(2),)
+test-py$(1):
+	@echo "test-py$(1): skipped: no Python $(1) build" \
+	    "(looked for $(PY3X_ROOT)/$(1).*/bin/python$(1)-config)"
+else
+$(call ngx_wsgi_build,$(call py3x_build,$(1)),$(CC),-DNDEBUG,$(2))
+test-py$(1): deps $(call py3x_build,$(1))/ngx_http_wsgi_module.so
+	$$(call py3x_pytest,$(call py3x_build,$(1)),$(2))
+	TEST_NGINX_GLOBALS_HTTP="wsgi_thread_pool off;" \
+	    $$(call py3x_pytest,$(call py3x_build,$(1)),$(2))
+endif
+endef
+
+$(foreach v,$(PY3X),$(eval $(call ngx_wsgi_py3x,$(v),$(call py3x_config,$(v)))))
 
 # the files that run the most of the module's C, on the thread pool (the
 # test_threads.py tests named here run inline too), on the sanitizer build:
@@ -168,4 +219,5 @@ bench: all
 	$(PYTHON) bench/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(BUILD) $(BUILD)-clang $(BUILD)-asan $(BUILD)-fuzz
+	rm -rf $(BUILD) $(BUILD)-clang $(BUILD)-asan $(BUILD)-fuzz \
+	    $(foreach v,$(PY3X),$(call py3x_build,$(v)))
