@@ -717,7 +717,8 @@ ngx_http_wsgi_thread_clock(void)
 /*
  * Python 3.11 to 3.13: the one place where their C APIs differ.  3.12
  * holds the raised exception as one object (the type, value, traceback
- * triple is deprecated) and has no legacy str that needs making ready.
+ * triple is deprecated), has no legacy str that needs making ready, and
+ * has the member types in Python.h (structmember.h's names are deprecated).
  */
 
 #if (PY_VERSION_HEX >= 0x030C0000)
@@ -726,7 +727,15 @@ ngx_http_wsgi_thread_clock(void)
 #define ngx_http_wsgi_exception_set(e)  PyErr_SetRaisedException(e)
 #define ngx_http_wsgi_str_ready(s)      0
 
+#define NGX_HTTP_WSGI_T_PYSSIZET        Py_T_PYSSIZET
+#define NGX_HTTP_WSGI_READONLY          Py_READONLY
+
 #else
+
+#include <structmember.h>
+
+#define NGX_HTTP_WSGI_T_PYSSIZET        T_PYSSIZET
+#define NGX_HTTP_WSGI_READONLY          READONLY
 
 /* the exception raised, normalized, with its traceback; or NULL */
 

@@ -6,7 +6,6 @@
 
 
 #include "ngx_http_wsgi_module.h"
-#include <structmember.h>
 #include <poll.h>
 
 
@@ -47,8 +46,9 @@ static void ngx_http_wsgi_start_response_dealloc(PyObject *self);
 
 
 static PyMemberDef  ngx_http_wsgi_start_response_members[] = {
-    { "__vectorcalloffset__", T_PYSSIZET,
-      offsetof(ngx_http_wsgi_start_response_t, vectorcall), READONLY, NULL },
+    { "__vectorcalloffset__", NGX_HTTP_WSGI_T_PYSSIZET,
+      offsetof(ngx_http_wsgi_start_response_t, vectorcall),
+      NGX_HTTP_WSGI_READONLY, NULL },
     { NULL, 0, 0, 0, NULL }
 };
 
@@ -74,8 +74,9 @@ PyType_Spec  ngx_http_wsgi_start_response_spec = {
 
 
 static PyMemberDef  ngx_http_wsgi_bound_members[] = {
-    { "__vectorcalloffset__", T_PYSSIZET,
-      offsetof(ngx_http_wsgi_bound_t, vectorcall), READONLY, NULL },
+    { "__vectorcalloffset__", NGX_HTTP_WSGI_T_PYSSIZET,
+      offsetof(ngx_http_wsgi_bound_t, vectorcall), NGX_HTTP_WSGI_READONLY,
+      NULL },
     { NULL, 0, 0, 0, NULL }
 };
 
