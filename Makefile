@@ -99,7 +99,7 @@ test: all clang style test-python test-py3x sanitize fuzz-short
 # few tests.
 
 PYTEST =        $(PYTHON) -m pytest -q -p no:cacheprovider
-PYTEST_JOBS =   3
+PYTEST_JOBS =   4
 INLINE =        TEST_NGINX_GLOBALS_HTTP="wsgi_thread_pool off;" \
                 NGX_WSGI_MODULE=$(CURDIR)/$(BUILD)-clang/ngx_http_wsgi_module.so
 
