@@ -11,6 +11,10 @@
 
 #define NGX_HTTP_WSGI_PORT_LEN  (sizeof("65535") - 1)
 
+#define ngx_http_wsgi_is_script_name(key)                                     \
+    ((key)->len == sizeof("SCRIPT_NAME") - 1                                  \
+     && ngx_strncmp((key)->data, "SCRIPT_NAME", (key)->len) == 0)
+
 
 static size_t ngx_http_wsgi_port(u_char *p, in_port_t port);
 static ngx_int_t ngx_http_wsgi_env_add(ngx_http_wsgi_snapshot_t *snap,
@@ -180,10 +184,7 @@ ngx_http_wsgi_snapshot(ngx_http_request_t *r, ngx_http_wsgi_ctx_t *ctx)
         vars = wlcf->vars->elts;
 
         for (i = 0; i < wlcf->vars->nelts; i++) {
-            if (vars[i].key.len == sizeof("SCRIPT_NAME") - 1
-                && ngx_strncmp(vars[i].key.data, "SCRIPT_NAME",
-                               vars[i].key.len) == 0)
-            {
+            if (ngx_http_wsgi_is_script_name(&vars[i].key)) {
                 if (ngx_http_complex_value(r, &vars[i].value, &value)
                     != NGX_OK)
                 {
@@ -310,10 +311,7 @@ script_done:
         vars = wlcf->vars->elts;
 
         for (i = 0; i < wlcf->vars->nelts; i++) {
-            if (vars[i].key.len == sizeof("SCRIPT_NAME") - 1
-                && ngx_strncmp(vars[i].key.data, "SCRIPT_NAME",
-                               vars[i].key.len) == 0)
-            {
+            if (ngx_http_wsgi_is_script_name(&vars[i].key)) {
                 continue;
             }
 
