@@ -109,21 +109,30 @@ def chunk_sizes(raw):
         data = data[size + 2:]
 
 
-def outbuf_fetch(srv, where, hold, ahead):
-    """GET where + "outbuf", whose generator waits after `hold` pieces until
-    the test lets it go; (whether the first piece arrived while it waited,
-    looked for ahead seconds, the chunk sizes)."""
-    go = srv.prefix / "go"
-    s = send(srv, req(url(where + "outbuf", n=OUTBUF_N, size=OUTBUF_SIZE,
-                          hold=hold, go=go)), timeout=10)
+def fetch_held(srv, target, go, ahead, until):
+    """GET target, whose application waits for the file go: what arrived
+    while it waited (looked for ahead seconds, or until `until` came), and
+    the rest, read to the end once the test has created go."""
+    s = send(srv, req(target), timeout=10)
     try:
-        early, eof = read_all(s, ahead, until=chunk_bytes(0, OUTBUF_SIZE))
+        early, eof = read_all(s, ahead, until=until)
         assert not eof, early
         go.write_text("go")
         rest, eof = read_all(s, 10)
     finally:
         s.close()
     assert eof, rest
+    return early, rest
+
+
+def outbuf_fetch(srv, where, hold, ahead):
+    """GET where + "outbuf", whose generator waits after `hold` pieces until
+    the test lets it go; (whether the first piece arrived while it waited,
+    looked for ahead seconds, the chunk sizes)."""
+    go = srv.prefix / "go"
+    early, rest = fetch_held(
+        srv, url(where + "outbuf", n=OUTBUF_N, size=OUTBUF_SIZE, hold=hold,
+                 go=go), go, ahead, chunk_bytes(0, OUTBUF_SIZE))
     p = Parsed(early + rest)
     assert p.code == 200 and p.complete, p
     assert p.body == OUTBUF_BODY, "body corrupted"
@@ -238,15 +247,8 @@ def write_then_wait(srv, where, ahead):
     """GET where + "write_sleep"; whether b"first;" arrived before the
     application returned (looked for ahead seconds), and the response."""
     go = srv.prefix / "go"
-    s = send(srv, req(url(where + "write_sleep", go=go)), timeout=10)
-    try:
-        early, eof = read_all(s, ahead, until=b"first;")
-        assert not eof, early
-        go.write_text("go")
-        rest, eof = read_all(s, 10)
-    finally:
-        s.close()
-    assert eof, rest
+    early, rest = fetch_held(srv, url(where + "write_sleep", go=go), go,
+                             ahead, b"first;")
     return b"first;" in early, Parsed(early + rest)
 
 
