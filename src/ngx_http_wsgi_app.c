@@ -12,6 +12,21 @@ static PyObject *ngx_http_wsgi_app_import(ngx_http_wsgi_app_t *app,
 static ngx_int_t ngx_http_wsgi_app_undo(PyObject *before, ngx_log_t *log);
 static int ngx_http_wsgi_app_initializing(PyObject *module);
 static PyObject *ngx_http_wsgi_app_load(ngx_http_wsgi_app_t *app);
+static PyObject *ngx_http_wsgi_app_watch(void);
+static void ngx_http_wsgi_app_unwatch(PyObject *watch);
+static PyObject *ngx_http_wsgi_app_create_module(PyObject *create,
+    PyObject *const *args, Py_ssize_t nargs);
+static PyObject *ngx_http_wsgi_app_extension(PyObject *exc);
+static PyObject *ngx_http_wsgi_app_fallback(ngx_http_wsgi_app_t *app,
+    PyObject *exc, PyObject *name, ngx_log_t *log);
+
+
+static PyMethodDef  ngx_http_wsgi_app_create_module_def = {
+    "create_module",
+    (PyCFunction) (void (*)(void)) ngx_http_wsgi_app_create_module,
+    METH_FASTCALL,
+    NULL
+};
 
 
 /* another thread would find the module half-run; under the GIL */
@@ -19,7 +34,11 @@ static PyThreadState  *ngx_http_wsgi_app_importing;
 static ngx_pid_t       ngx_http_wsgi_app_importing_pid;
 
 
-/* NULL: logged and cleared; a failed import is tried again next time */
+/*
+ * NULL: logged and cleared; a failed import is tried again next time.
+ * Called in the application's interpreter; a fallback moves it, and the
+ * calling thread with it, to the main one.
+ */
 
 PyObject *
 ngx_http_wsgi_app_get(ngx_http_wsgi_app_t *app, ngx_log_t *log)
@@ -29,7 +48,7 @@ ngx_http_wsgi_app_get(ngx_http_wsgi_app_t *app, ngx_log_t *log)
     PyThreadState  *ts, *importing;
 
     /* borrowed */
-    obj = PyList_GET_ITEM(ngx_http_wsgi_interp->apps, app->index);
+    obj = PyList_GET_ITEM(app->interp->apps, app->index);
 
     if (obj != Py_None) {
         return Py_NewRef(obj);
@@ -48,7 +67,7 @@ ngx_http_wsgi_app_get(ngx_http_wsgi_app_t *app, ngx_log_t *log)
         Py_END_ALLOW_THREADS
 
         /* borrowed */
-        obj = PyList_GET_ITEM(ngx_http_wsgi_interp->apps, app->index);
+        obj = PyList_GET_ITEM(app->interp->apps, app->index);
 
         if (obj != Py_None) {
             return Py_NewRef(obj);
@@ -125,7 +144,7 @@ ngx_http_wsgi_app_get(ngx_http_wsgi_app_t *app, ngx_log_t *log)
         return NULL;
     }
 
-    PyList_SetItem(ngx_http_wsgi_interp->apps, app->index, Py_NewRef(obj));
+    PyList_SetItem(app->interp->apps, app->index, Py_NewRef(obj));
 
     ngx_log_error(NGX_LOG_INFO, log, 0, "wsgi: loaded \"%s\" from \"%s\"",
                   app->callable.data, app->path.data);
@@ -143,7 +162,7 @@ ngx_http_wsgi_app_get(ngx_http_wsgi_app_t *app, ngx_log_t *log)
 static PyObject *
 ngx_http_wsgi_app_import(ngx_http_wsgi_app_t *app, ngx_log_t *log)
 {
-    PyObject   *before, *module, *exc;
+    PyObject   *before, *module, *exc, *watch, *name;
     ngx_int_t   n;
 
     /* borrowed */
@@ -156,7 +175,13 @@ ngx_http_wsgi_app_import(ngx_http_wsgi_app_t *app, ngx_log_t *log)
         return NULL;
     }
 
+    watch = (app->interp->index) ? ngx_http_wsgi_app_watch() : NULL;
+
     module = ngx_http_wsgi_app_load(app);
+
+    if (watch) {
+        ngx_http_wsgi_app_unwatch(watch);
+    }
 
     if (module) {
         Py_DECREF(before);
@@ -168,6 +193,12 @@ ngx_http_wsgi_app_import(ngx_http_wsgi_app_t *app, ngx_log_t *log)
     n = ngx_http_wsgi_app_undo(before, log);
 
     Py_DECREF(before);
+
+    name = watch ? ngx_http_wsgi_app_extension(exc) : NULL;
+
+    if (name) {
+        return ngx_http_wsgi_app_fallback(app, exc, name, log);
+    }
 
     ngx_http_wsgi_exception_set(exc);
 
@@ -394,4 +425,217 @@ done:
     Py_DECREF(name);
 
     return module;
+}
+
+
+/*
+ * While a script is imported in a sub-interpreter, the extension modules
+ * that fail to load in it are noted: an ImportError from one of them is
+ * what a fallback to the main interpreter can cure.  Returns what unwatch
+ * restores, or NULL: not watched.
+ */
+
+static PyObject *
+ngx_http_wsgi_app_watch(void)
+{
+    PyObject               *machinery, *loader, *create, *fn, *method;
+    PyObject               *watch;
+    ngx_http_wsgi_state_t  *st;
+
+    st = ngx_http_wsgi_state();
+
+    Py_CLEAR(st->ext_error);
+    Py_CLEAR(st->ext_name);
+
+    watch = NULL;
+    loader = NULL;
+    create = NULL;
+    fn = NULL;
+    method = NULL;
+
+    machinery = PyImport_ImportModule("importlib.machinery");
+    if (machinery == NULL) {
+        goto done;
+    }
+
+    loader = PyObject_GetAttrString(machinery, "ExtensionFileLoader");
+    if (loader == NULL) {
+        goto done;
+    }
+
+    create = PyObject_GetAttrString(loader, "create_module");
+    if (create == NULL) {
+        goto done;
+    }
+
+    fn = PyCFunction_New(&ngx_http_wsgi_app_create_module_def, create);
+    if (fn == NULL) {
+        goto done;
+    }
+
+    method = PyInstanceMethod_New(fn);
+    if (method == NULL) {
+        goto done;
+    }
+
+    watch = PyTuple_Pack(2, loader, create);
+    if (watch == NULL) {
+        goto done;
+    }
+
+    if (PyObject_SetAttrString(loader, "create_module", method) != 0) {
+        Py_CLEAR(watch);
+    }
+
+done:
+
+    PyErr_Clear();
+
+    Py_XDECREF(method);
+    Py_XDECREF(fn);
+    Py_XDECREF(create);
+    Py_XDECREF(loader);
+    Py_XDECREF(machinery);
+
+    return watch;
+}
+
+
+static void
+ngx_http_wsgi_app_unwatch(PyObject *watch)
+{
+    PyObject  *exc;
+
+    exc = ngx_http_wsgi_exception_get();
+
+    if (PyObject_SetAttrString(PyTuple_GET_ITEM(watch, 0), "create_module",
+                               PyTuple_GET_ITEM(watch, 1))
+        != 0)
+    {
+        ngx_http_wsgi_log_exception(ngx_cycle->log, "cannot restore "
+                                    "ExtensionFileLoader.create_module");
+    }
+
+    Py_DECREF(watch);
+
+    ngx_http_wsgi_exception_set(exc);
+}
+
+
+static PyObject *
+ngx_http_wsgi_app_create_module(PyObject *create, PyObject *const *args,
+    Py_ssize_t nargs)
+{
+    PyObject               *module, *exc, *name;
+    ngx_http_wsgi_state_t  *st;
+
+    module = PyObject_Vectorcall(create, args, nargs, NULL);
+
+    if (module || !PyErr_ExceptionMatches(PyExc_ImportError) || nargs != 2)
+    {
+        return module;
+    }
+
+    exc = ngx_http_wsgi_exception_get();
+
+    name = PyObject_GetAttrString(args[1], "name");
+
+    if (name == NULL || !PyUnicode_Check(name)) {
+        PyErr_Clear();
+        Py_XSETREF(name, PyUnicode_FromString("?"));
+    }
+
+    st = ngx_http_wsgi_state();
+
+    Py_XSETREF(st->ext_error, Py_XNewRef(exc));
+    Py_XSETREF(st->ext_name, name);
+
+    ngx_http_wsgi_exception_set(exc);
+
+    return NULL;
+}
+
+
+/* the extension's name, if its ImportError is in what the import raised */
+
+static PyObject *
+ngx_http_wsgi_app_extension(PyObject *exc)
+{
+    PyObject               *e, *next;
+    ngx_uint_t              depth;
+    ngx_http_wsgi_state_t  *st;
+
+    st = ngx_http_wsgi_state();
+
+    if (st->ext_error == NULL) {
+        return NULL;
+    }
+
+    /* borrowed, through __cause__ or else __context__ */
+
+    for (e = exc, depth = 0; e && depth < 32; e = next, depth++) {
+        if (e == st->ext_error) {
+            return st->ext_name;
+        }
+
+        next = PyException_GetCause(e);
+
+        if (next == NULL) {
+            next = PyException_GetContext(e);
+        }
+
+        Py_XDECREF(next);
+    }
+
+    return NULL;
+}
+
+
+/*
+ * The application needs an extension that cannot load in its
+ * sub-interpreter: with "wsgi_subinterpreter_fallback main", it runs in
+ * the main one from now on.  exc is stolen.
+ */
+
+static PyObject *
+ngx_http_wsgi_app_fallback(ngx_http_wsgi_app_t *app, PyObject *exc,
+    PyObject *name, ngx_log_t *log)
+{
+    const char             *ext;
+    ngx_http_wsgi_state_t  *st;
+
+    st = ngx_http_wsgi_state();
+
+    ext = PyUnicode_AsUTF8(name);
+    if (ext == NULL) {
+        PyErr_Clear();
+        ext = "?";
+    }
+
+    ngx_log_error(NGX_LOG_WARN, log, 0,
+                  "wsgi: extension module \"%s\" cannot be loaded in the "
+                  "sub-interpreter of application group \"%V\", for \"%s\"%s",
+                  ext, &app->interp->group->name, app->path.data,
+                  app->fallback ? ": the application runs in the main "
+                                  "interpreter" : "");
+
+    if (!app->fallback) {
+        Py_CLEAR(st->ext_error);
+        Py_CLEAR(st->ext_name);
+
+        ngx_http_wsgi_exception_set(exc);
+        ngx_http_wsgi_log_exception(log, "failed to load script \"%s\", "
+                                    "its import will be retried by the "
+                                    "next request", app->path.data);
+        return NULL;
+    }
+
+    Py_DECREF(exc);
+    Py_CLEAR(st->ext_error);
+    Py_CLEAR(st->ext_name);
+
+    app->interp = ngx_http_wsgi_interp;
+    ngx_http_wsgi_python_switch(app->interp);
+
+    return ngx_http_wsgi_app_import(app, log);
 }

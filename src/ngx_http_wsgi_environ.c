@@ -353,7 +353,10 @@ ngx_http_wsgi_environ_template(ngx_http_wsgi_state_t *st,
                              snap->multiprocess ? Py_True : Py_False)
         || ngx_http_wsgi_set(WSGI_RUN_ONCE, Py_False)
         || ngx_http_wsgi_set(WSGI_INPUT_TERMINATED, Py_True)
-        || ngx_http_wsgi_set(WSGI_FILE_WRAPPER, st->file_wrapper_type))
+        || ngx_http_wsgi_set(WSGI_FILE_WRAPPER, st->file_wrapper_type)
+        || PyDict_SetItemString(d, "mod_wsgi.application_group",
+                                ngx_http_wsgi_interp_current()->name)
+           != 0)
     {
         Py_DECREF(software);
         Py_DECREF(d);

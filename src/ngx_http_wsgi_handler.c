@@ -115,6 +115,7 @@ ngx_http_wsgi_create_ctx(ngx_http_request_t *r, ngx_http_wsgi_ctx_t **ctxp)
 
     ctx->request = r;
     ctx->app = wlcf->app;
+    ctx->interp = wlcf->app->interp;
     ctx->log = r->connection->log;
     ctx->bound = wlcf->buffer_size;
     ctx->length = -1;
@@ -836,10 +837,12 @@ ngx_http_wsgi_cleanup(void *data)
     }
 
     if (ctx->thread_pool) {
-        ngx_http_wsgi_thread_release(ctx->thread_pool, ctx->release.elts,
-                                     ctx->release.nelts, ctx->log);
+        ngx_http_wsgi_thread_release(ctx->thread_pool, ctx->interp,
+                                     ctx->release.elts, ctx->release.nelts,
+                                     ctx->log);
 
-    } else if (ngx_http_wsgi_defer(ctx->release.elts, ctx->release.nelts)
+    } else if (ngx_http_wsgi_defer(ctx->interp, ctx->release.elts,
+                                   ctx->release.nelts)
                != NGX_OK)
     {
         ngx_http_wsgi_step_cleanup(ctx);

@@ -14,7 +14,8 @@
 typedef struct {
     ngx_http_wsgi_objs_t         objs;
     ngx_event_t                  event;
-    PyThreadState               *gil;         /* held for the round */
+    ngx_uint_t                   gil;         /* held for the round */
+    ngx_http_wsgi_interp_t      *interp;      /* of the last objs added */
     size_t                       size;        /* of the bytes in objs */
 } ngx_http_wsgi_deferred_t;
 
@@ -34,7 +35,8 @@ static ngx_http_wsgi_deferred_t  ngx_http_wsgi_deferred;
  */
 
 ngx_int_t
-ngx_http_wsgi_defer(PyObject **objs, ngx_uint_t n)
+ngx_http_wsgi_defer(ngx_http_wsgi_interp_t *interp, PyObject **objs,
+    ngx_uint_t n)
 {
     ngx_uint_t                 i;
     ngx_http_wsgi_deferred_t  *d;
@@ -43,6 +45,16 @@ ngx_http_wsgi_defer(PyObject **objs, ngx_uint_t n)
 
     if (n == 0) {
         return NGX_OK;
+    }
+
+    if (d->interp != interp) {
+        if (ngx_http_wsgi_objs_interp(&d->objs, interp, ngx_cycle->log)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        d->interp = interp;
     }
 
     if (ngx_http_wsgi_objs_add(&d->objs, objs, n, ngx_cycle->log) != NGX_OK)
@@ -58,9 +70,11 @@ ngx_http_wsgi_defer(PyObject **objs, ngx_uint_t n)
         }
 
         if (d->size >= NGX_HTTP_WSGI_DEFER_SIZE) {
-            ngx_http_wsgi_step_release_objs(d->objs.elts, d->objs.nelts);
+            ngx_http_wsgi_step_release_objs(interp, d->objs.elts,
+                                            d->objs.nelts);
             d->objs.nelts = 0;
             d->size = 0;
+            d->interp = NULL;
             return NGX_OK;
         }
     }
@@ -84,7 +98,8 @@ ngx_http_wsgi_hold_gil(void)
         return;
     }
 
-    d->gil = ngx_http_wsgi_python_enter();
+    ngx_http_wsgi_python_enter(ngx_http_wsgi_interp);
+    d->gil = 1;
 
     ngx_http_wsgi_deferred_post(d);
 }
@@ -129,15 +144,17 @@ ngx_http_wsgi_release_deferred(void)
     }
 
     if (d->objs.nelts) {
-        ngx_http_wsgi_step_release_objs(d->objs.elts, d->objs.nelts);
+        ngx_http_wsgi_step_release_objs(d->interp, d->objs.elts,
+                                        d->objs.nelts);
         d->objs.nelts = 0;
     }
 
     d->size = 0;
+    d->interp = NULL;
 
     if (d->gil) {
-        ngx_http_wsgi_python_leave(d->gil);
-        d->gil = NULL;
+        ngx_http_wsgi_python_leave();
+        d->gil = 0;
     }
 }
 

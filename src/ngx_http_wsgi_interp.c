@@ -1,248 +1,95 @@
 
 /*
- * nginx mod_wsgi: the interpreter of a worker process, the "ngx" Python
- * module and the GIL.
+ * nginx mod_wsgi: the interpreters of a worker process, their thread
+ * states and the GIL.
  */
 
 
 #include "ngx_http_wsgi_module.h"
 
 
-static int ngx_http_wsgi_module_traverse(PyObject *m, visitproc visit,
-    void *arg);
-static int ngx_http_wsgi_module_clear(PyObject *m);
-static void ngx_http_wsgi_module_free(void *m);
+typedef struct ngx_http_wsgi_tstates_s  ngx_http_wsgi_tstates_t;
+
+/* a thread's thread states, one per interpreter, made as it needs them */
+struct ngx_http_wsgi_tstates_s {
+    ngx_http_wsgi_tstates_t     *next;
+    PyThreadState               *ts[1];
+};
+
+
+static PyThreadState *ngx_http_wsgi_tstate(ngx_http_wsgi_interp_t *interp);
+static ngx_int_t ngx_http_wsgi_interp_create(ngx_cycle_t *cycle,
+    ngx_http_wsgi_main_conf_t *wmcf);
 static ngx_int_t ngx_http_wsgi_interp_config(ngx_cycle_t *cycle,
     ngx_http_wsgi_main_conf_t *wmcf, PyConfig *config);
-static ngx_int_t ngx_http_wsgi_interp_setup(ngx_cycle_t *cycle,
+static ngx_int_t ngx_http_wsgi_interp_setup(ngx_http_wsgi_interp_t *interp,
     ngx_http_wsgi_main_conf_t *wmcf);
+static ngx_int_t ngx_http_wsgi_interp_path(ngx_array_t *path);
 static ngx_int_t ngx_http_wsgi_interp_stdio(void);
+static ngx_int_t ngx_http_wsgi_interp_end(ngx_http_wsgi_interp_t *interp,
+    ngx_log_t *log);
+static void ngx_http_wsgi_watchdog_start(ngx_cycle_t *cycle);
+static void ngx_http_wsgi_watchdog_stop(void);
+static void *ngx_http_wsgi_watchdog(void *data);
 
 
-/* NULL until Python runs in this worker */
 ngx_http_wsgi_interp_t  *ngx_http_wsgi_interp;
+ngx_uint_t               ngx_http_wsgi_ninterps;
+ngx_uint_t               ngx_http_wsgi_multiprocess;
 
-static ngx_http_wsgi_interp_t  ngx_http_wsgi_main_interp;
+/* every thread's, for the end of the interpreters */
+static ngx_http_wsgi_tstates_t  *ngx_http_wsgi_tstates_all;
+static pthread_mutex_t  ngx_http_wsgi_tstates_mutex =
+    PTHREAD_MUTEX_INITIALIZER;
 
-/* the thread state of the calling thread, created on its first step */
-static ngx_http_wsgi_tls PyThreadState  *ngx_http_wsgi_tstate;
+static ngx_http_wsgi_tls ngx_http_wsgi_tstates_t  *ngx_http_wsgi_tstates;
+
+/* the calling thread's current one, while it holds the GIL */
+static ngx_http_wsgi_tls PyThreadState  *ngx_http_wsgi_ts;
 
 /* how many enters of the calling thread hold the GIL: they nest */
 static ngx_http_wsgi_tls ngx_uint_t      ngx_http_wsgi_depth;
 
-
-static struct PyModuleDef  ngx_http_wsgi_moduledef = {
-    PyModuleDef_HEAD_INIT,
-    "ngx",
-    "nginx mod_wsgi: the types behind the WSGI environ",
-    sizeof(ngx_http_wsgi_state_t),
-    NULL,
-    NULL,
-    ngx_http_wsgi_module_traverse,
-    ngx_http_wsgi_module_clear,
-    ngx_http_wsgi_module_free
-};
+static sem_t       ngx_http_wsgi_watchdog_sem;
+static pthread_t   ngx_http_wsgi_watchdog_tid;
+static ngx_msec_t  ngx_http_wsgi_watchdog_timeout;
+static ngx_log_t  *ngx_http_wsgi_watchdog_log;
 
 
-static PyObject *
-ngx_http_wsgi_module_init(void)
+static PyThreadState *
+ngx_http_wsgi_tstate(ngx_http_wsgi_interp_t *interp)
 {
-    PyObject               *m;
-    ngx_str_t              *key;
-    ngx_uint_t              i;
-    ngx_http_wsgi_state_t  *st;
+    PyThreadState            *ts;
+    ngx_http_wsgi_tstates_t  *set;
 
-    m = PyModule_Create(&ngx_http_wsgi_moduledef);
-    if (m == NULL) {
-        return NULL;
-    }
+    set = ngx_http_wsgi_tstates;
 
-    st = PyModule_GetState(m);
-
-    st->input_type = PyType_FromModuleAndSpec(m, &ngx_http_wsgi_input_spec,
-                                              NULL);
-    if (st->input_type == NULL
-        || PyModule_AddObjectRef(m, "Input", st->input_type) != 0)
-    {
-        goto failed;
-    }
-
-    st->errors_type = PyType_FromModuleAndSpec(m, &ngx_http_wsgi_errors_spec,
-                                               NULL);
-    if (st->errors_type == NULL
-        || PyModule_AddObjectRef(m, "Errors", st->errors_type) != 0)
-    {
-        goto failed;
-    }
-
-    st->start_response_type = PyType_FromModuleAndSpec(m,
-                                   &ngx_http_wsgi_start_response_spec, NULL);
-    if (st->start_response_type == NULL
-        || PyModule_AddObjectRef(m, "StartResponse",
-                                 st->start_response_type)
-           != 0)
-    {
-        goto failed;
-    }
-
-    st->write_type = PyType_FromModuleAndSpec(m, &ngx_http_wsgi_write_spec,
-                                              NULL);
-    if (st->write_type == NULL
-        || PyModule_AddObjectRef(m, "Write", st->write_type) != 0)
-    {
-        goto failed;
-    }
-
-    st->client_connected_type = PyType_FromModuleAndSpec(m,
-                                   &ngx_http_wsgi_client_connected_spec, NULL);
-    if (st->client_connected_type == NULL
-        || PyModule_AddObjectRef(m, "ClientConnected",
-                                 st->client_connected_type)
-           != 0)
-    {
-        goto failed;
-    }
-
-    st->file_wrapper_type = PyType_FromModuleAndSpec(m,
-                                   &ngx_http_wsgi_file_wrapper_spec, NULL);
-    if (st->file_wrapper_type == NULL
-        || PyModule_AddObjectRef(m, "FileWrapper", st->file_wrapper_type)
-           != 0)
-    {
-        goto failed;
-    }
-
-    st->log_stream_type = PyType_FromModuleAndSpec(m,
-                                   &ngx_http_wsgi_log_stream_spec, NULL);
-    if (st->log_stream_type == NULL
-        || PyModule_AddObjectRef(m, "LogStream", st->log_stream_type) != 0)
-    {
-        goto failed;
-    }
-
-    for (i = 1; i < NGX_HTTP_WSGI_ENV_KEYS; i++) {
-        key = ngx_http_wsgi_env_key(i);
-
-        st->keys[i] = PyUnicode_FromStringAndSize((char *) key->data,
-                                                  key->len);
-        if (st->keys[i] == NULL) {
-            goto failed;
+    if (set == NULL) {
+        set = ngx_calloc(sizeof(ngx_http_wsgi_tstates_t)
+                         + (ngx_http_wsgi_ninterps - 1)
+                           * sizeof(PyThreadState *),
+                         ngx_cycle->log);
+        if (set == NULL) {
+            Py_FatalError("nginx mod_wsgi: no memory for thread states");
         }
 
-        PyUnicode_InternInPlace(&st->keys[i]);
+        (void) pthread_mutex_lock(&ngx_http_wsgi_tstates_mutex);
+        set->next = ngx_http_wsgi_tstates_all;
+        ngx_http_wsgi_tstates_all = set;
+        (void) pthread_mutex_unlock(&ngx_http_wsgi_tstates_mutex);
+
+        ngx_http_wsgi_tstates = set;
     }
 
-    st->version = Py_BuildValue("(ii)", 1, 0);
-    st->str_http = PyUnicode_InternFromString("http");
-    st->str_https = PyUnicode_InternFromString("https");
-
-    if (st->version == NULL || st->str_http == NULL || st->str_https == NULL)
-    {
-        goto failed;
-    }
-
-    return m;
-
-failed:
-
-    Py_DECREF(m);
-    return NULL;
-}
-
-
-static int
-ngx_http_wsgi_module_traverse(PyObject *m, visitproc visit, void *arg)
-{
-    ngx_uint_t              i;
-    ngx_http_wsgi_state_t  *st;
-
-    st = PyModule_GetState(m);
-
-    if (st) {
-        Py_VISIT(st->input_type);
-        Py_VISIT(st->errors_type);
-        Py_VISIT(st->start_response_type);
-        Py_VISIT(st->write_type);
-        Py_VISIT(st->client_connected_type);
-        Py_VISIT(st->file_wrapper_type);
-        Py_VISIT(st->log_stream_type);
-        Py_VISIT(st->stdio[0]);
-        Py_VISIT(st->stdio[1]);
-        for (i = 0; i < st->ntemplates; i++) {
-            Py_VISIT(st->templates[i].environ);
-        }
-    }
-
-    return 0;
-}
-
-
-static int
-ngx_http_wsgi_module_clear(PyObject *m)
-{
-    ngx_uint_t              i;
-    ngx_http_wsgi_state_t  *st;
-
-    st = PyModule_GetState(m);
-
-    if (st) {
-        for (i = 0; i < NGX_HTTP_WSGI_ENV_KEYS; i++) {
-            Py_CLEAR(st->keys[i]);
-            Py_CLEAR(st->values[i]);
-        }
-
-        for (i = 0; i < st->ntemplates; i++) {
-            Py_CLEAR(st->templates[i].environ);
-        }
-
-        for (i = 0; i < NGX_HTTP_WSGI_CHECKED; i++) {
-            Py_CLEAR(st->checked[i].str);
-        }
-
-        PyMem_Free(st->templates);
-        st->templates = NULL;
-        st->ntemplates = 0;
-
-        Py_CLEAR(st->input_type);
-        Py_CLEAR(st->errors_type);
-        Py_CLEAR(st->start_response_type);
-        Py_CLEAR(st->write_type);
-        Py_CLEAR(st->client_connected_type);
-        Py_CLEAR(st->file_wrapper_type);
-        Py_CLEAR(st->stdio[0]);
-        Py_CLEAR(st->stdio[1]);
-        Py_CLEAR(st->log_stream_type);
-        Py_CLEAR(st->version);
-        Py_CLEAR(st->str_http);
-        Py_CLEAR(st->str_https);
-    }
-
-    return 0;
-}
-
-
-static void
-ngx_http_wsgi_module_free(void *m)
-{
-    (void) ngx_http_wsgi_module_clear(m);
-}
-
-
-PyThreadState *
-ngx_http_wsgi_python_enter(void)
-{
-    PyThreadState  *ts;
-
-    ts = ngx_http_wsgi_tstate;
+    ts = set->ts[interp->index];
 
     if (ts == NULL) {
-        ts = PyThreadState_New(
-                 PyThreadState_GetInterpreter(ngx_http_wsgi_interp->main));
-        ngx_http_wsgi_tstate = ts;
-    }
+        ts = PyThreadState_New(interp->is);
+        if (ts == NULL) {
+            Py_FatalError("nginx mod_wsgi: no memory for a thread state");
+        }
 
-    if (ngx_http_wsgi_depth++ == 0) {
-        PyEval_RestoreThread(ts);
+        set->ts[interp->index] = ts;
     }
 
     return ts;
@@ -250,10 +97,44 @@ ngx_http_wsgi_python_enter(void)
 
 
 void
-ngx_http_wsgi_python_leave(PyThreadState *ts)
+ngx_http_wsgi_python_enter(ngx_http_wsgi_interp_t *interp)
+{
+    PyThreadState  *ts;
+
+    if (ngx_http_wsgi_depth++) {
+        ngx_http_wsgi_python_switch(interp);
+        return;
+    }
+
+    ts = ngx_http_wsgi_tstate(interp);
+
+    PyEval_RestoreThread(ts);
+    ngx_http_wsgi_ts = ts;
+}
+
+
+void
+ngx_http_wsgi_python_leave(void)
 {
     if (--ngx_http_wsgi_depth == 0) {
         (void) PyEval_SaveThread();
+        ngx_http_wsgi_ts = NULL;
+    }
+}
+
+
+/* the GIL is held: whoever runs Python next switches to its own */
+
+void
+ngx_http_wsgi_python_switch(ngx_http_wsgi_interp_t *interp)
+{
+    PyThreadState  *ts;
+
+    ts = ngx_http_wsgi_tstate(interp);
+
+    if (ts != ngx_http_wsgi_ts) {
+        (void) PyThreadState_Swap(ts);
+        ngx_http_wsgi_ts = ts;
     }
 }
 
@@ -261,8 +142,11 @@ ngx_http_wsgi_python_leave(PyThreadState *ts)
 ngx_int_t
 ngx_http_wsgi_interp_init(ngx_cycle_t *cycle, ngx_http_wsgi_main_conf_t *wmcf)
 {
-    PyConfig  config;
-    PyStatus  status;
+    PyConfig                 config;
+    PyStatus                 status;
+    ngx_uint_t               i;
+    ngx_http_wsgi_app_t    **apps;
+    ngx_http_wsgi_interp_t  *interp;
 
     if (PyImport_AppendInittab("ngx", ngx_http_wsgi_module_init) != 0) {
         ngx_log_error(NGX_LOG_CRIT, cycle->log, 0,
@@ -290,25 +174,121 @@ ngx_http_wsgi_interp_init(ngx_cycle_t *cycle, ngx_http_wsgi_main_conf_t *wmcf)
         return NGX_ERROR;
     }
 
-    ngx_http_wsgi_main_interp.log = cycle->log;
-    ngx_http_wsgi_main_interp.main = PyThreadState_Get();
-    ngx_http_wsgi_interp = &ngx_http_wsgi_main_interp;
-    ngx_http_wsgi_tstate = ngx_http_wsgi_main_interp.main;
+    ngx_http_wsgi_multiprocess = (wmcf->workers > 1);
 
-    if (ngx_http_wsgi_interp_setup(cycle, wmcf) != NGX_OK) {
-        ngx_http_wsgi_log_exception(cycle->log, "Python setup failed");
-        (void) Py_FinalizeEx();
+    if (ngx_http_wsgi_interp_create(cycle, wmcf) != NGX_OK) {
+        /* Python stays, unused: a half-made interpreter may not end */
         ngx_http_wsgi_interp = NULL;
-        ngx_http_wsgi_tstate = NULL;
+        ngx_http_wsgi_python_leave();
         return NGX_ERROR;
     }
 
-    ngx_log_error(NGX_LOG_INFO, cycle->log, 0, "wsgi: Python %s started",
-                  Py_GetVersion());
+    /* import at start, so that the first request is not slow */
+
+    apps = wmcf->apps.elts;
+    interp = ngx_http_wsgi_interp;
+
+    for (i = 0; i < wmcf->apps.nelts; i++) {
+        apps[i]->interp = &interp[apps[i]->group];
+    }
+
+    for (i = 0; i < wmcf->apps.nelts; i++) {
+        if (ngx_http_wsgi_crash_contained(apps[i])) {
+            continue;
+        }
+
+        ngx_http_wsgi_python_switch(apps[i]->interp);
+
+        Py_XDECREF(ngx_http_wsgi_app_get(apps[i], cycle->log));
+        ngx_http_wsgi_forked_check(cycle->log);
+    }
+
+    ngx_log_error(NGX_LOG_INFO, cycle->log, 0, "wsgi: Python %s started, "
+                  "interpreters: %ui", Py_GetVersion(),
+                  ngx_http_wsgi_ninterps);
 
     /* the worker runs Python only inside steps */
 
-    (void) PyEval_SaveThread();
+    ngx_http_wsgi_python_leave();
+
+    return NGX_OK;
+}
+
+
+/* the main interpreter, then one per application group, set up */
+
+static ngx_int_t
+ngx_http_wsgi_interp_create(ngx_cycle_t *cycle,
+    ngx_http_wsgi_main_conf_t *wmcf)
+{
+    PyStatus                 status;
+    ngx_uint_t               i, n;
+    PyThreadState           *ts;
+    ngx_http_wsgi_group_t   *groups;
+    ngx_http_wsgi_interp_t  *interps, *interp;
+
+    n = wmcf->groups.nelts;
+    groups = wmcf->groups.elts;
+
+    interps = ngx_pcalloc(cycle->pool, n * sizeof(ngx_http_wsgi_interp_t));
+    if (interps == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < n; i++) {
+        interps[i].index = i;
+        interps[i].group = &groups[i];
+        interps[i].next = (i + 1 < n) ? &interps[i + 1] : NULL;
+    }
+
+    ngx_http_wsgi_interp = interps;
+    ngx_http_wsgi_ninterps = n;
+
+    /* the event loop thread's thread states are the interpreters' first */
+
+    ts = PyThreadState_Get();
+    interps[0].is = PyThreadState_GetInterpreter(ts);
+    interps[0].main = ts;
+
+    ngx_http_wsgi_depth = 1;
+    ngx_http_wsgi_ts = ts;
+
+    (void) ngx_http_wsgi_tstate(&interps[0]);
+    ngx_http_wsgi_tstates->ts[0] = ts;
+
+    for (i = 0; i < n; i++) {
+        interp = &interps[i];
+
+        if (i > 0) {
+            status = ngx_http_wsgi_new_interpreter(&ts);
+
+            if (PyStatus_Exception(status)) {
+                ngx_log_error(NGX_LOG_CRIT, cycle->log, 0,
+                              "wsgi: cannot create the interpreter of "
+                              "application group \"%V\": %s",
+                              &interp->group->name,
+                              status.err_msg ? status.err_msg : "");
+                (void) PyThreadState_Swap(interps[0].main);
+                return NGX_ERROR;
+            }
+
+            interp->is = PyThreadState_GetInterpreter(ts);
+            interp->main = ts;
+            ngx_http_wsgi_tstates->ts[i] = ts;
+            ngx_http_wsgi_ts = ts;
+        }
+
+        if (ngx_http_wsgi_interp_setup(interp, wmcf) != NGX_OK) {
+            ngx_http_wsgi_log_exception(cycle->log, "Python setup of the "
+                                        "interpreter of application group "
+                                        "\"%V\" failed",
+                                        &interp->group->name);
+            ngx_http_wsgi_python_switch(&interps[0]);
+            return NGX_ERROR;
+        }
+    }
+
+    ngx_http_wsgi_python_switch(&interps[0]);
 
     return NGX_OK;
 }
@@ -369,58 +349,44 @@ ngx_http_wsgi_interp_config(ngx_cycle_t *cycle,
 }
 
 
+
 static ngx_int_t
-ngx_http_wsgi_interp_setup(ngx_cycle_t *cycle,
+ngx_http_wsgi_interp_setup(ngx_http_wsgi_interp_t *interp,
     ngx_http_wsgi_main_conf_t *wmcf)
 {
-    ngx_int_t                i;
-    PyObject                *sys_path, *dir;
-    ngx_str_t               *dirs;
-    ngx_http_wsgi_app_t    **apps;
-    ngx_http_wsgi_interp_t  *interp;
+    PyObject    *threading;
+    ngx_uint_t   i;
 
-    interp = ngx_http_wsgi_interp;
+    interp->name = PyUnicode_DecodeFSDefaultAndSize(
+                                        (char *) interp->group->name.data,
+                                        interp->group->name.len);
+    if (interp->name == NULL) {
+        return NGX_ERROR;
+    }
 
     interp->module = PyImport_ImportModule("ngx");
     if (interp->module == NULL) {
         return NGX_ERROR;
     }
 
-    interp->state = PyModule_GetState(interp->module);
+    /*
+     * threading takes the thread that imports it first for the main one,
+     * and the interpreter's end waits for that one: the event loop's
+     */
 
-    interp->multiprocess = (wmcf->workers > 1);
-
-    if (wmcf->python_path) {
-        /* borrowed */
-        sys_path = PySys_GetObject("path");
-        if (sys_path == NULL || !PyList_Check(sys_path)) {
-            PyErr_SetString(PyExc_RuntimeError, "sys.path is not a list");
-            return NGX_ERROR;
-        }
-
-        dirs = wmcf->python_path->elts;
-
-        for (i = wmcf->python_path->nelts - 1; i >= 0; i--) {
-            dir = PyUnicode_DecodeFSDefaultAndSize((char *) dirs[i].data,
-                                                   dirs[i].len);
-            if (dir == NULL) {
-                return NGX_ERROR;
-            }
-
-            if (PyList_Insert(sys_path, 0, dir) != 0) {
-                Py_DECREF(dir);
-                return NGX_ERROR;
-            }
-
-            Py_DECREF(dir);
-        }
-    }
-
-    if (ngx_http_wsgi_interp_stdio() != NGX_OK) {
+    threading = PyImport_ImportModule("threading");
+    if (threading == NULL) {
         return NGX_ERROR;
     }
 
-    if (ngx_http_wsgi_crash_python() != NGX_OK) {
+    Py_DECREF(threading);
+
+    interp->state = PyModule_GetState(interp->module);
+
+    if (ngx_http_wsgi_interp_path(interp->group->python_path) != NGX_OK
+        || ngx_http_wsgi_interp_stdio() != NGX_OK
+        || ngx_http_wsgi_crash_python() != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
@@ -429,21 +395,47 @@ ngx_http_wsgi_interp_setup(ngx_cycle_t *cycle,
         return NGX_ERROR;
     }
 
-    for (i = 0; i < (ngx_int_t) wmcf->apps.nelts; i++) {
+    for (i = 0; i < wmcf->apps.nelts; i++) {
         PyList_SET_ITEM(interp->apps, i, Py_NewRef(Py_None));
     }
 
-    /* import at start, so that the first request is not slow */
+    return NGX_OK;
+}
 
-    apps = wmcf->apps.elts;
 
-    for (i = 0; i < (ngx_int_t) wmcf->apps.nelts; i++) {
-        if (ngx_http_wsgi_crash_contained(apps[i])) {
-            continue;
+static ngx_int_t
+ngx_http_wsgi_interp_path(ngx_array_t *path)
+{
+    ngx_int_t   i;
+    PyObject   *sys_path, *dir;
+    ngx_str_t  *dirs;
+
+    if (path == NULL) {
+        return NGX_OK;
+    }
+
+    /* borrowed */
+    sys_path = PySys_GetObject("path");
+    if (sys_path == NULL || !PyList_Check(sys_path)) {
+        PyErr_SetString(PyExc_RuntimeError, "sys.path is not a list");
+        return NGX_ERROR;
+    }
+
+    dirs = path->elts;
+
+    for (i = path->nelts - 1; i >= 0; i--) {
+        dir = PyUnicode_DecodeFSDefaultAndSize((char *) dirs[i].data,
+                                               dirs[i].len);
+        if (dir == NULL) {
+            return NGX_ERROR;
         }
 
-        Py_XDECREF(ngx_http_wsgi_app_get(apps[i], cycle->log));
-        ngx_http_wsgi_forked_check(cycle->log);
+        if (PyList_Insert(sys_path, 0, dir) != 0) {
+            Py_DECREF(dir);
+            return NGX_ERROR;
+        }
+
+        Py_DECREF(dir);
     }
 
     return NGX_OK;
@@ -512,32 +504,224 @@ failed:
 }
 
 
+/*
+ * The groups' interpreters end first, then Python.  A thread the
+ * application left running may hold either up: the watchdog ends the
+ * worker at worker_shutdown_timeout.
+ */
+
 void
 ngx_http_wsgi_interp_done(ngx_cycle_t *cycle)
 {
-    ngx_http_wsgi_interp_t  *interp;
+    ngx_int_t                i, ended;
+    ngx_http_wsgi_interp_t  *interps, *interp;
 
-    interp = ngx_http_wsgi_interp;
+    interps = ngx_http_wsgi_interp;
 
-    if (interp == NULL) {
+    if (interps == NULL) {
         return;
     }
 
-    PyEval_RestoreThread(interp->main);
+    ngx_http_wsgi_watchdog_start(cycle);
 
-    /* partial lines that threads left, before the log goes */
+    ngx_http_wsgi_python_enter(&interps[0]);
+
+    ended = 1;
+
+    for (i = ngx_http_wsgi_ninterps - 1; i > 0; i--) {
+        interp = &interps[i];
+
+        ngx_http_wsgi_python_switch(interp);
+
+        /* partial lines that threads left, before the log goes */
+
+        ngx_http_wsgi_log_stream_done(NULL);
+
+        if (ngx_http_wsgi_interp_end(interp, cycle->log) != NGX_OK) {
+            ended = 0;
+        }
+
+        ngx_http_wsgi_python_switch(&interps[0]);
+    }
+
+    interp = &interps[0];
 
     ngx_http_wsgi_log_stream_done(NULL);
 
     Py_CLEAR(interp->apps);
     interp->state = NULL;
     Py_CLEAR(interp->module);
+    Py_CLEAR(interp->name);
 
-    if (Py_FinalizeEx() != 0) {
+    if (!ended) {
+        /* Python cannot end around an interpreter that did not */
+        ngx_http_wsgi_python_leave();
+
+    } else if (Py_FinalizeEx() != 0) {
         ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
                       "wsgi: Python finalisation reported an error");
     }
 
+    ngx_http_wsgi_watchdog_stop();
+
     ngx_http_wsgi_interp = NULL;
-    ngx_http_wsgi_tstate = NULL;
+    ngx_http_wsgi_ts = NULL;
+    ngx_http_wsgi_depth = 0;
+}
+
+
+/*
+ * Py_EndInterpreter() joins the non-daemon threads and then requires that
+ * no other thread state is left: ours go, and one of the application's
+ * still running keeps the interpreter.
+ */
+
+static ngx_int_t
+ngx_http_wsgi_interp_end(ngx_http_wsgi_interp_t *interp, ngx_log_t *log)
+{
+    PyObject                 *name, *threading, *rc;
+    ngx_uint_t                n;
+    PyThreadState            *ts;
+    ngx_http_wsgi_tstates_t  *set;
+
+    name = PyUnicode_FromString("threading");
+    threading = name ? PyImport_GetModule(name) : NULL;
+    Py_XDECREF(name);
+
+    if (threading) {
+        rc = PyObject_CallMethod(threading, "_shutdown", NULL);
+
+        if (rc == NULL) {
+            ngx_http_wsgi_log_exception(log, "threads of application group "
+                                        "\"%V\" did not end",
+                                        &interp->group->name);
+        }
+
+        Py_XDECREF(rc);
+        Py_DECREF(threading);
+    }
+
+    PyErr_Clear();
+
+    (void) pthread_mutex_lock(&ngx_http_wsgi_tstates_mutex);
+
+    for (set = ngx_http_wsgi_tstates_all; set; set = set->next) {
+        ts = set->ts[interp->index];
+
+        if (ts && ts != interp->main) {
+            PyThreadState_Clear(ts);
+            PyThreadState_Delete(ts);
+            set->ts[interp->index] = NULL;
+        }
+    }
+
+    (void) pthread_mutex_unlock(&ngx_http_wsgi_tstates_mutex);
+
+    n = 0;
+
+    for (ts = PyInterpreterState_ThreadHead(interp->is);
+         ts;
+         ts = PyThreadState_Next(ts))
+    {
+        if (ts != interp->main) {
+            n++;
+        }
+    }
+
+    if (n) {
+        ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                      "wsgi: the interpreter of application group \"%V\" "
+                      "is not ended, threads of the application still run: "
+                      "%ui", &interp->group->name, n);
+        return NGX_DECLINED;
+    }
+
+    Py_CLEAR(interp->apps);
+    interp->state = NULL;
+    Py_CLEAR(interp->module);
+    Py_CLEAR(interp->name);
+
+    Py_EndInterpreter(interp->main);
+
+    ngx_http_wsgi_tstates->ts[interp->index] = NULL;
+    ngx_http_wsgi_ts = NULL;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_wsgi_watchdog_start(ngx_cycle_t *cycle)
+{
+    ngx_core_conf_t  *ccf;
+
+    ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
+
+    ngx_http_wsgi_watchdog_timeout = ccf->shutdown_timeout
+                                     ? ccf->shutdown_timeout
+                                     : NGX_HTTP_WSGI_SHUTDOWN_TIMEOUT;
+    ngx_http_wsgi_watchdog_log = cycle->log;
+
+    if (sem_init(&ngx_http_wsgi_watchdog_sem, 0, 0) != 0) {
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, ngx_errno,
+                      "wsgi: sem_init() failed");
+        ngx_http_wsgi_watchdog_log = NULL;
+        return;
+    }
+
+    if (pthread_create(&ngx_http_wsgi_watchdog_tid, NULL,
+                       ngx_http_wsgi_watchdog, NULL)
+        != 0)
+    {
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
+                      "wsgi: pthread_create() failed");
+        ngx_http_wsgi_watchdog_log = NULL;
+    }
+}
+
+
+static void
+ngx_http_wsgi_watchdog_stop(void)
+{
+    if (ngx_http_wsgi_watchdog_log == NULL) {
+        return;
+    }
+
+    (void) sem_post(&ngx_http_wsgi_watchdog_sem);
+    (void) pthread_join(ngx_http_wsgi_watchdog_tid, NULL);
+    (void) sem_destroy(&ngx_http_wsgi_watchdog_sem);
+}
+
+
+static void *
+ngx_http_wsgi_watchdog(void *data)
+{
+    ngx_msec_t       ms;
+    struct timespec  until;
+
+    ms = ngx_http_wsgi_watchdog_timeout;
+
+    (void) clock_gettime(CLOCK_REALTIME, &until);
+
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (ms % 1000) * 1000000;
+
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+
+    while (sem_timedwait(&ngx_http_wsgi_watchdog_sem, &until) != 0) {
+        if (ngx_errno == NGX_EINTR) {
+            continue;
+        }
+
+        ngx_log_error(NGX_LOG_WARN, ngx_http_wsgi_watchdog_log, 0,
+                      "wsgi: Python did not end within %M ms, a thread of "
+                      "the application may still run; the worker exits",
+                      ms);
+        _exit(0);
+    }
+
+    return NULL;
 }

@@ -5,7 +5,6 @@
 
 
 #include "ngx_http_wsgi_module.h"
-#include <ngx_md5.h>
 
 
 static void *ngx_http_wsgi_create_main_conf(ngx_conf_t *cf);
@@ -17,6 +16,8 @@ static char *ngx_http_wsgi_pass(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_wsgi_python_path(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_wsgi_application_group(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static char *ngx_http_wsgi_var(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_wsgi_thread_pool(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -27,6 +28,7 @@ static char *ngx_http_wsgi_python_home(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_wsgi_buffer_size(ngx_conf_t *cf, void *post,
     void *data);
+static ngx_int_t ngx_http_wsgi_postconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_wsgi_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_wsgi_init_process(ngx_cycle_t *cycle);
 static void ngx_http_wsgi_exit_process(ngx_cycle_t *cycle);
@@ -76,6 +78,13 @@ static ngx_conf_enum_t  ngx_http_wsgi_priorities[] = {
 };
 
 
+static ngx_conf_enum_t  ngx_http_wsgi_fallbacks[] = {
+    { ngx_string("main"), 1 },
+    { ngx_string("off"), 0 },
+    { ngx_null_string, 0 }
+};
+
+
 static ngx_command_t  ngx_http_wsgi_commands[] = {
 
     { ngx_string("wsgi_pass"),
@@ -86,11 +95,39 @@ static ngx_command_t  ngx_http_wsgi_commands[] = {
       NULL },
 
     { ngx_string("wsgi_python_path"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_wsgi_python_path,
-      NGX_HTTP_MAIN_CONF_OFFSET,
+      NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
+
+    { ngx_string("wsgi_enable_subinterpreters"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wsgi_loc_conf_t, subinterpreters),
+      NULL },
+
+    { ngx_string("wsgi_use_main_interpreter"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wsgi_loc_conf_t, main_interpreter),
+      NULL },
+
+    { ngx_string("wsgi_application_group"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_wsgi_application_group,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wsgi_loc_conf_t, group),
+      NULL },
+
+    { ngx_string("wsgi_subinterpreter_fallback"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wsgi_loc_conf_t, fallback),
+      &ngx_http_wsgi_fallbacks },
 
     { ngx_string("wsgi_python_home"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
@@ -210,7 +247,7 @@ static ngx_command_t  ngx_http_wsgi_commands[] = {
 
 static ngx_http_module_t  ngx_http_wsgi_module_ctx = {
     NULL,                                  /* preconfiguration */
-    NULL,                                  /* postconfiguration */
+    ngx_http_wsgi_postconfiguration,       /* postconfiguration */
 
     ngx_http_wsgi_create_main_conf,        /* create main configuration */
     ngx_http_wsgi_init_main_conf,          /* init main configuration */
@@ -265,7 +302,10 @@ ngx_http_wsgi_create_main_conf(ngx_conf_t *cf)
         return NULL;
     }
 
-    wmcf->python_path = NGX_CONF_UNSET_PTR;
+    if (ngx_http_wsgi_group_main(cf, wmcf) != NGX_OK) {
+        return NULL;
+    }
+
     wmcf->optimize = NGX_CONF_UNSET;
     wmcf->priority = NGX_CONF_UNSET_UINT;
 
@@ -278,17 +318,41 @@ ngx_http_wsgi_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_wsgi_main_conf_t *wmcf = conf;
 
-    ngx_conf_init_ptr_value(wmcf->python_path, NULL);
+    ngx_http_wsgi_group_t     *groups;
+    ngx_http_wsgi_loc_conf_t  *wlcf;
+
     ngx_conf_init_value(wmcf->optimize, 0);
     ngx_conf_init_uint_value(wmcf->priority, NGX_HTTP_WSGI_PRIORITY_AUTO);
 
-    if (wmcf->apps.nelts
-        && ngx_http_wsgi_crash_conf(cf, wmcf) != NGX_OK)
-    {
-        return NGX_CONF_ERROR;
+    /* the http level's, for the main interpreter */
+
+    wlcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_wsgi_module);
+
+    if (wlcf->python_path != NGX_CONF_UNSET_PTR) {
+        wmcf->python_path = wlcf->python_path;
     }
 
+    groups = wmcf->groups.elts;
+    groups[0].python_path = wmcf->python_path;
+
     return NGX_CONF_OK;
+}
+
+
+/* the applications are known once the locations are merged */
+
+static ngx_int_t
+ngx_http_wsgi_postconfiguration(ngx_conf_t *cf)
+{
+    ngx_http_wsgi_main_conf_t  *wmcf;
+
+    wmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_wsgi_module);
+
+    if (wmcf->apps.nelts) {
+        return ngx_http_wsgi_crash_conf(cf, wmcf);
+    }
+
+    return NGX_OK;
 }
 
 
@@ -306,10 +370,17 @@ ngx_http_wsgi_create_loc_conf(ngx_conf_t *cf)
      * set by ngx_pcalloc():
      *
      *     wlcf->app = NULL;
+     *     wlcf->script = { 0, NULL };
+     *     wlcf->callable = { 0, NULL };
+     *     wlcf->group = { 0, NULL };
      *     wlcf->location = { 0, NULL };
      *     wlcf->temp_path = NULL;
      */
 
+    wlcf->subinterpreters = NGX_CONF_UNSET;
+    wlcf->main_interpreter = NGX_CONF_UNSET;
+    wlcf->python_path = NGX_CONF_UNSET_PTR;
+    wlcf->fallback = NGX_CONF_UNSET_UINT;
     wlcf->vars = NGX_CONF_UNSET_PTR;
     wlcf->pass_authorization = NGX_CONF_UNSET;
     wlcf->thread_pool = NGX_CONF_UNSET_PTR;
@@ -345,6 +416,10 @@ ngx_http_wsgi_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         conf->app = prev->app;
         conf->index = prev->index;
         conf->location = prev->location;
+    }
+
+    if (ngx_http_wsgi_group_conf(cf, wmcf, prev, conf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
     }
 
     if (clcf->lmt_excpt && clcf->handler == NULL && conf->app) {
@@ -411,17 +486,13 @@ ngx_http_wsgi_pass(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_wsgi_loc_conf_t *wlcf = conf;
 
-    u_char                     *p;
-    ngx_md5_t                   md5;
     ngx_str_t                  *value, path, callable;
     ngx_uint_t                  i;
-    u_char                      hash[16];
     ngx_file_info_t             fi;
-    ngx_http_wsgi_app_t        *app, **apps;
     ngx_http_core_loc_conf_t   *clcf;
     ngx_http_wsgi_main_conf_t  *wmcf;
 
-    if (wlcf->app) {
+    if (wlcf->script.data) {
         return "is duplicate";
     }
 
@@ -500,68 +571,12 @@ ngx_http_wsgi_pass(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     wmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_wsgi_module);
 
-    /* one application object per script and callable */
+    /* the application is added when its group is known, at merge */
 
-    apps = wmcf->apps.elts;
-    app = NULL;
-
-    for (i = 0; i < wmcf->apps.nelts; i++) {
-        if (apps[i]->path.len == path.len
-            && ngx_strcmp(apps[i]->path.data, path.data) == 0
-            && apps[i]->callable.len == callable.len
-            && ngx_strncmp(apps[i]->callable.data, callable.data,
-                           callable.len) == 0)
-        {
-            app = apps[i];
-            break;
-        }
-    }
-
-    if (app == NULL) {
-        app = ngx_pcalloc(cf->pool, sizeof(ngx_http_wsgi_app_t));
-        if (app == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        app->path = path;
-
-        app->callable.data = ngx_pnalloc(cf->pool, callable.len + 1);
-        if (app->callable.data == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        app->callable.len = callable.len;
-        ngx_cpystrn(app->callable.data, callable.data, callable.len + 1);
-
-        app->index = wmcf->apps.nelts;
-
-        /* the script's module name, unique per path, as Apache mod_wsgi */
-
-        app->module.data = ngx_pnalloc(cf->pool, sizeof("_wsgi_") - 1 + 32
-                                                 + 1);
-        if (app->module.data == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        ngx_md5_init(&md5);
-        ngx_md5_update(&md5, path.data, path.len);
-        ngx_md5_final(hash, &md5);
-
-        p = ngx_cpymem(app->module.data, "_wsgi_", sizeof("_wsgi_") - 1);
-        p = ngx_hex_dump(p, hash, 16);
-        *p = '\0';
-
-        app->module.len = p - app->module.data;
-
-        apps = ngx_array_push(&wmcf->apps);
-        if (apps == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        *apps = app;
-    }
-
-    wlcf->app = app;
+    wlcf->script = path;
+    wlcf->callable = callable;
+    wlcf->file = cf->conf_file->file.name.data;
+    wlcf->line = cf->conf_file->line;
     wlcf->index = wmcf->locations++;
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
@@ -595,17 +610,17 @@ ngx_http_wsgi_pass(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static char *
 ngx_http_wsgi_python_path(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_http_wsgi_main_conf_t *wmcf = conf;
+    ngx_http_wsgi_loc_conf_t *wlcf = conf;
 
     u_char     *p, *last, *sep;
     ngx_str_t  *value, *dir;
 
-    if (wmcf->python_path != NGX_CONF_UNSET_PTR) {
+    if (wlcf->python_path != NGX_CONF_UNSET_PTR) {
         return "is duplicate";
     }
 
-    wmcf->python_path = ngx_array_create(cf->pool, 4, sizeof(ngx_str_t));
-    if (wmcf->python_path == NULL) {
+    wlcf->python_path = ngx_array_create(cf->pool, 4, sizeof(ngx_str_t));
+    if (wlcf->python_path == NULL) {
         return NGX_CONF_ERROR;
     }
 
@@ -626,7 +641,7 @@ ngx_http_wsgi_python_path(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             return NGX_CONF_ERROR;
         }
 
-        dir = ngx_array_push(wmcf->python_path);
+        dir = ngx_array_push(wlcf->python_path);
         if (dir == NULL) {
             return NGX_CONF_ERROR;
         }
@@ -641,13 +656,31 @@ ngx_http_wsgi_python_path(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         p = sep + 1;
     }
 
-    if (wmcf->python_path->nelts == 0) {
+    if (wlcf->python_path->nelts == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "empty directory in \"%V\"", &value[1]);
         return NGX_CONF_ERROR;
     }
 
     return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_wsgi_application_group(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_str_t  *value;
+
+    value = cf->args->elts;
+
+    if (value[1].len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "empty application group name");
+        return NGX_CONF_ERROR;
+    }
+
+    return ngx_conf_set_str_slot(cf, cmd, conf);
 }
 
 

@@ -31,6 +31,7 @@
 #define NGX_HTTP_WSGI_COALESCE       4096   /* ... into buffers this big */
 #define NGX_HTTP_WSGI_CACHED_VALUE   256    /* environ values, for reuse */
 #define NGX_HTTP_WSGI_OUT_FIRST      2      /* chunks a step has room for */
+#define NGX_HTTP_WSGI_SHUTDOWN_TIMEOUT  5000 /* ms for Python to end */
 
 
 /* initial-exec: glibc's static TLS reserve, an offset, no call */
@@ -46,11 +47,29 @@
 typedef struct ngx_http_wsgi_ctx_s  ngx_http_wsgi_ctx_t;
 
 
+typedef struct ngx_http_wsgi_interp_s  ngx_http_wsgi_interp_t;
+
+
+/* an application group: the interpreter its applications share */
+typedef struct {
+    ngx_str_t                    name;        /* "" for the main one */
+    ngx_array_t                 *python_path; /* of ngx_str_t, or NULL */
+    ngx_uint_t                   index;       /* 0: the main interpreter */
+    u_char                      *file;        /* where it was first named */
+    ngx_uint_t                   line;
+} ngx_http_wsgi_group_t;
+
+
 typedef struct {
     ngx_str_t                    path;        /* absolute, null-terminated */
     ngx_str_t                    callable;    /* null-terminated */
     ngx_str_t                    module;      /* "_wsgi_<md5 of path>" */
     ngx_uint_t                   index;       /* in the interpreter's list */
+    ngx_uint_t                   group;       /* its ngx_http_wsgi_group_t */
+    ngx_flag_t                   fallback;    /* to the main interpreter */
+
+    /* the worker's: the group's, or the main one after a fallback */
+    ngx_http_wsgi_interp_t      *interp;
 } ngx_http_wsgi_app_t;
 
 
@@ -61,7 +80,8 @@ typedef struct {
 
 typedef struct {
     ngx_array_t                  apps;        /* of ngx_http_wsgi_app_t * */
-    ngx_array_t                 *python_path; /* of ngx_str_t */
+    ngx_array_t                  groups;      /* of ngx_http_wsgi_group_t */
+    ngx_array_t                 *python_path; /* http's, of ngx_str_t */
     ngx_str_t                    python_home;
     ngx_int_t                    optimize;
     ngx_uint_t                   workers;     /* for wsgi.multiprocess */
@@ -81,6 +101,15 @@ typedef struct {
 
 typedef struct {
     ngx_http_wsgi_app_t         *app;
+    ngx_str_t                    script;      /* wsgi_pass's, until merged */
+    ngx_str_t                    callable;
+    u_char                      *file;        /* of wsgi_pass */
+    ngx_uint_t                   line;
+    ngx_flag_t                   subinterpreters;
+    ngx_flag_t                   main_interpreter;
+    ngx_str_t                    group;       /* data NULL: unset */
+    ngx_array_t                 *python_path; /* of ngx_str_t */
+    ngx_uint_t                   fallback;
     ngx_uint_t                   index;       /* of the wsgi_pass location */
     ngx_str_t                    location;    /* for SCRIPT_NAME */
     ngx_array_t                 *vars;        /* of ngx_http_wsgi_var_t */
@@ -320,6 +349,7 @@ struct ngx_http_wsgi_ctx_s {
 
     /* set before the first step, read-only afterwards */
     ngx_http_wsgi_app_t         *app;
+    ngx_http_wsgi_interp_t      *interp;      /* the application's */
     ngx_http_wsgi_snapshot_t     snap;
     ngx_log_t                   *log;
     size_t                       bound;       /* bytes a step may produce */
@@ -375,15 +405,18 @@ struct ngx_http_wsgi_ctx_s {
 };
 
 
-/* the Python side state of a worker: the interpreter and its apps */
-typedef struct {
-    PyThreadState               *main;
+/* an interpreter of the worker, with its applications */
+struct ngx_http_wsgi_interp_s {
+    PyInterpreterState          *is;
+    PyThreadState               *main;        /* the event loop thread's */
     PyObject                    *module;      /* "ngx" */
     void                        *state;       /* its state */
     PyObject                    *apps;        /* list, index -> app or None */
-    ngx_log_t                   *log;
-    unsigned                     multiprocess:1;
-} ngx_http_wsgi_interp_t;
+    PyObject                    *name;        /* str, the group's */
+    ngx_http_wsgi_group_t       *group;
+    ngx_uint_t                   index;       /* the group's */
+    ngx_http_wsgi_interp_t      *next;
+};
 
 
 /*
@@ -432,6 +465,8 @@ typedef struct {
     ngx_uint_t                   ntemplates;
     PyObject                    *values[NGX_HTTP_WSGI_ENV_KEYS]; /* last */
     ngx_http_wsgi_checked_t      checked[NGX_HTTP_WSGI_CHECKED];
+    PyObject                    *ext_error;   /* an extension's, importing */
+    PyObject                    *ext_name;
 } ngx_http_wsgi_state_t;
 
 
@@ -489,6 +524,7 @@ struct ngx_http_wsgi_sched_s {
     ngx_uint_t               away;        /* steps not back yet */
     ngx_event_t              alive;       /* keeps an exiting worker */
     ngx_http_wsgi_objs_t     objs;        /* to release, this round */
+    ngx_http_wsgi_interp_t  *interp;      /* of the last added to objs */
     ngx_http_wsgi_sched_t   *next;
 };
 
@@ -512,12 +548,34 @@ typedef struct {
 
 
 extern ngx_module_t  ngx_http_wsgi_module;
+/* the main interpreter, then the groups'; NULL until Python runs */
 extern ngx_http_wsgi_interp_t  *ngx_http_wsgi_interp;
+extern ngx_uint_t  ngx_http_wsgi_ninterps;
+extern ngx_uint_t  ngx_http_wsgi_multiprocess;
 extern ngx_uint_t  ngx_http_wsgi_forked;
 
 
 #define ngx_http_wsgi_state()                                                 \
-    ((ngx_http_wsgi_state_t *) ngx_http_wsgi_interp->state)
+    ((ngx_http_wsgi_state_t *) ngx_http_wsgi_interp_current()->state)
+
+
+/* the interpreter the calling thread runs Python in */
+
+static ngx_inline ngx_http_wsgi_interp_t *
+ngx_http_wsgi_interp_current(void)
+{
+    PyInterpreterState      *is;
+    ngx_http_wsgi_interp_t  *interp;
+
+    is = PyInterpreterState_Get();
+
+    for (interp = ngx_http_wsgi_interp; interp->is != is; interp = interp->next)
+    {
+        /* void */
+    }
+
+    return interp;
+}
 
 
 
@@ -541,7 +599,8 @@ void ngx_http_wsgi_accept_after(void);
 
 /* the inline round: the GIL held, releases deferred to its end */
 void ngx_http_wsgi_hold_gil(void);
-ngx_int_t ngx_http_wsgi_defer(PyObject **objs, ngx_uint_t n);
+ngx_int_t ngx_http_wsgi_defer(ngx_http_wsgi_interp_t *interp, PyObject **objs,
+    ngx_uint_t n);
 void ngx_http_wsgi_release_deferred(void);
 ngx_int_t ngx_http_wsgi_objs_add(ngx_http_wsgi_objs_t *a, PyObject **objs,
     ngx_uint_t n, ngx_log_t *log);
@@ -552,7 +611,8 @@ ngx_int_t ngx_http_wsgi_thread_init(ngx_cycle_t *cycle,
 void ngx_http_wsgi_thread_done(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_wsgi_thread_queue(ngx_http_wsgi_ctx_t *ctx,
     ngx_http_wsgi_step_e step, ngx_uint_t max_queue);
-void ngx_http_wsgi_thread_release(ngx_thread_pool_t *tp, PyObject **objs,
+void ngx_http_wsgi_thread_release(ngx_thread_pool_t *tp,
+    ngx_http_wsgi_interp_t *interp, PyObject **objs,
     ngx_uint_t n, ngx_log_t *log);
 void ngx_http_wsgi_thread_complete(ngx_http_wsgi_ctx_t *ctx);
 ngx_int_t ngx_http_wsgi_input_pull(ngx_http_wsgi_ctx_t *ctx);
@@ -599,7 +659,10 @@ void ngx_http_wsgi_step_exec(ngx_http_wsgi_ctx_t *ctx,
 void ngx_http_wsgi_step_cleanup(ngx_http_wsgi_ctx_t *ctx);
 void ngx_http_wsgi_forked_exit(ngx_log_t *log);
 void ngx_http_wsgi_release(PyObject **objs, ngx_uint_t n);
-void ngx_http_wsgi_step_release_objs(PyObject **objs, ngx_uint_t n);
+void ngx_http_wsgi_step_release_objs(ngx_http_wsgi_interp_t *interp,
+    PyObject **objs, ngx_uint_t n);
+ngx_int_t ngx_http_wsgi_objs_interp(ngx_http_wsgi_objs_t *a,
+    ngx_http_wsgi_interp_t *interp, ngx_log_t *log);
 ngx_http_wsgi_chunk_t *ngx_http_wsgi_step_chunk_add(ngx_http_wsgi_ctx_t *ctx,
     PyObject *obj, u_char *data, size_t size);
 void ngx_http_wsgi_spool_add(ngx_http_wsgi_ctx_t *ctx, u_char *data,
@@ -615,11 +678,17 @@ ngx_int_t ngx_http_wsgi_step_chunk(ngx_http_wsgi_ctx_t *ctx, PyObject *item,
 ngx_int_t ngx_http_wsgi_interp_init(ngx_cycle_t *cycle,
     ngx_http_wsgi_main_conf_t *wmcf);
 void ngx_http_wsgi_interp_done(ngx_cycle_t *cycle);
-PyThreadState *ngx_http_wsgi_python_enter(void);
-void ngx_http_wsgi_python_leave(PyThreadState *ts);
+PyObject *ngx_http_wsgi_module_init(void);
+void ngx_http_wsgi_python_enter(ngx_http_wsgi_interp_t *interp);
+void ngx_http_wsgi_python_leave(void);
+void ngx_http_wsgi_python_switch(ngx_http_wsgi_interp_t *interp);
 
 
 PyObject *ngx_http_wsgi_app_get(ngx_http_wsgi_app_t *app, ngx_log_t *log);
+char *ngx_http_wsgi_group_conf(ngx_conf_t *cf, ngx_http_wsgi_main_conf_t *wmcf,
+    ngx_http_wsgi_loc_conf_t *prev, ngx_http_wsgi_loc_conf_t *conf);
+ngx_int_t ngx_http_wsgi_group_main(ngx_conf_t *cf,
+    ngx_http_wsgi_main_conf_t *wmcf);
 
 
 ngx_int_t ngx_http_wsgi_crash_conf(ngx_conf_t *cf,
@@ -717,8 +786,9 @@ ngx_http_wsgi_thread_clock(void)
 /*
  * Python 3.11 to 3.13: the one place where their C APIs differ.  3.12
  * holds the raised exception as one object (the type, value, traceback
- * triple is deprecated), has no legacy str that needs making ready, and
- * has the member types in Python.h (structmember.h's names are deprecated).
+ * triple is deprecated), has no legacy str that needs making ready, has
+ * the member types in Python.h (structmember.h's names are deprecated),
+ * and creates sub-interpreters from a configuration.
  */
 
 #if (PY_VERSION_HEX >= 0x030C0000)
@@ -729,6 +799,24 @@ ngx_http_wsgi_thread_clock(void)
 
 #define NGX_HTTP_WSGI_T_PYSSIZET        Py_T_PYSSIZET
 #define NGX_HTTP_WSGI_READONLY          Py_READONLY
+
+/* an extension without sub-interpreter support fails to import in one */
+
+static ngx_inline PyStatus
+ngx_http_wsgi_new_interpreter(PyThreadState **ts)
+{
+    PyInterpreterConfig  config = {
+        .use_main_obmalloc = 1,
+        .allow_fork = 1,
+        .allow_exec = 1,
+        .allow_threads = 1,
+        .allow_daemon_threads = 1,
+        .check_multi_interp_extensions = 1,
+        .gil = PyInterpreterConfig_SHARED_GIL,
+    };
+
+    return Py_NewInterpreterFromConfig(ts, &config);
+}
 
 #else
 
@@ -778,6 +866,14 @@ ngx_http_wsgi_exception_set(PyObject *exc)
 }
 
 #define ngx_http_wsgi_str_ready(s)      PyUnicode_READY(s)
+
+static ngx_inline PyStatus
+ngx_http_wsgi_new_interpreter(PyThreadState **ts)
+{
+    *ts = Py_NewInterpreter();
+
+    return *ts ? PyStatus_Ok() : PyStatus_Error("Py_NewInterpreter() failed");
+}
 
 #endif
 

@@ -31,11 +31,12 @@ ngx_http_wsgi_probe_fork(ngx_http_wsgi_app_t *app, ngx_http_wsgi_probe_t *p,
 {
     ngx_pid_t       pid, parent;
     ngx_err_t       err;
-    PyThreadState  *ts;
 
     parent = ngx_pid;
 
-    ts = ngx_http_wsgi_python_enter();
+    /* only the main interpreter goes on in a child */
+
+    ngx_http_wsgi_python_enter(ngx_http_wsgi_interp);
 
     PyOS_BeforeFork();
 
@@ -50,7 +51,7 @@ ngx_http_wsgi_probe_fork(ngx_http_wsgi_app_t *app, ngx_http_wsgi_probe_t *p,
 
     PyOS_AfterFork_Parent();
 
-    ngx_http_wsgi_python_leave(ts);
+    ngx_http_wsgi_python_leave();
 
     if (pid == -1) {
         ngx_log_error(NGX_LOG_ERR, log, err,

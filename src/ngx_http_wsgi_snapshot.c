@@ -342,7 +342,7 @@ script_done:
 
 #undef ngx_http_wsgi_add
 
-    snap->multiprocess = ngx_http_wsgi_interp->multiprocess;
+    snap->multiprocess = ngx_http_wsgi_multiprocess;
 
     return NGX_OK;
 }

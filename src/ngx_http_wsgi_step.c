@@ -24,13 +24,11 @@ static void ngx_http_wsgi_step_output(ngx_http_wsgi_ctx_t *ctx, PyObject *obj,
 void
 ngx_http_wsgi_step_run(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e step)
 {
-    PyThreadState  *ts;
-
-    ts = ngx_http_wsgi_python_enter();
+    ngx_http_wsgi_python_enter(ctx->interp);
 
     ngx_http_wsgi_step_exec(ctx, step);
 
-    ngx_http_wsgi_python_leave(ts);
+    ngx_http_wsgi_python_leave();
 }
 
 
@@ -47,6 +45,8 @@ ngx_http_wsgi_step_exec(ngx_http_wsgi_ctx_t *ctx, ngx_http_wsgi_step_e step)
 
     log = ngx_http_wsgi_step_log;
     ngx_http_wsgi_step_log = ctx->log;
+
+    ngx_http_wsgi_python_switch(ctx->interp);
 
     ngx_http_wsgi_crash_step(ctx);
 
@@ -132,7 +132,18 @@ ngx_http_wsgi_step_call(ngx_http_wsgi_ctx_t *ctx)
     environ = NULL;
     result = NULL;
 
+    /* a fallback moved the application, and the thread, to main */
+
+    if (ctx->interp != ctx->app->interp) {
+        ctx->interp = ctx->app->interp;
+        ngx_http_wsgi_python_switch(ctx->interp);
+    }
+
     app = ngx_http_wsgi_app_get(ctx->app, ctx->log);
+
+    ctx->interp = ctx->app->interp;
+    ctx->step_ts = PyThreadState_Get();
+
     if (app == NULL) {
         ctx->failed = 1;
         return NGX_ERROR;
@@ -769,6 +780,8 @@ ngx_http_wsgi_step_close(ngx_http_wsgi_ctx_t *ctx)
  * The one release path of pins.  The nginx side may not hold the GIL where
  * it lets bytes go, so it moves their pins to ctx->release (then to a list
  * that outlives the request pool); only threads holding the GIL call this.
+ * An object goes in its own interpreter: lists of several interpreters'
+ * pins have a tagged interpreter pointer before each one's.
  */
 
 void
@@ -777,8 +790,32 @@ ngx_http_wsgi_release(PyObject **objs, ngx_uint_t n)
     ngx_uint_t  i;
 
     for (i = 0; i < n; i++) {
+        if ((uintptr_t) objs[i] & 1) {
+            ngx_http_wsgi_python_switch((ngx_http_wsgi_interp_t *)
+                                        ((uintptr_t) objs[i] & ~1));
+            continue;
+        }
+
         Py_DECREF(objs[i]);
     }
+}
+
+
+/* where lists of several interpreters' pins meet: the tag before each */
+
+ngx_int_t
+ngx_http_wsgi_objs_interp(ngx_http_wsgi_objs_t *a,
+    ngx_http_wsgi_interp_t *interp, ngx_log_t *log)
+{
+    PyObject  *tag;
+
+    if (ngx_http_wsgi_ninterps == 1) {
+        return NGX_OK;
+    }
+
+    tag = (PyObject *) ((uintptr_t) interp | 1);
+
+    return ngx_http_wsgi_objs_add(a, &tag, 1, log);
 }
 
 
@@ -791,17 +828,16 @@ ngx_http_wsgi_step_release(ngx_http_wsgi_ctx_t *ctx)
 
 
 void
-ngx_http_wsgi_step_release_objs(PyObject **objs, ngx_uint_t n)
+ngx_http_wsgi_step_release_objs(ngx_http_wsgi_interp_t *interp,
+    PyObject **objs, ngx_uint_t n)
 {
-    PyThreadState  *ts;
-
-    ts = ngx_http_wsgi_python_enter();
+    ngx_http_wsgi_python_enter(interp);
 
     ngx_http_wsgi_release(objs, n);
 
     ngx_http_wsgi_forked_check(ngx_cycle->log);
 
-    ngx_http_wsgi_python_leave(ts);
+    ngx_http_wsgi_python_leave();
 }
 
 
@@ -810,11 +846,10 @@ ngx_http_wsgi_step_release_objs(PyObject **objs, ngx_uint_t n)
 void
 ngx_http_wsgi_step_cleanup(ngx_http_wsgi_ctx_t *ctx)
 {
-    ngx_log_t      *log;
-    ngx_uint_t      i;
-    PyThreadState  *ts;
+    ngx_log_t   *log;
+    ngx_uint_t   i;
 
-    ts = ngx_http_wsgi_python_enter();
+    ngx_http_wsgi_python_enter(ctx->interp);
 
     log = ngx_http_wsgi_step_log;
     ngx_http_wsgi_step_log = ctx->log;
@@ -849,7 +884,7 @@ ngx_http_wsgi_step_cleanup(ngx_http_wsgi_ctx_t *ctx)
 
     ngx_http_wsgi_forked_check(ctx->log);
 
-    ngx_http_wsgi_python_leave(ts);
+    ngx_http_wsgi_python_leave();
 
     if (ctx->out != ctx->out_first) {
         PyMem_RawFree(ctx->out);

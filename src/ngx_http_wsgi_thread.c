@@ -108,11 +108,12 @@ ngx_http_wsgi_thread_done(ngx_cycle_t *cycle)
 
     for (sched = ngx_http_wsgi_scheds; sched; sched = sched->next) {
         if (sched->objs.nelts && ngx_http_wsgi_interp) {
-            ngx_http_wsgi_step_release_objs(sched->objs.elts,
+            ngx_http_wsgi_step_release_objs(sched->interp, sched->objs.elts,
                                             sched->objs.nelts);
         }
 
         sched->objs.nelts = 0;
+        sched->interp = NULL;
     }
 
     ngx_http_wsgi_channel_close();
@@ -475,8 +476,7 @@ ngx_http_wsgi_runner_handler(void *data, ngx_log_t *log)
     ngx_http_wsgi_runner_t *runner = data;
 
     uint64_t                  now;
-    ngx_uint_t                notify, lingered, woken;
-    PyThreadState            *ts;
+    ngx_uint_t                notify, lingered, woken, held;
     struct timespec           until;
     ngx_http_wsgi_ctx_t      *ctx;
     ngx_http_wsgi_sched_t    *sched;
@@ -484,7 +484,7 @@ ngx_http_wsgi_runner_handler(void *data, ngx_log_t *log)
 
     sched = runner->sched;
     lingered = 0;
-    ts = NULL;
+    held = 0;
 
     if (sched->priority == NGX_HTTP_WSGI_PRIORITY_IDLE) {
         ngx_http_wsgi_priority_idle(log);
@@ -508,12 +508,12 @@ ngx_http_wsgi_runner_handler(void *data, ngx_log_t *log)
 
         ctx = sched->head;
 
-        if (ctx == NULL && rel == NULL && ts) {
+        if (ctx == NULL && rel == NULL && held) {
 
             (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
 
-            ngx_http_wsgi_python_leave(ts);
-            ts = NULL;
+            ngx_http_wsgi_python_leave();
+            held = 0;
 
             continue;
         }
@@ -570,8 +570,9 @@ ngx_http_wsgi_runner_handler(void *data, ngx_log_t *log)
         if (rel) {
             (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
 
-            if (ts == NULL) {
-                ts = ngx_http_wsgi_python_enter();
+            if (!held) {
+                ngx_http_wsgi_python_enter(ngx_http_wsgi_interp);
+                held = 1;
             }
 
             for ( /* void */ ; rel; rel = next) {
@@ -600,8 +601,9 @@ ngx_http_wsgi_runner_handler(void *data, ngx_log_t *log)
 
         (void) pthread_mutex_unlock(&ngx_http_wsgi_channel_mutex);
 
-        if (ts == NULL) {
-            ts = ngx_http_wsgi_python_enter();
+        if (!held) {
+            ngx_http_wsgi_python_enter(ctx->interp);
+            held = 1;
         }
 
         ngx_http_wsgi_step_exec(ctx, ctx->step);
@@ -716,8 +718,9 @@ ngx_http_wsgi_sched_alive_handler(ngx_event_t *ev)
 /* the request pool that listed them may be gone: they travel in a copy */
 
 void
-ngx_http_wsgi_thread_release(ngx_thread_pool_t *tp, PyObject **objs,
-    ngx_uint_t n, ngx_log_t *log)
+ngx_http_wsgi_thread_release(ngx_thread_pool_t *tp,
+    ngx_http_wsgi_interp_t *interp, PyObject **objs, ngx_uint_t n,
+    ngx_log_t *log)
 {
     ngx_http_wsgi_sched_t  *sched;
 
@@ -728,12 +731,22 @@ ngx_http_wsgi_thread_release(ngx_thread_pool_t *tp, PyObject **objs,
     sched = ngx_http_wsgi_sched_get(tp, log);
 
     if (sched == NULL) {
-        ngx_http_wsgi_step_release_objs(objs, n);
+        ngx_http_wsgi_step_release_objs(interp, objs, n);
         return;
     }
 
+    if (sched->interp != interp) {
+        if (ngx_http_wsgi_objs_interp(&sched->objs, interp, log) != NGX_OK)
+        {
+            ngx_http_wsgi_step_release_objs(interp, objs, n);
+            return;
+        }
+
+        sched->interp = interp;
+    }
+
     if (ngx_http_wsgi_objs_add(&sched->objs, objs, n, log) != NGX_OK) {
-        ngx_http_wsgi_step_release_objs(objs, n);
+        ngx_http_wsgi_step_release_objs(interp, objs, n);
         return;
     }
 
@@ -757,9 +770,10 @@ ngx_http_wsgi_sched_release(ngx_http_wsgi_sched_t *sched)
                     ngx_cycle->log);
 
     if (rel == NULL) {
-        ngx_http_wsgi_step_release_objs(sched->objs.elts,
-                                            sched->objs.nelts);
+        ngx_http_wsgi_step_release_objs(sched->interp, sched->objs.elts,
+                                        sched->objs.nelts);
         sched->objs.nelts = 0;
+        sched->interp = NULL;
         return;
     }
 
@@ -767,6 +781,7 @@ ngx_http_wsgi_sched_release(ngx_http_wsgi_sched_t *sched)
     ngx_memcpy(rel->objs, sched->objs.elts,
                sched->objs.nelts * sizeof(PyObject *));
     sched->objs.nelts = 0;
+    sched->interp = NULL;
 
     (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
 

@@ -211,9 +211,9 @@ def test_wsgi_python_optimize_not_allowed_in_server(nginx_t):
     assert_emerg_at(rc, out, conf, "wsgi_python_optimize", r"not allowed here")
 
 
-def test_wsgi_python_path_not_allowed_in_location(nginx_t):
-    rc, out, conf = nginx_t(server="location / {\n"
-                            " wsgi_python_path /tmp;\n }")
+def test_wsgi_python_path_not_allowed_in_if(nginx_t):
+    rc, out, conf = nginx_t(server="location / {\n if ($arg_x) {\n"
+                            " wsgi_python_path /tmp;\n }\n }")
     assert_emerg_at(rc, out, conf, "wsgi_python_path", r"not allowed here")
 
 
