@@ -63,6 +63,7 @@ typedef struct {
     ngx_array_t                  apps;        /* of ngx_http_wsgi_app_t * */
     ngx_array_t                 *python_path; /* of ngx_str_t */
     ngx_str_t                    python_home;
+    ngx_str_t                    python_executable;
     ngx_int_t                    optimize;
     ngx_uint_t                   workers;     /* for wsgi.multiprocess */
     ngx_uint_t                   locations;   /* with wsgi_pass */
