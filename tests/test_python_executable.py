@@ -116,6 +116,23 @@ def test_executable_outside_a_virtualenv(nginx, tmp_path, how):
         == from_shell(BASE_PYTHON)["prefix"]
 
 
+def test_reload_switches_to_the_virtualenv(nginx, tmp_path):
+    # the workers' Python starts in each new worker: a reload with the
+    # directive added is enough, no restart
+    exe = make_venv(tmp_path / "venv")
+    app = tmp_path / "info_app.py"
+    app.write_text(INFO_APP)
+    srv = nginx(server=f"location / {{ wsgi_pass {app}; }}")
+    assert srv.get_json("/")["venv_only"].startswith("ModuleNotFoundError")
+    conf = srv.conf.read_text()
+    srv.conf.write_text(conf.replace(
+        "http {\n", f"http {{\n    wsgi_python_executable {exe};\n", 1))
+    srv.reload()
+    info = srv.get_json("/")
+    assert info["executable"] == str(exe)
+    assert info["venv_only"] == "from the venv"
+
+
 # -- nginx -t ----------------------------------------------------------------
 
 def test_executable_missing(nginx_t, tmp_path):
