@@ -298,6 +298,7 @@ static ngx_int_t
 ngx_http_wsgi_interp_config(ngx_cycle_t *cycle,
     ngx_http_wsgi_main_conf_t *wmcf, PyConfig *config)
 {
+    char             *exe;
     PyStatus          status;
     ngx_file_info_t   fi;
     u_char            path[NGX_MAX_PATH];
@@ -307,7 +308,22 @@ ngx_http_wsgi_interp_config(ngx_cycle_t *cycle,
     config->configure_c_stdio = 0;
     config->optimization_level = (int) wmcf->optimize;
 
-    if (wmcf->python_home.len) {
+    if (wmcf->python_executable.len) {
+        exe = (char *) wmcf->python_executable.data;
+
+        /*
+         * sys.executable, and where the prefix and a pyvenv.cfg are looked
+         * for; program_name is argv[0], as from a shell
+         */
+
+        status = PyConfig_SetBytesString(config, &config->executable, exe);
+
+        if (!PyStatus_Exception(status)) {
+            status = PyConfig_SetBytesString(config, &config->program_name,
+                                             exe);
+        }
+
+    } else if (wmcf->python_home.len) {
         if (wmcf->python_home.len + sizeof("/bin/python3") > NGX_MAX_PATH) {
             ngx_log_error(NGX_LOG_CRIT, cycle->log, 0,
                           "wsgi: wsgi_python_home \"%V\" is too long",

@@ -26,6 +26,8 @@ static ngx_thread_pool_t *ngx_http_wsgi_thread_pool_default(ngx_conf_t *cf,
     ngx_str_t *name, ngx_uint_t threads, ngx_uint_t max_queue);
 static char *ngx_http_wsgi_python_home(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_wsgi_python_executable(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static char *ngx_http_wsgi_buffer_size(ngx_conf_t *cf, void *post,
     void *data);
 static ngx_int_t ngx_http_wsgi_postconfiguration(ngx_conf_t *cf);
@@ -134,6 +136,13 @@ static ngx_command_t  ngx_http_wsgi_commands[] = {
       ngx_http_wsgi_python_home,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_wsgi_main_conf_t, python_home),
+      NULL },
+
+    { ngx_string("wsgi_python_executable"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_wsgi_python_executable,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
       NULL },
 
     { ngx_string("wsgi_python_optimize"),
@@ -290,6 +299,7 @@ ngx_http_wsgi_create_main_conf(ngx_conf_t *cf)
      * set by ngx_pcalloc():
      *
      *     wmcf->python_home = { 0, NULL };
+     *     wmcf->python_executable = { 0, NULL };
      *     wmcf->workers = 0;
      *     wmcf->thread_pool = NULL;
      *     wmcf->crash = NULL;
@@ -867,6 +877,10 @@ ngx_http_wsgi_python_home(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return "is duplicate";
     }
 
+    if (wmcf->python_executable.data) {
+        return "conflicts with \"wsgi_python_executable\"";
+    }
+
     value = cf->args->elts;
 
     wmcf->python_home = value[1];
@@ -891,6 +905,77 @@ ngx_http_wsgi_python_home(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"%s\" is not a directory",
                            wmcf->python_home.data);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * The interpreter finds its prefix, and a virtualenv, from this path, as
+ * python started from a shell would; wsgi_python_home would name the
+ * prefix itself, so the two exclude each other.
+ */
+
+static char *
+ngx_http_wsgi_python_executable(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_wsgi_main_conf_t *wmcf = conf;
+
+    ngx_str_t        *value;
+    ngx_file_info_t   fi;
+
+    if (wmcf->python_executable.data) {
+        return "is duplicate";
+    }
+
+    if (wmcf->python_home.data) {
+        return "conflicts with \"wsgi_python_home\"";
+    }
+
+    value = cf->args->elts;
+
+    wmcf->python_executable = value[1];
+
+    if (wmcf->python_executable.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "empty path");
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_conf_full_name(cf->cycle, &wmcf->python_executable, 0)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    if (wmcf->python_executable.len >= NGX_MAX_PATH) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\" is too long",
+                           &wmcf->python_executable);
+        return NGX_CONF_ERROR;
+    }
+
+    /* a symlink, as a virtualenv's bin/python3, is followed */
+
+    if (ngx_file_info(wmcf->python_executable.data, &fi) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_file_info_n " \"%s\" failed",
+                           wmcf->python_executable.data);
+        return NGX_CONF_ERROR;
+    }
+
+    if (!ngx_is_file(&fi)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%s\" is not a regular file",
+                           wmcf->python_executable.data);
+        return NGX_CONF_ERROR;
+    }
+
+    if (access((char *) wmcf->python_executable.data, X_OK) != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "\"%s\" is not executable",
+                           wmcf->python_executable.data);
         return NGX_CONF_ERROR;
     }
 

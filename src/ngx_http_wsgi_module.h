@@ -83,6 +83,7 @@ typedef struct {
     ngx_array_t                  groups;      /* of ngx_http_wsgi_group_t */
     ngx_array_t                 *python_path; /* http's, of ngx_str_t */
     ngx_str_t                    python_home;
+    ngx_str_t                    python_executable;
     ngx_int_t                    optimize;
     ngx_uint_t                   workers;     /* for wsgi.multiprocess */
     ngx_uint_t                   locations;   /* with wsgi_pass */

@@ -11,7 +11,7 @@ pkgs="gcc make clang nginx nginx-dev python3 python3-dev python3-pytest
 python3-pytest-xdist python3-pyflakes python3-django python3-flask curl
 libclang-rt-14-dev
 python3-werkzeug python3-bottle python3-falcon python3-pyramid
-python3-cherrypy3 radicale mercurial"
+python3-cherrypy3 radicale mercurial python3-venv"
 
 if [ "${1:-}" = bench ]; then
     pkgs="$pkgs wrk uwsgi-core uwsgi-plugin-python3 gunicorn apache2
