@@ -19,6 +19,9 @@ static char *ngx_http_wsgi_python_path(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_wsgi_var(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_wsgi_middleware(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_wsgi_dotted_name(ngx_str_t *name);
 static char *ngx_http_wsgi_thread_pool(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_thread_pool_t *ngx_http_wsgi_thread_pool_default(ngx_conf_t *cf,
@@ -109,6 +112,13 @@ static ngx_command_t  ngx_http_wsgi_commands[] = {
     { ngx_string("wsgi_var"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE2,
       ngx_http_wsgi_var,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("wsgi_middleware"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_wsgi_middleware,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
@@ -311,6 +321,7 @@ ngx_http_wsgi_create_loc_conf(ngx_conf_t *cf)
      */
 
     wlcf->vars = NGX_CONF_UNSET_PTR;
+    wlcf->middleware = NGX_CONF_UNSET_PTR;
     wlcf->pass_authorization = NGX_CONF_UNSET;
     wlcf->thread_pool = NGX_CONF_UNSET_PTR;
     wlcf->buffer_size = NGX_CONF_UNSET_SIZE;
@@ -352,6 +363,7 @@ ngx_http_wsgi_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     ngx_conf_merge_ptr_value(conf->vars, prev->vars, NULL);
+    ngx_conf_merge_ptr_value(conf->middleware, prev->middleware, NULL);
     ngx_conf_merge_value(conf->pass_authorization, prev->pass_authorization,
                          0);
     ngx_conf_merge_ptr_value(conf->thread_pool, prev->thread_pool,
@@ -464,31 +476,7 @@ ngx_http_wsgi_pass(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             return NGX_CONF_ERROR;
         }
 
-        /* a Python name, or dotted names: "app", "obj.wsgi_app" */
-
-        for (i = 0; i < callable.len; i++) {
-            if (callable.data[i] == '_'
-                || ngx_http_wsgi_isalnum(callable.data[i]))
-            {
-                if (ngx_http_wsgi_isdigit(callable.data[i])
-                    && (i == 0 || callable.data[i - 1] == '.'))
-                {
-                    break;
-                }
-
-                continue;
-            }
-
-            if (callable.data[i] == '.' && i > 0
-                && callable.data[i - 1] != '.' && i + 1 < callable.len)
-            {
-                continue;
-            }
-
-            break;
-        }
-
-        if (i < callable.len) {
+        if (ngx_http_wsgi_dotted_name(&callable) != NGX_OK) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "invalid callable name \"%V\"", &callable);
             return NGX_CONF_ERROR;
@@ -589,6 +577,37 @@ ngx_http_wsgi_pass(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     return NGX_CONF_OK;
+}
+
+
+/* a Python name, or dotted names: "app", "obj.wsgi_app" */
+
+static ngx_int_t
+ngx_http_wsgi_dotted_name(ngx_str_t *name)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < name->len; i++) {
+        if (name->data[i] == '_' || ngx_http_wsgi_isalnum(name->data[i])) {
+            if (ngx_http_wsgi_isdigit(name->data[i])
+                && (i == 0 || name->data[i - 1] == '.'))
+            {
+                return NGX_ERROR;
+            }
+
+            continue;
+        }
+
+        if (name->data[i] == '.' && i > 0
+            && name->data[i - 1] != '.' && i + 1 < name->len)
+        {
+            continue;
+        }
+
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }
 
 
@@ -699,6 +718,70 @@ ngx_http_wsgi_var(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
         return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_wsgi_middleware(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_wsgi_loc_conf_t *wlcf = conf;
+
+    ngx_str_t                   *value;
+    ngx_http_wsgi_middleware_t  *mw;
+
+    value = cf->args->elts;
+
+    if (value[1].len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "empty middleware module name");
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_wsgi_dotted_name(&value[1]) != NGX_OK) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid middleware module name \"%V\"",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (cf->args->nelts == 3) {
+        if (value[2].len == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "empty callable name");
+            return NGX_CONF_ERROR;
+        }
+
+        if (ngx_http_wsgi_dotted_name(&value[2]) != NGX_OK) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid callable name \"%V\"", &value[2]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (wlcf->middleware == NGX_CONF_UNSET_PTR) {
+        wlcf->middleware = ngx_array_create(cf->pool, 2,
+                                        sizeof(ngx_http_wsgi_middleware_t));
+        if (wlcf->middleware == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    mw = ngx_array_push(wlcf->middleware);
+    if (mw == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    /* the parser's words are null-terminated */
+
+    mw->module = value[1];
+
+    if (cf->args->nelts == 3) {
+        mw->callable = value[2];
+
+    } else {
+        ngx_str_set(&mw->callable, "middleware");
     }
 
     return NGX_CONF_OK;
