@@ -7,6 +7,7 @@ its prefix, found through wsgi_python_path."""
 
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -21,19 +22,26 @@ def application(environ, start_response):
 
 # a layer: notes that it saw the request, adds a header, wraps the body
 LAYER = '''\
+import time
+
 NAME = "@NAME@"
+DELAY = @DELAY@
 BUILT = []
 
 
 def @CALLABLE@(app):
     BUILT.append(app)
+    build = len(BUILT)
+    time.sleep(DELAY)
 
     def wrapped(environ, start_response):
         environ["mw.order"] = environ.get("mw.order", "") + NAME
 
         def sr(status, headers, exc_info=None):
             headers = list(headers) + [
-                ("X-MW", NAME), ("X-MW-Built-" + NAME, str(len(BUILT)))]
+                ("X-MW", NAME),
+                ("X-MW-Built-" + NAME, str(len(BUILT))),   # builds so far
+                ("X-MW-Id-" + NAME, str(build))]           # this one's
             return start_response(status, headers, exc_info)
 
         body = b"".join(app(environ, sr))
@@ -44,8 +52,9 @@ def @CALLABLE@(app):
 '''
 
 
-def layer(name, callable_="middleware"):
-    return LAYER.replace("@NAME@", name).replace("@CALLABLE@", callable_)
+def layer(name, callable_="middleware", delay=0):
+    return (LAYER.replace("@NAME@", name).replace("@CALLABLE@", callable_)
+            .replace("@DELAY@", str(delay)))
 
 
 def write_modules(nginx, modules, app=APP):
@@ -115,7 +124,27 @@ def test_stack_is_built_once_per_location(nginx):
     # the other location builds its own, once
     for _ in range(3):
         assert srv.get("/y").header("X-MW-Built-a") == "2"
-    assert srv.get("/x").header("X-MW-Built-a") == "2"
+    r = srv.get("/x")
+    assert (r.header("X-MW-Built-a"), r.header("X-MW-Id-a")) == ("2", "1")
+
+
+def test_concurrent_first_requests_share_one_stack(nginx):
+    # two first requests build at once (on a pool): one stack is kept
+    _, http = write_modules(nginx, {"mw_s": layer("s", delay=0.3)})
+    srv = nginx(http=http, server="""
+        location / {
+            wsgi_pass {prefix}/app.py;
+            wsgi_middleware mw_s;
+        }
+    """)
+    with ThreadPoolExecutor(2) as pool:
+        first = list(pool.map(lambda _: srv.get("/"), range(2)))
+    for r in first:
+        assert (r.status, r.body) == (200, b"<s>app:s</s>"), \
+            f"{r!r}\n{srv.logs_tail()}"
+    ids = {srv.get("/").header("X-MW-Id-s") for _ in range(4)}
+    assert len(ids) == 1, ids
+    assert ids <= {r.header("X-MW-Id-s") for r in first}
 
 
 def test_callable_argument_default_and_dotted(nginx):
