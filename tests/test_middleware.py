@@ -212,6 +212,22 @@ def test_inheritance_server_level(nginx):
     assert srv.get("/own").body == b"<c>app:c</c>"
 
 
+def test_reload_takes_the_new_stack(nginx):
+    _, http = write_modules(nginx, {"mw_a": layer("a"), "mw_b": layer("b")})
+    srv = nginx(http=http, server="""
+        location / {
+            wsgi_pass {prefix}/app.py;
+            wsgi_middleware mw_a;
+        }
+    """)
+    assert srv.get("/").body == b"<a>app:a</a>"
+    conf = srv.conf.read_text()
+    srv.conf.write_text(conf.replace("wsgi_middleware mw_a;",
+                                     "wsgi_middleware mw_b;"))
+    srv.reload()
+    assert srv.get("/").body == b"<b>app:b</b>"
+
+
 def test_library_middleware_proxyfix(nginx):
     # a middleware as libraries ship them: a class taking the application
     pytest.importorskip("werkzeug")
