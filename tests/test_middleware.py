@@ -187,14 +187,16 @@ def test_inheritance_http_level(nginx):
             wsgi_middleware mw_b;
             wsgi_middleware mw_a;
             if ($arg_x) { }
+            limit_except GET { allow all; }
         }
     """)
     assert srv.get("/inherit").body == b"<a>app:a</a>"
     # a list of its own replaces the outer one: no "a" here
     assert srv.get("/own").body == b"<b>app:b</b>"
-    # an "if" runs its location's stack
+    # "if" and "limit_except" run their location's stack
     assert srv.get("/if?x=1").body == b"<b><a>app:ba</a></b>"
     assert srv.get("/if").body == b"<b><a>app:ba</a></b>"
+    assert srv.post("/if", b"x").body == b"<b><a>app:ba</a></b>"
 
 
 def test_inheritance_server_level(nginx):
