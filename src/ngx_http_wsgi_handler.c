@@ -116,6 +116,7 @@ ngx_http_wsgi_create_ctx(ngx_http_request_t *r, ngx_http_wsgi_ctx_t **ctxp)
     ctx->request = r;
     ctx->app = wlcf->app;
     ctx->interp = wlcf->app->interp;
+    ctx->middleware = wlcf->middleware;
     ctx->log = r->connection->log;
     ctx->bound = wlcf->buffer_size;
     ctx->length = -1;

@@ -14,20 +14,12 @@ static char *ngx_http_wsgi_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static char *ngx_http_wsgi_pass(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-static char *ngx_http_wsgi_python_path(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-static char *ngx_http_wsgi_application_group(ngx_conf_t *cf,
-    ngx_command_t *cmd, void *conf);
 static char *ngx_http_wsgi_var(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_wsgi_thread_pool(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_thread_pool_t *ngx_http_wsgi_thread_pool_default(ngx_conf_t *cf,
     ngx_str_t *name, ngx_uint_t threads, ngx_uint_t max_queue);
-static char *ngx_http_wsgi_python_home(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-static char *ngx_http_wsgi_python_executable(ngx_conf_t *cf,
-    ngx_command_t *cmd, void *conf);
 static char *ngx_http_wsgi_buffer_size(ngx_conf_t *cf, void *post,
     void *data);
 static ngx_int_t ngx_http_wsgi_postconfiguration(ngx_conf_t *cf);
@@ -155,6 +147,13 @@ static ngx_command_t  ngx_http_wsgi_commands[] = {
     { ngx_string("wsgi_var"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE2,
       ngx_http_wsgi_var,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("wsgi_middleware"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_wsgi_middleware,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
@@ -392,6 +391,7 @@ ngx_http_wsgi_create_loc_conf(ngx_conf_t *cf)
     wlcf->python_path = NGX_CONF_UNSET_PTR;
     wlcf->fallback = NGX_CONF_UNSET_UINT;
     wlcf->vars = NGX_CONF_UNSET_PTR;
+    wlcf->middleware = NGX_CONF_UNSET_PTR;
     wlcf->pass_authorization = NGX_CONF_UNSET;
     wlcf->thread_pool = NGX_CONF_UNSET_PTR;
     wlcf->buffer_size = NGX_CONF_UNSET_SIZE;
@@ -437,6 +437,7 @@ ngx_http_wsgi_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     ngx_conf_merge_ptr_value(conf->vars, prev->vars, NULL);
+    ngx_conf_merge_ptr_value(conf->middleware, prev->middleware, NULL);
     ngx_conf_merge_value(conf->pass_authorization, prev->pass_authorization,
                          0);
     ngx_conf_merge_ptr_value(conf->thread_pool, prev->thread_pool,
@@ -497,7 +498,6 @@ ngx_http_wsgi_pass(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_wsgi_loc_conf_t *wlcf = conf;
 
     ngx_str_t                  *value, path, callable;
-    ngx_uint_t                  i;
     ngx_file_info_t             fi;
     ngx_http_core_loc_conf_t   *clcf;
     ngx_http_wsgi_main_conf_t  *wmcf;
@@ -545,31 +545,7 @@ ngx_http_wsgi_pass(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             return NGX_CONF_ERROR;
         }
 
-        /* a Python name, or dotted names: "app", "obj.wsgi_app" */
-
-        for (i = 0; i < callable.len; i++) {
-            if (callable.data[i] == '_'
-                || ngx_http_wsgi_isalnum(callable.data[i]))
-            {
-                if (ngx_http_wsgi_isdigit(callable.data[i])
-                    && (i == 0 || callable.data[i - 1] == '.'))
-                {
-                    break;
-                }
-
-                continue;
-            }
-
-            if (callable.data[i] == '.' && i > 0
-                && callable.data[i - 1] != '.' && i + 1 < callable.len)
-            {
-                continue;
-            }
-
-            break;
-        }
-
-        if (i < callable.len) {
+        if (ngx_http_wsgi_dotted_name(&callable) != NGX_OK) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "invalid callable name \"%V\"", &callable);
             return NGX_CONF_ERROR;
@@ -614,83 +590,6 @@ ngx_http_wsgi_pass(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     return NGX_CONF_OK;
-}
-
-
-static char *
-ngx_http_wsgi_python_path(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_wsgi_loc_conf_t *wlcf = conf;
-
-    u_char     *p, *last, *sep;
-    ngx_str_t  *value, *dir;
-
-    if (wlcf->python_path != NGX_CONF_UNSET_PTR) {
-        return "is duplicate";
-    }
-
-    wlcf->python_path = ngx_array_create(cf->pool, 4, sizeof(ngx_str_t));
-    if (wlcf->python_path == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    value = cf->args->elts;
-
-    p = value[1].data;
-    last = p + value[1].len;
-
-    while (p < last) {
-        sep = ngx_strlchr(p, last, ':');
-        if (sep == NULL) {
-            sep = last;
-        }
-
-        if (sep == p) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "empty directory in \"%V\"", &value[1]);
-            return NGX_CONF_ERROR;
-        }
-
-        dir = ngx_array_push(wlcf->python_path);
-        if (dir == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        dir->len = sep - p;
-        dir->data = p;
-
-        if (ngx_conf_full_name(cf->cycle, dir, 0) != NGX_OK) {
-            return NGX_CONF_ERROR;
-        }
-
-        p = sep + 1;
-    }
-
-    if (wlcf->python_path->nelts == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "empty directory in \"%V\"", &value[1]);
-        return NGX_CONF_ERROR;
-    }
-
-    return NGX_CONF_OK;
-}
-
-
-static char *
-ngx_http_wsgi_application_group(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf)
-{
-    ngx_str_t  *value;
-
-    value = cf->args->elts;
-
-    if (value[1].len == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "empty application group name");
-        return NGX_CONF_ERROR;
-    }
-
-    return ngx_conf_set_str_slot(cf, cmd, conf);
 }
 
 
@@ -862,124 +761,6 @@ ngx_http_wsgi_thread_pool_default(ngx_conf_t *cf, ngx_str_t *name,
     }
 
     return ngx_thread_pool_get(cf->cycle, name);
-}
-
-
-static char *
-ngx_http_wsgi_python_home(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_wsgi_main_conf_t *wmcf = conf;
-
-    ngx_str_t        *value;
-    ngx_file_info_t   fi;
-
-    if (wmcf->python_home.data) {
-        return "is duplicate";
-    }
-
-    if (wmcf->python_executable.data) {
-        return "conflicts with \"wsgi_python_executable\"";
-    }
-
-    value = cf->args->elts;
-
-    wmcf->python_home = value[1];
-
-    if (wmcf->python_home.len == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "empty directory");
-        return NGX_CONF_ERROR;
-    }
-
-    if (ngx_conf_full_name(cf->cycle, &wmcf->python_home, 0) != NGX_OK) {
-        return NGX_CONF_ERROR;
-    }
-
-    if (ngx_file_info(wmcf->python_home.data, &fi) == NGX_FILE_ERROR) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           ngx_file_info_n " \"%s\" failed",
-                           wmcf->python_home.data);
-        return NGX_CONF_ERROR;
-    }
-
-    if (!ngx_is_dir(&fi)) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"%s\" is not a directory",
-                           wmcf->python_home.data);
-        return NGX_CONF_ERROR;
-    }
-
-    return NGX_CONF_OK;
-}
-
-
-/*
- * The interpreter finds its prefix, and a virtualenv, from this path, as
- * python started from a shell would; wsgi_python_home would name the
- * prefix itself, so the two exclude each other.
- */
-
-static char *
-ngx_http_wsgi_python_executable(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf)
-{
-    ngx_http_wsgi_main_conf_t *wmcf = conf;
-
-    ngx_str_t        *value;
-    ngx_file_info_t   fi;
-
-    if (wmcf->python_executable.data) {
-        return "is duplicate";
-    }
-
-    if (wmcf->python_home.data) {
-        return "conflicts with \"wsgi_python_home\"";
-    }
-
-    value = cf->args->elts;
-
-    wmcf->python_executable = value[1];
-
-    if (wmcf->python_executable.len == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "empty path");
-        return NGX_CONF_ERROR;
-    }
-
-    if (ngx_conf_full_name(cf->cycle, &wmcf->python_executable, 0)
-        != NGX_OK)
-    {
-        return NGX_CONF_ERROR;
-    }
-
-    if (wmcf->python_executable.len >= NGX_MAX_PATH) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\" is too long",
-                           &wmcf->python_executable);
-        return NGX_CONF_ERROR;
-    }
-
-    /* a symlink, as a virtualenv's bin/python3, is followed */
-
-    if (ngx_file_info(wmcf->python_executable.data, &fi) == NGX_FILE_ERROR) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           ngx_file_info_n " \"%s\" failed",
-                           wmcf->python_executable.data);
-        return NGX_CONF_ERROR;
-    }
-
-    if (!ngx_is_file(&fi)) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"%s\" is not a regular file",
-                           wmcf->python_executable.data);
-        return NGX_CONF_ERROR;
-    }
-
-    if (access((char *) wmcf->python_executable.data, X_OK) != 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           "\"%s\" is not executable",
-                           wmcf->python_executable.data);
-        return NGX_CONF_ERROR;
-    }
-
-    return NGX_CONF_OK;
 }
 
 

@@ -100,6 +100,13 @@ typedef struct {
 } ngx_http_wsgi_var_t;
 
 
+/* "wsgi_middleware module callable": both null-terminated */
+typedef struct {
+    ngx_str_t                    module;
+    ngx_str_t                    callable;
+} ngx_http_wsgi_middleware_t;
+
+
 typedef struct {
     ngx_http_wsgi_app_t         *app;
     ngx_str_t                    script;      /* wsgi_pass's, until merged */
@@ -114,6 +121,7 @@ typedef struct {
     ngx_uint_t                   index;       /* of the wsgi_pass location */
     ngx_str_t                    location;    /* for SCRIPT_NAME */
     ngx_array_t                 *vars;        /* of ngx_http_wsgi_var_t */
+    ngx_array_t                 *middleware;  /* wsgi_middleware, in order */
     ngx_flag_t                   pass_authorization;
     ngx_thread_pool_t           *thread_pool; /* NULL: inline */
     size_t                       buffer_size;
@@ -351,6 +359,7 @@ struct ngx_http_wsgi_ctx_s {
     /* set before the first step, read-only afterwards */
     ngx_http_wsgi_app_t         *app;
     ngx_http_wsgi_interp_t      *interp;      /* the application's */
+    ngx_array_t                 *middleware;  /* the location's, or NULL */
     ngx_http_wsgi_snapshot_t     snap;
     ngx_log_t                   *log;
     size_t                       bound;       /* bytes a step may produce */
@@ -464,6 +473,8 @@ typedef struct {
     PyObject                    *str_https;
     ngx_http_wsgi_template_t    *templates;   /* per location */
     ngx_uint_t                   ntemplates;
+    PyObject                   **middleware;  /* per location: its stack */
+    ngx_uint_t                   nmiddleware;
     PyObject                    *values[NGX_HTTP_WSGI_ENV_KEYS]; /* last */
     ngx_http_wsgi_checked_t      checked[NGX_HTTP_WSGI_CHECKED];
     PyObject                    *ext_error;   /* an extension's, importing */
@@ -690,6 +701,19 @@ char *ngx_http_wsgi_group_conf(ngx_conf_t *cf, ngx_http_wsgi_main_conf_t *wmcf,
     ngx_http_wsgi_loc_conf_t *prev, ngx_http_wsgi_loc_conf_t *conf);
 ngx_int_t ngx_http_wsgi_group_main(ngx_conf_t *cf,
     ngx_http_wsgi_main_conf_t *wmcf);
+ngx_int_t ngx_http_wsgi_dotted_name(ngx_str_t *name);
+char *ngx_http_wsgi_python_path(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_wsgi_python_home(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_wsgi_python_executable(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_wsgi_application_group(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_wsgi_middleware(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+PyObject *ngx_http_wsgi_middleware_get(ngx_http_wsgi_ctx_t *ctx,
+    PyObject *app);
 
 
 ngx_int_t ngx_http_wsgi_crash_conf(ngx_conf_t *cf,

@@ -183,6 +183,9 @@ ngx_http_wsgi_module_traverse(PyObject *m, visitproc visit, void *arg)
         for (i = 0; i < st->ntemplates; i++) {
             Py_VISIT(st->templates[i].environ);
         }
+        for (i = 0; i < st->nmiddleware; i++) {
+            Py_VISIT(st->middleware[i]);
+        }
     }
 
     return 0;
@@ -214,6 +217,14 @@ ngx_http_wsgi_module_clear(PyObject *m)
         PyMem_Free(st->templates);
         st->templates = NULL;
         st->ntemplates = 0;
+
+        for (i = 0; i < st->nmiddleware; i++) {
+            Py_CLEAR(st->middleware[i]);
+        }
+
+        PyMem_Free(st->middleware);
+        st->middleware = NULL;
+        st->nmiddleware = 0;
 
         Py_CLEAR(st->input_type);
         Py_CLEAR(st->errors_type);

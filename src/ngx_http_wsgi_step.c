@@ -149,6 +149,14 @@ ngx_http_wsgi_step_call(ngx_http_wsgi_ctx_t *ctx)
         return NGX_ERROR;
     }
 
+    if (ctx->middleware) {
+        app = ngx_http_wsgi_middleware_get(ctx, app);
+        if (app == NULL) {
+            ctx->failed = 1;
+            return NGX_ERROR;
+        }
+    }
+
     ctx->start_response = ngx_http_wsgi_start_response_new(ctx);
     if (ctx->start_response == NULL) {
         ngx_http_wsgi_log_exception(ctx->log, "failed to create "

@@ -1,0 +1,214 @@
+
+/*
+ * nginx mod_wsgi: the wsgi_middleware stack of a location, built on its
+ * first request in the application's interpreter and kept in the state of
+ * that interpreter's "ngx" module.
+ */
+
+
+#include "ngx_http_wsgi_module.h"
+
+
+static PyObject *ngx_http_wsgi_middleware_find(ngx_http_wsgi_ctx_t *ctx,
+    ngx_http_wsgi_middleware_t *mw);
+static PyObject *ngx_http_wsgi_middleware_keep(ngx_http_wsgi_ctx_t *ctx,
+    ngx_http_wsgi_state_t *st, PyObject *obj);
+
+
+/*
+ * The application as nginx calls it, first(second(...(app))): the first
+ * one listed sees the request first.  Steals app.  NULL: logged and
+ * cleared, and nothing is kept, so that the next request tries again.
+ */
+
+PyObject *
+ngx_http_wsgi_middleware_get(ngx_http_wsgi_ctx_t *ctx, PyObject *app)
+{
+    PyObject                    *obj, *factory, *wrapped;
+    ngx_uint_t                   i, index;
+    ngx_http_wsgi_state_t       *st;
+    ngx_http_wsgi_middleware_t  *mw;
+
+    st = ngx_http_wsgi_state();
+    index = ctx->snap.location;
+
+    if (index < st->nmiddleware && st->middleware[index] != NULL) {
+        Py_DECREF(app);
+        return Py_NewRef(st->middleware[index]);
+    }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ctx->log, 0,
+                   "wsgi middleware: %ui for location %ui",
+                   ctx->middleware->nelts, index);
+
+    mw = ctx->middleware->elts;
+    obj = app;
+
+    for (i = ctx->middleware->nelts; i-- > 0; /* void */) {
+
+        factory = ngx_http_wsgi_middleware_find(ctx, &mw[i]);
+        if (factory == NULL) {
+            Py_DECREF(obj);
+            return NULL;
+        }
+
+        wrapped = PyObject_CallOneArg(factory, obj);
+
+        Py_DECREF(factory);
+        Py_DECREF(obj);
+
+        if (wrapped == NULL) {
+            ngx_http_wsgi_log_exception(ctx->log, "middleware \"%s:%s\" for "
+                                        "\"%s\" raised an exception",
+                                        mw[i].module.data,
+                                        mw[i].callable.data,
+                                        ctx->app->path.data);
+            return NULL;
+        }
+
+        if (!PyCallable_Check(wrapped)) {
+            ngx_log_error(NGX_LOG_ERR, ctx->log, 0,
+                          "wsgi: middleware \"%s:%s\" for \"%s\" returned "
+                          "a non-callable %s", mw[i].module.data,
+                          mw[i].callable.data, ctx->app->path.data,
+                          Py_TYPE(wrapped)->tp_name);
+            Py_DECREF(wrapped);
+            return NULL;
+        }
+
+        obj = wrapped;
+    }
+
+    return ngx_http_wsgi_middleware_keep(ctx, st, obj);
+}
+
+
+/* module.callable, the module imported from sys.path; NULL: logged */
+
+static PyObject *
+ngx_http_wsgi_middleware_find(ngx_http_wsgi_ctx_t *ctx,
+    ngx_http_wsgi_middleware_t *mw)
+{
+    u_char    *p, *dot;
+    PyObject  *obj, *attr;
+
+    obj = PyImport_ImportModule((char *) mw->module.data);
+
+    if (obj == NULL) {
+        ngx_http_wsgi_log_exception(ctx->log, "middleware \"%s:%s\" for "
+                                    "\"%s\": import failed, retried by the "
+                                    "next request", mw->module.data,
+                                    mw->callable.data, ctx->app->path.data);
+        return NULL;
+    }
+
+    /* "name" or "object.attribute" */
+
+    p = mw->callable.data;
+
+    for ( ;; ) {
+        dot = (u_char *) ngx_strchr(p, '.');
+
+        if (dot) {
+            attr = PyUnicode_FromStringAndSize((char *) p, dot - p);
+
+        } else {
+            attr = PyUnicode_FromString((char *) p);
+        }
+
+        if (attr == NULL) {
+            Py_DECREF(obj);
+            goto failed;
+        }
+
+        Py_SETREF(obj, PyObject_GetAttr(obj, attr));
+        Py_DECREF(attr);
+
+        if (obj == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
+                goto failed;
+            }
+
+            PyErr_Clear();
+
+            ngx_log_error(NGX_LOG_ERR, ctx->log, 0,
+                          "wsgi: middleware \"%s:%s\" for \"%s\": callable "
+                          "not found", mw->module.data, mw->callable.data,
+                          ctx->app->path.data);
+            return NULL;
+        }
+
+        if (dot == NULL) {
+            break;
+        }
+
+        p = dot + 1;
+    }
+
+    if (!PyCallable_Check(obj)) {
+        ngx_log_error(NGX_LOG_ERR, ctx->log, 0,
+                      "wsgi: middleware \"%s:%s\" for \"%s\" is not callable",
+                      mw->module.data, mw->callable.data,
+                      ctx->app->path.data);
+        Py_DECREF(obj);
+        return NULL;
+    }
+
+    return obj;
+
+failed:
+
+    ngx_http_wsgi_log_exception(ctx->log, "middleware \"%s:%s\" for \"%s\"",
+                                mw->module.data, mw->callable.data,
+                                ctx->app->path.data);
+    return NULL;
+}
+
+
+/*
+ * Another thread may have built the stack while this one ran Python: the
+ * stack kept first is the one every request gets.  Steals obj.
+ */
+
+static PyObject *
+ngx_http_wsgi_middleware_keep(ngx_http_wsgi_ctx_t *ctx,
+    ngx_http_wsgi_state_t *st, PyObject *obj)
+{
+    size_t       n;
+    PyObject   **p;
+    ngx_uint_t   index;
+
+    index = ctx->snap.location;
+
+    if (index >= st->nmiddleware) {
+        n = index + 8;
+
+        p = PyMem_Realloc(st->middleware, n * sizeof(PyObject *));
+        if (p == NULL) {
+            ngx_log_error(NGX_LOG_ERR, ctx->log, 0,
+                          "wsgi: no memory for the middleware of \"%s\"",
+                          ctx->app->path.data);
+            Py_DECREF(obj);
+            return NULL;
+        }
+
+        ngx_memzero(&p[st->nmiddleware],
+                    (n - st->nmiddleware) * sizeof(PyObject *));
+
+        st->middleware = p;
+        st->nmiddleware = n;
+    }
+
+    if (st->middleware[index] != NULL) {
+        Py_SETREF(obj, Py_NewRef(st->middleware[index]));
+        return obj;
+    }
+
+    st->middleware[index] = Py_NewRef(obj);
+
+    ngx_log_error(NGX_LOG_INFO, ctx->log, 0,
+                  "wsgi: %ui middleware loaded for \"%s\"",
+                  ctx->middleware->nelts, ctx->app->path.data);
+
+    return obj;
+}
