@@ -123,6 +123,7 @@ PY3X_ROOT =     /root/.pyenv/versions
 PY3X_TESTS =    tests/test_build.py tests/test_environ.py \
                 tests/test_response.py tests/test_errors.py \
                 tests/test_threads.py tests/test_python_executable.py \
+                tests/test_interpreters.py \
                 $(addprefix --deselect ,$(PY3X_SKIP))
 
 # PY3X_SKIP: left out, as they measure socket buffering rather than Python,

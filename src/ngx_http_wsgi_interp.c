@@ -28,6 +28,7 @@ static ngx_int_t ngx_http_wsgi_interp_path(ngx_array_t *path);
 static ngx_int_t ngx_http_wsgi_interp_stdio(void);
 static ngx_int_t ngx_http_wsgi_interp_end(ngx_http_wsgi_interp_t *interp,
     ngx_log_t *log);
+static ngx_int_t ngx_http_wsgi_interp_joined(void);
 static void ngx_http_wsgi_watchdog_start(ngx_cycle_t *cycle);
 static void ngx_http_wsgi_watchdog_stop(void);
 static void *ngx_http_wsgi_watchdog(void *data);
@@ -587,37 +588,18 @@ ngx_http_wsgi_interp_done(ngx_cycle_t *cycle)
 
 
 /*
- * Py_EndInterpreter() joins the non-daemon threads and then requires that
- * no other thread state is left: ours go, and one of the application's
- * still running keeps the interpreter.
+ * Py_EndInterpreter() joins the non-daemon threads, and then requires that
+ * no other thread state is left: ours go first, and a daemon thread of the
+ * application keeps the interpreter.
  */
 
 static ngx_int_t
 ngx_http_wsgi_interp_end(ngx_http_wsgi_interp_t *interp, ngx_log_t *log)
 {
-    PyObject                 *name, *threading, *rc;
+    ngx_int_t                 joined;
     ngx_uint_t                n;
     PyThreadState            *ts;
     ngx_http_wsgi_tstates_t  *set;
-
-    name = PyUnicode_FromString("threading");
-    threading = name ? PyImport_GetModule(name) : NULL;
-    Py_XDECREF(name);
-
-    if (threading) {
-        rc = PyObject_CallMethod(threading, "_shutdown", NULL);
-
-        if (rc == NULL) {
-            ngx_http_wsgi_log_exception(log, "threads of application group "
-                                        "\"%V\" did not end",
-                                        &interp->group->name);
-        }
-
-        Py_XDECREF(rc);
-        Py_DECREF(threading);
-    }
-
-    PyErr_Clear();
 
     (void) pthread_mutex_lock(&ngx_http_wsgi_tstates_mutex);
 
@@ -644,11 +626,13 @@ ngx_http_wsgi_interp_end(ngx_http_wsgi_interp_t *interp, ngx_log_t *log)
         }
     }
 
-    if (n) {
+    joined = ngx_http_wsgi_interp_joined();
+
+    if (joined == NGX_ERROR || (ngx_uint_t) joined < n) {
         ngx_log_error(NGX_LOG_NOTICE, log, 0,
                       "wsgi: the interpreter of application group \"%V\" "
-                      "is not ended, threads of the application still run: "
-                      "%ui", &interp->group->name, n);
+                      "is not ended, daemon threads of the application "
+                      "still run", &interp->group->name);
         return NGX_DECLINED;
     }
 
@@ -663,6 +647,69 @@ ngx_http_wsgi_interp_end(ngx_http_wsgi_interp_t *interp, ngx_log_t *log)
     ngx_http_wsgi_ts = NULL;
 
     return NGX_OK;
+}
+
+
+/* how many threads the end of the interpreter will join */
+
+static ngx_int_t
+ngx_http_wsgi_interp_joined(void)
+{
+    int         daemon;
+    PyObject   *name, *threading, *threads, *main, *t, *flag;
+    ngx_int_t   n;
+    Py_ssize_t  i;
+
+    n = NGX_ERROR;
+    threads = NULL;
+    main = NULL;
+
+    name = PyUnicode_FromString("threading");
+    threading = name ? PyImport_GetModule(name) : NULL;
+    Py_XDECREF(name);
+
+    if (threading == NULL) {
+        goto done;
+    }
+
+    threads = PyObject_CallMethod(threading, "enumerate", NULL);
+    main = PyObject_CallMethod(threading, "main_thread", NULL);
+
+    if (threads == NULL || main == NULL || !PyList_Check(threads)) {
+        goto done;
+    }
+
+    n = 0;
+
+    for (i = 0; i < PyList_GET_SIZE(threads); i++) {
+        /* borrowed */
+        t = PyList_GET_ITEM(threads, i);
+
+        if (t == main) {
+            continue;
+        }
+
+        flag = PyObject_GetAttrString(t, "daemon");
+        daemon = flag ? PyObject_IsTrue(flag) : -1;
+        Py_XDECREF(flag);
+
+        if (daemon == -1) {
+            n = NGX_ERROR;
+            goto done;
+        }
+
+        n += !daemon;
+    }
+
+done:
+
+    PyErr_Clear();
+
+    Py_XDECREF(main);
+    Py_XDECREF(threads);
+    Py_XDECREF(threading);
+
+    return n;
 }
 
 
