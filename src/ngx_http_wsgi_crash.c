@@ -462,6 +462,29 @@ ngx_http_wsgi_crash_check(ngx_http_request_t *r, ngx_http_wsgi_app_t *app)
                       pid, buf, app->path.data, delay);
     }
 
+    if (probe && ngx_http_wsgi_ninterps > 1) {
+
+        /*
+         * The child of a process with sub-interpreters hangs in
+         * PyOS_AfterFork_Child(): this worker imports it itself, and the
+         * others wait for one delay more.
+         */
+
+        ngx_shmtx_lock(&ngx_http_wsgi_crash_shm->shpool->mutex);
+
+        a->probe = 0;
+        a->next = now + a->delay;
+
+        ngx_shmtx_unlock(&ngx_http_wsgi_crash_shm->shpool->mutex);
+
+        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                      "wsgi: importing script \"%s\" again in this worker, "
+                      "as no probe process can run Python beside "
+                      "sub-interpreters", app->path.data);
+
+        return NGX_OK;
+    }
+
     if (probe) {
         probe = ngx_http_wsgi_probe_fork(app, &a->outcome,
                                          r->connection->log);

@@ -26,13 +26,14 @@ IMPORT_HOW = {
 }
 
 
-def server(nginx, tmp_path, how, workers=2):
+def server(nginx, tmp_path, how, workers=2, group=""):
     flag = tmp_path / "crash.flag"
     flag.write_text("")
     app = install_app("crash_import.py", tmp_path, HOW=how, FLAG=flag)
+    group = f"wsgi_application_group {group};" if group else ""
     srv = nginx(server=f"""
         location = /static {{ return 200 "static\\n"; }}
-        location /app {{ wsgi_pass {app}; }}
+        location /app {{ {group} wsgi_pass {app}; }}
         location = /hello {{ wsgi_pass {{apps}}/hello.py; }}
     """, workers=workers, prefix=tmp_path / "p")
     return srv, app, flag
@@ -402,3 +403,32 @@ def test_crash_in_import_beside_another_import(nginx, tmp_path):
     assert "while running" not in srv.error_log()
     assert get(srv, "/b", timeout=5)[0] == 503
     assert get(srv, "/a", timeout=5) == (200, b"imported")
+
+
+@pytest.mark.allow_log(*ALLOW)
+def test_import_retried_by_the_worker_beside_sub_interpreters(nginx,
+                                                                tmp_path):
+    """A forked child of a worker with sub-interpreters cannot run Python
+    (CPython hangs in PyOS_AfterFork_Child): the worker retries the
+    import itself, after the delay, and dies again if it still crashes."""
+    srv, app, flag = server(nginx, tmp_path, "segv", workers=1,
+                            group="crashing")
+    assert srv.wait_log(r"died on signal 11 while importing"), \
+        srv.logs_tail()
+    assert srv.get("/app").status == 503
+    assert get(srv, "/hello")[0] == 200
+
+    # still crashing: the worker that retries dies, the next one waits
+    assert wait_for(lambda: app_status(srv) in (None, 503) and re.search(
+        r"importing script .* again in this worker, as no probe process "
+        r"can run Python beside sub-interpreters", srv.error_log()),
+        timeout=5, interval=0.1), srv.logs_tail()
+    assert wait_for(lambda: exited(srv) >= 2, timeout=5), srv.logs_tail()
+    assert "probe process" not in re.sub(r"no probe process", "",
+                                         srv.error_log())
+
+    # fixed: a retry after the delay imports it, in its group
+    flag.unlink()
+    assert wait_for(lambda: app_status(srv) == 200,
+                    timeout=10, interval=0.2), srv.logs_tail()
+    assert get(srv, "/app") == (200, b"imported")
