@@ -171,7 +171,8 @@ SAN_TESTS =     tests/test_environ.py tests/test_response.py \
                     mutating_a_chunk_after_handing_it_over \
                     client_gone_stops_a_streaming_generator \
                     client_connected_turns_false_when_client_leaves) \
-                tests/test_lifecycle.py::test_reload_with_slow_request_in_flight
+                tests/test_lifecycle.py::test_reload_with_slow_request_in_flight \
+                tests/test_interpreters.py
 SAN_SLOW =      tests/test_response.py::test_slow_reader_backpressure
 SAN_RUNTIME =   $(shell clang -print-file-name=libclang_rt.asan-x86_64.so)
 

@@ -146,8 +146,12 @@ ngx_http_wsgi_app_get(ngx_http_wsgi_app_t *app, ngx_log_t *log)
 
     PyList_SetItem(app->interp->apps, app->index, Py_NewRef(obj));
 
-    ngx_log_error(NGX_LOG_INFO, log, 0, "wsgi: loaded \"%s\" from \"%s\"",
-                  app->callable.data, app->path.data);
+    ngx_log_error(NGX_LOG_INFO, log, 0,
+                  "wsgi: loaded \"%s\" from \"%s\"%s%V%s",
+                  app->callable.data, app->path.data,
+                  app->interp->index ? " in application group \"" : "",
+                  &app->interp->group->name,
+                  app->interp->index ? "\"" : "");
 
     return obj;
 }
