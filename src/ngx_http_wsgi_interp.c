@@ -17,6 +17,7 @@ struct ngx_http_wsgi_tstates_s {
 };
 
 
+static ngx_http_wsgi_tstates_t *ngx_http_wsgi_tstates_get(void);
 static PyThreadState *ngx_http_wsgi_tstate(ngx_http_wsgi_interp_t *interp);
 static ngx_int_t ngx_http_wsgi_interp_create(ngx_cycle_t *cycle,
     ngx_http_wsgi_main_conf_t *wmcf);
@@ -57,30 +58,42 @@ static ngx_msec_t  ngx_http_wsgi_watchdog_timeout;
 static ngx_log_t  *ngx_http_wsgi_watchdog_log;
 
 
+static ngx_http_wsgi_tstates_t *
+ngx_http_wsgi_tstates_get(void)
+{
+    ngx_http_wsgi_tstates_t  *set;
+
+    set = ngx_http_wsgi_tstates;
+
+    if (set) {
+        return set;
+    }
+
+    set = ngx_calloc(sizeof(ngx_http_wsgi_tstates_t)
+                     + (ngx_http_wsgi_ninterps - 1) * sizeof(PyThreadState *),
+                     ngx_cycle->log);
+    if (set == NULL) {
+        Py_FatalError("nginx mod_wsgi: no memory for thread states");
+    }
+
+    (void) pthread_mutex_lock(&ngx_http_wsgi_tstates_mutex);
+    set->next = ngx_http_wsgi_tstates_all;
+    ngx_http_wsgi_tstates_all = set;
+    (void) pthread_mutex_unlock(&ngx_http_wsgi_tstates_mutex);
+
+    ngx_http_wsgi_tstates = set;
+
+    return set;
+}
+
+
 static PyThreadState *
 ngx_http_wsgi_tstate(ngx_http_wsgi_interp_t *interp)
 {
     PyThreadState            *ts;
     ngx_http_wsgi_tstates_t  *set;
 
-    set = ngx_http_wsgi_tstates;
-
-    if (set == NULL) {
-        set = ngx_calloc(sizeof(ngx_http_wsgi_tstates_t)
-                         + (ngx_http_wsgi_ninterps - 1)
-                           * sizeof(PyThreadState *),
-                         ngx_cycle->log);
-        if (set == NULL) {
-            Py_FatalError("nginx mod_wsgi: no memory for thread states");
-        }
-
-        (void) pthread_mutex_lock(&ngx_http_wsgi_tstates_mutex);
-        set->next = ngx_http_wsgi_tstates_all;
-        ngx_http_wsgi_tstates_all = set;
-        (void) pthread_mutex_unlock(&ngx_http_wsgi_tstates_mutex);
-
-        ngx_http_wsgi_tstates = set;
-    }
+    set = ngx_http_wsgi_tstates_get();
 
     ts = set->ts[interp->index];
 
@@ -177,6 +190,11 @@ ngx_http_wsgi_interp_init(ngx_cycle_t *cycle, ngx_http_wsgi_main_conf_t *wmcf)
 
     ngx_http_wsgi_multiprocess = (wmcf->workers > 1);
 
+    /* the event loop thread holds the GIL until the imports are done */
+
+    ngx_http_wsgi_depth = 1;
+    ngx_http_wsgi_ts = PyThreadState_Get();
+
     if (ngx_http_wsgi_interp_create(cycle, wmcf) != NGX_OK) {
         /* Python stays, unused: a half-made interpreter may not end */
         ngx_http_wsgi_interp = NULL;
@@ -247,15 +265,11 @@ ngx_http_wsgi_interp_create(ngx_cycle_t *cycle,
 
     /* the event loop thread's thread states are the interpreters' first */
 
-    ts = PyThreadState_Get();
+    ts = ngx_http_wsgi_ts;
     interps[0].is = PyThreadState_GetInterpreter(ts);
     interps[0].main = ts;
 
-    ngx_http_wsgi_depth = 1;
-    ngx_http_wsgi_ts = ts;
-
-    (void) ngx_http_wsgi_tstate(&interps[0]);
-    ngx_http_wsgi_tstates->ts[0] = ts;
+    ngx_http_wsgi_tstates_get()->ts[0] = ts;
 
     for (i = 0; i < n; i++) {
         interp = &interps[i];
