@@ -91,10 +91,11 @@ run: all
 
 test: all clang style test-python test-py3x sanitize fuzz-short
 
-# the suite runs twice: on the thread pool (the default) with the release
-# build, and inline with the clang build and its CPython asserts.  Each run
-# spreads the tests over PYTEST_JOBS processes, then runs those marked
-# "serial" (they load every CPU, or measure the scheduler) alone.  Exit
+# the suite runs three times: on the thread pool (the default) with the
+# release build, inline with the clang build and its CPython asserts, and
+# with every application in a sub-interpreter.  The first two spread the
+# tests over PYTEST_JOBS processes, then run those marked "serial" (they
+# load every CPU, or measure the scheduler) alone.  Exit
 # status 5 is pytest's "no tests selected", for a PYTEST_ARGS that picks a
 # few tests.
 
@@ -102,6 +103,7 @@ PYTEST =        $(PYTHON) -m pytest -q -p no:cacheprovider
 PYTEST_JOBS =   4
 INLINE =        TEST_NGINX_GLOBALS_HTTP="wsgi_thread_pool off;" \
                 NGX_WSGI_MODULE=$(CURDIR)/$(BUILD)-clang/ngx_http_wsgi_module.so
+SUBINTERP =     TEST_NGINX_GLOBALS_HTTP="wsgi_enable_subinterpreters on;"
 
 test-python:
 	$(PYTEST) -n $(PYTEST_JOBS) -m "not serial" tests $(PYTEST_ARGS) \
@@ -110,6 +112,8 @@ test-python:
 	$(INLINE) $(PYTEST) -n $(PYTEST_JOBS) -m "not serial" tests \
 	    $(PYTEST_ARGS) || [ $$? = 5 ]
 	$(INLINE) $(PYTEST) -m serial tests $(PYTEST_ARGS) || [ $$? = 5 ]
+	$(SUBINTERP) $(PYTEST) -n $(PYTEST_JOBS) -m "not serial" tests \
+	    $(PYTEST_ARGS) || [ $$? = 5 ]
 
 # Python 3.12 and 3.13: the module built against pyenv's builds of them
 # (with a shared libpython), in $(BUILD)-py312 and $(BUILD)-py313, and a

@@ -14,6 +14,7 @@ static int ngx_http_wsgi_app_initializing(PyObject *module);
 static PyObject *ngx_http_wsgi_app_load(ngx_http_wsgi_app_t *app);
 static PyObject *ngx_http_wsgi_app_watch(void);
 static void ngx_http_wsgi_app_unwatch(PyObject *watch);
+static void ngx_http_wsgi_app_forget(void);
 static PyObject *ngx_http_wsgi_app_create_module(PyObject *create,
     PyObject *const *args, Py_ssize_t nargs);
 static PyObject *ngx_http_wsgi_app_extension(PyObject *exc);
@@ -65,6 +66,11 @@ ngx_http_wsgi_app_get(ngx_http_wsgi_app_t *app, ngx_log_t *log)
         Py_BEGIN_ALLOW_THREADS
         ngx_msleep(1);
         Py_END_ALLOW_THREADS
+
+        /* the other import may have moved it to the main interpreter */
+
+        ngx_http_wsgi_python_switch(app->interp);
+        ts = PyThreadState_Get();
 
         /* borrowed */
         obj = PyList_GET_ITEM(app->interp->apps, app->index);
@@ -188,6 +194,11 @@ ngx_http_wsgi_app_import(ngx_http_wsgi_app_t *app, ngx_log_t *log)
     }
 
     if (module) {
+        if (watch) {
+            /* an extension's ImportError the script caught */
+            ngx_http_wsgi_app_forget();
+        }
+
         Py_DECREF(before);
         return module;
     }
@@ -444,12 +455,7 @@ ngx_http_wsgi_app_watch(void)
 {
     PyObject               *machinery, *loader, *create, *fn, *method;
     PyObject               *watch;
-    ngx_http_wsgi_state_t  *st;
-
-    st = ngx_http_wsgi_state();
-
-    Py_CLEAR(st->ext_error);
-    Py_CLEAR(st->ext_name);
+    ngx_http_wsgi_app_forget();
 
     watch = NULL;
     loader = NULL;
@@ -523,6 +529,18 @@ ngx_http_wsgi_app_unwatch(PyObject *watch)
     Py_DECREF(watch);
 
     ngx_http_wsgi_exception_set(exc);
+}
+
+
+static void
+ngx_http_wsgi_app_forget(void)
+{
+    ngx_http_wsgi_state_t  *st;
+
+    st = ngx_http_wsgi_state();
+
+    Py_CLEAR(st->ext_error);
+    Py_CLEAR(st->ext_name);
 }
 
 
@@ -605,10 +623,7 @@ static PyObject *
 ngx_http_wsgi_app_fallback(ngx_http_wsgi_app_t *app, PyObject *exc,
     PyObject *name, ngx_log_t *log)
 {
-    const char             *ext;
-    ngx_http_wsgi_state_t  *st;
-
-    st = ngx_http_wsgi_state();
+    const char  *ext;
 
     ext = PyUnicode_AsUTF8(name);
     if (ext == NULL) {
@@ -624,8 +639,7 @@ ngx_http_wsgi_app_fallback(ngx_http_wsgi_app_t *app, PyObject *exc,
                                   "interpreter" : "");
 
     if (!app->fallback) {
-        Py_CLEAR(st->ext_error);
-        Py_CLEAR(st->ext_name);
+        ngx_http_wsgi_app_forget();
 
         ngx_http_wsgi_exception_set(exc);
         ngx_http_wsgi_log_exception(log, "failed to load script \"%s\", "
@@ -635,8 +649,7 @@ ngx_http_wsgi_app_fallback(ngx_http_wsgi_app_t *app, PyObject *exc,
     }
 
     Py_DECREF(exc);
-    Py_CLEAR(st->ext_error);
-    Py_CLEAR(st->ext_name);
+    ngx_http_wsgi_app_forget();
 
     app->interp = ngx_http_wsgi_interp;
     ngx_http_wsgi_python_switch(app->interp);

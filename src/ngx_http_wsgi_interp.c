@@ -30,7 +30,6 @@ static ngx_int_t ngx_http_wsgi_interp_stdio(void);
 static ngx_int_t ngx_http_wsgi_interp_end(ngx_http_wsgi_interp_t *interp,
     ngx_log_t *log);
 static ngx_int_t ngx_http_wsgi_interp_joined(void);
-static void ngx_http_wsgi_watchdog_start(ngx_cycle_t *cycle);
 static void ngx_http_wsgi_watchdog_stop(void);
 static void *ngx_http_wsgi_watchdog(void *data);
 
@@ -96,6 +95,11 @@ ngx_http_wsgi_tstate(ngx_http_wsgi_interp_t *interp)
     set = ngx_http_wsgi_tstates_get();
 
     ts = set->ts[interp->index];
+
+    if (ts == NULL && interp->index && set->ts[0] == NULL) {
+        /* 3.11's PyGILState binds a thread to its first thread state */
+        (void) ngx_http_wsgi_tstate(ngx_http_wsgi_interp);
+    }
 
     if (ts == NULL) {
         ts = PyThreadState_New(interp->is);
@@ -283,7 +287,7 @@ ngx_http_wsgi_interp_create(ngx_cycle_t *cycle,
                               "application group \"%V\": %s",
                               &interp->group->name,
                               status.err_msg ? status.err_msg : "");
-                (void) PyThreadState_Swap(interps[0].main);
+                ngx_http_wsgi_python_switch(&interps[0]);
                 return NGX_ERROR;
             }
 
@@ -378,7 +382,6 @@ ngx_http_wsgi_interp_config(ngx_cycle_t *cycle,
 
     return NGX_OK;
 }
-
 
 
 static ngx_int_t
@@ -553,8 +556,6 @@ ngx_http_wsgi_interp_done(ngx_cycle_t *cycle)
         return;
     }
 
-    ngx_http_wsgi_watchdog_start(cycle);
-
     ngx_http_wsgi_python_enter(&interps[0]);
 
     ended = 1;
@@ -585,8 +586,10 @@ ngx_http_wsgi_interp_done(ngx_cycle_t *cycle)
     Py_CLEAR(interp->name);
 
     if (!ended) {
-        /* Python cannot end around an interpreter that did not */
-        ngx_http_wsgi_python_leave();
+        /*
+         * Python cannot end around an interpreter that did not; the GIL
+         * stays, so that its threads run no more while nginx ends
+         */
 
     } else if (Py_FinalizeEx() != 0) {
         ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
@@ -611,7 +614,7 @@ static ngx_int_t
 ngx_http_wsgi_interp_end(ngx_http_wsgi_interp_t *interp, ngx_log_t *log)
 {
     ngx_int_t                 joined;
-    ngx_uint_t                n;
+    ngx_uint_t                i, n;
     PyThreadState            *ts;
     ngx_http_wsgi_tstates_t  *set;
 
@@ -629,18 +632,30 @@ ngx_http_wsgi_interp_end(ngx_http_wsgi_interp_t *interp, ngx_log_t *log)
 
     (void) pthread_mutex_unlock(&ngx_http_wsgi_tstates_mutex);
 
-    n = 0;
+    /* a thread that just ended may still have its thread state */
 
-    for (ts = PyInterpreterState_ThreadHead(interp->is);
-         ts;
-         ts = PyThreadState_Next(ts))
-    {
-        if (ts != interp->main) {
-            n++;
+    for (i = 0; /* void */; i++) {
+        n = 0;
+
+        for (ts = PyInterpreterState_ThreadHead(interp->is);
+             ts;
+             ts = PyThreadState_Next(ts))
+        {
+            if (ts != interp->main) {
+                n++;
+            }
         }
-    }
 
-    joined = ngx_http_wsgi_interp_joined();
+        joined = ngx_http_wsgi_interp_joined();
+
+        if (joined == NGX_ERROR || (ngx_uint_t) joined >= n || i == 10) {
+            break;
+        }
+
+        Py_BEGIN_ALLOW_THREADS
+        ngx_msleep(1);
+        Py_END_ALLOW_THREADS
+    }
 
     if (joined == NGX_ERROR || (ngx_uint_t) joined < n) {
         ngx_log_error(NGX_LOG_NOTICE, log, 0,
@@ -727,7 +742,9 @@ done:
 }
 
 
-static void
+/* from the start of the worker's exit: anything there may hold the GIL */
+
+void
 ngx_http_wsgi_watchdog_start(ngx_cycle_t *cycle)
 {
     ngx_core_conf_t  *ccf;

@@ -865,6 +865,10 @@ ngx_http_wsgi_atfork_child(void)
 static void
 ngx_http_wsgi_exit_process(ngx_cycle_t *cycle)
 {
+    if (ngx_http_wsgi_interp) {
+        ngx_http_wsgi_watchdog_start(cycle);
+    }
+
     ngx_http_wsgi_thread_done(cycle);
 
     if (ngx_http_wsgi_interp) {

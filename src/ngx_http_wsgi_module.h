@@ -690,6 +690,7 @@ ngx_int_t ngx_http_wsgi_step_chunk(ngx_http_wsgi_ctx_t *ctx, PyObject *item,
 ngx_int_t ngx_http_wsgi_interp_init(ngx_cycle_t *cycle,
     ngx_http_wsgi_main_conf_t *wmcf);
 void ngx_http_wsgi_interp_done(ngx_cycle_t *cycle);
+void ngx_http_wsgi_watchdog_start(ngx_cycle_t *cycle);
 PyObject *ngx_http_wsgi_module_init(void);
 void ngx_http_wsgi_python_enter(ngx_http_wsgi_interp_t *interp);
 void ngx_http_wsgi_python_leave(void);
@@ -830,15 +831,17 @@ ngx_http_wsgi_thread_clock(void)
 static ngx_inline PyStatus
 ngx_http_wsgi_new_interpreter(PyThreadState **ts)
 {
-    PyInterpreterConfig  config = {
-        .use_main_obmalloc = 1,
-        .allow_fork = 1,
-        .allow_exec = 1,
-        .allow_threads = 1,
-        .allow_daemon_threads = 1,
-        .check_multi_interp_extensions = 1,
-        .gil = PyInterpreterConfig_SHARED_GIL,
-    };
+    PyInterpreterConfig  config;
+
+    ngx_memzero(&config, sizeof(PyInterpreterConfig));
+
+    config.use_main_obmalloc = 1;
+    config.allow_fork = 1;
+    config.allow_exec = 1;
+    config.allow_threads = 1;
+    config.allow_daemon_threads = 1;
+    config.check_multi_interp_extensions = 1;
+    config.gil = PyInterpreterConfig_SHARED_GIL;
 
     return Py_NewInterpreterFromConfig(ts, &config);
 }

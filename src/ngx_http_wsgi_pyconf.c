@@ -62,12 +62,14 @@ ngx_http_wsgi_group_conf(ngx_conf_t *cf, ngx_http_wsgi_main_conf_t *wmcf,
         return NGX_CONF_OK;
     }
 
-    groups = wmcf->groups.elts;
-
     group = ngx_http_wsgi_group_get(cf, wmcf, conf);
     if (group == NULL) {
         return NGX_CONF_ERROR;
     }
+
+    /* after a group is added: the array may have moved */
+
+    groups = wmcf->groups.elts;
 
     if (group->index == 0
         && !ngx_http_wsgi_paths_equal(conf->python_path,

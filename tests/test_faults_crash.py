@@ -11,7 +11,13 @@ import time
 
 import pytest
 
-from harness import install_app, wait_for
+from harness import install_app, subinterpreter_mode, wait_for
+
+# CPython cannot fork beside sub-interpreters: the child hangs in
+# PyOS_AfterFork_Child() (docs/guide.md, "Forking beside sub-interpreters")
+pytestmark = pytest.mark.skipif(subinterpreter_mode(),
+                                reason="no fork beside sub-interpreters")
+
 
 # the master's own lines about the workers the applications killed
 EXITED_RE = re.compile(r"worker process \d+ exited")

@@ -12,7 +12,14 @@ import time
 
 import pytest
 
-from harness import Parsed, read_all, send, wait_for
+from harness import (Parsed, read_all, send, subinterpreter_mode,
+                     wait_for)
+
+# CPython cannot fork beside sub-interpreters: the child hangs in
+# PyOS_AfterFork_Child() (docs/guide.md, "Forking beside sub-interpreters")
+pytestmark = pytest.mark.skipif(subinterpreter_mode(),
+                                reason="no fork beside sub-interpreters")
+
 
 
 POOL_MAIN = "thread_pool t threads=4;"

@@ -93,6 +93,12 @@ def inline_mode():
         "TEST_NGINX_GLOBALS_HTTP", "")
 
 
+def subinterpreter_mode():
+    """True when the suite runs every application in a sub-interpreter."""
+    return "wsgi_enable_subinterpreters on" in os.environ.get(
+        "TEST_NGINX_GLOBALS_HTTP", "")
+
+
 def build_config(prefix, port, server="", http="", main="", workers=1,
                  error_level="info", server_name="localhost"):
     prefix = Path(prefix)
