@@ -1,17 +1,32 @@
 
 /*
- * nginx mod_wsgi: loading the application scripts.
+ * nginx mod_wsgi: loading the application scripts, and loading them again
+ * when they change.
  */
 
 
 #include "ngx_http_wsgi_module.h"
 
 
+static PyObject *ngx_http_wsgi_app_callable(ngx_http_wsgi_app_t *app,
+    PyObject *module, ngx_log_t *log);
+static PyObject *ngx_http_wsgi_app_reload(ngx_http_wsgi_app_t *app,
+    PyObject *old, ngx_log_t *log);
+static PyObject *ngx_http_wsgi_app_replace(ngx_http_wsgi_app_t *app,
+    ngx_log_t *log);
+static ngx_int_t ngx_http_wsgi_app_version(ngx_http_wsgi_app_t *app,
+    ngx_http_wsgi_version_t *v);
+static ngx_uint_t ngx_http_wsgi_app_same(ngx_http_wsgi_version_t *a,
+    ngx_http_wsgi_version_t *b);
 static PyObject *ngx_http_wsgi_app_import(ngx_http_wsgi_app_t *app,
     ngx_log_t *log);
 static ngx_int_t ngx_http_wsgi_app_undo(PyObject *before, ngx_log_t *log);
 static int ngx_http_wsgi_app_initializing(PyObject *module);
 static PyObject *ngx_http_wsgi_app_load(ngx_http_wsgi_app_t *app);
+static PyObject *ngx_http_wsgi_app_source(ngx_http_wsgi_app_t *app,
+    ngx_http_wsgi_version_t *v, ngx_uint_t *changed);
+static PyObject *ngx_http_wsgi_app_exec(PyObject *name, PyObject *source,
+    ngx_http_wsgi_app_t *app);
 static PyObject *ngx_http_wsgi_app_watch(void);
 static void ngx_http_wsgi_app_unwatch(PyObject *watch);
 static void ngx_http_wsgi_app_forget(void);
@@ -44,15 +59,18 @@ static ngx_pid_t       ngx_http_wsgi_app_importing_pid;
 PyObject *
 ngx_http_wsgi_app_get(ngx_http_wsgi_app_t *app, ngx_log_t *log)
 {
-    u_char         *p, *dot;
-    PyObject       *obj, *module, *attr;
+    PyObject       *obj, *module;
     PyThreadState  *ts, *importing;
 
     /* borrowed */
     obj = PyList_GET_ITEM(app->interp->apps, app->index);
 
     if (obj != Py_None) {
-        return Py_NewRef(obj);
+        if (app->handled == app->changes) {
+            return Py_NewRef(obj);
+        }
+
+        return ngx_http_wsgi_app_reload(app, obj, log);
     }
 
     /* one import at a time: the crash slot and the undo count on it too */
@@ -84,6 +102,9 @@ ngx_http_wsgi_app_get(ngx_http_wsgi_app_t *app, ngx_log_t *log)
     ngx_http_wsgi_app_importing = ts;
     ngx_http_wsgi_app_importing_pid = ngx_getpid();
 
+    /* the import reads the script as it is now */
+    app->handled = app->changes;
+
     ngx_http_wsgi_crash_import(app);
 
     module = ngx_http_wsgi_app_import(app, log);
@@ -96,7 +117,33 @@ ngx_http_wsgi_app_get(ngx_http_wsgi_app_t *app, ngx_log_t *log)
         return NULL;
     }
 
-    /* "name" or "object.attribute" */
+    obj = ngx_http_wsgi_app_callable(app, module, log);
+
+    if (obj == NULL) {
+        return NULL;
+    }
+
+    PyList_SetItem(app->interp->apps, app->index, Py_NewRef(obj));
+
+    ngx_log_error(NGX_LOG_INFO, log, 0,
+                  "wsgi: loaded \"%s\" from \"%s\"%s%V%s",
+                  app->callable.data, app->path.data,
+                  app->interp->index ? " in application group \"" : "",
+                  &app->interp->group->name,
+                  app->interp->index ? "\"" : "");
+
+    return obj;
+}
+
+
+/* "name" or "object.attribute" of the module, which is stolen; NULL: logged */
+
+static PyObject *
+ngx_http_wsgi_app_callable(ngx_http_wsgi_app_t *app, PyObject *module,
+    ngx_log_t *log)
+{
+    u_char    *p, *dot;
+    PyObject  *obj, *attr;
 
     obj = module;
     p = app->callable.data;
@@ -150,16 +197,286 @@ ngx_http_wsgi_app_get(ngx_http_wsgi_app_t *app, ngx_log_t *log)
         return NULL;
     }
 
+    return obj;
+}
+
+
+/*
+ * Reloading, nginx side: a request for the application looks at its
+ * script, at most once a second in a worker, and counts the versions it
+ * sees.  The Python side acts on the count in the request's step; it
+ * asks for another look through app->recheck.  A stat() of a local file
+ * on the event loop is what nginx does for every static file.
+ */
+
+void
+ngx_http_wsgi_app_check(ngx_http_wsgi_app_t *app, ngx_log_t *log)
+{
+    ngx_err_t                err;
+    ngx_http_wsgi_version_t  v;
+
+    if (!app->reloading
+        || ngx_current_msec - app->looked < NGX_HTTP_WSGI_RELOAD_CHECK)
+    {
+        return;
+    }
+
+    app->looked = ngx_current_msec;
+
+    if (app->recheck) {
+        app->recheck = 0;
+        app->changes++;
+    }
+
+    if (ngx_http_wsgi_app_version(app, &v) != NGX_OK) {
+        err = ngx_errno;
+
+        /* logged once for the time it is gone */
+
+        if (app->seen.size != -1) {
+            ngx_log_error(NGX_LOG_WARN, log, err,
+                          "wsgi: " ngx_file_info_n " \"%s\" failed, the "
+                          "application goes on as it is", app->path.data);
+            ngx_memzero(&app->seen, sizeof(ngx_http_wsgi_version_t));
+            app->seen.size = -1;
+        }
+
+        return;
+    }
+
+    if (ngx_http_wsgi_app_same(&v, &app->seen)) {
+        return;
+    }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, log, 0,
+                   "wsgi script changed: \"%s\", size %O",
+                   app->path.data, v.size);
+
+    app->seen = v;
+    app->changes++;
+}
+
+
+/*
+ * Reloading, Python side: the "module" mechanism.  The script is run as a
+ * fresh module; if it and its callable are there, the new object serves
+ * the requests that come, and those that hold the old one finish with it.
+ * Otherwise the old one goes on, and the failed version is not tried
+ * again.  A request that comes while another thread imports goes on with
+ * the old object, and a later one looks again.
+ */
+
+static PyObject *
+ngx_http_wsgi_app_reload(ngx_http_wsgi_app_t *app, PyObject *old,
+    ngx_log_t *log)
+{
+    PyObject                 *obj;
+    PyThreadState            *ts;
+    ngx_http_wsgi_version_t   v;
+
+    ts = PyThreadState_Get();
+
+    if (ngx_http_wsgi_app_importing
+        && ngx_http_wsgi_app_importing_pid == ngx_getpid())
+    {
+        return Py_NewRef(old);
+    }
+
+    app->handled = app->changes;
+
+    if (ngx_http_wsgi_app_version(app, &v) != NGX_OK
+        || ngx_http_wsgi_app_same(&v, &app->loaded)
+        || ngx_http_wsgi_app_same(&v, &app->failed))
+    {
+        return Py_NewRef(old);
+    }
+
+    ngx_http_wsgi_app_importing = ts;
+    ngx_http_wsgi_app_importing_pid = ngx_getpid();
+
+    ngx_http_wsgi_crash_import(app);
+
+    obj = ngx_http_wsgi_app_replace(app, log);
+
+    /* the old or the new one is loaded, whichever it is */
+    ngx_http_wsgi_crash_imported(app, 1, log);
+
+    ngx_http_wsgi_app_importing = NULL;
+
+    if (obj == NULL) {
+        return Py_NewRef(old);
+    }
+
     PyList_SetItem(app->interp->apps, app->index, Py_NewRef(obj));
 
-    ngx_log_error(NGX_LOG_INFO, log, 0,
-                  "wsgi: loaded \"%s\" from \"%s\"%s%V%s",
+    ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                  "wsgi: reloaded \"%s\" from \"%s\"%s%V%s",
                   app->callable.data, app->path.data,
                   app->interp->index ? " in application group \"" : "",
                   &app->interp->group->name,
                   app->interp->index ? "\"" : "");
 
     return obj;
+}
+
+
+/*
+ * The fresh module is in sys.modules while it runs, as an import puts it,
+ * so that code that looks its module up there (typing, dataclasses,
+ * pickle) finds it; a failure puts the old one back and undoes the
+ * import.  NULL: logged and cleared.
+ */
+
+static PyObject *
+ngx_http_wsgi_app_replace(ngx_http_wsgi_app_t *app, ngx_log_t *log)
+{
+    PyObject                 *modules, *before, *name, *prev, *source;
+    PyObject                 *module, *obj, *exc;
+    ngx_int_t                 n;
+    ngx_uint_t                changed;
+    ngx_http_wsgi_version_t   v;
+
+    before = NULL;
+    prev = NULL;
+    source = NULL;
+    obj = NULL;
+    exc = NULL;
+    changed = 0;
+
+    ngx_memzero(&v, sizeof(ngx_http_wsgi_version_t));
+
+    /* borrowed */
+    modules = PyImport_GetModuleDict();
+
+    name = PyUnicode_FromString((char *) app->module.data);
+    if (name == NULL) {
+        goto failed;
+    }
+
+    before = PySet_New(modules);
+    if (before == NULL) {
+        goto failed;
+    }
+
+    source = ngx_http_wsgi_app_source(app, &v, &changed);
+    if (source == NULL) {
+        goto failed;
+    }
+
+    prev = Py_XNewRef(PyDict_GetItemWithError(modules, name));
+
+    if (prev == NULL && PyErr_Occurred()) {
+        goto failed;
+    }
+
+    if (prev && PyDict_DelItem(modules, name) != 0) {
+        goto failed;
+    }
+
+    module = ngx_http_wsgi_app_exec(name, source, app);
+
+    if (module) {
+        obj = ngx_http_wsgi_app_callable(app, module, log);
+
+        if (obj) {
+            app->loaded = v;
+            ngx_memzero(&app->failed, sizeof(ngx_http_wsgi_version_t));
+            goto done;
+        }
+
+        /* logged */
+    }
+
+    exc = ngx_http_wsgi_exception_get();
+
+    if (prev) {
+        if (PyDict_SetItem(modules, name, prev) != 0) {
+            ngx_http_wsgi_log_exception(log, "cannot restore the module of "
+                                        "\"%s\"", app->path.data);
+        }
+
+    } else if (PyDict_DelItem(modules, name) != 0) {
+        PyErr_Clear();
+    }
+
+    n = ngx_http_wsgi_app_undo(before, log);
+
+    if (n > 0) {
+        ngx_log_error(NGX_LOG_INFO, log, 0, "wsgi: the failed reload of "
+                      "\"%s\" is undone: modules removed: %i",
+                      app->path.data, n);
+    }
+
+failed:
+
+    if (exc == NULL) {
+        exc = ngx_http_wsgi_exception_get();
+    }
+
+    if (changed) {
+        Py_CLEAR(exc);
+
+        ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                      "wsgi: script \"%s\" changed while it was read, "
+                      "it is reloaded later", app->path.data);
+
+        app->recheck = 1;
+        goto done;
+    }
+
+    app->failed = v;
+
+    if (exc) {
+        ngx_http_wsgi_exception_set(exc);
+        ngx_http_wsgi_log_exception(log, "failed to reload script \"%s\", "
+                                    "the application loaded before goes "
+                                    "on; the script is tried again when it "
+                                    "changes", app->path.data);
+
+    } else {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "wsgi: failed to reload script \"%s\", the "
+                      "application loaded before goes on; the script is "
+                      "tried again when it changes", app->path.data);
+    }
+
+done:
+
+    Py_XDECREF(prev);
+    Py_XDECREF(source);
+    Py_XDECREF(before);
+    Py_XDECREF(name);
+
+    return obj;
+}
+
+
+static ngx_int_t
+ngx_http_wsgi_app_version(ngx_http_wsgi_app_t *app,
+    ngx_http_wsgi_version_t *v)
+{
+    ngx_file_info_t  fi;
+
+    if (ngx_file_info(app->path.data, &fi) == NGX_FILE_ERROR) {
+        return NGX_ERROR;
+    }
+
+    v->uniq = ngx_file_uniq(&fi);
+    v->size = ngx_file_size(&fi);
+    v->mtime = fi.st_mtim;
+
+    return NGX_OK;
+}
+
+
+static ngx_uint_t
+ngx_http_wsgi_app_same(ngx_http_wsgi_version_t *a,
+    ngx_http_wsgi_version_t *b)
+{
+    return a->uniq == b->uniq
+           && a->size == b->size
+           && a->mtime.tv_sec == b->mtime.tv_sec
+           && a->mtime.tv_nsec == b->mtime.tv_nsec;
 }
 
 
@@ -379,12 +696,16 @@ ngx_http_wsgi_app_initializing(PyObject *module)
 static PyObject *
 ngx_http_wsgi_app_load(ngx_http_wsgi_app_t *app)
 {
-    PyObject  *name, *path, *file, *source, *builtins, *code, *module;
+    PyObject                 *name, *source, *module;
+    ngx_uint_t                changed;
+    ngx_http_wsgi_version_t   v;
 
     name = PyUnicode_FromString((char *) app->module.data);
     if (name == NULL) {
         return NULL;
     }
+
+    /* another application of the script has run it: its version unknown */
 
     module = PyImport_GetModule(name);
 
@@ -393,28 +714,103 @@ ngx_http_wsgi_app_load(ngx_http_wsgi_app_t *app)
         return module;
     }
 
-    path = NULL;
-    file = NULL;
-    source = NULL;
+    source = ngx_http_wsgi_app_source(app, &v, &changed);
+
+    if (source) {
+        module = ngx_http_wsgi_app_exec(name, source, app);
+        Py_DECREF(source);
+
+        if (module) {
+            app->loaded = v;
+        }
+    }
+
+    Py_DECREF(name);
+
+    return module;
+}
+
+
+/*
+ * The script's text, read between two looks at its version, so that a
+ * script being written is not run half-written; *changed: it was.
+ */
+
+static PyObject *
+ngx_http_wsgi_app_source(ngx_http_wsgi_app_t *app,
+    ngx_http_wsgi_version_t *v, ngx_uint_t *changed)
+{
+    PyObject                 *path, *file, *source, *exc, *rc;
+    ngx_http_wsgi_version_t   after;
+
+    *changed = 0;
+
+    if (ngx_http_wsgi_app_version(app, v) != NGX_OK) {
+        return PyErr_SetFromErrnoWithFilename(PyExc_OSError,
+                                              (char *) app->path.data);
+    }
+
+    path = PyUnicode_DecodeFSDefault((char *) app->path.data);
+    if (path == NULL) {
+        return NULL;
+    }
+
+    file = PyFile_OpenCodeObject(path);
+    Py_DECREF(path);
+
+    if (file == NULL) {
+        return NULL;
+    }
+
+    source = PyObject_CallMethod(file, "read", NULL);
+
+    exc = ngx_http_wsgi_exception_get();
+
+    rc = PyObject_CallMethod(file, "close", NULL);
+    Py_DECREF(file);
+
+    if (exc) {
+        Py_XDECREF(rc);
+        PyErr_Clear();
+        ngx_http_wsgi_exception_set(exc);
+        return NULL;
+    }
+
+    if (rc == NULL) {
+        Py_DECREF(source);
+        return NULL;
+    }
+
+    Py_DECREF(rc);
+
+    if (ngx_http_wsgi_app_version(app, &after) != NGX_OK
+        || !ngx_http_wsgi_app_same(v, &after))
+    {
+        Py_DECREF(source);
+        *changed = 1;
+
+        PyErr_Format(PyExc_RuntimeError, "script \"%s\" changed while it "
+                     "was read", app->path.data);
+        return NULL;
+    }
+
+    return source;
+}
+
+
+static PyObject *
+ngx_http_wsgi_app_exec(PyObject *name, PyObject *source,
+    ngx_http_wsgi_app_t *app)
+{
+    PyObject  *path, *builtins, *code, *module;
+
+    module = NULL;
     builtins = NULL;
     code = NULL;
 
     path = PyUnicode_DecodeFSDefault((char *) app->path.data);
     if (path == NULL) {
-        goto done;
-    }
-
-    file = PyFile_OpenCodeObject(path);
-    if (file == NULL) {
-        goto done;
-    }
-
-    source = PyObject_CallMethod(file, "read", NULL);
-
-    Py_XDECREF(PyObject_CallMethod(file, "close", NULL));
-
-    if (source == NULL || PyErr_Occurred()) {
-        goto done;
+        return NULL;
     }
 
     builtins = PyImport_ImportModule("builtins");
@@ -434,10 +830,7 @@ done:
 
     Py_XDECREF(code);
     Py_XDECREF(builtins);
-    Py_XDECREF(source);
-    Py_XDECREF(file);
-    Py_XDECREF(path);
-    Py_DECREF(name);
+    Py_DECREF(path);
 
     return module;
 }

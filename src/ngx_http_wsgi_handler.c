@@ -113,6 +113,8 @@ ngx_http_wsgi_create_ctx(ngx_http_request_t *r, ngx_http_wsgi_ctx_t **ctxp)
      *     ...
      */
 
+    ngx_http_wsgi_app_check(wlcf->app, r->connection->log);
+
     ctx->request = r;
     ctx->app = wlcf->app;
     ctx->interp = wlcf->app->interp;

@@ -2,7 +2,8 @@
 /*
  * nginx mod_wsgi: the wsgi_middleware stack of a location, built on its
  * first request in the application's interpreter and kept in the state of
- * that interpreter's "ngx" module.
+ * that interpreter's "ngx" module, with the application object it wraps:
+ * a reloaded application gets a stack of its own.
  */
 
 
@@ -12,7 +13,7 @@
 static PyObject *ngx_http_wsgi_middleware_find(ngx_http_wsgi_ctx_t *ctx,
     ngx_http_wsgi_middleware_t *mw);
 static PyObject *ngx_http_wsgi_middleware_keep(ngx_http_wsgi_ctx_t *ctx,
-    ngx_http_wsgi_state_t *st, PyObject *obj);
+    ngx_http_wsgi_state_t *st, PyObject *app, PyObject *obj);
 
 
 /*
@@ -24,7 +25,7 @@ static PyObject *ngx_http_wsgi_middleware_keep(ngx_http_wsgi_ctx_t *ctx,
 PyObject *
 ngx_http_wsgi_middleware_get(ngx_http_wsgi_ctx_t *ctx, PyObject *app)
 {
-    PyObject                    *obj, *factory, *wrapped;
+    PyObject                    *obj, *factory, *wrapped, *kept;
     ngx_uint_t                   i, index;
     ngx_http_wsgi_state_t       *st;
     ngx_http_wsgi_middleware_t  *mw;
@@ -32,9 +33,12 @@ ngx_http_wsgi_middleware_get(ngx_http_wsgi_ctx_t *ctx, PyObject *app)
     st = ngx_http_wsgi_state();
     index = ctx->snap.location;
 
-    if (index < st->nmiddleware && st->middleware[index] != NULL) {
+    /* borrowed: (app, stack) */
+    kept = (index < st->nmiddleware) ? st->middleware[index] : NULL;
+
+    if (kept != NULL && PyTuple_GET_ITEM(kept, 0) == app) {
         Py_DECREF(app);
-        return Py_NewRef(st->middleware[index]);
+        return Py_NewRef(PyTuple_GET_ITEM(kept, 1));
     }
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ctx->log, 0,
@@ -42,13 +46,14 @@ ngx_http_wsgi_middleware_get(ngx_http_wsgi_ctx_t *ctx, PyObject *app)
                    ctx->middleware->nelts, index);
 
     mw = ctx->middleware->elts;
-    obj = app;
+    obj = Py_NewRef(app);
 
     for (i = ctx->middleware->nelts; i-- > 0; /* void */) {
 
         factory = ngx_http_wsgi_middleware_find(ctx, &mw[i]);
         if (factory == NULL) {
             Py_DECREF(obj);
+            Py_DECREF(app);
             return NULL;
         }
 
@@ -63,6 +68,7 @@ ngx_http_wsgi_middleware_get(ngx_http_wsgi_ctx_t *ctx, PyObject *app)
                                         mw[i].module.data,
                                         mw[i].callable.data,
                                         ctx->app->path.data);
+            Py_DECREF(app);
             return NULL;
         }
 
@@ -73,13 +79,18 @@ ngx_http_wsgi_middleware_get(ngx_http_wsgi_ctx_t *ctx, PyObject *app)
                           mw[i].callable.data, ctx->app->path.data,
                           Py_TYPE(wrapped)->tp_name);
             Py_DECREF(wrapped);
+            Py_DECREF(app);
             return NULL;
         }
 
         obj = wrapped;
     }
 
-    return ngx_http_wsgi_middleware_keep(ctx, st, obj);
+    obj = ngx_http_wsgi_middleware_keep(ctx, st, app, obj);
+
+    Py_DECREF(app);
+
+    return obj;
 }
 
 
@@ -167,15 +178,16 @@ failed:
 
 /*
  * Another thread may have built the stack while this one ran Python: the
- * stack kept first is the one every request gets.  Steals obj.
+ * stack kept first for app is the one every request gets.  A stack for
+ * another application object is replaced.  Steals obj.
  */
 
 static PyObject *
 ngx_http_wsgi_middleware_keep(ngx_http_wsgi_ctx_t *ctx,
-    ngx_http_wsgi_state_t *st, PyObject *obj)
+    ngx_http_wsgi_state_t *st, PyObject *app, PyObject *obj)
 {
     size_t       n;
-    PyObject   **p;
+    PyObject   **p, *kept;
     ngx_uint_t   index;
 
     index = ctx->snap.location;
@@ -199,12 +211,23 @@ ngx_http_wsgi_middleware_keep(ngx_http_wsgi_ctx_t *ctx,
         st->nmiddleware = n;
     }
 
-    if (st->middleware[index] != NULL) {
-        Py_SETREF(obj, Py_NewRef(st->middleware[index]));
+    /* borrowed */
+    kept = st->middleware[index];
+
+    if (kept != NULL && PyTuple_GET_ITEM(kept, 0) == app) {
+        Py_SETREF(obj, Py_NewRef(PyTuple_GET_ITEM(kept, 1)));
         return obj;
     }
 
-    st->middleware[index] = Py_NewRef(obj);
+    kept = PyTuple_Pack(2, app, obj);
+    if (kept == NULL) {
+        ngx_http_wsgi_log_exception(ctx->log, "middleware of \"%s\"",
+                                    ctx->app->path.data);
+        Py_DECREF(obj);
+        return NULL;
+    }
+
+    Py_XSETREF(st->middleware[index], kept);
 
     ngx_log_error(NGX_LOG_INFO, ctx->log, 0,
                   "wsgi: %ui middleware loaded for \"%s\"",

@@ -79,6 +79,14 @@ static ngx_conf_enum_t  ngx_http_wsgi_fallbacks[] = {
 };
 
 
+static ngx_conf_enum_t  ngx_http_wsgi_reload_mechanisms[] = {
+    { ngx_string("module"), NGX_HTTP_WSGI_RELOAD_MODULE },
+    { ngx_string("interpreter"), NGX_HTTP_WSGI_RELOAD_INTERPRETER },
+    { ngx_string("process"), NGX_HTTP_WSGI_RELOAD_PROCESS },
+    { ngx_null_string, 0 }
+};
+
+
 static ngx_command_t  ngx_http_wsgi_commands[] = {
 
     { ngx_string("wsgi_pass"),
@@ -122,6 +130,20 @@ static ngx_command_t  ngx_http_wsgi_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_wsgi_loc_conf_t, fallback),
       &ngx_http_wsgi_fallbacks },
+
+    { ngx_string("wsgi_script_reloading"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wsgi_loc_conf_t, reloading),
+      NULL },
+
+    { ngx_string("wsgi_reload_mechanism"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_wsgi_reload_mechanism,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wsgi_loc_conf_t, mechanism),
+      &ngx_http_wsgi_reload_mechanisms },
 
     { ngx_string("wsgi_python_home"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
@@ -390,6 +412,8 @@ ngx_http_wsgi_create_loc_conf(ngx_conf_t *cf)
     wlcf->main_interpreter = NGX_CONF_UNSET;
     wlcf->python_path = NGX_CONF_UNSET_PTR;
     wlcf->fallback = NGX_CONF_UNSET_UINT;
+    wlcf->reloading = NGX_CONF_UNSET;
+    wlcf->mechanism = NGX_CONF_UNSET_UINT;
     wlcf->vars = NGX_CONF_UNSET_PTR;
     wlcf->middleware = NGX_CONF_UNSET_PTR;
     wlcf->pass_authorization = NGX_CONF_UNSET;

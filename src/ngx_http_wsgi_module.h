@@ -60,6 +60,21 @@ typedef struct {
 } ngx_http_wsgi_group_t;
 
 
+#define NGX_HTTP_WSGI_RELOAD_MODULE       0
+#define NGX_HTTP_WSGI_RELOAD_INTERPRETER  1
+#define NGX_HTTP_WSGI_RELOAD_PROCESS      2
+
+#define NGX_HTTP_WSGI_RELOAD_CHECK   1000   /* ms between looks at a script */
+
+
+/* a version of a script: any field changed is another version */
+typedef struct {
+    ngx_file_uniq_t              uniq;
+    off_t                        size;
+    struct timespec              mtime;
+} ngx_http_wsgi_version_t;
+
+
 typedef struct {
     ngx_str_t                    path;        /* absolute, null-terminated */
     ngx_str_t                    callable;    /* null-terminated */
@@ -68,8 +83,22 @@ typedef struct {
     ngx_uint_t                   group;       /* its ngx_http_wsgi_group_t */
     ngx_flag_t                   fallback;    /* to the main interpreter */
 
+    ngx_flag_t                   reloading;   /* wsgi_script_reloading */
+    ngx_uint_t                   mechanism;   /* wsgi_reload_mechanism */
+
     /* the worker's: the group's, or the main one after a fallback */
     ngx_http_wsgi_interp_t      *interp;
+
+    /* reloading, nginx side: the version seen last, and when it looked */
+    ngx_msec_t                   looked;
+    ngx_http_wsgi_version_t      seen;
+    volatile ngx_uint_t          changes;     /* seen, counted */
+    volatile ngx_uint_t          recheck;     /* set by the Python side */
+
+    /* Python side, under the GIL */
+    ngx_uint_t                   handled;     /* changes acted on */
+    ngx_http_wsgi_version_t      loaded;
+    ngx_http_wsgi_version_t      failed;      /* its import failed */
 } ngx_http_wsgi_app_t;
 
 
@@ -118,6 +147,8 @@ typedef struct {
     ngx_str_t                    group;       /* data NULL: unset */
     ngx_array_t                 *python_path; /* of ngx_str_t */
     ngx_uint_t                   fallback;
+    ngx_flag_t                   reloading;
+    ngx_uint_t                   mechanism;
     ngx_uint_t                   index;       /* of the wsgi_pass location */
     ngx_str_t                    location;    /* for SCRIPT_NAME */
     ngx_array_t                 *vars;        /* of ngx_http_wsgi_var_t */
@@ -473,7 +504,7 @@ typedef struct {
     PyObject                    *str_https;
     ngx_http_wsgi_template_t    *templates;   /* per location */
     ngx_uint_t                   ntemplates;
-    PyObject                   **middleware;  /* per location: its stack */
+    PyObject                   **middleware;  /* per location: (app, stack) */
     ngx_uint_t                   nmiddleware;
     PyObject                    *values[NGX_HTTP_WSGI_ENV_KEYS]; /* last */
     ngx_http_wsgi_checked_t      checked[NGX_HTTP_WSGI_CHECKED];
@@ -698,6 +729,7 @@ void ngx_http_wsgi_python_switch(ngx_http_wsgi_interp_t *interp);
 
 
 PyObject *ngx_http_wsgi_app_get(ngx_http_wsgi_app_t *app, ngx_log_t *log);
+void ngx_http_wsgi_app_check(ngx_http_wsgi_app_t *app, ngx_log_t *log);
 char *ngx_http_wsgi_group_conf(ngx_conf_t *cf, ngx_http_wsgi_main_conf_t *wmcf,
     ngx_http_wsgi_loc_conf_t *prev, ngx_http_wsgi_loc_conf_t *conf);
 ngx_int_t ngx_http_wsgi_group_main(ngx_conf_t *cf,
@@ -712,6 +744,8 @@ char *ngx_http_wsgi_python_executable(ngx_conf_t *cf, ngx_command_t *cmd,
 char *ngx_http_wsgi_application_group(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_wsgi_middleware(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_wsgi_reload_mechanism(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 PyObject *ngx_http_wsgi_middleware_get(ngx_http_wsgi_ctx_t *ctx,
     PyObject *app);

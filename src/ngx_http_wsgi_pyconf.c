@@ -1,8 +1,8 @@
 
 /*
  * nginx mod_wsgi: the directives that say which Python runs an
- * application: the interpreter, its paths, the application groups and
- * the middleware stack.
+ * application: the interpreter, its paths, the application groups, the
+ * middleware stack and the reloading of the script.
  */
 
 
@@ -57,6 +57,9 @@ ngx_http_wsgi_group_conf(ngx_conf_t *cf, ngx_http_wsgi_main_conf_t *wmcf,
     ngx_conf_merge_str_value(conf->group, prev->group, "");
     ngx_conf_merge_ptr_value(conf->python_path, prev->python_path, NULL);
     ngx_conf_merge_uint_value(conf->fallback, prev->fallback, 1);
+    ngx_conf_merge_value(conf->reloading, prev->reloading, 0);
+    ngx_conf_merge_uint_value(conf->mechanism, prev->mechanism,
+                              NGX_HTTP_WSGI_RELOAD_MODULE);
 
     if (conf->script.data == NULL) {
         return NGX_CONF_OK;
@@ -189,7 +192,10 @@ ngx_http_wsgi_paths_equal(ngx_array_t *a, ngx_array_t *b)
 }
 
 
-/* one application object per script, callable and group */
+/*
+ * One application object per script, callable, group and reloading: a
+ * location that reloads its script does not reload another's.
+ */
 
 static ngx_http_wsgi_app_t *
 ngx_http_wsgi_app_add(ngx_conf_t *cf, ngx_http_wsgi_main_conf_t *wmcf,
@@ -208,6 +214,8 @@ ngx_http_wsgi_app_add(ngx_conf_t *cf, ngx_http_wsgi_main_conf_t *wmcf,
 
         if (app->group == group
             && app->fallback == (ngx_flag_t) conf->fallback
+            && app->reloading == conf->reloading
+            && app->mechanism == conf->mechanism
             && app->path.len == conf->script.len
             && ngx_strcmp(app->path.data, conf->script.data) == 0
             && app->callable.len == conf->callable.len
@@ -227,6 +235,8 @@ ngx_http_wsgi_app_add(ngx_conf_t *cf, ngx_http_wsgi_main_conf_t *wmcf,
     app->index = wmcf->apps.nelts;
     app->group = group;
     app->fallback = conf->fallback;
+    app->reloading = conf->reloading;
+    app->mechanism = conf->mechanism;
 
     /* the script's module name, unique per path, as Apache mod_wsgi */
 
@@ -422,6 +432,36 @@ ngx_http_wsgi_middleware(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     } else {
         ngx_str_set(&mw->callable, "middleware");
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* the other mechanisms are named already, so that configs can be checked */
+
+char *
+ngx_http_wsgi_reload_mechanism(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_wsgi_loc_conf_t *wlcf = conf;
+
+    char       *rv;
+    ngx_str_t  *value;
+
+    rv = ngx_conf_set_enum_slot(cf, cmd, conf);
+
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    if (wlcf->mechanism != NGX_HTTP_WSGI_RELOAD_MODULE) {
+        value = cf->args->elts;
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "reload mechanism \"%V\" is not supported yet",
+                           &value[1]);
+        return NGX_CONF_ERROR;
     }
 
     return NGX_CONF_OK;
