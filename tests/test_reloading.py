@@ -1,0 +1,457 @@
+"""Reloading a changed script (issue #16): wsgi_script_reloading and
+wsgi_reload_mechanism module.
+
+The script is tests/apps/reload_app.py with its VERSION filled in; a new
+version is written to a temporary file and renamed over the script, as a
+deploy should do.  A worker looks at the script at most once a second
+(NGX_HTTP_WSGI_RELOAD_CHECK), so a change shows within a second and a bit.
+"""
+
+import os
+import re
+import statistics
+import threading
+import time
+
+import pytest
+
+from harness import (APPS_DIR, Parsed, assert_emerg_at, pid_alive,
+                     read_all, req, send, wait_for)
+
+CHECK = 1.0          # s, the rate limit of the look at a script
+MARGIN = 0.5         # s, for the import and a loaded machine
+
+
+def script_text(version, imports=False, body=None):
+    text = (APPS_DIR / "reload_app.py").read_text()
+    text = text.replace("@VERSION@", str(version))
+    text = text.replace("# @IMPORT@", "import reload_mod" if imports else "")
+    if body is not None:
+        text += "\n" + body + "\n"
+    return text
+
+
+def deploy(path, text):
+    """Write text to a new file and rename it over path."""
+    tmp = path.with_name(path.name + ".new")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def version_of(srv, path="/"):
+    r = srv.get(path)
+    assert r.status == 200, f"{r!r}\n{srv.logs_tail()}"
+    return int(r.text.split()[0])
+
+
+def wait_version(srv, version, timeout=CHECK + MARGIN + 3):
+    return wait_for(lambda: version_of(srv) == version, timeout=timeout,
+                    interval=0.05)
+
+
+def wait_log(srv, regex, timeout=CHECK + MARGIN + 3):
+    """Requests until the error log matches: a worker looks at its script
+    only when a request comes.  Every answer must be version 1's."""
+    rx = re.compile(regex, re.M)
+    deadline = time.monotonic() + timeout
+    while not rx.search(srv.error_log()):
+        if time.monotonic() > deadline:
+            return False
+        assert version_of(srv) == 1
+        time.sleep(0.05)
+    return True
+
+
+def server(nginx, tmp_path, extra="", http="", workers=1, **kw):
+    script = tmp_path / "app.py"
+    script.write_text(script_text(1, **kw))
+    srv = nginx(http=http, server=f"""
+        location / {{
+            wsgi_script_reloading on;
+            {extra}
+            wsgi_pass {script};
+        }}""", workers=workers, prefix=tmp_path / "p")
+    return srv, script
+
+
+def test_changed_script_is_reloaded(nginx, tmp_path):
+    srv, script = server(nginx, tmp_path)
+    assert version_of(srv) == 1
+
+    deploy(script, script_text(2))
+    assert wait_version(srv, 2), srv.logs_tail()
+    assert srv.wait_log(r'\[notice\] .*wsgi: reloaded "application" from '
+                        + re.escape(f'"{script}"'))
+    # and again: each version is a fresh module
+    deploy(script, script_text(3))
+    assert wait_version(srv, 3), srv.logs_tail()
+    assert "failed to reload" not in srv.error_log()
+
+
+def test_rewritten_in_place_is_reloaded(nginx, tmp_path):
+    """The same inode, another size: written in place, as an editor may."""
+    srv, script = server(nginx, tmp_path)
+    assert version_of(srv) == 1
+    script.write_text(script_text(2) + "# longer\n")
+    assert wait_version(srv, 2), srv.logs_tail()
+
+
+def test_off_by_default(nginx, tmp_path):
+    script = tmp_path / "app.py"
+    script.write_text(script_text(1))
+    srv = nginx(server=f"location / {{ wsgi_pass {script}; }}")
+    assert version_of(srv) == 1
+    deploy(script, script_text(2))
+    time.sleep(CHECK + MARGIN)
+    for _ in range(5):
+        assert version_of(srv) == 1
+        time.sleep(0.1)
+    assert "reloaded" not in srv.error_log()
+
+
+def test_reloading_is_per_application(nginx, tmp_path):
+    """One script in two locations, reloading on in one: two applications,
+    and only the one that reloads sees the new version."""
+    script = tmp_path / "app.py"
+    script.write_text(script_text(1))
+    srv = nginx(server=f"""
+        location /on/ {{ wsgi_script_reloading on; wsgi_pass {script}; }}
+        location /off/ {{ wsgi_pass {script}; }}""")
+    assert version_of(srv, "/on/") == 1 and version_of(srv, "/off/") == 1
+    deploy(script, script_text(2))
+    assert wait_for(lambda: version_of(srv, "/on/") == 2,
+                    timeout=CHECK + MARGIN + 3), srv.logs_tail()
+    assert version_of(srv, "/off/") == 1
+
+
+def test_reload_in_application_group(nginx, tmp_path):
+    srv, script = server(nginx, tmp_path,
+                         extra="wsgi_application_group reloaded;")
+    assert version_of(srv) == 1
+    deploy(script, script_text(2))
+    assert wait_version(srv, 2), srv.logs_tail()
+    assert srv.wait_log(r'wsgi: reloaded "application" from "[^"]*" in '
+                        r'application group "reloaded"')
+
+
+def test_imported_module_is_not_reloaded(nginx, tmp_path):
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "reload_mod.py").write_text('VALUE = "one"\n')
+    srv, script = server(nginx, tmp_path, http=f"wsgi_python_path {lib};",
+                         imports=True)
+    r = srv.get("/").text.split()
+    assert r[0] == "1" and r[2] == "one"
+
+    (lib / "reload_mod.py").write_text('VALUE = "two"\n')
+    deploy(script, script_text(2, imports=True))
+    assert wait_version(srv, 2), srv.logs_tail()
+    # the new script's import found the module already there
+    assert srv.get("/").text.split()[2] == "one"
+
+
+MW = """
+def middleware(app):
+    def wrapped(environ, start_response):
+        def sr(status, headers, exc_info=None):
+            return start_response(status, headers + [("X-MW", "yes")],
+                                  exc_info)
+        return app(environ, sr)
+    return wrapped
+"""
+
+
+def test_middleware_wraps_the_new_version(nginx, tmp_path):
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "reload_mw.py").write_text(MW)
+    srv, script = server(nginx, tmp_path, http=f"wsgi_python_path {lib};",
+                         extra="wsgi_middleware reload_mw;")
+    r = srv.get("/")
+    assert r.header("X-MW") == "yes" and r.text.startswith("1 ")
+    deploy(script, script_text(2))
+    assert wait_version(srv, 2), srv.logs_tail()
+    r = srv.get("/")
+    assert r.header("X-MW") == "yes" and r.text.startswith("2 ")
+
+
+BROKEN = [
+    ("syntax", "def oops(:\n", r"SyntaxError"),
+    ("raises", 'raise RuntimeError("broken version")\n',
+     r"RuntimeError: broken version"),
+    ("nocallable", "del application\n",
+     r'callable "application" not found in'),
+]
+
+
+@pytest.mark.parametrize("kind,body,logged", BROKEN,
+                         ids=[b[0] for b in BROKEN])
+def test_broken_version_keeps_the_old_one(nginx, tmp_path, kind, body,
+                                          logged):
+    srv, script = server(nginx, tmp_path)
+    assert version_of(srv) == 1
+
+    deploy(script, script_text(2, body=body))
+    assert wait_log(srv, r"wsgi: failed to reload script "
+                    + re.escape(f'"{script}"')), srv.logs_tail()
+    assert re.search(logged, srv.error_log()), srv.logs_tail()
+    if kind != "nocallable":
+        # where in the script, one line an entry
+        assert re.search(r"wsgi:   File " + re.escape(f'"{script}"')
+                         + r", line \d+", srv.error_log()), srv.logs_tail()
+    if kind == "raises":
+        assert "wsgi: Traceback (most recent call last):" in srv.error_log()
+
+    # the old version goes on, and the failed one is not tried again
+    deadline = time.monotonic() + CHECK * 2 + MARGIN
+    while time.monotonic() < deadline:
+        assert version_of(srv) == 1
+        time.sleep(0.05)
+    assert srv.error_log().count("failed to reload script") == 1
+
+    # sys.modules holds the old module again: a good version loads
+    deploy(script, script_text(3))
+    assert wait_version(srv, 3), srv.logs_tail()
+    assert srv.error_log().count("failed to reload script") == 1
+
+
+def test_failed_reload_undoes_its_imports(nginx, tmp_path):
+    """A module the broken version imported goes with it: the next version
+    imports it afresh."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "reload_new.py").write_text('VALUE = "first"\n')
+    srv, script = server(nginx, tmp_path, http=f"wsgi_python_path {lib};")
+    assert version_of(srv) == 1
+    deploy(script, script_text(
+        2, body='import reload_new\nraise RuntimeError("after import")'))
+    assert wait_log(srv, "RuntimeError: after import"), srv.logs_tail()
+    assert srv.wait_log("failed reload of .* is undone: modules removed: 1")
+    (lib / "reload_new.py").write_text('VALUE = "second"\n')
+    deploy(script, script_text(3, body=(
+        "import reload_new\n"
+        "def value():\n"
+        "    return reload_new.VALUE\n")))
+    assert wait_version(srv, 3), srv.logs_tail()
+    assert srv.get("/").text.split()[2] == "second"
+
+
+def test_slow_write_in_place_never_fails_a_request(nginx, tmp_path):
+    """A script written in place in pieces, with pauses: each half-written
+    state either fails to load (and is logged) or is not read at all; no
+    request fails, and the complete version is served in the end."""
+    srv, script = server(nginx, tmp_path)
+    assert version_of(srv) == 1
+    text = script_text(2).encode()
+    pieces = 8
+    size = len(text) // pieces + 1
+
+    def writer():
+        with open(script, "wb") as f:
+            for i in range(pieces):
+                f.write(text[i * size:(i + 1) * size])
+                f.flush()
+                time.sleep(0.3)
+
+    w = threading.Thread(target=writer)
+    w.start()
+    seen = set()
+    deadline = time.monotonic() + pieces * 0.3 + CHECK + MARGIN + 3
+    while time.monotonic() < deadline:
+        v = version_of(srv)
+        seen.add(v)
+        if v == 2 and not w.is_alive():
+            break
+        time.sleep(0.05)
+    w.join()
+    assert seen <= {1, 2}
+    assert wait_version(srv, 2), srv.logs_tail()
+
+
+def start_stream(srv, go):
+    """A /stream request from a client that does not read: the socket."""
+    s = send(srv, req(f"/stream?go={go}"), rcvbuf=4096, timeout=30)
+    time.sleep(0.3)
+    return s
+
+
+def finish_stream(s, go):
+    go.write_text("go")
+    data = read_all(s, 30)[0]
+    s.close()
+    p = Parsed(data)
+    assert p.code == 200, p
+    return p
+
+
+def test_stream_in_flight_finishes_with_old_code(nginx, tmp_path):
+    """The streaming response of version 1 goes on after version 2 took
+    over, in the same worker, and ends with version 1's code."""
+    srv, script = server(nginx, tmp_path)
+    go = tmp_path / "go"
+    pid = int(srv.get("/").text.split()[1])
+    s = start_stream(srv, go)
+
+    deploy(script, script_text(2))
+    assert wait_version(srv, 2), srv.logs_tail()
+    assert int(srv.get("/").text.split()[1]) == pid
+
+    p = finish_stream(s, go)
+    assert p.body.startswith(b"start 1\n")
+    assert p.body.endswith(b"end 1\n"), p.body[-100:]
+    assert version_of(srv) == 2
+
+
+def test_nginx_reload_with_stream_in_flight(nginx, tmp_path):
+    """nginx -s reload while a long response streams: the new workers
+    load the new script, the old worker finishes the response."""
+    script = tmp_path / "app.py"
+    script.write_text(script_text(1))
+    srv = nginx(server=f"location / {{ wsgi_pass {script}; }}",
+                prefix=tmp_path / "p")
+    go = tmp_path / "go"
+    old_pid = int(srv.get("/").text.split()[1])
+    s = start_stream(srv, go)
+
+    deploy(script, script_text(2))
+    new = srv.reload(wait_old=False)
+    assert old_pid not in new
+    # an old worker whose event loop is free may take a connection or two
+    # before it has handled its SIGQUIT
+    assert wait_for(lambda: srv.get("/").text.split()[:2]
+                    == ["2", str(new[0])], timeout=3), srv.logs_tail()
+    assert pid_alive(old_pid)
+
+    p = finish_stream(s, go)
+    assert p.body.startswith(b"start 1\n")
+    assert p.body.endswith(b"end 1\n"), p.body[-100:]
+    assert wait_for(lambda: not pid_alive(old_pid), timeout=5), \
+        "old worker did not exit after its response"
+
+
+@pytest.mark.parametrize("mechanism", ["interpreter", "process"])
+def test_unsupported_mechanisms(nginx_t, mechanism):
+    rc, out, conf = nginx_t(server=f"""
+        location / {{
+            wsgi_script_reloading on;
+            wsgi_reload_mechanism {mechanism};
+            wsgi_pass {{apps}}/hello.py;
+        }}""")
+    assert_emerg_at(rc, out, conf, "wsgi_reload_mechanism",
+                    f'reload mechanism "{mechanism}" is not supported yet')
+
+
+def test_invalid_mechanism(nginx_t):
+    rc, out, conf = nginx_t(
+        http="wsgi_reload_mechanism fresh;",
+        server="location / { wsgi_pass {apps}/hello.py; }")
+    assert_emerg_at(rc, out, conf, "wsgi_reload_mechanism",
+                    r'invalid value "fresh"')
+
+
+def test_module_mechanism_and_flag_parse(nginx_t):
+    rc, out, _ = nginx_t(
+        http="wsgi_script_reloading on; wsgi_reload_mechanism module;",
+        server="location / { wsgi_script_reloading off; "
+               "wsgi_pass {apps}/hello.py; }")
+    assert rc == 0, out
+
+
+def client(srv, results, stop, every=10, pause=0.005):
+    """Sequential keep-alive requests, a new connection every `every`, a
+    pause between two: appends (sent, received, status, version, pid) to
+    results."""
+    n = 0
+    conn = None
+    while not stop.is_set() and n < 20000:
+        if conn is None or n % every == 0:
+            if conn is not None:
+                conn.close()
+            conn = srv.connection(timeout=10)
+        sent = time.monotonic()
+        try:
+            conn.request("GET", "/")
+            r = conn.getresponse()
+            body = r.read().decode()
+            status = r.status
+        except Exception as e:           # noqa: BLE001 a failure to count
+            body, status = repr(e), None
+            conn.close()
+            conn = None
+        received = time.monotonic()
+        parts = body.split()
+        ok = status == 200 and len(parts) == 3 and parts[0].isdigit()
+        results.append((sent, received, status if ok else None,
+                        int(parts[0]) if ok else None,
+                        int(parts[1]) if ok else None))
+        n += 1
+        time.sleep(pause)
+    if conn is not None:
+        conn.close()
+
+
+@pytest.mark.serial
+def test_rewrites_under_load(nginx, tmp_path):
+    """Two workers, two clients on loopback, 20 versions 1.1 s apart:
+    no failed request, every answer from a version already written, and
+    every request sent more than CHECK + MARGIN after a change answered
+    by that version or a later one."""
+    srv, script = server(nginx, tmp_path, workers=2)
+    assert version_of(srv) == 1
+    versions = 20
+    changes = {1: time.monotonic()}
+    results = [[], []]
+    stop = threading.Event()
+    clients = [threading.Thread(target=client, args=(srv, r, stop))
+               for r in results]
+    for c in clients:
+        c.start()
+    try:
+        for v in range(2, versions + 2):
+            time.sleep(1.1)
+            deploy(script, script_text(v))
+            changes[v] = time.monotonic()
+        time.sleep(CHECK + MARGIN + 0.5)
+    finally:
+        stop.set()
+        for c in clients:
+            c.join(30)
+    last = versions + 1
+
+    rows = results[0] + results[1]
+    failed = [r for r in rows if r[2] != 200]
+    assert not failed, (len(failed), failed[:5], srv.logs_tail())
+
+    def current(t):
+        """The last version written at t."""
+        return max((v for v, at in changes.items() if at <= t), default=1)
+
+    wrong = []
+    lag = {v: [] for v in changes}       # old code served after a change
+    first = {}                           # the first answer of each version
+    for sent, received, _, v, _ in rows:
+        if v > current(received):
+            wrong.append(("from the future", sent, v))
+        if v < current(sent - CHECK - MARGIN):
+            wrong.append(("stale", sent - changes[v + 1], v))
+        for w in range(v + 1, last + 1):
+            if changes[w] <= sent:
+                lag[w].append(sent - changes[w])
+        if v not in first or sent < first[v]:
+            first[v] = sent
+    assert not wrong, wrong[:10]
+
+    pids = {r[4] for r in rows}
+    to_new = [first[v] - changes[v] for v in range(2, last + 1) if v in first]
+    old_for = [max(lag[v]) for v in range(2, last + 1) if lag[v]]
+    elapsed = rows and max(r[1] for r in rows) - min(r[0] for r in rows)
+    print(f"\nreloading under load: {len(rows)} requests in {elapsed:.1f} s, "
+          f"{len(failed)} failed, {versions} versions, workers {sorted(pids)}"
+          f"\n  first answer of a new version after its change: "
+          f"median {statistics.median(to_new):.3f} s, "
+          f"max {max(to_new):.3f} s"
+          f"\n  old version still answering after a change: "
+          f"max {max(old_for, default=0):.3f} s")
+    assert len(pids) == 2, "both workers served"
+    assert last in first, sorted(first)
+    assert "failed to reload" not in srv.error_log()
