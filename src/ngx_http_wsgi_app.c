@@ -204,9 +204,10 @@ ngx_http_wsgi_app_callable(ngx_http_wsgi_app_t *app, PyObject *module,
 /*
  * Reloading, nginx side: a request for the application looks at its
  * script, at most once a second in a worker, and counts the versions it
- * sees.  The Python side acts on the count in the request's step; it
- * asks for another look through app->recheck.  A stat() of a local file
- * on the event loop is what nginx does for every static file.
+ * sees; the Python side acts on the count in the request's step.  A
+ * version that changes while the Python side reads it is seen changed by
+ * the next look.  A stat() of a local file on the event loop is what
+ * nginx does for every static file.
  */
 
 void
@@ -222,11 +223,6 @@ ngx_http_wsgi_app_check(ngx_http_wsgi_app_t *app, ngx_log_t *log)
     }
 
     app->looked = ngx_current_msec;
-
-    if (app->recheck) {
-        app->recheck = 0;
-        app->changes++;
-    }
 
     if (ngx_http_wsgi_app_version(app, &v) != NGX_OK) {
         err = ngx_errno;
@@ -419,8 +415,6 @@ failed:
         ngx_log_error(NGX_LOG_NOTICE, log, 0,
                       "wsgi: script \"%s\" changed while it was read, "
                       "it is reloaded later", app->path.data);
-
-        app->recheck = 1;
         goto done;
     }
 

@@ -93,7 +93,6 @@ typedef struct {
     ngx_msec_t                   looked;
     ngx_http_wsgi_version_t      seen;
     volatile ngx_uint_t          changes;     /* seen, counted */
-    volatile ngx_uint_t          recheck;     /* set by the Python side */
 
     /* Python side, under the GIL */
     ngx_uint_t                   handled;     /* changes acted on */
