@@ -62,9 +62,9 @@ def wait_log(srv, regex, timeout=CHECK + MARGIN + 3):
     return True
 
 
-def server(nginx, tmp_path, extra="", http="", workers=1, **kw):
+def server(nginx, tmp_path, extra="", http="", workers=1, body=None, **kw):
     script = tmp_path / "app.py"
-    script.write_text(script_text(1, **kw))
+    script.write_text(script_text(1, body=body, **kw))
     srv = nginx(http=http, server=f"""
         location / {{
             wsgi_script_reloading on;
@@ -234,6 +234,39 @@ def test_failed_reload_undoes_its_imports(nginx, tmp_path):
         "    return reload_new.VALUE\n")))
     assert wait_version(srv, 3), srv.logs_tail()
     assert srv.get("/").text.split()[2] == "second"
+
+
+# version 1 changes the script as soon as the module opens it to read it,
+# once: an audit hook of the application sees the module's open()
+TOUCH_ON_OPEN = """
+import sys
+
+
+def _touch(event, args):
+    if (event == "open" and args and args[0] == __file__
+            and os.path.exists(__file__ + ".touch")):
+        os.unlink(__file__ + ".touch")
+        with open(__file__, "a") as f:
+            f.write("# touched while read\\n")
+
+
+sys.addaudithook(_touch)
+"""
+
+
+def test_script_changed_while_read_is_read_again(nginx, tmp_path):
+    srv, script = server(nginx, tmp_path, body=TOUCH_ON_OPEN)
+    assert version_of(srv) == 1
+    (tmp_path / "app.py.touch").write_text("")
+    deploy(script, script_text(2))
+    assert wait_log(srv, r"\[notice\] .*wsgi: script "
+                    + re.escape(f'"{script}"')
+                    + " changed while it was read, it is reloaded later"), \
+        srv.logs_tail()
+    assert script.read_text().endswith("# touched while read\n")
+    # the next look sees the version as it is now, and loads it
+    assert wait_version(srv, 2), srv.logs_tail()
+    assert "failed to reload" not in srv.error_log()
 
 
 def test_slow_write_in_place_never_fails_a_request(nginx, tmp_path):
