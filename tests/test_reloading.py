@@ -86,6 +86,27 @@ def test_changed_script_is_reloaded(nginx, tmp_path):
     deploy(script, script_text(3))
     assert wait_version(srv, 3), srv.logs_tail()
     assert "failed to reload" not in srv.error_log()
+    # once a version: not at the first look, not again for the same file
+    time.sleep(CHECK + 0.1)
+    assert version_of(srv) == 3
+    assert srv.error_log().count("wsgi: reloaded") == 2
+
+
+def test_script_gone_for_a_while(nginx, tmp_path):
+    """A script that disappears: one warning, the application goes on; a
+    script that comes back is a new version."""
+    srv, script = server(nginx, tmp_path)
+    assert version_of(srv) == 1
+    script.rename(tmp_path / "away.py")
+    assert wait_log(srv, r"\[warn\] .*wsgi: stat\(\) " + re.escape(
+        f'"{script}"') + r" failed, the application goes on as it is "
+        r"\(2: No such file or directory\)"), srv.logs_tail()
+    time.sleep(CHECK + 0.1)
+    assert version_of(srv) == 1
+    assert srv.error_log().count("failed, the application goes on") == 1
+
+    deploy(script, script_text(2))
+    assert wait_version(srv, 2), srv.logs_tail()
 
 
 def test_rewritten_in_place_is_reloaded(nginx, tmp_path):
