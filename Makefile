@@ -127,7 +127,7 @@ PY3X_ROOT =     /root/.pyenv/versions
 PY3X_TESTS =    tests/test_build.py tests/test_environ.py \
                 tests/test_response.py tests/test_errors.py \
                 tests/test_threads.py tests/test_python_executable.py \
-                tests/test_interpreters.py \
+                tests/test_interpreters.py tests/test_reloading.py \
                 $(addprefix --deselect ,$(PY3X_SKIP))
 
 # PY3X_SKIP: left out, as they measure socket buffering rather than Python,
@@ -176,8 +176,9 @@ SAN_TESTS =     tests/test_environ.py tests/test_response.py \
                     client_gone_stops_a_streaming_generator \
                     client_connected_turns_false_when_client_leaves) \
                 tests/test_lifecycle.py::test_reload_with_slow_request_in_flight \
-                tests/test_interpreters.py
-SAN_SLOW =      tests/test_response.py::test_slow_reader_backpressure
+                tests/test_interpreters.py tests/test_reloading.py
+SAN_SLOW =      tests/test_response.py::test_slow_reader_backpressure \
+                tests/test_reloading.py::test_rewrites_under_load
 SAN_RUNTIME =   $(shell clang -print-file-name=libclang_rt.asan-x86_64.so)
 
 sanitize: deps $(BUILD)-asan/ngx_http_wsgi_module.so
