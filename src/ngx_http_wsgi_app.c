@@ -27,22 +27,9 @@ static PyObject *ngx_http_wsgi_app_source(ngx_http_wsgi_app_t *app,
     ngx_http_wsgi_version_t *v, ngx_uint_t *changed);
 static PyObject *ngx_http_wsgi_app_exec(PyObject *name, PyObject *source,
     ngx_http_wsgi_app_t *app);
-static PyObject *ngx_http_wsgi_app_watch(void);
-static void ngx_http_wsgi_app_unwatch(PyObject *watch);
-static void ngx_http_wsgi_app_forget(void);
-static PyObject *ngx_http_wsgi_app_create_module(PyObject *create,
-    PyObject *const *args, Py_ssize_t nargs);
-static PyObject *ngx_http_wsgi_app_extension(PyObject *exc);
 static PyObject *ngx_http_wsgi_app_fallback(ngx_http_wsgi_app_t *app,
     PyObject *exc, PyObject *name, ngx_log_t *log);
 
-
-static PyMethodDef  ngx_http_wsgi_app_create_module_def = {
-    "create_module",
-    (PyCFunction) (void (*)(void)) ngx_http_wsgi_app_create_module,
-    METH_FASTCALL,
-    NULL
-};
 
 
 /* another thread would find the module half-run; under the GIL */
@@ -496,18 +483,18 @@ ngx_http_wsgi_app_import(ngx_http_wsgi_app_t *app, ngx_log_t *log)
         return NULL;
     }
 
-    watch = (app->interp->index) ? ngx_http_wsgi_app_watch() : NULL;
+    watch = (app->interp->index) ? ngx_http_wsgi_extension_watch() : NULL;
 
     module = ngx_http_wsgi_app_load(app);
 
     if (watch) {
-        ngx_http_wsgi_app_unwatch(watch);
+        ngx_http_wsgi_extension_unwatch(watch);
     }
 
     if (module) {
         if (watch) {
             /* an extension's ImportError the script caught */
-            ngx_http_wsgi_app_forget();
+            ngx_http_wsgi_extension_forget();
         }
 
         Py_DECREF(before);
@@ -520,7 +507,7 @@ ngx_http_wsgi_app_import(ngx_http_wsgi_app_t *app, ngx_log_t *log)
 
     Py_DECREF(before);
 
-    name = watch ? ngx_http_wsgi_app_extension(exc) : NULL;
+    name = watch ? ngx_http_wsgi_extension_failed(exc) : NULL;
 
     if (name) {
         return ngx_http_wsgi_app_fallback(app, exc, name, log);
@@ -831,176 +818,6 @@ done:
 
 
 /*
- * While a script is imported in a sub-interpreter, the extension modules
- * that fail to load in it are noted: an ImportError from one of them is
- * what a fallback to the main interpreter can cure.  Returns what unwatch
- * restores, or NULL: not watched.
- */
-
-static PyObject *
-ngx_http_wsgi_app_watch(void)
-{
-    PyObject               *machinery, *loader, *create, *fn, *method;
-    PyObject               *watch;
-    ngx_http_wsgi_app_forget();
-
-    watch = NULL;
-    loader = NULL;
-    create = NULL;
-    fn = NULL;
-    method = NULL;
-
-    machinery = PyImport_ImportModule("importlib.machinery");
-    if (machinery == NULL) {
-        goto done;
-    }
-
-    loader = PyObject_GetAttrString(machinery, "ExtensionFileLoader");
-    if (loader == NULL) {
-        goto done;
-    }
-
-    create = PyObject_GetAttrString(loader, "create_module");
-    if (create == NULL) {
-        goto done;
-    }
-
-    fn = PyCFunction_New(&ngx_http_wsgi_app_create_module_def, create);
-    if (fn == NULL) {
-        goto done;
-    }
-
-    method = PyInstanceMethod_New(fn);
-    if (method == NULL) {
-        goto done;
-    }
-
-    watch = PyTuple_Pack(2, loader, create);
-    if (watch == NULL) {
-        goto done;
-    }
-
-    if (PyObject_SetAttrString(loader, "create_module", method) != 0) {
-        Py_CLEAR(watch);
-    }
-
-done:
-
-    PyErr_Clear();
-
-    Py_XDECREF(method);
-    Py_XDECREF(fn);
-    Py_XDECREF(create);
-    Py_XDECREF(loader);
-    Py_XDECREF(machinery);
-
-    return watch;
-}
-
-
-static void
-ngx_http_wsgi_app_unwatch(PyObject *watch)
-{
-    PyObject  *exc;
-
-    exc = ngx_http_wsgi_exception_get();
-
-    if (PyObject_SetAttrString(PyTuple_GET_ITEM(watch, 0), "create_module",
-                               PyTuple_GET_ITEM(watch, 1))
-        != 0)
-    {
-        ngx_http_wsgi_log_exception(ngx_cycle->log, "cannot restore "
-                                    "ExtensionFileLoader.create_module");
-    }
-
-    Py_DECREF(watch);
-
-    ngx_http_wsgi_exception_set(exc);
-}
-
-
-static void
-ngx_http_wsgi_app_forget(void)
-{
-    ngx_http_wsgi_state_t  *st;
-
-    st = ngx_http_wsgi_state();
-
-    Py_CLEAR(st->ext_error);
-    Py_CLEAR(st->ext_name);
-}
-
-
-static PyObject *
-ngx_http_wsgi_app_create_module(PyObject *create, PyObject *const *args,
-    Py_ssize_t nargs)
-{
-    PyObject               *module, *exc, *name;
-    ngx_http_wsgi_state_t  *st;
-
-    module = PyObject_Vectorcall(create, args, nargs, NULL);
-
-    if (module || !PyErr_ExceptionMatches(PyExc_ImportError) || nargs != 2)
-    {
-        return module;
-    }
-
-    exc = ngx_http_wsgi_exception_get();
-
-    name = PyObject_GetAttrString(args[1], "name");
-
-    if (name == NULL || !PyUnicode_Check(name)) {
-        PyErr_Clear();
-        Py_XSETREF(name, PyUnicode_FromString("?"));
-    }
-
-    st = ngx_http_wsgi_state();
-
-    Py_XSETREF(st->ext_error, Py_XNewRef(exc));
-    Py_XSETREF(st->ext_name, name);
-
-    ngx_http_wsgi_exception_set(exc);
-
-    return NULL;
-}
-
-
-/* the extension's name, if its ImportError is in what the import raised */
-
-static PyObject *
-ngx_http_wsgi_app_extension(PyObject *exc)
-{
-    PyObject               *e, *next;
-    ngx_uint_t              depth;
-    ngx_http_wsgi_state_t  *st;
-
-    st = ngx_http_wsgi_state();
-
-    if (st->ext_error == NULL) {
-        return NULL;
-    }
-
-    /* borrowed, through __cause__ or else __context__ */
-
-    for (e = exc, depth = 0; e && depth < 32; e = next, depth++) {
-        if (e == st->ext_error) {
-            return st->ext_name;
-        }
-
-        next = PyException_GetCause(e);
-
-        if (next == NULL) {
-            next = PyException_GetContext(e);
-        }
-
-        Py_XDECREF(next);
-    }
-
-    return NULL;
-}
-
-
-/*
  * The application needs an extension that cannot load in its
  * sub-interpreter: with "wsgi_subinterpreter_fallback main", it runs in
  * the main one from now on.  exc is stolen.
@@ -1026,7 +843,7 @@ ngx_http_wsgi_app_fallback(ngx_http_wsgi_app_t *app, PyObject *exc,
                                   "interpreter" : "");
 
     if (!app->fallback) {
-        ngx_http_wsgi_app_forget();
+        ngx_http_wsgi_extension_forget();
 
         ngx_http_wsgi_exception_set(exc);
         ngx_http_wsgi_log_exception(log, "failed to load script \"%s\", "
@@ -1036,7 +853,7 @@ ngx_http_wsgi_app_fallback(ngx_http_wsgi_app_t *app, PyObject *exc,
     }
 
     Py_DECREF(exc);
-    ngx_http_wsgi_app_forget();
+    ngx_http_wsgi_extension_forget();
 
     app->interp = ngx_http_wsgi_interp;
     ngx_http_wsgi_python_switch(app->interp);

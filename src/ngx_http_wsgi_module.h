@@ -728,6 +728,10 @@ void ngx_http_wsgi_python_switch(ngx_http_wsgi_interp_t *interp);
 
 
 PyObject *ngx_http_wsgi_app_get(ngx_http_wsgi_app_t *app, ngx_log_t *log);
+PyObject *ngx_http_wsgi_extension_watch(void);
+void ngx_http_wsgi_extension_unwatch(PyObject *watch);
+void ngx_http_wsgi_extension_forget(void);
+PyObject *ngx_http_wsgi_extension_failed(PyObject *exc);
 void ngx_http_wsgi_app_check(ngx_http_wsgi_app_t *app, ngx_log_t *log);
 char *ngx_http_wsgi_group_conf(ngx_conf_t *cf, ngx_http_wsgi_main_conf_t *wmcf,
     ngx_http_wsgi_loc_conf_t *prev, ngx_http_wsgi_loc_conf_t *conf);
