@@ -12,6 +12,8 @@ static PyObject *ngx_http_wsgi_app_callable(ngx_http_wsgi_app_t *app,
     PyObject *module, ngx_log_t *log);
 static PyObject *ngx_http_wsgi_app_reload(ngx_http_wsgi_app_t *app,
     PyObject *old, ngx_log_t *log);
+static void ngx_http_wsgi_app_retire(ngx_http_wsgi_app_t *app,
+    ngx_log_t *log);
 static PyObject *ngx_http_wsgi_app_replace(ngx_http_wsgi_app_t *app,
     ngx_log_t *log);
 static ngx_int_t ngx_http_wsgi_app_version(ngx_http_wsgi_app_t *app,
@@ -274,6 +276,16 @@ ngx_http_wsgi_app_reload(ngx_http_wsgi_app_t *app, PyObject *old,
         return Py_NewRef(old);
     }
 
+    if (app->mechanism == NGX_HTTP_WSGI_RELOAD_PROCESS
+        && ngx_process == NGX_PROCESS_WORKER)
+    {
+        if (app->retire == 0) {
+            ngx_http_wsgi_app_retire(app, log);
+        }
+
+        return Py_NewRef(old);
+    }
+
     ngx_http_wsgi_app_importing = ts;
     ngx_http_wsgi_app_importing_pid = ngx_getpid();
 
@@ -300,6 +312,68 @@ ngx_http_wsgi_app_reload(ngx_http_wsgi_app_t *app, PyObject *old,
                   app->interp->index ? "\"" : "");
 
     return obj;
+}
+
+
+/*
+ * The "process" mechanism: the worker retires, and nginx's master starts
+ * one that imports the changed script, with every module it imports;
+ * only a script that compiles is worth that.  The request that found the
+ * change is the last this worker takes (see ngx_http_wsgi_send_header()).
+ */
+
+static void
+ngx_http_wsgi_app_retire(ngx_http_wsgi_app_t *app, ngx_log_t *log)
+{
+    PyObject                 *source, *path, *code;
+    ngx_uint_t                changed;
+    ngx_http_wsgi_version_t   v;
+
+    source = ngx_http_wsgi_app_source(app, &v, &changed);
+
+    if (source == NULL) {
+        if (changed) {
+            PyErr_Clear();
+            ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                          "wsgi: script \"%s\" changed while it was read, "
+                          "it is looked at again later", app->path.data);
+            return;
+        }
+
+        app->failed = v;
+        ngx_http_wsgi_log_exception(log, "cannot read script \"%s\", the "
+                                    "worker goes on with the application "
+                                    "loaded before", app->path.data);
+        return;
+    }
+
+    path = PyUnicode_DecodeFSDefault((char *) app->path.data);
+
+    code = path ? Py_CompileStringObject(PyBytes_AS_STRING(source), path,
+                                         Py_file_input, NULL, -1)
+                : NULL;
+
+    Py_XDECREF(path);
+    Py_DECREF(source);
+
+    if (code == NULL) {
+        app->failed = v;
+        ngx_http_wsgi_log_exception(log, "script \"%s\" does not compile, "
+                                    "the worker goes on with the "
+                                    "application loaded before; the script "
+                                    "is tried again when it changes",
+                                    app->path.data);
+        return;
+    }
+
+    Py_DECREF(code);
+
+    app->retire = 1;
+
+    ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                  "wsgi: script \"%s\" changed, this worker retires after "
+                  "its requests in flight, and a new one imports it",
+                  app->path.data);
 }
 
 

@@ -440,6 +440,11 @@ ngx_http_wsgi_finish(ngx_http_wsgi_ctx_t *ctx, ngx_int_t rc,
 {
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ctx->log, 0, "wsgi finish: %i", rc);
 
+    if (ctx->retire) {
+        /* "wsgi_reload_mechanism process": as on "nginx -s quit" */
+        ngx_quit = 1;
+    }
+
     if (ngx_http_wsgi_closed(ctx)) {
         ngx_http_finalize_request(ctx->request, rc);
         return NGX_DONE;

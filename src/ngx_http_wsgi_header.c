@@ -585,6 +585,23 @@ ngx_http_wsgi_send_header(ngx_http_wsgi_ctx_t *ctx)
         }
     }
 
+    if (ctx->retire) {
+
+        /* the worker retires for new code: the client should ask again */
+
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Refresh");
+        ngx_str_set(&h->value, "0");
+        h->lowcase_key = NULL;
+
+        ngx_quit = 1;
+    }
+
     /*
      * ours when the whole body is known; not 0 for HEAD, as in Apache: an
      * application that answers HEAD without a body does not know its length

@@ -96,6 +96,7 @@ typedef struct {
 
     /* Python side, under the GIL */
     ngx_uint_t                   handled;     /* changes acted on */
+    ngx_uint_t                   retire;      /* "process": 1, then 2 */
     ngx_http_wsgi_version_t      loaded;
     ngx_http_wsgi_version_t      failed;      /* its import failed */
 } ngx_http_wsgi_app_t;
@@ -442,6 +443,7 @@ struct ngx_http_wsgi_ctx_s {
     unsigned                     spool_failed:1; /* no temp file: memory */
     unsigned                     body:3;      /* ngx_http_wsgi_body_e */
     unsigned                     inside:2;    /* ngx_http_wsgi_inside_e */
+    unsigned                     retire:1;    /* the worker's last request */
 };
 
 

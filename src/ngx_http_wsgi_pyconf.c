@@ -455,7 +455,7 @@ ngx_http_wsgi_reload_mechanism(ngx_conf_t *cf, ngx_command_t *cmd,
         return rv;
     }
 
-    if (wlcf->mechanism != NGX_HTTP_WSGI_RELOAD_MODULE) {
+    if (wlcf->mechanism == NGX_HTTP_WSGI_RELOAD_INTERPRETER) {
         value = cf->args->elts;
 
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

@@ -144,6 +144,11 @@ ngx_http_wsgi_step_call(ngx_http_wsgi_ctx_t *ctx)
     ctx->interp = ctx->app->interp;
     ctx->step_ts = PyThreadState_Get();
 
+    if (ctx->app->retire == 1) {
+        ctx->app->retire = 2;
+        ctx->retire = 1;
+    }
+
     if (app == NULL) {
         ctx->failed = 1;
         return NGX_ERROR;

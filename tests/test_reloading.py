@@ -7,6 +7,7 @@ deploy should do.  A worker looks at the script at most once a second
 (NGX_HTTP_WSGI_RELOAD_CHECK), so a change shows within a second and a bit.
 """
 
+import http.client
 import os
 import re
 import statistics
@@ -383,7 +384,7 @@ def test_nginx_reload_with_stream_in_flight(nginx, tmp_path):
         "old worker did not exit after its response"
 
 
-@pytest.mark.parametrize("mechanism", ["interpreter", "process"])
+@pytest.mark.parametrize("mechanism", ["interpreter"])
 def test_unsupported_mechanisms(nginx_t, mechanism):
     rc, out, conf = nginx_t(server=f"""
         location / {{
@@ -411,10 +412,15 @@ def test_module_mechanism_and_flag_parse(nginx_t):
     assert rc == 0, out
 
 
-def client(srv, results, stop, every=10, pause=0.005):
+def client(srv, results, stop, every=10, pause=0.005, refresh=None):
     """Sequential keep-alive requests, a new connection every `every`, a
     pause between two: appends (sent, received, status, version, pid) to
-    results."""
+    results, and the same to refresh for the answers with "Refresh: 0".
+
+    A request on a kept-alive connection that the server closed before
+    answering is sent again on a new one, as HTTP clients do with
+    idempotent requests (RFC 9110, 9.2.2): a retiring worker closes its
+    idle connections."""
     n = 0
     conn = None
     while not stop.is_set() and n < 20000:
@@ -422,22 +428,34 @@ def client(srv, results, stop, every=10, pause=0.005):
             if conn is not None:
                 conn.close()
             conn = srv.connection(timeout=10)
+            fresh = True
         sent = time.monotonic()
         try:
             conn.request("GET", "/")
             r = conn.getresponse()
             body = r.read().decode()
             status = r.status
-        except Exception as e:           # noqa: BLE001 a failure to count
-            body, status = repr(e), None
+            refreshed = r.getheader("Refresh") == "0"
+        except (ConnectionResetError, BrokenPipeError,
+                http.client.RemoteDisconnected) as e:
             conn.close()
             conn = None
+            if not fresh:
+                continue
+            body, status, refreshed = repr(e), None, False
+        except Exception as e:           # noqa: BLE001 a failure to count
+            body, status, refreshed = repr(e), None, False
+            conn.close()
+            conn = None
+        fresh = False
         received = time.monotonic()
         parts = body.split()
         ok = status == 200 and len(parts) == 3 and parts[0].isdigit()
-        results.append((sent, received, status if ok else None,
-                        int(parts[0]) if ok else None,
-                        int(parts[1]) if ok else None))
+        row = (sent, received, status if ok else None,
+               int(parts[0]) if ok else None, int(parts[1]) if ok else None)
+        results.append(row)
+        if refreshed and refresh is not None:
+            refresh.append(row)
         n += 1
         time.sleep(pause)
     if conn is not None:
@@ -445,18 +463,23 @@ def client(srv, results, stop, every=10, pause=0.005):
 
 
 @pytest.mark.serial
-def test_rewrites_under_load(nginx, tmp_path):
+@pytest.mark.parametrize("mechanism", ["module", "process"])
+def test_rewrites_under_load(nginx, tmp_path, mechanism):
     """Two workers, two clients on loopback, 20 versions 1.1 s apart:
     no failed request, every answer from a version already written, and
     every request sent more than CHECK + MARGIN after a change answered
-    by that version or a later one."""
-    srv, script = server(nginx, tmp_path, workers=2)
+    by that version or a later one.  Under "process", the answers with
+    "Refresh: 0" are old code, each its worker's last."""
+    srv, script = server(nginx, tmp_path, workers=2,
+                         extra=f"wsgi_reload_mechanism {mechanism};")
     assert version_of(srv) == 1
     versions = 20
     changes = {1: time.monotonic()}
     results = [[], []]
+    refresh = []
     stop = threading.Event()
-    clients = [threading.Thread(target=client, args=(srv, r, stop))
+    clients = [threading.Thread(target=client, args=(srv, r, stop),
+                                kwargs={"refresh": refresh})
                for r in results]
     for c in clients:
         c.start()
@@ -506,6 +529,75 @@ def test_rewrites_under_load(nginx, tmp_path):
           f"max {max(to_new):.3f} s"
           f"\n  old version still answering after a change: "
           f"max {max(old_for, default=0):.3f} s")
-    assert len(pids) == 2, "both workers served"
     assert last in first, sorted(first)
     assert "failed to reload" not in srv.error_log()
+    if mechanism == "module":
+        assert len(pids) == 2, "both workers served"
+        assert not refresh
+        return
+
+    # every retiring worker said so once, on old code, as its last answer
+    assert refresh, "no answer had Refresh: 0"
+    retired = [int(p) for p in re.findall(
+        r"(\d+)#\d+: .*this worker retires", srv.error_log())]
+    assert len({r[4] for r in refresh}) == len(refresh) <= len(retired)
+    for sent, received, _, v, pid in refresh:
+        assert v < current(received), ("Refresh on new code", v)
+        later = [r for r in rows if r[4] == pid and r[0] > received]
+        assert not later, ("the retired worker answered again", later[:3])
+
+
+def test_process_mechanism_retires_the_worker(nginx, tmp_path):
+    srv, script = server(nginx, tmp_path, workers=2,
+                         extra="wsgi_reload_mechanism process;")
+    assert version_of(srv) == 1
+    workers = srv.worker_pids()
+    deploy(script, script_text(2))
+
+    seen = []
+
+    def new_code():
+        r = srv.get("/")
+        assert r.status == 200, r
+        seen.append((int(r.text.split()[0]), int(r.text.split()[1]),
+                     r.header("Refresh")))
+        return seen[-1][0] == 2
+
+    assert wait_for(new_code, timeout=CHECK + MARGIN + 3, interval=0.05), \
+        (seen, srv.logs_tail())
+    refreshed = [s for s in seen if s[2] is not None]
+    assert refreshed and all(s == (1, s[1], "0") for s in refreshed), seen
+    assert all(s[2] is None for s in seen if s[0] == 2), seen
+
+    # the retired workers are gone, and nginx started new ones
+    gone = {s[1] for s in refreshed}
+    assert gone <= set(workers)
+    assert wait_for(lambda: not any(pid_alive(p) for p in gone), timeout=5)
+    assert wait_for(lambda: len(srv.worker_pids()) == 2, timeout=5)
+    assert re.search(r"wsgi: script \".*app\.py\" changed, this worker "
+                     r"retires after its requests in flight, and a new one "
+                     r"imports it", srv.error_log())
+    assert "exited on signal" not in srv.error_log()
+
+
+def test_process_mechanism_keeps_a_worker_for_a_broken_script(nginx,
+                                                              tmp_path):
+    srv, script = server(nginx, tmp_path,
+                         extra="wsgi_reload_mechanism process;")
+    assert version_of(srv) == 1
+    workers = srv.worker_pids()
+    deploy(script, "def application(:\n")
+    assert wait_log(srv, r"script \".*app\.py\" does not compile, the "
+                         r"worker goes on with the application loaded "
+                         r"before"), srv.logs_tail()
+    for _ in range(5):
+        r = srv.get("/")
+        assert r.status == 200 and r.header("Refresh") is None
+        assert int(r.text.split()[0]) == 1
+    assert srv.worker_pids() == workers
+    assert "retires" not in srv.error_log()
+    assert srv.error_log().count("does not compile") == 1
+
+    # the next good version retires it
+    deploy(script, script_text(3))
+    assert wait_version(srv, 3), srv.logs_tail()
