@@ -473,10 +473,15 @@ MODULE_APPS = ("hello", "body64k", "stream", "echo", "sleep", "file1m",
 
 
 def module_locations(env):
+    # hello world again, in a sub-interpreter: application group "bench"
     return "\n".join(
         f"        location = /{app} {{\n"
         f"            wsgi_pass {env.apps}/{app}.py;\n"
-        "        }" for app in MODULE_APPS)
+        "        }" for app in MODULE_APPS) + (
+        "\n        location = /hello-sub {\n"
+        f"            wsgi_pass {env.apps}/hello.py;\n"
+        "            wsgi_application_group bench;\n"
+        "        }")
 
 
 def config_nginx_return(server, env):
@@ -718,6 +723,7 @@ class Workload:
     conns: int = DEFAULT_CONNS
     post: bool = False
     check: object = None          # (status, body) -> error text or None
+    module_only: bool = False     # no peer serves it
 
 
 def expect_body(expected):
@@ -733,6 +739,8 @@ def expect_body(expected):
 WORKLOADS = [
     Workload("hello", "hello world", "/hello",
              check=expect_body(b"hello")),
+    Workload("subinterp", "hello world in a sub-interpreter", "/hello-sub",
+             check=expect_body(b"hello"), module_only=True),
     Workload("body64k", "64 KiB body", "/body64k",
              check=expect_body(BODY_64K)),
     Workload("stream", "100 x 1 KiB streamed chunks (generator)", "/stream",
@@ -1030,11 +1038,15 @@ def bench_static_latency(server, opts, env):
 INTERLEAVED = [("nginx", "hello"), ("inline", "hello"), ("threads", "hello"),
                ("nginx", "static64k"), ("inline", "body64k"),
                ("threads", "body64k"), ("inline", "echo"),
-               ("threads", "echo")]
+               ("threads", "echo"), ("inline", "subinterp"),
+               ("threads", "subinterp")]
+# --only ...,subinterp: its target's turns alone
+SUBINTERP_TURNS = [("inline", "hello"), ("inline", "subinterp"),
+                   ("threads", "hello"), ("threads", "subinterp")]
 INTERLEAVED_ROUNDS = 5
 
 
-def bench_interleaved(report, opts, env):
+def bench_interleaved(report, opts, env, cells=INTERLEAVED):
     """The machine's speed drifts over the minutes between one
     configuration's block of runs and the next one's.  For the ratios the
     targets name, the three servers run side by side and take turns, round
@@ -1044,21 +1056,21 @@ def bench_interleaved(report, opts, env):
     workloads = {w.key: w for w in WORKLOADS + [STATIC_64K]}
     servers = {}
     try:
-        for key in ("nginx", "inline", "threads"):
+        for key in dict.fromkeys(c for c, _ in cells):
             server = Server(f"{key}-turns", free_port())
             servers[key] = server
             configs[key].start(server, env)
             wait_ready(server)
-        for ckey, wkey in INTERLEAVED:
+        for ckey, wkey in cells:
             wrk(servers[ckey], workloads[wkey], opts.warmup, env)
         for i in range(INTERLEAVED_ROUNDS):
-            for ckey, wkey in INTERLEAVED:
+            for ckey, wkey in cells:
                 run = measure(servers[ckey], workloads[wkey], opts.duration,
                               env)
                 report.turns.setdefault((ckey, wkey), []).append(run.cpu_us)
             log(f"    round {i + 1}/{INTERLEAVED_ROUNDS}: " + ", ".join(
                 f"{c}/{w} {fmt_num(report.turns[c, w][-1])}"
-                for c, w in INTERLEAVED))
+                for c, w in cells))
         for server in servers.values():
             server.check_running()
     except (OSError, RuntimeError, StartError, ValueError,
@@ -1180,6 +1192,8 @@ def run_config(config, env, opts, report):
                  if wanted(opts, w.key, WORKLOAD_KEYS)]
     if config.latency_only:
         workloads = []
+    if not config.module:
+        workloads = [w for w in workloads if not w.module_only]
     if config.key == "nginx":
         workloads = [w for w in workloads if w.key == "hello"]
         if wanted(opts, "body64k", WORKLOAD_KEYS):
@@ -1259,7 +1273,8 @@ def table(report, workload, extra_rows=()):
            "ratio vs nginx return 200 (CPU) | ratio vs best peer (CPU) |",
            "|---|---:|---:|---:|---:|---:|"]
     rows = list(extra_rows) + [(c.title, c.key, workload.key)
-                               for c in CONFIGS if c.key != "nginx"]
+                               for c in CONFIGS if c.key != "nginx"
+                               and (c.module or not workload.module_only)]
     notes = []
     imprecise = False
     for title, ckey, wkey in rows:
@@ -1306,22 +1321,19 @@ class Target:
 def targets(report):
     t = []
     base = get(report, "nginx", "hello")
-    static = get(report, "nginx", "static64k")
 
     def cpu(ckey, wkey):
         r = get(report, ckey, wkey)
         return r.cpu_us if r and not r.na else None
 
-    def ratio_target(text, ckey, wkey, ref, limit, ref_name):
-        rkey, rwkey = ("nginx", "hello") if ref is base else \
-            ("nginx", "static64k")
+    def ratio_target(text, ckey, wkey, rkey, rwkey, limit, ref_name):
         tr, ratios = turn_ratio(report, ckey, wkey, rkey, rwkey)
         if tr is not None:
             t.append(Target(text, f"{tr:.3f}x, " + turns_text(ratios),
                             tr <= limit))
             return
         c = cpu(ckey, wkey)
-        refc = ref.cpu_us if ref and not ref.na else None
+        refc = cpu(rkey, rwkey)
         if c is None or refc is None:
             t.append(Target(text, "not measured", None))
             return
@@ -1329,13 +1341,17 @@ def targets(report):
                         f"{c / refc:.2f}x", c / refc <= limit))
 
     ratio_target("hello world, inline: CPU <= 1.25x nginx return 200",
-                 "inline", "hello", base, 1.25, "return 200")
+                 "inline", "hello", "nginx", "hello", 1.25, "return 200")
     ratio_target("hello world, thread pool: CPU <= 2.0x nginx return 200",
-                 "threads", "hello", base, 2.0, "return 200")
+                 "threads", "hello", "nginx", "hello", 2.0, "return 200")
+    for ckey, mode in (("inline", "inline"), ("threads", "thread pool")):
+        ratio_target(f"hello world in a sub-interpreter, {mode}: CPU <= "
+                     "1.1x the same in the main interpreter", ckey,
+                     "subinterp", ckey, "hello", 1.1, "main interpreter")
     for ckey, mode in (("inline", "inline"), ("threads", "thread pool")):
         ratio_target(f"64 KiB body, {mode}: CPU <= 1.3x nginx static of "
-                     "the same bytes", ckey, "body64k", static, 1.3,
-                     "static")
+                     "the same bytes", ckey, "body64k", "nginx",
+                     "static64k", 1.3, "static")
     # bjoern is not packaged in Debian: its cost in the issue, relative to
     # nginx's return 200 measured there, applied to this run's return 200
     basec = base.cpu_us if base and not base.na else None
@@ -1759,6 +1775,11 @@ def main(argv=None):
                     for w in ("hello", "body64k")):
                 log("== nginx, inline and thread pool taking turns")
                 bench_interleaved(report, opts, env)
+            elif wanted(opts, "subinterp", WORKLOAD_KEYS) and all(
+                    wanted(opts, k, CONFIG_KEYS) for k in ("inline",
+                                                           "threads")):
+                log("== main interpreter and sub-interpreter taking turns")
+                bench_interleaved(report, opts, env, SUBINTERP_TURNS)
             report.elapsed = time.monotonic() - t0
             report.load_after = os.getloadavg()
             text = render(report)

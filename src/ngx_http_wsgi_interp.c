@@ -38,6 +38,9 @@ ngx_http_wsgi_interp_t  *ngx_http_wsgi_interp;
 ngx_uint_t               ngx_http_wsgi_ninterps;
 ngx_uint_t               ngx_http_wsgi_multiprocess;
 
+/* the calling thread's interpreter when last looked up */
+ngx_http_wsgi_tls ngx_http_wsgi_interp_t  *ngx_http_wsgi_interp_last;
+
 /* every thread's, for the end of the interpreters */
 static ngx_http_wsgi_tstates_t  *ngx_http_wsgi_tstates_all;
 static pthread_mutex_t  ngx_http_wsgi_tstates_mutex =

@@ -595,6 +595,7 @@ extern ngx_module_t  ngx_http_wsgi_module;
 /* the main interpreter, then the groups'; NULL until Python runs */
 extern ngx_http_wsgi_interp_t  *ngx_http_wsgi_interp;
 extern ngx_uint_t  ngx_http_wsgi_ninterps;
+extern ngx_http_wsgi_tls ngx_http_wsgi_interp_t  *ngx_http_wsgi_interp_last;
 extern ngx_uint_t  ngx_http_wsgi_multiprocess;
 extern ngx_uint_t  ngx_http_wsgi_forked;
 
@@ -613,10 +614,20 @@ ngx_http_wsgi_interp_current(void)
 
     is = PyInterpreterState_Get();
 
+    /* a thread keeps to one interpreter for a while: no walk then */
+
+    interp = ngx_http_wsgi_interp_last;
+
+    if (interp != NULL && interp->is == is) {
+        return interp;
+    }
+
     for (interp = ngx_http_wsgi_interp; interp->is != is; interp = interp->next)
     {
         /* void */
     }
+
+    ngx_http_wsgi_interp_last = interp;
 
     return interp;
 }

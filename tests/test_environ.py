@@ -334,6 +334,32 @@ def test_environ_is_fresh_per_request(nginx):
     assert "HTTP_X_FIRST" not in e2
 
 
+def test_application_group_interleaved(nginx):
+    """The main interpreter and two groups, requested in turn on four
+    connections at once: every request runs in its location's
+    interpreter, also on a pool thread that switches between them."""
+    srv = nginx(server=f"""
+        location /main {{ {ENV} }}
+        location /a {{ {ENV} wsgi_application_group a; }}
+        location /b {{ {ENV} wsgi_application_group b; }}""")
+    groups = {"/main": "", "/a": "a", "/b": "b"}
+
+    def walk(k):
+        conn = srv.connection()
+        seen = []
+        for i in range(12):
+            path = list(groups)[(i + k) % 3]
+            conn.request("GET", path + "?nap=2")
+            e = json.loads(conn.getresponse().read())
+            seen.append((path, e["mod_wsgi.application_group"]))
+        conn.close()
+        return seen
+
+    with concurrent.futures.ThreadPoolExecutor(4) as ex:
+        for seen in ex.map(walk, range(4)):
+            assert seen == [(p, groups[p]) for p, _ in seen]
+
+
 # -- HTTPS -------------------------------------------------------------------
 
 @pytest.fixture
