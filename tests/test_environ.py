@@ -339,7 +339,7 @@ def test_application_group_interleaved(nginx):
     connections at once: every request runs in its location's
     interpreter, also on a pool thread that switches between them."""
     srv = nginx(server=f"""
-        location /main {{ {ENV} }}
+        location /main {{ {ENV} wsgi_use_main_interpreter on; }}
         location /a {{ {ENV} wsgi_application_group a; }}
         location /b {{ {ENV} wsgi_application_group b; }}""")
     groups = {"/main": "", "/a": "a", "/b": "b"}
