@@ -357,6 +357,39 @@ def test_stream_in_flight_finishes_with_old_code(nginx, tmp_path):
     assert version_of(srv) == 2
 
 
+def test_stream_in_flight_survives_the_process_mechanism(nginx, tmp_path):
+    """A worker that retires for version 2 finishes its streaming response
+    of version 1 before it exits, while the other worker, then the new
+    ones, serve: a retiring worker takes no connection, so with a single
+    worker new connections would wait in the listen queue meanwhile."""
+    srv, script = server(nginx, tmp_path, workers=2,
+                         extra="wsgi_reload_mechanism process;")
+    go = tmp_path / "go"
+    old = set(srv.worker_pids())
+    s = start_stream(srv, go)
+
+    deploy(script, script_text(2))
+    seen = []
+
+    def new_code_everywhere():
+        r = srv.get("/")
+        assert r.status == 200, r
+        seen.append((r.text.split()[0], r.header("Refresh")))
+        return [v for v, _ in seen[-20:]] == ["2"] * 20
+
+    assert wait_for(new_code_everywhere, timeout=CHECK + MARGIN + 8,
+                    interval=0.02), (seen[-30:], srv.logs_tail())
+    assert all(v == "1" for v, refresh in seen if refresh == "0"), seen
+    # the worker with the stream retired too, but lives until it is sent
+    assert len(old & set(srv.worker_pids())) <= 1
+    assert any(pid_alive(p) for p in old), "the stream's worker left"
+
+    p = finish_stream(s, go)
+    assert p.body.startswith(b"start 1\n")
+    assert p.body.endswith(b"end 1\n"), p.body[-100:]
+    assert wait_for(lambda: not any(pid_alive(p) for p in old), timeout=5)
+
+
 def test_nginx_reload_with_stream_in_flight(nginx, tmp_path):
     """nginx -s reload while a long response streams: the new workers
     load the new script, the old worker finishes the response."""
