@@ -12,6 +12,8 @@ static PyObject *ngx_http_wsgi_app_callable(ngx_http_wsgi_app_t *app,
     PyObject *module, ngx_log_t *log);
 static PyObject *ngx_http_wsgi_app_reload(ngx_http_wsgi_app_t *app,
     PyObject *old, ngx_log_t *log);
+static void ngx_http_wsgi_app_loaded(ngx_http_wsgi_app_t *app,
+    ngx_uint_t level, const char *what, ngx_log_t *log);
 static void ngx_http_wsgi_app_retire(ngx_http_wsgi_app_t *app,
     ngx_log_t *log);
 static PyObject *ngx_http_wsgi_app_replace(ngx_http_wsgi_app_t *app,
@@ -114,12 +116,7 @@ ngx_http_wsgi_app_get(ngx_http_wsgi_app_t *app, ngx_log_t *log)
 
     PyList_SetItem(app->interp->apps, app->index, Py_NewRef(obj));
 
-    ngx_log_error(NGX_LOG_INFO, log, 0,
-                  "wsgi: loaded \"%s\" from \"%s\"%s%V%s",
-                  app->callable.data, app->path.data,
-                  app->interp->index ? " in application group \"" : "",
-                  &app->interp->group->name,
-                  app->interp->index ? "\"" : "");
+    ngx_http_wsgi_app_loaded(app, NGX_LOG_INFO, "loaded", log);
 
     return obj;
 }
@@ -131,11 +128,45 @@ static PyObject *
 ngx_http_wsgi_app_callable(ngx_http_wsgi_app_t *app, PyObject *module,
     ngx_log_t *log)
 {
-    u_char    *p, *dot;
-    PyObject  *obj, *attr;
+    PyObject  *obj;
 
-    obj = module;
-    p = app->callable.data;
+    obj = ngx_http_wsgi_dotted_attr(module, app->callable.data);
+
+    if (obj == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_AttributeError)) {
+            PyErr_Clear();
+            ngx_log_error(NGX_LOG_ERR, log, 0,
+                          "wsgi: callable \"%s\" not found in \"%s\"",
+                          app->callable.data, app->path.data);
+            return NULL;
+        }
+
+        ngx_http_wsgi_log_exception(log, "callable \"%s\" of \"%s\"",
+                                    app->callable.data, app->path.data);
+        return NULL;
+    }
+
+    if (!PyCallable_Check(obj)) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "wsgi: \"%s\" in \"%s\" is not callable",
+                      app->callable.data, app->path.data);
+        Py_DECREF(obj);
+        return NULL;
+    }
+
+    return obj;
+}
+
+
+/* "name" or "object.attribute" of obj, which is stolen; NULL: raised */
+
+PyObject *
+ngx_http_wsgi_dotted_attr(PyObject *obj, u_char *name)
+{
+    u_char    *p, *dot;
+    PyObject  *attr;
+
+    p = name;
 
     for ( ;; ) {
         dot = (u_char *) ngx_strchr(p, '.');
@@ -149,44 +180,32 @@ ngx_http_wsgi_app_callable(ngx_http_wsgi_app_t *app, PyObject *module,
 
         if (attr == NULL) {
             Py_DECREF(obj);
-            ngx_http_wsgi_log_exception(log, "callable \"%s\" of \"%s\"",
-                                        app->callable.data, app->path.data);
             return NULL;
         }
 
         Py_SETREF(obj, PyObject_GetAttr(obj, attr));
         Py_DECREF(attr);
 
-        if (obj == NULL) {
-            if (PyErr_ExceptionMatches(PyExc_AttributeError)) {
-                PyErr_Clear();
-                ngx_log_error(NGX_LOG_ERR, log, 0,
-                              "wsgi: callable \"%s\" not found in \"%s\"",
-                              app->callable.data, app->path.data);
-                return NULL;
-            }
-
-            ngx_http_wsgi_log_exception(log, "callable \"%s\" of \"%s\"",
-                                        app->callable.data, app->path.data);
-            return NULL;
-        }
-
-        if (dot == NULL) {
-            break;
+        if (obj == NULL || dot == NULL) {
+            return obj;
         }
 
         p = dot + 1;
     }
+}
 
-    if (!PyCallable_Check(obj)) {
-        ngx_log_error(NGX_LOG_ERR, log, 0,
-                      "wsgi: \"%s\" in \"%s\" is not callable",
-                      app->callable.data, app->path.data);
-        Py_DECREF(obj);
-        return NULL;
-    }
 
-    return obj;
+/* the line of an application (re)loaded, with its group */
+
+static void
+ngx_http_wsgi_app_loaded(ngx_http_wsgi_app_t *app, ngx_uint_t level,
+    const char *what, ngx_log_t *log)
+{
+    ngx_log_error(level, log, 0, "wsgi: %s \"%s\" from \"%s\"%s%V%s",
+                  what, app->callable.data, app->path.data,
+                  app->interp->index ? " in application group \"" : "",
+                  &app->interp->group->name,
+                  app->interp->index ? "\"" : "");
 }
 
 
@@ -304,12 +323,7 @@ ngx_http_wsgi_app_reload(ngx_http_wsgi_app_t *app, PyObject *old,
 
     PyList_SetItem(app->interp->apps, app->index, Py_NewRef(obj));
 
-    ngx_log_error(NGX_LOG_NOTICE, log, 0,
-                  "wsgi: reloaded \"%s\" from \"%s\"%s%V%s",
-                  app->callable.data, app->path.data,
-                  app->interp->index ? " in application group \"" : "",
-                  &app->interp->group->name,
-                  app->interp->index ? "\"" : "");
+    ngx_http_wsgi_app_loaded(app, NGX_LOG_NOTICE, "reloaded", log);
 
     return obj;
 }

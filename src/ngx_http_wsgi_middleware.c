@@ -100,8 +100,7 @@ static PyObject *
 ngx_http_wsgi_middleware_find(ngx_http_wsgi_ctx_t *ctx,
     ngx_http_wsgi_middleware_t *mw)
 {
-    u_char    *p, *dot;
-    PyObject  *obj, *attr;
+    PyObject  *obj;
 
     obj = PyImport_ImportModule((char *) mw->module.data);
 
@@ -113,47 +112,20 @@ ngx_http_wsgi_middleware_find(ngx_http_wsgi_ctx_t *ctx,
         return NULL;
     }
 
-    /* "name" or "object.attribute" */
+    obj = ngx_http_wsgi_dotted_attr(obj, mw->callable.data);
 
-    p = mw->callable.data;
-
-    for ( ;; ) {
-        dot = (u_char *) ngx_strchr(p, '.');
-
-        if (dot) {
-            attr = PyUnicode_FromStringAndSize((char *) p, dot - p);
-
-        } else {
-            attr = PyUnicode_FromString((char *) p);
-        }
-
-        if (attr == NULL) {
-            Py_DECREF(obj);
+    if (obj == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
             goto failed;
         }
 
-        Py_SETREF(obj, PyObject_GetAttr(obj, attr));
-        Py_DECREF(attr);
+        PyErr_Clear();
 
-        if (obj == NULL) {
-            if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
-                goto failed;
-            }
-
-            PyErr_Clear();
-
-            ngx_log_error(NGX_LOG_ERR, ctx->log, 0,
-                          "wsgi: middleware \"%s:%s\" for \"%s\": callable "
-                          "not found", mw->module.data, mw->callable.data,
-                          ctx->app->path.data);
-            return NULL;
-        }
-
-        if (dot == NULL) {
-            break;
-        }
-
-        p = dot + 1;
+        ngx_log_error(NGX_LOG_ERR, ctx->log, 0,
+                      "wsgi: middleware \"%s:%s\" for \"%s\": callable "
+                      "not found", mw->module.data, mw->callable.data,
+                      ctx->app->path.data);
+        return NULL;
     }
 
     if (!PyCallable_Check(obj)) {

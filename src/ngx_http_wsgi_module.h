@@ -741,6 +741,7 @@ void ngx_http_wsgi_python_switch(ngx_http_wsgi_interp_t *interp);
 
 
 PyObject *ngx_http_wsgi_app_get(ngx_http_wsgi_app_t *app, ngx_log_t *log);
+PyObject *ngx_http_wsgi_dotted_attr(PyObject *obj, u_char *name);
 PyObject *ngx_http_wsgi_extension_watch(void);
 void ngx_http_wsgi_extension_unwatch(PyObject *watch);
 void ngx_http_wsgi_extension_forget(void);
