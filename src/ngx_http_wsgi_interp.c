@@ -19,6 +19,7 @@ struct ngx_http_wsgi_tstates_s {
 
 static ngx_http_wsgi_tstates_t *ngx_http_wsgi_tstates_get(void);
 static PyThreadState *ngx_http_wsgi_tstate(ngx_http_wsgi_interp_t *interp);
+static void ngx_http_wsgi_interp_started(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_wsgi_interp_create(ngx_cycle_t *cycle,
     ngx_http_wsgi_main_conf_t *wmcf);
 static ngx_int_t ngx_http_wsgi_interp_config(ngx_cycle_t *cycle,
@@ -229,15 +230,41 @@ ngx_http_wsgi_interp_init(ngx_cycle_t *cycle, ngx_http_wsgi_main_conf_t *wmcf)
         ngx_http_wsgi_forked_check(cycle->log);
     }
 
-    ngx_log_error(NGX_LOG_INFO, cycle->log, 0, "wsgi: Python %s started, "
-                  "interpreters: %ui", Py_GetVersion(),
-                  ngx_http_wsgi_ninterps);
+    ngx_http_wsgi_interp_started(cycle);
 
     /* the worker runs Python only inside steps */
 
     ngx_http_wsgi_python_leave();
 
     return NGX_OK;
+}
+
+
+/*
+ * Which Python started, and from where: an executable or home of another
+ * version goes unnoticed by Python, which falls back to its built-in
+ * prefix.
+ */
+
+static void
+ngx_http_wsgi_interp_started(ngx_cycle_t *cycle)
+{
+    PyObject    *exe, *prefix;
+    const char  *e, *p;
+
+    /* borrowed */
+    exe = PySys_GetObject("executable");
+    prefix = PySys_GetObject("prefix");
+
+    e = (exe && PyUnicode_Check(exe)) ? PyUnicode_AsUTF8(exe) : NULL;
+    p = (prefix && PyUnicode_Check(prefix)) ? PyUnicode_AsUTF8(prefix) : NULL;
+
+    PyErr_Clear();
+
+    ngx_log_error(NGX_LOG_INFO, cycle->log, 0, "wsgi: Python %s started, "
+                  "executable \"%s\", prefix \"%s\", interpreters: %ui",
+                  Py_GetVersion(), e ? e : "", p ? p : "",
+                  ngx_http_wsgi_ninterps);
 }
 
 

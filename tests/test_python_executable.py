@@ -89,6 +89,20 @@ def test_virtualenv_executable(nginx, tmp_path):
     assert venv_only == "from the venv"
 
 
+def test_start_line_names_executable_and_prefix(nginx, tmp_path):
+    # an executable of another Python version goes unnoticed by Python:
+    # the worker's start line says what it found
+    exe = make_venv(tmp_path / "venv")
+    app = tmp_path / "info_app.py"
+    app.write_text(INFO_APP)
+    srv = nginx(http=f"wsgi_python_executable {exe};",
+                server=f"location / {{ wsgi_pass {app}; }}")
+    assert re.search(rf'\[info\] .*wsgi: Python \S+ .*started, executable '
+                     rf'"{re.escape(str(exe))}", prefix '
+                     rf'"{re.escape(str(tmp_path / "venv"))}", '
+                     rf'interpreters: 1', srv.error_log()), srv.logs_tail()
+
+
 def test_virtualenv_executable_relative_to_prefix(nginx, tmp_path):
     # the nginx fixture's first server has tmp_path as its prefix
     exe = make_venv(tmp_path / "venv")
