@@ -117,7 +117,8 @@ ngx_http_wsgi_create_ctx(ngx_http_request_t *r, ngx_http_wsgi_ctx_t **ctxp)
 
     ctx->request = r;
     ctx->app = wlcf->app;
-    ctx->interp = wlcf->app->interp;
+    /* the group's; the call step, under the GIL, follows a fallback */
+    ctx->interp = &ngx_http_wsgi_interp[wlcf->app->group];
     ctx->middleware = wlcf->middleware;
     ctx->log = r->connection->log;
     ctx->bound = wlcf->buffer_size;
