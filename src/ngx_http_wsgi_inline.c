@@ -15,7 +15,6 @@ typedef struct {
     ngx_http_wsgi_objs_t         objs;
     ngx_event_t                  event;
     ngx_uint_t                   gil;         /* held for the round */
-    ngx_http_wsgi_interp_t      *interp;      /* of the last objs added */
     size_t                       size;        /* of the bytes in objs */
 } ngx_http_wsgi_deferred_t;
 
@@ -47,14 +46,9 @@ ngx_http_wsgi_defer(ngx_http_wsgi_interp_t *interp, PyObject **objs,
         return NGX_OK;
     }
 
-    if (d->interp != interp) {
-        if (ngx_http_wsgi_objs_interp(&d->objs, interp, ngx_cycle->log)
-            != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-
-        d->interp = interp;
+    if (ngx_http_wsgi_objs_interp(&d->objs, interp, ngx_cycle->log) != NGX_OK)
+    {
+        return NGX_ERROR;
     }
 
     if (ngx_http_wsgi_objs_add(&d->objs, objs, n, ngx_cycle->log) != NGX_OK)
@@ -74,7 +68,6 @@ ngx_http_wsgi_defer(ngx_http_wsgi_interp_t *interp, PyObject **objs,
                                             d->objs.nelts);
             d->objs.nelts = 0;
             d->size = 0;
-            d->interp = NULL;
             return NGX_OK;
         }
     }
@@ -144,13 +137,12 @@ ngx_http_wsgi_release_deferred(void)
     }
 
     if (d->objs.nelts) {
-        ngx_http_wsgi_step_release_objs(d->interp, d->objs.elts,
+        ngx_http_wsgi_step_release_objs(d->objs.interp, d->objs.elts,
                                         d->objs.nelts);
         d->objs.nelts = 0;
     }
 
     d->size = 0;
-    d->interp = NULL;
 
     if (d->gil) {
         ngx_http_wsgi_python_leave();

@@ -271,6 +271,7 @@ typedef struct {
     PyObject                   **elts;
     ngx_uint_t                   nelts;
     ngx_uint_t                   nalloc;
+    ngx_http_wsgi_interp_t      *interp;      /* of the last objects */
 } ngx_http_wsgi_objs_t;
 
 
@@ -568,7 +569,6 @@ struct ngx_http_wsgi_sched_s {
     ngx_uint_t               away;        /* steps not back yet */
     ngx_event_t              alive;       /* keeps an exiting worker */
     ngx_http_wsgi_objs_t     objs;        /* to release, this round */
-    ngx_http_wsgi_interp_t  *interp;      /* of the last added to objs */
     ngx_http_wsgi_sched_t   *next;
 };
 

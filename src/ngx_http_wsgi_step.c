@@ -814,7 +814,11 @@ ngx_http_wsgi_release(PyObject **objs, ngx_uint_t n)
 }
 
 
-/* where lists of several interpreters' pins meet: the tag before each */
+/*
+ * Where lists of several interpreters' pins meet: the tag before each
+ * run of one interpreter's; a->interp is the last run's, what a release
+ * of the list enters.
+ */
 
 ngx_int_t
 ngx_http_wsgi_objs_interp(ngx_http_wsgi_objs_t *a,
@@ -822,13 +826,21 @@ ngx_http_wsgi_objs_interp(ngx_http_wsgi_objs_t *a,
 {
     PyObject  *tag;
 
-    if (ngx_http_wsgi_ninterps == 1) {
+    if (a->nelts && a->interp == interp) {
         return NGX_OK;
     }
 
-    tag = (PyObject *) ((uintptr_t) interp | 1);
+    if (ngx_http_wsgi_ninterps > 1) {
+        tag = (PyObject *) ((uintptr_t) interp | 1);
 
-    return ngx_http_wsgi_objs_add(a, &tag, 1, log);
+        if (ngx_http_wsgi_objs_add(a, &tag, 1, log) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    a->interp = interp;
+
+    return NGX_OK;
 }
 
 

@@ -108,12 +108,12 @@ ngx_http_wsgi_thread_done(ngx_cycle_t *cycle)
 
     for (sched = ngx_http_wsgi_scheds; sched; sched = sched->next) {
         if (sched->objs.nelts && ngx_http_wsgi_interp) {
-            ngx_http_wsgi_step_release_objs(sched->interp, sched->objs.elts,
+            ngx_http_wsgi_step_release_objs(sched->objs.interp,
+                                            sched->objs.elts,
                                             sched->objs.nelts);
         }
 
         sched->objs.nelts = 0;
-        sched->interp = NULL;
     }
 
     ngx_http_wsgi_channel_close();
@@ -735,17 +735,9 @@ ngx_http_wsgi_thread_release(ngx_thread_pool_t *tp,
         return;
     }
 
-    if (sched->interp != interp) {
-        if (ngx_http_wsgi_objs_interp(&sched->objs, interp, log) != NGX_OK)
-        {
-            ngx_http_wsgi_step_release_objs(interp, objs, n);
-            return;
-        }
-
-        sched->interp = interp;
-    }
-
-    if (ngx_http_wsgi_objs_add(&sched->objs, objs, n, log) != NGX_OK) {
+    if (ngx_http_wsgi_objs_interp(&sched->objs, interp, log) != NGX_OK
+        || ngx_http_wsgi_objs_add(&sched->objs, objs, n, log) != NGX_OK)
+    {
         ngx_http_wsgi_step_release_objs(interp, objs, n);
         return;
     }
@@ -770,10 +762,9 @@ ngx_http_wsgi_sched_release(ngx_http_wsgi_sched_t *sched)
                     ngx_cycle->log);
 
     if (rel == NULL) {
-        ngx_http_wsgi_step_release_objs(sched->interp, sched->objs.elts,
+        ngx_http_wsgi_step_release_objs(sched->objs.interp, sched->objs.elts,
                                         sched->objs.nelts);
         sched->objs.nelts = 0;
-        sched->interp = NULL;
         return;
     }
 
@@ -781,7 +772,6 @@ ngx_http_wsgi_sched_release(ngx_http_wsgi_sched_t *sched)
     ngx_memcpy(rel->objs, sched->objs.elts,
                sched->objs.nelts * sizeof(PyObject *));
     sched->objs.nelts = 0;
-    sched->interp = NULL;
 
     (void) pthread_mutex_lock(&ngx_http_wsgi_channel_mutex);
 
