@@ -8,12 +8,8 @@
 #include "ngx_http_wsgi_module.h"
 
 
-static PyObject *ngx_http_wsgi_app_callable(ngx_http_wsgi_app_t *app,
-    PyObject *module, ngx_log_t *log);
 static PyObject *ngx_http_wsgi_app_reload(ngx_http_wsgi_app_t *app,
-    PyObject *old, ngx_log_t *log);
-static void ngx_http_wsgi_app_loaded(ngx_http_wsgi_app_t *app,
-    ngx_uint_t level, const char *what, ngx_log_t *log);
+    ngx_http_wsgi_interp_t *interp, PyObject *old, ngx_log_t *log);
 static void ngx_http_wsgi_app_retire(ngx_http_wsgi_app_t *app,
     ngx_log_t *log);
 static PyObject *ngx_http_wsgi_app_replace(ngx_http_wsgi_app_t *app,
@@ -23,10 +19,9 @@ static ngx_int_t ngx_http_wsgi_app_version(ngx_http_wsgi_app_t *app,
 static ngx_uint_t ngx_http_wsgi_app_same(ngx_http_wsgi_version_t *a,
     ngx_http_wsgi_version_t *b);
 static PyObject *ngx_http_wsgi_app_import(ngx_http_wsgi_app_t *app,
-    ngx_log_t *log);
+    ngx_http_wsgi_interp_t *interp, ngx_log_t *log);
 static ngx_int_t ngx_http_wsgi_app_undo(PyObject *before, ngx_log_t *log);
 static int ngx_http_wsgi_app_initializing(PyObject *module);
-static PyObject *ngx_http_wsgi_app_load(ngx_http_wsgi_app_t *app);
 static PyObject *ngx_http_wsgi_app_source(ngx_http_wsgi_app_t *app,
     ngx_http_wsgi_version_t *v, ngx_uint_t *changed);
 static PyObject *ngx_http_wsgi_app_exec(PyObject *name, PyObject *source,
@@ -43,25 +38,26 @@ static ngx_pid_t       ngx_http_wsgi_app_importing_pid;
 
 /*
  * NULL: logged and cleared; a failed import is tried again next time.
- * Called in the application's interpreter; a fallback moves it, and the
- * calling thread with it, to the main one.
+ * Called in an interpreter of the application's group; a fallback moves
+ * the application, and the calling thread with it, to the main one.
  */
 
 PyObject *
-ngx_http_wsgi_app_get(ngx_http_wsgi_app_t *app, ngx_log_t *log)
+ngx_http_wsgi_app_get(ngx_http_wsgi_app_t *app,
+    ngx_http_wsgi_interp_t *interp, ngx_log_t *log)
 {
     PyObject       *obj, *module;
     PyThreadState  *ts, *importing;
 
     /* borrowed */
-    obj = PyList_GET_ITEM(app->interp->apps, app->index);
+    obj = PyList_GET_ITEM(interp->apps, app->index);
 
     if (obj != Py_None) {
         if (app->handled == app->changes) {
             return Py_NewRef(obj);
         }
 
-        return ngx_http_wsgi_app_reload(app, obj, log);
+        return ngx_http_wsgi_app_reload(app, interp, obj, log);
     }
 
     /* one import at a time: the crash slot and the undo count on it too */
@@ -78,11 +74,15 @@ ngx_http_wsgi_app_get(ngx_http_wsgi_app_t *app, ngx_log_t *log)
 
         /* the other import may have moved it to the main interpreter */
 
-        ngx_http_wsgi_python_switch(app->interp);
+        if (app->interp == ngx_http_wsgi_interp) {
+            interp = app->interp;
+        }
+
+        ngx_http_wsgi_python_switch(interp);
         ts = PyThreadState_Get();
 
         /* borrowed */
-        obj = PyList_GET_ITEM(app->interp->apps, app->index);
+        obj = PyList_GET_ITEM(interp->apps, app->index);
 
         if (obj != Py_None) {
             return Py_NewRef(obj);
@@ -98,7 +98,7 @@ ngx_http_wsgi_app_get(ngx_http_wsgi_app_t *app, ngx_log_t *log)
 
     ngx_http_wsgi_crash_import(app);
 
-    module = ngx_http_wsgi_app_import(app, log);
+    module = ngx_http_wsgi_app_import(app, interp, log);
 
     ngx_http_wsgi_crash_imported(app, module != NULL, log);
 
@@ -114,7 +114,12 @@ ngx_http_wsgi_app_get(ngx_http_wsgi_app_t *app, ngx_log_t *log)
         return NULL;
     }
 
-    PyList_SetItem(app->interp->apps, app->index, Py_NewRef(obj));
+    if (app->interp == ngx_http_wsgi_interp) {
+        /* moved there by the import */
+        interp = app->interp;
+    }
+
+    PyList_SetItem(interp->apps, app->index, Py_NewRef(obj));
 
     ngx_http_wsgi_app_loaded(app, NGX_LOG_INFO, "loaded", log);
 
@@ -124,7 +129,7 @@ ngx_http_wsgi_app_get(ngx_http_wsgi_app_t *app, ngx_log_t *log)
 
 /* "name" or "object.attribute" of the module, which is stolen; NULL: logged */
 
-static PyObject *
+PyObject *
 ngx_http_wsgi_app_callable(ngx_http_wsgi_app_t *app, PyObject *module,
     ngx_log_t *log)
 {
@@ -197,7 +202,7 @@ ngx_http_wsgi_dotted_attr(PyObject *obj, u_char *name)
 
 /* the line of an application (re)loaded, with its group */
 
-static void
+void
 ngx_http_wsgi_app_loaded(ngx_http_wsgi_app_t *app, ngx_uint_t level,
     const char *what, ngx_log_t *log)
 {
@@ -271,10 +276,11 @@ ngx_http_wsgi_app_check(ngx_http_wsgi_app_t *app, ngx_log_t *log)
  */
 
 static PyObject *
-ngx_http_wsgi_app_reload(ngx_http_wsgi_app_t *app, PyObject *old,
-    ngx_log_t *log)
+ngx_http_wsgi_app_reload(ngx_http_wsgi_app_t *app,
+    ngx_http_wsgi_interp_t *interp, PyObject *old, ngx_log_t *log)
 {
     PyObject                 *obj;
+    ngx_uint_t                renew;
     PyThreadState            *ts;
     ngx_http_wsgi_version_t   v;
 
@@ -283,6 +289,15 @@ ngx_http_wsgi_app_reload(ngx_http_wsgi_app_t *app, PyObject *old,
     if (ngx_http_wsgi_app_importing
         && ngx_http_wsgi_app_importing_pid == ngx_getpid())
     {
+        return Py_NewRef(old);
+    }
+
+    /* not in the main interpreter, where a fallback moved it */
+
+    renew = (app->mechanism == NGX_HTTP_WSGI_RELOAD_INTERPRETER
+             && interp != ngx_http_wsgi_interp);
+
+    if (renew && ngx_http_wsgi_renew_busy(app, log)) {
         return Py_NewRef(old);
     }
 
@@ -310,7 +325,14 @@ ngx_http_wsgi_app_reload(ngx_http_wsgi_app_t *app, PyObject *old,
 
     ngx_http_wsgi_crash_import(app);
 
-    obj = ngx_http_wsgi_app_replace(app, log);
+    obj = NULL;
+
+    if (!renew) {
+        obj = ngx_http_wsgi_app_replace(app, log);
+
+    } else if (ngx_http_wsgi_renew(app, interp, log) == NGX_ERROR) {
+        app->failed = v;
+    }
 
     /* the old or the new one is loaded, whichever it is */
     ngx_http_wsgi_crash_imported(app, 1, log);
@@ -321,7 +343,7 @@ ngx_http_wsgi_app_reload(ngx_http_wsgi_app_t *app, PyObject *old,
         return Py_NewRef(old);
     }
 
-    PyList_SetItem(app->interp->apps, app->index, Py_NewRef(obj));
+    PyList_SetItem(interp->apps, app->index, Py_NewRef(obj));
 
     ngx_http_wsgi_app_loaded(app, NGX_LOG_NOTICE, "reloaded", log);
 
@@ -556,7 +578,8 @@ ngx_http_wsgi_app_same(ngx_http_wsgi_version_t *a,
  */
 
 static PyObject *
-ngx_http_wsgi_app_import(ngx_http_wsgi_app_t *app, ngx_log_t *log)
+ngx_http_wsgi_app_import(ngx_http_wsgi_app_t *app,
+    ngx_http_wsgi_interp_t *interp, ngx_log_t *log)
 {
     PyObject   *before, *module, *exc, *watch, *name;
     ngx_int_t   n;
@@ -571,9 +594,9 @@ ngx_http_wsgi_app_import(ngx_http_wsgi_app_t *app, ngx_log_t *log)
         return NULL;
     }
 
-    watch = (app->interp->index) ? ngx_http_wsgi_extension_watch() : NULL;
+    watch = (interp->index) ? ngx_http_wsgi_extension_watch() : NULL;
 
-    module = ngx_http_wsgi_app_load(app);
+    module = ngx_http_wsgi_app_load(app, NULL);
 
     if (watch) {
         ngx_http_wsgi_extension_unwatch(watch);
@@ -760,13 +783,16 @@ ngx_http_wsgi_app_initializing(PyObject *module)
 }
 
 
-/* from source, as a module of its own: no bytecode written, .wsgi as .py */
+/*
+ * From source, as a module of its own: no bytecode written, .wsgi as .py;
+ * *changed: the script changed while it was read.
+ */
 
-static PyObject *
-ngx_http_wsgi_app_load(ngx_http_wsgi_app_t *app)
+PyObject *
+ngx_http_wsgi_app_load(ngx_http_wsgi_app_t *app, ngx_uint_t *changed)
 {
     PyObject                 *name, *source, *module;
-    ngx_uint_t                changed;
+    ngx_uint_t                moved;
     ngx_http_wsgi_version_t   v;
 
     name = PyUnicode_FromString((char *) app->module.data);
@@ -783,7 +809,11 @@ ngx_http_wsgi_app_load(ngx_http_wsgi_app_t *app)
         return module;
     }
 
-    source = ngx_http_wsgi_app_source(app, &v, &changed);
+    source = ngx_http_wsgi_app_source(app, &v, &moved);
+
+    if (changed) {
+        *changed = moved;
+    }
 
     if (source) {
         module = ngx_http_wsgi_app_exec(name, source, app);
@@ -946,5 +976,5 @@ ngx_http_wsgi_app_fallback(ngx_http_wsgi_app_t *app, PyObject *exc,
     app->interp = ngx_http_wsgi_interp;
     ngx_http_wsgi_python_switch(app->interp);
 
-    return ngx_http_wsgi_app_import(app, log);
+    return ngx_http_wsgi_app_import(app, app->interp, log);
 }

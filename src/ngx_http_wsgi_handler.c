@@ -117,8 +117,6 @@ ngx_http_wsgi_create_ctx(ngx_http_request_t *r, ngx_http_wsgi_ctx_t **ctxp)
 
     ctx->request = r;
     ctx->app = wlcf->app;
-    /* the group's; the call step, under the GIL, follows a fallback */
-    ctx->interp = &ngx_http_wsgi_interp[wlcf->app->group];
     ctx->middleware = wlcf->middleware;
     ctx->log = r->connection->log;
     ctx->bound = wlcf->buffer_size;
@@ -189,6 +187,9 @@ ngx_http_wsgi_create_ctx(ngx_http_request_t *r, ngx_http_wsgi_ctx_t **ctxp)
 
     cln->handler = ngx_http_wsgi_cleanup;
     cln->data = ctx;
+
+    /* the group's; the call step, under the GIL, follows a fallback */
+    ctx->interp = ngx_http_wsgi_interp_take(ctx);
 
     ngx_http_set_ctx(r, ctx, ngx_http_wsgi_module);
 
@@ -845,6 +846,20 @@ ngx_http_wsgi_cleanup(void *data)
         return;
     }
 
+    if (ctx->counted) {
+
+        /* after its pins, the request is done with its interpreter */
+
+        pin = ngx_array_push(&ctx->release);
+        if (pin == NULL) {
+            ngx_http_wsgi_step_cleanup(ctx);
+            return;
+        }
+
+        *pin = (PyObject *) ((uintptr_t) ctx->interp
+                             | NGX_HTTP_WSGI_TAG_DONE);
+    }
+
     if (ctx->thread_pool) {
         ngx_http_wsgi_thread_release(ctx->thread_pool, ctx->interp,
                                      ctx->release.elts, ctx->release.nelts,
@@ -854,10 +869,17 @@ ngx_http_wsgi_cleanup(void *data)
                                    ctx->release.nelts)
                != NGX_OK)
     {
+        /* the cleanup's own drop is the last it does in the interpreter */
+
+        if (ctx->counted) {
+            ctx->release.nelts--;
+        }
+
         ngx_http_wsgi_step_cleanup(ctx);
         return;
     }
 
+    ctx->counted = 0;
     ctx->release.nelts = 0;
 
     if (ctx->out != ctx->out_first) {

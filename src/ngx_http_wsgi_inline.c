@@ -58,7 +58,9 @@ ngx_http_wsgi_defer(ngx_http_wsgi_interp_t *interp, PyObject **objs,
 
     if (d->gil) {
         for (i = 0; i < n; i++) {
-            if (PyBytes_CheckExact(objs[i])) {
+            if (!((uintptr_t) objs[i] & NGX_HTTP_WSGI_TAGS)
+                && PyBytes_CheckExact(objs[i]))
+            {
                 d->size += PyBytes_GET_SIZE(objs[i]);
             }
         }

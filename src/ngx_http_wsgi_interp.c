@@ -19,7 +19,8 @@ struct ngx_http_wsgi_tstates_s {
 
 static ngx_http_wsgi_tstates_t *ngx_http_wsgi_tstates_get(void);
 static PyThreadState *ngx_http_wsgi_tstate(ngx_http_wsgi_interp_t *interp);
-static void ngx_http_wsgi_interp_started(ngx_cycle_t *cycle);
+static void ngx_http_wsgi_interp_started(ngx_cycle_t *cycle,
+    ngx_http_wsgi_main_conf_t *wmcf);
 static ngx_int_t ngx_http_wsgi_interp_create(ngx_cycle_t *cycle,
     ngx_http_wsgi_main_conf_t *wmcf);
 static ngx_int_t ngx_http_wsgi_interp_config(ngx_cycle_t *cycle,
@@ -28,8 +29,6 @@ static ngx_int_t ngx_http_wsgi_interp_setup(ngx_http_wsgi_interp_t *interp,
     ngx_http_wsgi_main_conf_t *wmcf);
 static ngx_int_t ngx_http_wsgi_interp_path(ngx_array_t *path);
 static ngx_int_t ngx_http_wsgi_interp_stdio(void);
-static ngx_int_t ngx_http_wsgi_interp_end(ngx_http_wsgi_interp_t *interp,
-    ngx_log_t *log);
 static ngx_int_t ngx_http_wsgi_interp_joined(void);
 static void ngx_http_wsgi_watchdog_stop(void);
 static void *ngx_http_wsgi_watchdog(void *data);
@@ -138,6 +137,10 @@ ngx_http_wsgi_python_enter(ngx_http_wsgi_interp_t *interp)
 void
 ngx_http_wsgi_python_leave(void)
 {
+    if (ngx_http_wsgi_depth == 1 && ngx_http_wsgi_reaping) {
+        ngx_http_wsgi_interp_reap();
+    }
+
     if (--ngx_http_wsgi_depth == 0) {
         (void) PyEval_SaveThread();
         ngx_http_wsgi_ts = NULL;
@@ -226,11 +229,12 @@ ngx_http_wsgi_interp_init(ngx_cycle_t *cycle, ngx_http_wsgi_main_conf_t *wmcf)
 
         ngx_http_wsgi_python_switch(apps[i]->interp);
 
-        Py_XDECREF(ngx_http_wsgi_app_get(apps[i], cycle->log));
+        Py_XDECREF(ngx_http_wsgi_app_get(apps[i], apps[i]->interp,
+                                         cycle->log));
         ngx_http_wsgi_forked_check(cycle->log);
     }
 
-    ngx_http_wsgi_interp_started(cycle);
+    ngx_http_wsgi_interp_started(cycle, wmcf);
 
     /* the worker runs Python only inside steps */
 
@@ -247,7 +251,8 @@ ngx_http_wsgi_interp_init(ngx_cycle_t *cycle, ngx_http_wsgi_main_conf_t *wmcf)
  */
 
 static void
-ngx_http_wsgi_interp_started(ngx_cycle_t *cycle)
+ngx_http_wsgi_interp_started(ngx_cycle_t *cycle,
+    ngx_http_wsgi_main_conf_t *wmcf)
 {
     PyObject    *exe, *prefix;
     const char  *e, *p;
@@ -264,18 +269,22 @@ ngx_http_wsgi_interp_started(ngx_cycle_t *cycle)
     ngx_log_error(NGX_LOG_INFO, cycle->log, 0, "wsgi: Python %s started, "
                   "executable \"%s\", prefix \"%s\", interpreters: %ui",
                   Py_GetVersion(), e ? e : "", p ? p : "",
-                  ngx_http_wsgi_ninterps);
+                  wmcf->groups.nelts);
 }
 
 
-/* the main interpreter, then one per application group, set up */
+/*
+ * The main interpreter, then one per application group, set up; after
+ * them, slots for the interpreters that replace those of the groups that
+ * reload with "interpreter".
+ */
 
 static ngx_int_t
 ngx_http_wsgi_interp_create(ngx_cycle_t *cycle,
     ngx_http_wsgi_main_conf_t *wmcf)
 {
     PyStatus                 status;
-    ngx_uint_t               i, n;
+    ngx_uint_t               i, n, total;
     PyThreadState           *ts;
     ngx_http_wsgi_group_t   *groups;
     ngx_http_wsgi_interp_t  *interps, *interp;
@@ -283,19 +292,30 @@ ngx_http_wsgi_interp_create(ngx_cycle_t *cycle,
     n = wmcf->groups.nelts;
     groups = wmcf->groups.elts;
 
-    interps = ngx_pcalloc(cycle->pool, n * sizeof(ngx_http_wsgi_interp_t));
+    total = n;
+
+    for (i = 1; i < n; i++) {
+        if (groups[i].renew) {
+            total += NGX_HTTP_WSGI_GENERATIONS - 1;
+        }
+    }
+
+    interps = ngx_pcalloc(cycle->pool,
+                          total * sizeof(ngx_http_wsgi_interp_t));
     if (interps == NULL) {
         return NGX_ERROR;
     }
 
-    for (i = 0; i < n; i++) {
+    for (i = 0; i < total; i++) {
         interps[i].index = i;
-        interps[i].group = &groups[i];
-        interps[i].next = (i + 1 < n) ? &interps[i + 1] : NULL;
+        interps[i].group = (i < n) ? &groups[i] : NULL;
+        interps[i].live = (i < n) ? &interps[i] : NULL;
+        interps[i].spare = (i >= n);
+        interps[i].next = (i + 1 < total) ? &interps[i + 1] : NULL;
     }
 
     ngx_http_wsgi_interp = interps;
-    ngx_http_wsgi_ninterps = n;
+    ngx_http_wsgi_ninterps = total;
 
     /* the event loop thread's thread states are the interpreters' first */
 
@@ -593,6 +613,16 @@ ngx_http_wsgi_interp_done(ngx_cycle_t *cycle)
     for (i = ngx_http_wsgi_ninterps - 1; i > 0; i--) {
         interp = &interps[i];
 
+        if (interp->is == NULL) {
+            continue;
+        }
+
+        if (interp->ending) {
+            /* another thread ends it, and may still */
+            ended = 0;
+            continue;
+        }
+
         ngx_http_wsgi_python_switch(interp);
 
         /* partial lines that threads left, before the log goes */
@@ -635,25 +665,78 @@ ngx_http_wsgi_interp_done(ngx_cycle_t *cycle)
 
 
 /*
- * Py_EndInterpreter() joins the non-daemon threads, and then requires that
- * no other thread state is left: ours go first, and a daemon thread of the
- * application keeps the interpreter.
+ * An interpreter for a slot, made by the calling thread while it is in
+ * another one, and set up: the thread is in it then.  On NGX_ERROR, logged,
+ * the thread is in none.
  */
 
-static ngx_int_t
+ngx_int_t
+ngx_http_wsgi_interp_new(ngx_http_wsgi_interp_t *interp, ngx_log_t *log)
+{
+    PyStatus        status;
+    PyThreadState  *ts;
+
+    status = ngx_http_wsgi_new_interpreter(&ts);
+
+    if (PyStatus_Exception(status)) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "wsgi: cannot create an interpreter for application "
+                      "group \"%V\": %s", &interp->group->name,
+                      status.err_msg ? status.err_msg : "");
+        (void) PyThreadState_Swap(NULL);
+        ngx_http_wsgi_ts = NULL;
+        return NGX_ERROR;
+    }
+
+    interp->is = PyThreadState_GetInterpreter(ts);
+    interp->main = ts;
+    ngx_http_wsgi_tstates_get()->ts[interp->index] = ts;
+    ngx_http_wsgi_ts = ts;
+
+    if (ngx_http_wsgi_interp_setup(interp,
+                                   ngx_http_cycle_get_module_main_conf(
+                                       ngx_cycle, ngx_http_wsgi_module))
+        != NGX_OK)
+    {
+        ngx_http_wsgi_log_exception(log, "Python setup of a new interpreter "
+                                    "of application group \"%V\" failed",
+                                    &interp->group->name);
+
+        if (ngx_http_wsgi_interp_end(interp, log) != NGX_OK) {
+            (void) PyThreadState_Swap(NULL);
+            ngx_http_wsgi_ts = NULL;
+        }
+
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Py_EndInterpreter() joins the non-daemon threads, and then requires that
+ * no other thread state is left: ours go first, and a daemon thread of the
+ * application keeps the interpreter.  The calling thread is in it; on
+ * NGX_OK, in none.
+ */
+
+ngx_int_t
 ngx_http_wsgi_interp_end(ngx_http_wsgi_interp_t *interp, ngx_log_t *log)
 {
     ngx_int_t                 joined;
     ngx_uint_t                i, n;
-    PyThreadState            *ts;
+    PyThreadState            *ts, *self;
     ngx_http_wsgi_tstates_t  *set;
+
+    self = ngx_http_wsgi_ts;
 
     (void) pthread_mutex_lock(&ngx_http_wsgi_tstates_mutex);
 
     for (set = ngx_http_wsgi_tstates_all; set; set = set->next) {
         ts = set->ts[interp->index];
 
-        if (ts && ts != interp->main) {
+        if (ts && ts != self) {
             PyThreadState_Clear(ts);
             PyThreadState_Delete(ts);
             set->ts[interp->index] = NULL;
@@ -671,7 +754,7 @@ ngx_http_wsgi_interp_end(ngx_http_wsgi_interp_t *interp, ngx_log_t *log)
              ts;
              ts = PyThreadState_Next(ts))
         {
-            if (ts != interp->main) {
+            if (ts != self) {
                 n++;
             }
         }
@@ -700,10 +783,13 @@ ngx_http_wsgi_interp_end(ngx_http_wsgi_interp_t *interp, ngx_log_t *log)
     Py_CLEAR(interp->module);
     Py_CLEAR(interp->name);
 
-    Py_EndInterpreter(interp->main);
+    Py_EndInterpreter(self);
 
     ngx_http_wsgi_tstates->ts[interp->index] = NULL;
     ngx_http_wsgi_ts = NULL;
+
+    interp->is = NULL;
+    interp->main = NULL;
 
     return NGX_OK;
 }

@@ -140,7 +140,7 @@ static ngx_command_t  ngx_http_wsgi_commands[] = {
 
     { ngx_string("wsgi_reload_mechanism"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_http_wsgi_reload_mechanism,
+      ngx_conf_set_enum_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_wsgi_loc_conf_t, mechanism),
       &ngx_http_wsgi_reload_mechanisms },

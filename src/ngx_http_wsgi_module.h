@@ -57,6 +57,7 @@ typedef struct {
     ngx_uint_t                   index;       /* 0: the main interpreter */
     u_char                      *file;        /* where it was first named */
     ngx_uint_t                   line;
+    ngx_uint_t                   renew;       /* "interpreter" reloads it */
 } ngx_http_wsgi_group_t;
 
 
@@ -65,6 +66,9 @@ typedef struct {
 #define NGX_HTTP_WSGI_RELOAD_PROCESS      2
 
 #define NGX_HTTP_WSGI_RELOAD_CHECK   1000   /* ms between looks at a script */
+
+/* a group's interpreters at once: the one serving, those still ending */
+#define NGX_HTTP_WSGI_GENERATIONS    4
 
 
 /* a version of a script: any field changed is another version */
@@ -266,6 +270,12 @@ typedef struct {
 } ngx_http_wsgi_chunk_t;
 
 
+/* in a list of pins: an interpreter's pins follow; a request is done */
+#define NGX_HTTP_WSGI_TAG_INTERP     1
+#define NGX_HTTP_WSGI_TAG_DONE       2
+#define NGX_HTTP_WSGI_TAGS           3
+
+
 /* objects the nginx side keeps for a later release: an ngx_alloc()ed list */
 typedef struct {
     PyObject                   **elts;
@@ -445,6 +455,7 @@ struct ngx_http_wsgi_ctx_s {
     unsigned                     body:3;      /* ngx_http_wsgi_body_e */
     unsigned                     inside:2;    /* ngx_http_wsgi_inside_e */
     unsigned                     retire:1;    /* the worker's last request */
+    unsigned                     counted:1;   /* in ctx->interp->requests */
 };
 
 
@@ -457,8 +468,21 @@ struct ngx_http_wsgi_interp_s {
     PyObject                    *apps;        /* list, index -> app or None */
     PyObject                    *name;        /* str, the group's */
     ngx_http_wsgi_group_t       *group;
-    ngx_uint_t                   index;       /* the group's */
+    ngx_uint_t                   index;       /* of its thread states */
     ngx_http_wsgi_interp_t      *next;
+
+    /*
+     * "interpreter" reloading: a group's first one has the one its
+     * requests start in (the event loop's), and one made to replace it
+     */
+    ngx_http_wsgi_interp_t      *live;
+    ngx_http_wsgi_interp_t *volatile  ready;
+
+    ngx_uint_t                   waited;      /* the change logged waiting */
+    ngx_atomic_t                 requests;    /* in flight, if it may end */
+    ngx_atomic_t                 retired;
+    unsigned                     spare:1;     /* a slot for a new one */
+    unsigned                     ending:1;
 };
 
 
@@ -738,9 +762,33 @@ PyObject *ngx_http_wsgi_module_init(void);
 void ngx_http_wsgi_python_enter(ngx_http_wsgi_interp_t *interp);
 void ngx_http_wsgi_python_leave(void);
 void ngx_http_wsgi_python_switch(ngx_http_wsgi_interp_t *interp);
+ngx_int_t ngx_http_wsgi_interp_new(ngx_http_wsgi_interp_t *interp,
+    ngx_log_t *log);
+ngx_int_t ngx_http_wsgi_interp_end(ngx_http_wsgi_interp_t *interp,
+    ngx_log_t *log);
 
 
-PyObject *ngx_http_wsgi_app_get(ngx_http_wsgi_app_t *app, ngx_log_t *log);
+/* the "interpreter" reload mechanism */
+ngx_http_wsgi_interp_t *ngx_http_wsgi_interp_take(ngx_http_wsgi_ctx_t *ctx);
+void ngx_http_wsgi_interp_drop(ngx_http_wsgi_interp_t *interp);
+ngx_uint_t ngx_http_wsgi_renew_busy(ngx_http_wsgi_app_t *app,
+    ngx_log_t *log);
+ngx_int_t ngx_http_wsgi_renew(ngx_http_wsgi_app_t *app,
+    ngx_http_wsgi_interp_t *interp, ngx_log_t *log);
+void ngx_http_wsgi_interp_reap(void);
+
+/* an interpreter replaced has no requests left: the next to leave ends it */
+extern volatile ngx_uint_t  ngx_http_wsgi_reaping;
+
+
+PyObject *ngx_http_wsgi_app_get(ngx_http_wsgi_app_t *app,
+    ngx_http_wsgi_interp_t *interp, ngx_log_t *log);
+PyObject *ngx_http_wsgi_app_load(ngx_http_wsgi_app_t *app,
+    ngx_uint_t *changed);
+PyObject *ngx_http_wsgi_app_callable(ngx_http_wsgi_app_t *app,
+    PyObject *module, ngx_log_t *log);
+void ngx_http_wsgi_app_loaded(ngx_http_wsgi_app_t *app, ngx_uint_t level,
+    const char *what, ngx_log_t *log);
 PyObject *ngx_http_wsgi_dotted_attr(PyObject *obj, u_char *name);
 PyObject *ngx_http_wsgi_extension_watch(void);
 void ngx_http_wsgi_extension_unwatch(PyObject *watch);
@@ -761,8 +809,6 @@ char *ngx_http_wsgi_python_executable(ngx_conf_t *cf, ngx_command_t *cmd,
 char *ngx_http_wsgi_application_group(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_wsgi_middleware(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-char *ngx_http_wsgi_reload_mechanism(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 PyObject *ngx_http_wsgi_middleware_get(ngx_http_wsgi_ctx_t *ctx,
     PyObject *app);

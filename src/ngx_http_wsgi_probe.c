@@ -129,7 +129,7 @@ ngx_http_wsgi_probe_process(ngx_http_wsgi_app_t *app,
         p->pid = ngx_pid;
 
         /* logged there if it raises */
-        Py_XDECREF(ngx_http_wsgi_app_get(app, ngx_cycle->log));
+        Py_XDECREF(ngx_http_wsgi_app_get(app, app->interp, ngx_cycle->log));
 
         p->returned = 1;
         _exit(0);

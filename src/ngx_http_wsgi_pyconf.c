@@ -85,6 +85,20 @@ ngx_http_wsgi_group_conf(ngx_conf_t *cf, ngx_http_wsgi_main_conf_t *wmcf,
         return NGX_CONF_ERROR;
     }
 
+    if (conf->reloading
+        && conf->mechanism == NGX_HTTP_WSGI_RELOAD_INTERPRETER)
+    {
+        if (group->index == 0) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "\"wsgi_reload_mechanism interpreter\" needs its "
+                          "application in a sub-interpreter, for "
+                          "\"wsgi_pass\" in %s:%ui", conf->file, conf->line);
+            return NGX_CONF_ERROR;
+        }
+
+        group->renew = 1;
+    }
+
     conf->app = ngx_http_wsgi_app_add(cf, wmcf, conf, group->index);
     if (conf->app == NULL) {
         return NGX_CONF_ERROR;
@@ -437,35 +451,6 @@ ngx_http_wsgi_middleware(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     return NGX_CONF_OK;
 }
 
-
-/* the other mechanisms are named already, so that configs can be checked */
-
-char *
-ngx_http_wsgi_reload_mechanism(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf)
-{
-    ngx_http_wsgi_loc_conf_t *wlcf = conf;
-
-    char       *rv;
-    ngx_str_t  *value;
-
-    rv = ngx_conf_set_enum_slot(cf, cmd, conf);
-
-    if (rv != NGX_CONF_OK) {
-        return rv;
-    }
-
-    if (wlcf->mechanism == NGX_HTTP_WSGI_RELOAD_INTERPRETER) {
-        value = cf->args->elts;
-
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "reload mechanism \"%V\" is not supported yet",
-                           &value[1]);
-        return NGX_CONF_ERROR;
-    }
-
-    return NGX_CONF_OK;
-}
 
 
 char *

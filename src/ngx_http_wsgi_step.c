@@ -16,6 +16,7 @@ static void ngx_http_wsgi_step_close(ngx_http_wsgi_ctx_t *ctx);
 static void ngx_http_wsgi_step_release(ngx_http_wsgi_ctx_t *ctx);
 static void ngx_http_wsgi_step_back(ngx_http_wsgi_ctx_t *ctx);
 static void ngx_http_wsgi_step_drain(ngx_http_wsgi_ctx_t *ctx);
+static void ngx_http_wsgi_step_follow(ngx_http_wsgi_ctx_t *ctx);
 static uint64_t ngx_http_wsgi_step_clock(void);
 static void ngx_http_wsgi_step_output(ngx_http_wsgi_ctx_t *ctx, PyObject *obj,
     u_char *data, size_t size);
@@ -123,6 +124,27 @@ ngx_http_wsgi_step_drain(ngx_http_wsgi_ctx_t *ctx)
 }
 
 
+/* a fallback moved the application, and the thread, to main */
+
+static void
+ngx_http_wsgi_step_follow(ngx_http_wsgi_ctx_t *ctx)
+{
+    if (ctx->app->interp != ngx_http_wsgi_interp
+        || ctx->interp == ngx_http_wsgi_interp)
+    {
+        return;
+    }
+
+    if (ctx->counted) {
+        ctx->counted = 0;
+        ngx_http_wsgi_interp_drop(ctx->interp);
+    }
+
+    ctx->interp = ngx_http_wsgi_interp;
+    ngx_http_wsgi_python_switch(ctx->interp);
+}
+
+
 static ngx_int_t
 ngx_http_wsgi_step_call(ngx_http_wsgi_ctx_t *ctx)
 {
@@ -132,16 +154,11 @@ ngx_http_wsgi_step_call(ngx_http_wsgi_ctx_t *ctx)
     environ = NULL;
     result = NULL;
 
-    /* a fallback moved the application, and the thread, to main */
+    ngx_http_wsgi_step_follow(ctx);
 
-    if (ctx->interp != ctx->app->interp) {
-        ctx->interp = ctx->app->interp;
-        ngx_http_wsgi_python_switch(ctx->interp);
-    }
+    app = ngx_http_wsgi_app_get(ctx->app, ctx->interp, ctx->log);
 
-    app = ngx_http_wsgi_app_get(ctx->app, ctx->log);
-
-    ctx->interp = ctx->app->interp;
+    ngx_http_wsgi_step_follow(ctx);
     ctx->step_ts = PyThreadState_Get();
 
     if (ctx->app->retire == 1) {
@@ -794,18 +811,28 @@ ngx_http_wsgi_step_close(ngx_http_wsgi_ctx_t *ctx)
  * it lets bytes go, so it moves their pins to ctx->release (then to a list
  * that outlives the request pool); only threads holding the GIL call this.
  * An object goes in its own interpreter: lists of several interpreters'
- * pins have a tagged interpreter pointer before each one's.
+ * pins have a tagged interpreter pointer before each one's.  Another tag
+ * ends a request's last pins: it is done with its interpreter.
  */
 
 void
 ngx_http_wsgi_release(PyObject **objs, ngx_uint_t n)
 {
-    ngx_uint_t  i;
+    ngx_uint_t               i;
+    ngx_http_wsgi_interp_t  *interp;
 
     for (i = 0; i < n; i++) {
-        if ((uintptr_t) objs[i] & 1) {
-            ngx_http_wsgi_python_switch((ngx_http_wsgi_interp_t *)
-                                        ((uintptr_t) objs[i] & ~1));
+        if ((uintptr_t) objs[i] & NGX_HTTP_WSGI_TAGS) {
+            interp = (ngx_http_wsgi_interp_t *)
+                         ((uintptr_t) objs[i] & ~NGX_HTTP_WSGI_TAGS);
+
+            if ((uintptr_t) objs[i] & NGX_HTTP_WSGI_TAG_INTERP) {
+                ngx_http_wsgi_python_switch(interp);
+
+            } else {
+                ngx_http_wsgi_interp_drop(interp);
+            }
+
             continue;
         }
 
@@ -831,7 +858,7 @@ ngx_http_wsgi_objs_interp(ngx_http_wsgi_objs_t *a,
     }
 
     if (ngx_http_wsgi_ninterps > 1) {
-        tag = (PyObject *) ((uintptr_t) interp | 1);
+        tag = (PyObject *) ((uintptr_t) interp | NGX_HTTP_WSGI_TAG_INTERP);
 
         if (ngx_http_wsgi_objs_add(a, &tag, 1, log) != NGX_OK) {
             return NGX_ERROR;
@@ -908,6 +935,13 @@ ngx_http_wsgi_step_cleanup(ngx_http_wsgi_ctx_t *ctx)
     ngx_http_wsgi_step_log = log;
 
     ngx_http_wsgi_forked_check(ctx->log);
+
+    /* the last the request does in its interpreter */
+
+    if (ctx->counted) {
+        ctx->counted = 0;
+        ngx_http_wsgi_interp_drop(ctx->interp);
+    }
 
     ngx_http_wsgi_python_leave();
 

@@ -582,6 +582,11 @@ ngx_http_wsgi_runner_handler(void *data, ngx_log_t *log)
                 ngx_free(rel);
             }
 
+            if (ngx_http_wsgi_reaping) {
+                /* a busy runner may not leave for a while */
+                ngx_http_wsgi_interp_reap();
+            }
+
             continue;
         }
 

@@ -1,5 +1,5 @@
 """Reloading a changed script (issue #16): wsgi_script_reloading and
-wsgi_reload_mechanism module.
+wsgi_reload_mechanism module, interpreter and process.
 
 The script is tests/apps/reload_app.py with its VERSION filled in; a new
 version is written to a temporary file and renamed over the script, as a
@@ -16,11 +16,17 @@ import time
 
 import pytest
 
-from harness import (APPS_DIR, Parsed, assert_emerg_at, pid_alive,
-                     read_all, req, send, wait_for)
+from harness import (APPS_DIR, Parsed, assert_emerg_at, conf_line,
+                     pid_alive, read_all, req, send, wait_for)
 
 CHECK = 1.0          # s, the rate limit of the look at a script
 MARGIN = 0.5         # s, for the import and a loaded machine
+
+# the "interpreter" mechanism needs its application in a sub-interpreter
+INTERPRETER = "wsgi_reload_mechanism interpreter; wsgi_application_group g;"
+NEW_INTERP = (r'\[notice\] .*wsgi: application group "g" goes on in a new '
+              r'interpreter, the one before ends after its requests in flight')
+ENDED = r'\[info\] .*wsgi: the interpreter replaced in application group "g" ended'
 
 
 def script_text(version, imports=False, body=None):
@@ -172,6 +178,114 @@ def test_imported_module_is_not_reloaded(nginx, tmp_path):
     assert srv.get("/").text.split()[2] == "one"
 
 
+def test_imported_module_is_reloaded_under_interpreter(nginx, tmp_path):
+    """A new interpreter imports everything again: the module the script
+    imports shows its new text, and the interpreter before ends once its
+    requests are done, running its atexit handlers."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "reload_mod.py").write_text(
+        'import atexit\n'
+        'VALUE = "one"\n'
+        'atexit.register(print, "atexit of", VALUE)\n')
+    srv, script = server(nginx, tmp_path, http=f"wsgi_python_path {lib};",
+                         extra=INTERPRETER, imports=True)
+    r = srv.get("/").text.split()
+    assert r[0] == "1" and r[2] == "one"
+
+    (lib / "reload_mod.py").write_text('VALUE = "two"\n')
+    deploy(script, script_text(2, imports=True))
+    assert wait_version(srv, 2), srv.logs_tail()
+    assert srv.get("/").text.split()[2] == "two"
+    assert srv.wait_log(NEW_INTERP), srv.logs_tail()
+    assert srv.wait_log(
+        r'wsgi: reloaded "application" from "[^"]*" in application group '
+        r'"g"'), srv.logs_tail()
+    # the next request's thread ends the old one
+    assert wait_for(lambda: srv.get("/").status == 200
+                    and re.search(ENDED, srv.error_log()), timeout=5), \
+        srv.logs_tail()
+    assert srv.wait_log(r"\[error\] .*wsgi: atexit of one"), srv.logs_tail()
+    assert srv.error_log().count("atexit of") == 1
+
+
+def test_interpreter_reloads_every_application_of_the_group(nginx, tmp_path):
+    """Two scripts in one group: a change of one gives both a new
+    interpreter, where both see the new module."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "reload_mod.py").write_text('VALUE = "one"\n')
+    a = tmp_path / "a.py"
+    b = tmp_path / "b.py"
+    a.write_text(script_text(1, imports=True))
+    b.write_text(script_text(1, imports=True))
+    srv = nginx(http=f"wsgi_python_path {lib};", server=f"""
+        location /a {{
+            wsgi_script_reloading on;
+            {INTERPRETER}
+            wsgi_pass {a};
+        }}
+        location /b {{
+            wsgi_application_group g;
+            wsgi_pass {b};
+        }}""")
+    assert srv.get("/a").text.split()[2] == "one"
+    assert srv.get("/b").text.split()[2] == "one"
+
+    # another size: a .pyc of the same second and size would be taken
+    (lib / "reload_mod.py").write_text('VALUE = "second"\n')
+    deploy(a, script_text(2, imports=True))
+    assert wait_for(lambda: version_of(srv, "/a") == 2,
+                    timeout=CHECK + MARGIN + 3), srv.logs_tail()
+    assert srv.get("/b").text.split()[:3:2] == ["1", "second"]
+    assert srv.error_log().count("wsgi: reloaded") == 2
+
+
+def test_broken_imported_module_keeps_the_old_interpreter(nginx, tmp_path):
+    """With "interpreter", a module the script imports that fails to import
+    fails the reload: the old interpreter goes on, the failed version is not
+    tried again, and the next one is."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "reload_mod.py").write_text('VALUE = "one"\n')
+    srv, script = server(nginx, tmp_path, http=f"wsgi_python_path {lib};",
+                         extra=INTERPRETER, imports=True)
+    assert version_of(srv) == 1
+
+    (lib / "reload_mod.py").write_text('raise ImportError("half deployed")\n')
+    deploy(script, script_text(2, imports=True))
+    assert wait_log(srv, r"\[error\] .*wsgi: failed to reload script "
+                    + re.escape(f'"{script}"') + r" in a new interpreter of "
+                    r'application group "g", the interpreter loaded before '
+                    r"goes on"), srv.logs_tail()
+    assert re.search(r"wsgi: ImportError: half deployed", srv.error_log())
+    assert re.search(r'wsgi:   File "' + re.escape(str(lib))
+                     + r'/reload_mod.py", line 1', srv.error_log())
+    time.sleep(CHECK + 0.1)
+    r = srv.get("/").text.split()
+    assert r[0] == "1" and r[2] == "one"
+    assert srv.error_log().count("failed to reload script") == 1
+
+    (lib / "reload_mod.py").write_text('VALUE = "three"\n')
+    deploy(script, script_text(3, imports=True))
+    assert wait_version(srv, 3), srv.logs_tail()
+    assert srv.get("/").text.split()[2] == "three"
+
+
+def test_interpreter_names_its_group(nginx, tmp_path):
+    srv, script = server(nginx, tmp_path, extra=INTERPRETER, body=(
+        "import ngx\n"
+        "def value():\n"
+        "    return ngx.interpreter\n"))
+    assert srv.get("/").text.split()[2] == "g"
+    deploy(script, script_text(2, body=(
+        "import ngx\n"
+        "def value():\n"
+        "    return ngx.interpreter + '2'\n")))
+    assert wait_version(srv, 2), srv.logs_tail()
+    assert srv.get("/").text.split()[2] == "g2"
+
+
 MW = """
 def middleware(app):
     def wrapped(environ, start_response):
@@ -206,11 +320,13 @@ BROKEN = [
 ]
 
 
+@pytest.mark.parametrize("mechanism", ["module", "interpreter"])
 @pytest.mark.parametrize("kind,body,logged", BROKEN,
                          ids=[b[0] for b in BROKEN])
 def test_broken_version_keeps_the_old_one(nginx, tmp_path, kind, body,
-                                          logged):
-    srv, script = server(nginx, tmp_path)
+                                          logged, mechanism):
+    srv, script = server(nginx, tmp_path, extra=(
+        INTERPRETER if mechanism == "interpreter" else ""))
     assert version_of(srv) == 1
 
     deploy(script, script_text(2, body=body))
@@ -357,6 +473,29 @@ def test_stream_in_flight_finishes_with_old_code(nginx, tmp_path):
     assert version_of(srv) == 2
 
 
+def test_stream_in_flight_keeps_its_interpreter(nginx, tmp_path):
+    """Under "interpreter", a streaming response of version 1 goes on in
+    the interpreter before, which ends only after it."""
+    srv, script = server(nginx, tmp_path, extra=INTERPRETER)
+    go = tmp_path / "go"
+    s = start_stream(srv, go)
+
+    deploy(script, script_text(2))
+    assert wait_version(srv, 2), srv.logs_tail()
+    assert srv.wait_log(NEW_INTERP), srv.logs_tail()
+    for _ in range(10):
+        assert version_of(srv) == 2
+        time.sleep(0.05)
+    assert not re.search(ENDED, srv.error_log()), srv.logs_tail()
+
+    p = finish_stream(s, go)
+    assert p.body.startswith(b"start 1\n")
+    assert p.body.endswith(b"end 1\n"), p.body[-100:]
+    assert wait_for(lambda: version_of(srv) == 2
+                    and re.search(ENDED, srv.error_log()), timeout=5), \
+        srv.logs_tail()
+
+
 def test_stream_in_flight_survives_the_process_mechanism(nginx, tmp_path):
     """A worker that retires for version 2 finishes its streaming response
     of version 1 before it exits, while the other worker, then the new
@@ -417,16 +556,26 @@ def test_nginx_reload_with_stream_in_flight(nginx, tmp_path):
         "old worker did not exit after its response"
 
 
-@pytest.mark.parametrize("mechanism", ["interpreter"])
-def test_unsupported_mechanisms(nginx_t, mechanism):
-    rc, out, conf = nginx_t(server=f"""
-        location / {{
+def test_interpreter_mechanism_needs_a_subinterpreter(nginx_t):
+    rc, out, conf = nginx_t(server="""
+        location / {
             wsgi_script_reloading on;
-            wsgi_reload_mechanism {mechanism};
-            wsgi_pass {{apps}}/hello.py;
-        }}""")
-    assert_emerg_at(rc, out, conf, "wsgi_reload_mechanism",
-                    f'reload mechanism "{mechanism}" is not supported yet')
+            wsgi_reload_mechanism interpreter;
+            wsgi_pass {apps}/hello.py;
+        }""")
+    assert rc != 0, out
+    line = conf_line(conf, "wsgi_pass")
+    assert re.search(r'\[emerg\] \d+#\d+: "wsgi_reload_mechanism '
+                     r'interpreter" needs its application in a '
+                     r'sub-interpreter, for '
+                     rf'"wsgi_pass" in {re.escape(str(conf))}:{line}', out), out
+
+
+def test_interpreter_mechanism_without_reloading_is_no_error(nginx_t):
+    rc, out, _ = nginx_t(
+        http="wsgi_reload_mechanism interpreter;",
+        server="location / { wsgi_pass {apps}/hello.py; }")
+    assert rc == 0, out
 
 
 def test_invalid_mechanism(nginx_t):
@@ -496,15 +645,16 @@ def client(srv, results, stop, every=10, pause=0.005, refresh=None):
 
 
 @pytest.mark.serial
-@pytest.mark.parametrize("mechanism", ["module", "process"])
+@pytest.mark.parametrize("mechanism", ["module", "interpreter", "process"])
 def test_rewrites_under_load(nginx, tmp_path, mechanism):
     """Two workers, two clients on loopback, 20 versions 1.1 s apart:
     no failed request, every answer from a version already written, and
     every request sent more than CHECK + MARGIN after a change answered
     by that version or a later one.  Under "process", the answers with
     "Refresh: 0" are old code, each its worker's last."""
-    srv, script = server(nginx, tmp_path, workers=2,
-                         extra=f"wsgi_reload_mechanism {mechanism};")
+    srv, script = server(nginx, tmp_path, workers=2, extra=(
+        INTERPRETER if mechanism == "interpreter"
+        else f"wsgi_reload_mechanism {mechanism};"))
     assert version_of(srv) == 1
     versions = 20
     changes = {1: time.monotonic()}
@@ -564,9 +714,17 @@ def test_rewrites_under_load(nginx, tmp_path, mechanism):
           f"max {max(old_for, default=0):.3f} s")
     assert last in first, sorted(first)
     assert "failed to reload" not in srv.error_log()
-    if mechanism == "module":
+    if mechanism != "process":
         assert len(pids) == 2, "both workers served"
         assert not refresh
+    if mechanism == "interpreter":
+        # each worker made an interpreter a version it saw, and ended the
+        # one before once its requests were done
+        made = srv.error_log().count("goes on in a new interpreter")
+        ended = srv.error_log().count("interpreter replaced in application")
+        assert versions <= made <= versions * 2, made
+        assert made - 2 <= ended <= made, (made, ended)
+    if mechanism != "process":
         return
 
     # every retiring worker said so once, on old code, as its last answer
