@@ -17,7 +17,8 @@ import time
 import pytest
 
 from harness import (APPS_DIR, Parsed, assert_emerg_at, conf_line,
-                     pid_alive, read_all, req, send, wait_for)
+                     pid_alive, read_all, req, send, subinterpreter_mode,
+                     wait_for)
 
 CHECK = 1.0          # s, the rate limit of the look at a script
 MARGIN = 0.5         # s, for the import and a loaded machine
@@ -496,6 +497,80 @@ def test_stream_in_flight_keeps_its_interpreter(nginx, tmp_path):
         srv.logs_tail()
 
 
+def test_interpreters_still_ending_hold_back_a_change(nginx, tmp_path):
+    """Each version's stream keeps its interpreter: with four of them
+    ending or serving, a fifth version waits, with one warning, until one
+    has ended; then its slot serves the new interpreter."""
+    srv, script = server(nginx, tmp_path, extra=INTERPRETER)
+    streams = []
+    for v in range(2, 6):
+        go = tmp_path / f"go{v}"
+        streams.append((start_stream(srv, go), go, v - 1))
+        deploy(script, script_text(v))
+        if v < 5:
+            assert wait_version(srv, v), srv.logs_tail()
+    assert srv.error_log().count("goes on in a new interpreter") == 3
+
+    # versions 1, 2 and 3 are still in flight and 4 serves: 5 waits
+    warned = (r'\[warn\] .*wsgi: script "[^"]*app\.py" changed, and '
+              r'application group "g" waits for a new interpreter: the 4 '
+              r'before have not ended')
+    deadline = time.monotonic() + CHECK + MARGIN + 3
+    while not re.search(warned, srv.error_log()):
+        assert time.monotonic() < deadline, srv.logs_tail()
+        assert version_of(srv) == 4
+        time.sleep(0.05)
+    for _ in range(10):
+        assert version_of(srv) == 4
+    assert srv.error_log().count("waits for a new interpreter") == 1
+
+    s, go, v = streams.pop(0)
+    p = finish_stream(s, go)
+    assert p.body.endswith(b"end %d\n" % v), p.body[-100:]
+    assert wait_version(srv, 5), srv.logs_tail()
+
+    for s, go, v in streams:
+        p = finish_stream(s, go)
+        assert p.body.endswith(b"end %d\n" % v), p.body[-100:]
+    assert wait_for(lambda: version_of(srv) == 5 and srv.error_log().count(
+        "interpreter replaced in application") == 4, timeout=5), \
+        srv.logs_tail()
+
+
+DAEMON = """
+import threading
+import time
+
+
+def _tick():
+    while True:
+        time.sleep(0.05)
+
+
+threading.Thread(target=_tick, daemon=True).start()
+"""
+
+
+def test_interpreter_with_daemon_threads_is_left_running(nginx, tmp_path):
+    """An interpreter whose daemon threads run cannot end: it is left as it
+    is, with a notice, and the worker goes on, then exits cleanly."""
+    srv, script = server(nginx, tmp_path, extra=INTERPRETER, body=DAEMON)
+    assert version_of(srv) == 1
+    deploy(script, script_text(2, body=DAEMON))
+    assert wait_version(srv, 2), srv.logs_tail()
+    assert wait_for(lambda: version_of(srv) == 2 and re.search(
+        r'\[notice\] .*wsgi: the interpreter of application group "g" is '
+        r'not ended, daemon threads of the application still run',
+        srv.error_log()), timeout=5), srv.logs_tail()
+    assert not re.search(ENDED, srv.error_log())
+
+    # and again: the next version gets another slot
+    deploy(script, script_text(3, body=DAEMON))
+    assert wait_version(srv, 3), srv.logs_tail()
+    srv.stop()
+    assert "exited on signal" not in srv.error_log()
+
+
 def test_stream_in_flight_survives_the_process_mechanism(nginx, tmp_path):
     """A worker that retires for version 2 finishes its streaming response
     of version 1 before it exits, while the other worker, then the new
@@ -556,13 +631,18 @@ def test_nginx_reload_with_stream_in_flight(nginx, tmp_path):
         "old worker did not exit after its response"
 
 
-def test_interpreter_mechanism_needs_a_subinterpreter(nginx_t):
+@pytest.mark.parametrize("main", ["", 'wsgi_application_group "%{GLOBAL}";'],
+                         ids=["default", "global"])
+def test_interpreter_mechanism_needs_a_subinterpreter(nginx_t, main):
+    if subinterpreter_mode() and not main:
+        pytest.skip("every application has a sub-interpreter")
     rc, out, conf = nginx_t(server="""
         location / {
             wsgi_script_reloading on;
             wsgi_reload_mechanism interpreter;
+            %s
             wsgi_pass {apps}/hello.py;
-        }""")
+        }""" % main)
     assert rc != 0, out
     line = conf_line(conf, "wsgi_pass")
     assert re.search(r'\[emerg\] \d+#\d+: "wsgi_reload_mechanism '
