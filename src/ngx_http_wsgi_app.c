@@ -280,7 +280,8 @@ ngx_http_wsgi_app_reload(ngx_http_wsgi_app_t *app,
     ngx_http_wsgi_interp_t *interp, PyObject *old, ngx_log_t *log)
 {
     PyObject                 *obj;
-    ngx_uint_t                renew;
+    ngx_int_t                 rc;
+    ngx_uint_t                renew, changes;
     PyThreadState            *ts;
     ngx_http_wsgi_version_t   v;
 
@@ -292,23 +293,27 @@ ngx_http_wsgi_app_reload(ngx_http_wsgi_app_t *app,
         return Py_NewRef(old);
     }
 
+    changes = app->changes;
+
+    if (ngx_http_wsgi_app_version(app, &v) != NGX_OK
+        || ngx_http_wsgi_app_same(&v, &app->loaded)
+        || ngx_http_wsgi_app_same(&v, &app->failed))
+    {
+        app->handled = changes;
+        return Py_NewRef(old);
+    }
+
     /* not in the main interpreter, where a fallback moved it */
 
     renew = (app->mechanism == NGX_HTTP_WSGI_RELOAD_INTERPRETER
              && interp != ngx_http_wsgi_interp);
 
     if (renew && ngx_http_wsgi_renew_busy(app, log)) {
+        /* the change waits, unhandled */
         return Py_NewRef(old);
     }
 
-    app->handled = app->changes;
-
-    if (ngx_http_wsgi_app_version(app, &v) != NGX_OK
-        || ngx_http_wsgi_app_same(&v, &app->loaded)
-        || ngx_http_wsgi_app_same(&v, &app->failed))
-    {
-        return Py_NewRef(old);
-    }
+    app->handled = changes;
 
     if (app->mechanism == NGX_HTTP_WSGI_RELOAD_PROCESS
         && ngx_process == NGX_PROCESS_WORKER)
@@ -330,8 +335,17 @@ ngx_http_wsgi_app_reload(ngx_http_wsgi_app_t *app,
     if (!renew) {
         obj = ngx_http_wsgi_app_replace(app, log);
 
-    } else if (ngx_http_wsgi_renew(app, interp, log) == NGX_ERROR) {
-        app->failed = v;
+    } else {
+        rc = ngx_http_wsgi_renew(app, interp, log);
+
+        if (rc == NGX_ERROR) {
+            app->failed = v;
+
+        } else if (rc == NGX_DECLINED) {
+            /* tried again a second later */
+            app->handled = changes - 1;
+            app->declined = ngx_current_msec;
+        }
     }
 
     /* the old or the new one is loaded, whichever it is */

@@ -8,6 +8,9 @@
 #include "ngx_http_wsgi_module.h"
 
 
+#define NGX_HTTP_WSGI_GONE  16       /* thread states deleted at a time */
+
+
 typedef struct ngx_http_wsgi_tstates_s  ngx_http_wsgi_tstates_t;
 
 /* a thread's thread states, one per interpreter, made as it needs them */
@@ -296,7 +299,7 @@ ngx_http_wsgi_interp_create(ngx_cycle_t *cycle,
     ngx_http_wsgi_main_conf_t *wmcf)
 {
     PyStatus                 status;
-    ngx_uint_t               i, n, total;
+    ngx_uint_t               i, j, k, n, total;
     PyThreadState           *ts;
     ngx_http_wsgi_group_t   *groups;
     ngx_http_wsgi_interp_t  *interps, *interp;
@@ -320,10 +323,24 @@ ngx_http_wsgi_interp_create(ngx_cycle_t *cycle,
 
     for (i = 0; i < total; i++) {
         interps[i].index = i;
-        interps[i].group = (i < n) ? &groups[i] : NULL;
-        interps[i].live = (i < n) ? &interps[i] : NULL;
-        interps[i].spare = (i >= n);
         interps[i].next = (i + 1 < total) ? &interps[i + 1] : NULL;
+
+        if (i < n) {
+            interps[i].group = &groups[i];
+            interps[i].live = &interps[i];
+        }
+    }
+
+    /* a group's spare slots are its own: its name and path go with them */
+
+    k = n;
+
+    for (i = 1; i < n; i++) {
+        for (j = 1; groups[i].renew && j < NGX_HTTP_WSGI_GENERATIONS; j++) {
+            interps[k].group = &groups[i];
+            interps[k].spare = 1;
+            k++;
+        }
     }
 
     ngx_http_wsgi_interp = interps;
@@ -641,7 +658,7 @@ ngx_http_wsgi_interp_done(ngx_cycle_t *cycle)
 
         ngx_http_wsgi_log_stream_done(NULL);
 
-        if (ngx_http_wsgi_interp_end(interp, cycle->log) != NGX_OK) {
+        if (ngx_http_wsgi_interp_end(interp, 1, cycle->log) != NGX_OK) {
             ended = 0;
         }
 
@@ -679,7 +696,7 @@ ngx_http_wsgi_interp_done(ngx_cycle_t *cycle)
 /*
  * An interpreter for a slot, made by the calling thread while it is in
  * another one, and set up: the thread is in it then.  On NGX_ERROR, logged,
- * the thread is in none.
+ * the thread is in none, or in it if it could not end (interp->is).
  */
 
 ngx_int_t
@@ -714,10 +731,8 @@ ngx_http_wsgi_interp_new(ngx_http_wsgi_interp_t *interp, ngx_log_t *log)
                                     "of application group \"%V\" failed",
                                     &interp->group->name);
 
-        if (ngx_http_wsgi_interp_end(interp, log) != NGX_OK) {
-            (void) PyThreadState_Swap(NULL);
-            ngx_http_wsgi_ts = NULL;
-        }
+        /* when threads it started keep it, the thread stays in it */
+        (void) ngx_http_wsgi_interp_end(interp, 0, log);
 
         return NGX_ERROR;
     }
@@ -728,34 +743,54 @@ ngx_http_wsgi_interp_new(ngx_http_wsgi_interp_t *interp, ngx_log_t *log)
 
 /*
  * Py_EndInterpreter() joins the non-daemon threads, and then requires that
- * no other thread state is left: ours go first, and a daemon thread of the
- * application keeps the interpreter.  The calling thread is in it; on
- * NGX_OK, in none.
+ * no other thread state is left: ours go first.  A daemon thread of the
+ * application keeps the interpreter, and without join any thread of the
+ * application does: NGX_DECLINED.  The calling thread is in it; on NGX_OK,
+ * in none.
  */
 
 ngx_int_t
-ngx_http_wsgi_interp_end(ngx_http_wsgi_interp_t *interp, ngx_log_t *log)
+ngx_http_wsgi_interp_end(ngx_http_wsgi_interp_t *interp, ngx_uint_t join,
+    ngx_log_t *log)
 {
     ngx_int_t                 joined;
     ngx_uint_t                i, n;
     PyThreadState            *ts, *self;
     ngx_http_wsgi_tstates_t  *set;
+    PyThreadState            *gone[NGX_HTTP_WSGI_GONE];
 
     self = ngx_http_wsgi_ts;
 
-    (void) pthread_mutex_lock(&ngx_http_wsgi_tstates_mutex);
+    /*
+     * cleared out of the lock: a thread's objects may run Python, which
+     * lets another thread in, that may want the lock
+     */
 
-    for (set = ngx_http_wsgi_tstates_all; set; set = set->next) {
-        ts = set->ts[interp->index];
+    do {
+        n = 0;
 
-        if (ts && ts != self) {
-            PyThreadState_Clear(ts);
-            PyThreadState_Delete(ts);
-            set->ts[interp->index] = NULL;
+        (void) pthread_mutex_lock(&ngx_http_wsgi_tstates_mutex);
+
+        for (set = ngx_http_wsgi_tstates_all;
+             set && n < NGX_HTTP_WSGI_GONE;
+             set = set->next)
+        {
+            ts = set->ts[interp->index];
+
+            if (ts && ts != self) {
+                gone[n++] = ts;
+                set->ts[interp->index] = NULL;
+            }
         }
-    }
 
-    (void) pthread_mutex_unlock(&ngx_http_wsgi_tstates_mutex);
+        (void) pthread_mutex_unlock(&ngx_http_wsgi_tstates_mutex);
+
+        for (i = 0; i < n; i++) {
+            PyThreadState_Clear(gone[i]);
+            PyThreadState_Delete(gone[i]);
+        }
+
+    } while (n == NGX_HTTP_WSGI_GONE);
 
     /* a thread that just ended may still have its thread state */
 
@@ -771,7 +806,7 @@ ngx_http_wsgi_interp_end(ngx_http_wsgi_interp_t *interp, ngx_log_t *log)
             }
         }
 
-        joined = ngx_http_wsgi_interp_joined();
+        joined = join ? ngx_http_wsgi_interp_joined() : 0;
 
         if (joined == NGX_ERROR || (ngx_uint_t) joined >= n || i == 10) {
             break;
@@ -783,10 +818,13 @@ ngx_http_wsgi_interp_end(ngx_http_wsgi_interp_t *interp, ngx_log_t *log)
     }
 
     if (joined == NGX_ERROR || (ngx_uint_t) joined < n) {
-        ngx_log_error(NGX_LOG_NOTICE, log, 0,
-                      "wsgi: the interpreter of application group \"%V\" "
-                      "is not ended, daemon threads of the application "
-                      "still run", &interp->group->name);
+        if (join) {
+            ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                          "wsgi: the interpreter of application group "
+                          "\"%V\" is not ended, daemon threads of the "
+                          "application still run", &interp->group->name);
+        }
+
         return NGX_DECLINED;
     }
 

@@ -101,6 +101,8 @@ typedef struct {
     /* Python side, under the GIL */
     ngx_uint_t                   handled;     /* changes acted on */
     ngx_uint_t                   retire;      /* "process": 1, then 2 */
+    ngx_uint_t                   waited;      /* "interpreter": logged */
+    ngx_msec_t                   declined;    /* "interpreter": put off */
     ngx_http_wsgi_version_t      loaded;
     ngx_http_wsgi_version_t      failed;      /* its import failed */
 } ngx_http_wsgi_app_t;
@@ -478,11 +480,12 @@ struct ngx_http_wsgi_interp_s {
     ngx_http_wsgi_interp_t      *live;
     ngx_http_wsgi_interp_t *volatile  ready;
 
-    ngx_uint_t                   waited;      /* the change logged waiting */
     ngx_atomic_t                 requests;    /* in flight, if it may end */
     ngx_atomic_t                 retired;
+    ngx_msec_t                   tried;       /* to end it, and it ran on */
     unsigned                     spare:1;     /* a slot for a new one */
     unsigned                     ending:1;
+    unsigned                     running:1;   /* threads kept it from ending */
 };
 
 
@@ -765,7 +768,7 @@ void ngx_http_wsgi_python_switch(ngx_http_wsgi_interp_t *interp);
 ngx_int_t ngx_http_wsgi_interp_new(ngx_http_wsgi_interp_t *interp,
     ngx_log_t *log);
 ngx_int_t ngx_http_wsgi_interp_end(ngx_http_wsgi_interp_t *interp,
-    ngx_log_t *log);
+    ngx_uint_t join, ngx_log_t *log);
 
 
 /* the "interpreter" reload mechanism */
@@ -779,6 +782,9 @@ void ngx_http_wsgi_interp_reap(void);
 
 /* an interpreter replaced has no requests left: the next to leave ends it */
 extern volatile ngx_uint_t  ngx_http_wsgi_reaping;
+
+#define NGX_HTTP_WSGI_REAP_NOW    1
+#define NGX_HTTP_WSGI_REAP_LATER  2         /* threads ran on in one */
 
 
 PyObject *ngx_http_wsgi_app_get(ngx_http_wsgi_app_t *app,

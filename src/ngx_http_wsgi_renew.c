@@ -16,7 +16,8 @@
 #include "ngx_http_wsgi_module.h"
 
 
-static ngx_http_wsgi_interp_t *ngx_http_wsgi_renew_slot(void);
+static ngx_http_wsgi_interp_t *ngx_http_wsgi_renew_slot(
+    ngx_http_wsgi_interp_t *home);
 static ngx_int_t ngx_http_wsgi_renew_apps(ngx_http_wsgi_app_t *app,
     ngx_http_wsgi_interp_t *interp, ngx_http_wsgi_interp_t *fresh,
     ngx_uint_t *changed, ngx_log_t *log);
@@ -25,6 +26,9 @@ static ngx_int_t ngx_http_wsgi_renew_import(ngx_http_wsgi_app_t *app,
 
 
 volatile ngx_uint_t  ngx_http_wsgi_reaping;
+
+/* when the reaper last looked */
+static ngx_msec_t  ngx_http_wsgi_reaped;
 
 
 /* the event loop's: the interpreter a request starts in, counted */
@@ -53,7 +57,7 @@ ngx_http_wsgi_interp_take(ngx_http_wsgi_ctx_t *ctx)
         ngx_memory_barrier();
 
         if (live->requests == 0) {
-            ngx_http_wsgi_reaping = 1;
+            ngx_http_wsgi_reaping = NGX_HTTP_WSGI_REAP_NOW;
         }
 
         live = ready;
@@ -74,14 +78,15 @@ ngx_http_wsgi_interp_drop(ngx_http_wsgi_interp_t *interp)
     if (ngx_atomic_fetch_add(&interp->requests, -1) == 1
         && interp->retired)
     {
-        ngx_http_wsgi_reaping = 1;
+        ngx_http_wsgi_reaping = NGX_HTTP_WSGI_REAP_NOW;
     }
 }
 
 
 /*
  * Whether a change waits: the interpreter made for the last one is not
- * taken yet, or those replaced before still end.
+ * taken yet, a script read while it changed is read again a second later,
+ * or the interpreters replaced before still end.
  */
 
 ngx_uint_t
@@ -91,16 +96,18 @@ ngx_http_wsgi_renew_busy(ngx_http_wsgi_app_t *app, ngx_log_t *log)
 
     home = &ngx_http_wsgi_interp[app->group];
 
-    if (home->ready) {
+    if (home->ready
+        || ngx_current_msec - app->declined < NGX_HTTP_WSGI_RELOAD_CHECK)
+    {
         return 1;
     }
 
-    if (ngx_http_wsgi_renew_slot()) {
+    if (ngx_http_wsgi_renew_slot(home)) {
         return 0;
     }
 
-    if (home->waited != app->changes) {
-        home->waited = app->changes;
+    if (app->waited != app->changes) {
+        app->waited = app->changes;
 
         ngx_log_error(NGX_LOG_WARN, log, 0,
                       "wsgi: script \"%s\" changed, and application group "
@@ -114,12 +121,12 @@ ngx_http_wsgi_renew_busy(ngx_http_wsgi_app_t *app, ngx_log_t *log)
 
 
 static ngx_http_wsgi_interp_t *
-ngx_http_wsgi_renew_slot(void)
+ngx_http_wsgi_renew_slot(ngx_http_wsgi_interp_t *home)
 {
     ngx_http_wsgi_interp_t  *interp;
 
     for (interp = ngx_http_wsgi_interp; interp; interp = interp->next) {
-        if (interp->spare) {
+        if (interp->spare && interp->group == home->group) {
             return interp;
         }
     }
@@ -145,13 +152,12 @@ ngx_http_wsgi_renew(ngx_http_wsgi_app_t *app, ngx_http_wsgi_interp_t *interp,
 
     home = &ngx_http_wsgi_interp[app->group];
 
-    fresh = ngx_http_wsgi_renew_slot();
+    fresh = ngx_http_wsgi_renew_slot(home);
     if (fresh == NULL) {
         return NGX_DECLINED;
     }
 
     fresh->spare = 0;
-    fresh->group = home->group;
 
     changed = 0;
 
@@ -201,6 +207,7 @@ ngx_http_wsgi_renew_apps(ngx_http_wsgi_app_t *app,
     ngx_int_t                   rc;
     ngx_uint_t                  i, n;
     ngx_http_wsgi_app_t       **apps, **load;
+    ngx_http_wsgi_version_t    *loaded;
     ngx_http_wsgi_main_conf_t  *wmcf;
 
     wmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
@@ -209,12 +216,16 @@ ngx_http_wsgi_renew_apps(ngx_http_wsgi_app_t *app,
     apps = wmcf->apps.elts;
     n = wmcf->apps.nelts;
 
-    load = PyMem_RawMalloc(n * sizeof(ngx_http_wsgi_app_t *));
+    load = PyMem_RawMalloc(n * (sizeof(ngx_http_wsgi_app_t *)
+                                + sizeof(ngx_http_wsgi_version_t)));
     if (load == NULL) {
         ngx_log_error(NGX_LOG_ERR, log, 0, "wsgi: no memory to reload");
         fresh->spare = 1;
         return NGX_ERROR;
     }
+
+    /* the versions the old interpreter has, should the new one fail */
+    loaded = (ngx_http_wsgi_version_t *) &load[n];
 
     /* the applications, known while the thread is in the interpreter */
 
@@ -232,6 +243,7 @@ ngx_http_wsgi_renew_apps(ngx_http_wsgi_app_t *app,
             || PyList_GET_ITEM(interp->apps, apps[i]->index) != Py_None)
         {
             load[i] = apps[i];
+            loaded[i] = apps[i]->loaded;
         }
     }
 
@@ -243,12 +255,19 @@ ngx_http_wsgi_renew_apps(ngx_http_wsgi_app_t *app,
         }
     }
 
-    PyMem_RawFree(load);
-
     if (rc == NGX_OK) {
+        PyMem_RawFree(load);
         ngx_memzero(&app->failed, sizeof(ngx_http_wsgi_version_t));
         return NGX_OK;
     }
+
+    for (i = 0; i < n; i++) {
+        if (load[i]) {
+            load[i]->loaded = loaded[i];
+        }
+    }
+
+    PyMem_RawFree(load);
 
     if (fresh->is == NULL) {
         /* not made, or ended by ngx_http_wsgi_interp_new() */
@@ -258,14 +277,17 @@ ngx_http_wsgi_renew_apps(ngx_http_wsgi_app_t *app,
 
     ngx_http_wsgi_log_stream_done(NULL);
 
-    if (ngx_http_wsgi_interp_end(fresh, log) == NGX_OK) {
+    if (ngx_http_wsgi_interp_end(fresh, 0, log) == NGX_OK) {
         fresh->spare = 1;
-
-    } else {
-        /* its daemon threads run: it stays, and its slot */
-        fresh->retired = 1;
-        fresh->ending = 1;
+        return NGX_ERROR;
     }
+
+    /* threads the import started run on: the reaper tries again */
+
+    fresh->retired = 1;
+    fresh->running = 1;
+    fresh->tried = ngx_current_msec;
+    ngx_http_wsgi_reaping = NGX_HTTP_WSGI_REAP_LATER;
 
     return NGX_ERROR;
 }
@@ -313,26 +335,45 @@ ngx_http_wsgi_renew_import(ngx_http_wsgi_app_t *app,
 /*
  * Ends the retired interpreters that have no requests: the calling thread
  * holds the GIL outside any step, in any interpreter, and is in one of
- * ours after it.
+ * ours after it.  One that threads of the application keep is tried again
+ * a second later: the reaper may be the event loop, which may not wait for
+ * them.
  */
 
 void
 ngx_http_wsgi_interp_reap(void)
 {
     ngx_log_t               *log;
+    ngx_uint_t               later;
     ngx_http_wsgi_interp_t  *interp, *back;
+
+    if (ngx_http_wsgi_reaping == NGX_HTTP_WSGI_REAP_LATER
+        && ngx_current_msec - ngx_http_wsgi_reaped < NGX_HTTP_WSGI_RELOAD_CHECK)
+    {
+        return;
+    }
 
     ngx_http_wsgi_reaping = 0;
     ngx_memory_barrier();
 
+    ngx_http_wsgi_reaped = ngx_current_msec;
+
     log = ngx_cycle->log;
     back = ngx_http_wsgi_interp_current();
+    later = 0;
 
     for (interp = ngx_http_wsgi_interp; interp; interp = interp->next) {
 
         if (!interp->retired || interp->ending || interp->requests
             || interp->is == NULL)
         {
+            continue;
+        }
+
+        if (interp->running
+            && ngx_current_msec - interp->tried < NGX_HTTP_WSGI_RELOAD_CHECK)
+        {
+            later = 1;
             continue;
         }
 
@@ -343,22 +384,38 @@ ngx_http_wsgi_interp_reap(void)
         /* partial lines that its threads left */
         ngx_http_wsgi_log_stream_done(NULL);
 
-        if (back == interp) {
-            back = ngx_http_wsgi_interp;
-        }
-
-        if (ngx_http_wsgi_interp_end(interp, log) == NGX_OK) {
+        if (ngx_http_wsgi_interp_end(interp, 0, log) == NGX_OK) {
             ngx_log_error(NGX_LOG_INFO, log, 0,
                           "wsgi: the interpreter replaced in application "
                           "group \"%V\" ended", &interp->group->name);
 
+            if (back == interp) {
+                back = ngx_http_wsgi_interp;
+            }
+
             interp->retired = 0;
-            interp->ending = 0;
+            interp->running = 0;
             interp->spare = 1;
+
+        } else {
+            if (!interp->running) {
+                ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                              "wsgi: the interpreter replaced in application "
+                              "group \"%V\" is not ended yet, threads of the "
+                              "application run in it", &interp->group->name);
+            }
+
+            interp->running = 1;
+            interp->tried = ngx_current_msec;
+            later = 1;
         }
 
-        /* else its daemon threads run: it stays, and its slot */
+        interp->ending = 0;
 
         ngx_http_wsgi_python_switch(back);
+    }
+
+    if (later && ngx_http_wsgi_reaping == 0) {
+        ngx_http_wsgi_reaping = NGX_HTTP_WSGI_REAP_LATER;
     }
 }
