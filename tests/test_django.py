@@ -16,7 +16,7 @@ import urllib.parse
 
 import pytest
 
-from harness import APPS_DIR, compat
+from harness import APPS_DIR, compat, wait_for
 
 PYTHON = "/usr/bin/python3"
 SITE = APPS_DIR / "django_site"
@@ -166,4 +166,42 @@ def test_django_admin_login_rejected(srv):
     assert "Please enter the correct username and password" in r.text
     assert "sessionid" not in b.cookies
 
+    no_errors(srv)
+
+
+def test_django_reloaded_in_a_new_interpreter(nginx, site, tmp_path):
+    """wsgi_reload_mechanism interpreter on a real project: a view changed
+    in an imported module shows once wsgi.py is touched, and a session
+    made before the reload still logs in, through the new interpreter."""
+    d = tmp_path / "django_site"
+    shutil.copytree(site, d, ignore=shutil.ignore_patterns("__pycache__"))
+    srv = nginx(http=f"wsgi_python_path {d};", server=f"""
+        location / {{
+            wsgi_application_group django;
+            wsgi_script_reloading on;
+            wsgi_reload_mechanism interpreter;
+            wsgi_pass {d}/wsgi.py;
+        }}""")
+    b = Browser(srv)
+    token = login_form(b)
+    r = b.post_form("/admin/login/?next=/admin/", {
+        "csrfmiddlewaretoken": token, "username": USER,
+        "password": PASSWORD, "next": "/admin/"})
+    assert r.status == 302, f"{r!r}\n{srv.logs_tail()}"
+    assert srv.get("/x").text == "django_site: GET /x\n"
+
+    urls = d / "testsite" / "urls.py"
+    urls.write_text(urls.read_text().replace('"django_site: ',
+                                             '"django_site v2: '))
+    os.utime(d / "wsgi.py")
+    assert wait_for(lambda: srv.get("/x").text == "django_site v2: GET /x\n",
+                    timeout=5), srv.logs_tail()
+    assert srv.wait_log(r'wsgi: application group "django" goes on in a '
+                        r'new interpreter'), srv.logs_tail()
+
+    r = b.get("/admin/")
+    assert r.status == 200, f"{r!r}\n{srv.logs_tail()}"
+    assert "Site administration" in r.text
+    assert srv.wait_log(r'wsgi: the interpreter replaced in application '
+                        r'group "django" ended'), srv.logs_tail()
     no_errors(srv)
