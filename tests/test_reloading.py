@@ -163,16 +163,25 @@ def test_reload_in_application_group(nginx, tmp_path):
                         r'application group "reloaded"')
 
 
-def test_imported_module_is_not_reloaded(nginx, tmp_path):
+def importing_server(nginx, tmp_path, extra="", text='VALUE = "one"\n'):
+    """A server whose script imports reload_mod, with text, from a
+    wsgi_python_path directory, and answers with its VALUE "one":
+    (srv, script, the module's file)."""
     lib = tmp_path / "lib"
     lib.mkdir()
-    (lib / "reload_mod.py").write_text('VALUE = "one"\n')
+    mod = lib / "reload_mod.py"
+    mod.write_text(text)
     srv, script = server(nginx, tmp_path, http=f"wsgi_python_path {lib};",
-                         imports=True)
+                         extra=extra, imports=True)
     r = srv.get("/").text.split()
-    assert r[0] == "1" and r[2] == "one"
+    assert r[0] == "1" and r[2] == "one", srv.logs_tail()
+    return srv, script, mod
 
-    (lib / "reload_mod.py").write_text('VALUE = "two"\n')
+
+def test_imported_module_is_not_reloaded(nginx, tmp_path):
+    srv, script, mod = importing_server(nginx, tmp_path)
+
+    mod.write_text('VALUE = "two"\n')
     deploy(script, script_text(2, imports=True))
     assert wait_version(srv, 2), srv.logs_tail()
     # the new script's import found the module already there
@@ -183,18 +192,13 @@ def test_imported_module_is_reloaded_under_interpreter(nginx, tmp_path):
     """A new interpreter imports everything again: the module the script
     imports shows its new text, and the interpreter before ends once its
     requests are done, running its atexit handlers."""
-    lib = tmp_path / "lib"
-    lib.mkdir()
-    (lib / "reload_mod.py").write_text(
-        'import atexit\n'
-        'VALUE = "one"\n'
-        'atexit.register(print, "atexit of", VALUE)\n')
-    srv, script = server(nginx, tmp_path, http=f"wsgi_python_path {lib};",
-                         extra=INTERPRETER, imports=True)
-    r = srv.get("/").text.split()
-    assert r[0] == "1" and r[2] == "one"
+    srv, script, mod = importing_server(
+        nginx, tmp_path, extra=INTERPRETER, text=(
+            'import atexit\n'
+            'VALUE = "one"\n'
+            'atexit.register(print, "atexit of", VALUE)\n'))
 
-    (lib / "reload_mod.py").write_text('VALUE = "two"\n')
+    mod.write_text('VALUE = "two"\n')
     deploy(script, script_text(2, imports=True))
     assert wait_version(srv, 2), srv.logs_tail()
     assert srv.get("/").text.split()[2] == "two"
@@ -246,28 +250,23 @@ def test_broken_imported_module_keeps_the_old_interpreter(nginx, tmp_path):
     """With "interpreter", a module the script imports that fails to import
     fails the reload: the old interpreter goes on, the failed version is not
     tried again, and the next one is."""
-    lib = tmp_path / "lib"
-    lib.mkdir()
-    (lib / "reload_mod.py").write_text('VALUE = "one"\n')
-    srv, script = server(nginx, tmp_path, http=f"wsgi_python_path {lib};",
-                         extra=INTERPRETER, imports=True)
-    assert version_of(srv) == 1
+    srv, script, mod = importing_server(nginx, tmp_path, extra=INTERPRETER)
 
-    (lib / "reload_mod.py").write_text('raise ImportError("half deployed")\n')
+    mod.write_text('raise ImportError("half deployed")\n')
     deploy(script, script_text(2, imports=True))
     assert wait_log(srv, r"\[error\] .*wsgi: failed to reload script "
                     + re.escape(f'"{script}"') + r" in a new interpreter of "
                     r'application group "g", the interpreter loaded before '
                     r"goes on"), srv.logs_tail()
     assert re.search(r"wsgi: ImportError: half deployed", srv.error_log())
-    assert re.search(r'wsgi:   File "' + re.escape(str(lib))
-                     + r'/reload_mod.py", line 1', srv.error_log())
+    assert re.search(r'wsgi:   File "' + re.escape(str(mod))
+                     + r'", line 1', srv.error_log())
     time.sleep(CHECK + 0.1)
     r = srv.get("/").text.split()
     assert r[0] == "1" and r[2] == "one"
     assert srv.error_log().count("failed to reload script") == 1
 
-    (lib / "reload_mod.py").write_text('VALUE = "three"\n')
+    mod.write_text('VALUE = "three"\n')
     deploy(script, script_text(3, imports=True))
     assert wait_version(srv, 3), srv.logs_tail()
     assert srv.get("/").text.split()[2] == "three"
