@@ -146,16 +146,14 @@ ngx_http_wsgi_python_leave(void)
 
     if (--ngx_http_wsgi_depth == 0) {
 
-#if (PY_VERSION_HEX >= 0x030C0000)
         /*
          * 3.12 binds PyGILState to the thread state a thread ran last,
          * and another thread may end that one's interpreter
          */
 
-        if (ngx_http_wsgi_interp) {
+        if (NGX_HTTP_WSGI_GILSTATE_LAST && ngx_http_wsgi_interp) {
             ngx_http_wsgi_python_switch(ngx_http_wsgi_interp);
         }
-#endif
 
         (void) PyEval_SaveThread();
         ngx_http_wsgi_ts = NULL;
