@@ -272,6 +272,19 @@ def test_broken_imported_module_keeps_the_old_interpreter(nginx, tmp_path):
     assert srv.get("/").text.split()[2] == "three"
 
 
+def test_interpreter_of_a_script_of_its_own(nginx, tmp_path):
+    """With wsgi_enable_subinterpreters on, the script is its group: the
+    mechanism needs no wsgi_application_group."""
+    srv, script = server(nginx, tmp_path, extra=(
+        "wsgi_enable_subinterpreters on; "
+        "wsgi_reload_mechanism interpreter;"))
+    assert version_of(srv) == 1
+    deploy(script, script_text(2))
+    assert wait_version(srv, 2), srv.logs_tail()
+    assert srv.wait_log(r'wsgi: application group "' + re.escape(str(script))
+                        + r'" goes on in a new interpreter'), srv.logs_tail()
+
+
 def test_interpreter_names_its_group(nginx, tmp_path):
     srv, script = server(nginx, tmp_path, extra=INTERPRETER, body=(
         "import ngx\n"
