@@ -669,6 +669,7 @@ ngx_http_wsgi_interp_done(ngx_cycle_t *cycle)
 
     Py_CLEAR(interp->apps);
     interp->state = NULL;
+    ngx_http_wsgi_module_release(interp->module);
     Py_CLEAR(interp->module);
     Py_CLEAR(interp->name);
 
@@ -828,6 +829,7 @@ ngx_http_wsgi_interp_end(ngx_http_wsgi_interp_t *interp, ngx_uint_t join,
 
     Py_CLEAR(interp->apps);
     interp->state = NULL;
+    ngx_http_wsgi_module_release(interp->module);
     Py_CLEAR(interp->module);
     Py_CLEAR(interp->name);
 

@@ -762,6 +762,7 @@ ngx_int_t ngx_http_wsgi_interp_init(ngx_cycle_t *cycle,
 void ngx_http_wsgi_interp_done(ngx_cycle_t *cycle);
 void ngx_http_wsgi_watchdog_start(ngx_cycle_t *cycle);
 PyObject *ngx_http_wsgi_module_init(void);
+void ngx_http_wsgi_module_release(PyObject *m);
 void ngx_http_wsgi_python_enter(ngx_http_wsgi_interp_t *interp);
 void ngx_http_wsgi_python_leave(void);
 void ngx_http_wsgi_python_switch(ngx_http_wsgi_interp_t *interp);

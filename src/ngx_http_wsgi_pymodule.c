@@ -160,6 +160,22 @@ ngx_http_wsgi_module_exec(PyObject *m)
 }
 
 
+/*
+ * The state keeps instances of the module's types (the environ templates'
+ * objects, the stdio streams): not tracked by the garbage collector, they
+ * hide that the types, and through them the module, are only held in a
+ * cycle.  The interpreter's end would not free them: the state goes first.
+ */
+
+void
+ngx_http_wsgi_module_release(PyObject *m)
+{
+    if (m != NULL) {
+        (void) ngx_http_wsgi_module_clear(m);
+    }
+}
+
+
 static int
 ngx_http_wsgi_module_traverse(PyObject *m, visitproc visit, void *arg)
 {
