@@ -482,7 +482,8 @@ ngx_http_wsgi_interp_setup(ngx_http_wsgi_interp_t *interp,
 
     /*
      * threading takes the thread that imports it first for the main one,
-     * and the interpreter's end waits for that one: the event loop's
+     * and the interpreter's end waits for that one: the thread that makes
+     * the interpreter, whose thread state goes before the end
      */
 
     threading = PyImport_ImportModule("threading");
