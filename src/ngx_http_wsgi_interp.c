@@ -348,7 +348,6 @@ ngx_http_wsgi_interp_create(ngx_cycle_t *cycle,
 
     ts = ngx_http_wsgi_ts;
     interps[0].is = PyThreadState_GetInterpreter(ts);
-    interps[0].main = ts;
 
     ngx_http_wsgi_tstates_get()->ts[0] = ts;
 
@@ -369,7 +368,6 @@ ngx_http_wsgi_interp_create(ngx_cycle_t *cycle,
             }
 
             interp->is = PyThreadState_GetInterpreter(ts);
-            interp->main = ts;
             ngx_http_wsgi_tstates->ts[i] = ts;
             ngx_http_wsgi_ts = ts;
         }
@@ -718,7 +716,6 @@ ngx_http_wsgi_interp_new(ngx_http_wsgi_interp_t *interp, ngx_log_t *log)
     }
 
     interp->is = PyThreadState_GetInterpreter(ts);
-    interp->main = ts;
     ngx_http_wsgi_tstates_get()->ts[interp->index] = ts;
     ngx_http_wsgi_ts = ts;
 
@@ -840,7 +837,6 @@ ngx_http_wsgi_interp_end(ngx_http_wsgi_interp_t *interp, ngx_uint_t join,
     ngx_http_wsgi_ts = NULL;
 
     interp->is = NULL;
-    interp->main = NULL;
 
     return NGX_OK;
 }

@@ -464,7 +464,6 @@ struct ngx_http_wsgi_ctx_s {
 /* an interpreter of the worker, with its applications */
 struct ngx_http_wsgi_interp_s {
     PyInterpreterState          *is;
-    PyThreadState               *main;        /* the event loop thread's */
     PyObject                    *module;      /* "ngx" */
     void                        *state;       /* its state */
     PyObject                    *apps;        /* list, index -> app or None */
