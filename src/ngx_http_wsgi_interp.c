@@ -32,6 +32,7 @@ static ngx_int_t ngx_http_wsgi_interp_setup(ngx_http_wsgi_interp_t *interp,
     ngx_http_wsgi_main_conf_t *wmcf);
 static ngx_int_t ngx_http_wsgi_interp_path(ngx_array_t *path);
 static ngx_int_t ngx_http_wsgi_interp_stdio(void);
+static void ngx_http_wsgi_interp_clear(ngx_http_wsgi_interp_t *interp);
 static ngx_int_t ngx_http_wsgi_interp_joined(void);
 static void ngx_http_wsgi_watchdog_stop(void);
 static void *ngx_http_wsgi_watchdog(void *data);
@@ -666,11 +667,7 @@ ngx_http_wsgi_interp_done(ngx_cycle_t *cycle)
 
     ngx_http_wsgi_log_stream_done(NULL);
 
-    Py_CLEAR(interp->apps);
-    interp->state = NULL;
-    ngx_http_wsgi_module_release(interp->module);
-    Py_CLEAR(interp->module);
-    Py_CLEAR(interp->name);
+    ngx_http_wsgi_interp_clear(interp);
 
     if (!ended) {
         /*
@@ -825,11 +822,7 @@ ngx_http_wsgi_interp_end(ngx_http_wsgi_interp_t *interp, ngx_uint_t join,
         return NGX_DECLINED;
     }
 
-    Py_CLEAR(interp->apps);
-    interp->state = NULL;
-    ngx_http_wsgi_module_release(interp->module);
-    Py_CLEAR(interp->module);
-    Py_CLEAR(interp->name);
+    ngx_http_wsgi_interp_clear(interp);
 
     Py_EndInterpreter(self);
 
@@ -839,6 +832,19 @@ ngx_http_wsgi_interp_end(ngx_http_wsgi_interp_t *interp, ngx_uint_t join,
     interp->is = NULL;
 
     return NGX_OK;
+}
+
+
+/* what the worker holds of an interpreter, before it ends */
+
+static void
+ngx_http_wsgi_interp_clear(ngx_http_wsgi_interp_t *interp)
+{
+    Py_CLEAR(interp->apps);
+    interp->state = NULL;
+    ngx_http_wsgi_module_release(interp->module);
+    Py_CLEAR(interp->module);
+    Py_CLEAR(interp->name);
 }
 
 
